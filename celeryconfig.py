@@ -1,0 +1,69 @@
+"""Celery settings: each one here is a reliability decision, derived from ``worker.settings``.
+
+* Late acks: a message is acknowledged after its handler finished, not when it was received.
+* ``task_retry_on_worker_lost``: a lost pool child's message is retried (bounded) instead of being
+  acknowledged and lost; ``task_reject_on_worker_lost`` stays off (it loops forever).
+* The visibility timeout bounds how long a message of a worker killed outright waits in
+  ``unacked`` before redelivery; every countdown (retry back-off, Retry-After) and the task time
+  limit stay below it (checked in ``Settings``), or a waiting task would be redelivered and run
+  twice.
+* ``worker_cancel_long_running_tasks_on_connection_loss``: a broker blip must not leave a second
+  copy running beside the first.
+* Prefetch of one: a slow provider's messages are not hoarded by one worker.
+"""
+
+from kombu import Queue
+
+from worker import registry
+from worker.settings import settings
+
+_s = settings()
+registry.load(_s.shiphub_integration_modules)
+
+broker_url = _s.redis_url
+broker_connection_retry_on_startup = True
+broker_connection_timeout = 2.0
+broker_transport_options = {
+    "visibility_timeout": _s.broker_visibility_timeout_seconds,
+    # Look for abandoned messages often; the scan is one ZRANGE.
+    "unacked_restore_interval": min(10.0, _s.broker_visibility_timeout_seconds / 4),
+    "unacked_restore_throttle": 1,
+    "socket_timeout": 10.0,
+    "socket_connect_timeout": 2.0,
+    "health_check_interval": 10,
+}
+
+task_serializer = "json"
+accept_content = ["json"]
+task_ignore_result = True  # answers live in our own records, not in a result backend
+result_backend = None
+
+task_acks_late = True
+task_acks_on_failure_or_timeout = True
+task_reject_on_worker_lost = False
+task_retry_on_worker_lost = True
+task_time_limit = _s.task_time_limit_seconds
+task_soft_time_limit = max(1.0, _s.task_time_limit_seconds - 10)
+task_publish_retry = True
+task_publish_retry_policy = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+
+worker_prefetch_multiplier = 1
+worker_cancel_long_running_tasks_on_connection_loss = True
+worker_concurrency = _s.worker_concurrency
+worker_send_task_events = True  # Flower
+task_send_sent_event = True
+
+task_default_queue = registry.HUB_QUEUE
+task_queues = [Queue(name) for name in registry.queues()]
+task_routes = ("worker.routing.route",)
+
+beat_scheduler = "redbeat.RedBeatScheduler"
+redbeat_redis_url = _s.redis_url
+redbeat_key_prefix = "shiphub:redbeat"
+redbeat_lock_timeout = 60
+beat_max_loop_interval = 5

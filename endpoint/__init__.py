@@ -1,0 +1,1 @@
+"""The HTTP receiver for hub messages."""

@@ -1,0 +1,299 @@
+"""The HTTP receiver: authenticate, validate, record, enqueue, answer.
+
+``create_app()`` is the factory gunicorn runs (``Procfile``). The flow of ``POST
+/<integration>/<service>`` reads top to bottom in ``receive``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from typing import Any
+
+import redis
+from flask import Flask, Response, jsonify, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from endpoint import replies
+from endpoint.body import BadBody, TooLarge, parse_message, read_body
+from worker import registry
+from worker.hub import HubMessage
+from worker.intake import Publish, Submission, Unavailable, submit
+from worker.records import FINISHED, Record, Records, done_channel
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+TOKEN_HEADERS = ("X-Hub-Token", "X-Augury-Token")
+MAX_WAIT_SECONDS = 180.0
+
+
+def create_app(
+    settings: Settings | None = None,
+    records: Records | None = None,
+    publish: Publish | None = None,
+) -> Flask:
+    """Build the receiver. Tests may pass their own Redis-backed records and publisher."""
+    from worker import runtime
+    from worker.settings import settings as load_settings
+
+    s = settings or load_settings()
+    s.require_endpoint_key()
+    registry.load(s.shiphub_integration_modules)
+    if records is None:
+        records = runtime.records()
+    if publish is None:
+        from worker.app import publish as celery_publish
+
+        publish = celery_publish
+
+    app = Flask("shiphub")
+    app.config["MAX_CONTENT_LENGTH"] = s.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if s.endpoint_key is None:
+        log.warning("SHIPHUB_INSECURE_DEV is on and ENDPOINT_KEY is unset: every request is let in")
+
+    def authorized() -> bool:
+        if s.endpoint_key is None:
+            return True
+        key = s.endpoint_key.get_secret_value().encode()
+        given = next((request.headers[h] for h in TOKEN_HEADERS if h in request.headers), None)
+        return given is not None and hmac.compare_digest(given.encode(), key)
+
+    def require_auth() -> Response | None:
+        if not authorized():
+            return replies.error(401, "Unauthorized", "Missing or wrong X-Hub-Token header")
+        return None
+
+    @app.get("/")
+    def index() -> Response:
+        return jsonify(
+            name="shiphub",
+            integrations=[
+                {"name": i.name, "display": i.display, "endpoint": f"/{i.name}/endpoint.json"}
+                for i in registry.integrations().values()
+            ],
+        )
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        checks = {"redis": _check(records.redis.ping), "broker": _check(_broker_ping)}
+        ok = all(v == "ok" for v in checks.values())
+        return jsonify(status="ok" if ok else "unavailable", checks=checks), 200 if ok else 503
+
+    @app.get("/auth")
+    def auth() -> Response | tuple[Response, int]:
+        return require_auth() or jsonify(status="ok")
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        try:
+            text = replies.prometheus(records.stats(), records.sizes())
+        except redis.RedisError:
+            return replies.unavailable("Redis is unavailable")
+        return Response(text, mimetype="text/plain; version=0.0.4")
+
+    @app.get("/<integration>/endpoint.json")
+    def discovery(integration: str) -> Response:
+        found = registry.integrations().get(integration)
+        if found is None:
+            return replies.error(404, "Unknown integration", _unknown_integration(integration))
+        return jsonify(found.endpoint_json())
+
+    @app.get("/messages/<integration>/<path:message_id>")
+    def message_status(integration: str, message_id: str) -> Response:
+        if denied := require_auth():
+            return denied
+        try:
+            record = records.get(integration, message_id)
+        except redis.RedisError:
+            return replies.unavailable("Redis is unavailable")
+        if record is None:
+            return replies.error(
+                404,
+                "Unknown message",
+                f"No message {message_id!r} for {integration!r}",
+                message_id=message_id,
+            )
+        return jsonify(record.view())
+
+    @app.get("/dead")
+    def dead() -> Response:
+        if denied := require_auth():
+            return denied
+        return jsonify(
+            messages=[_dead_row(i, m, t) for i, m, t in records.dead("messages")],
+            deliveries=[_dead_row(i, m, t) for i, m, t in records.dead("deliveries")],
+        )
+
+    @app.post("/messages/<integration>/<path:message_id>/replay")
+    def replay_message(integration: str, message_id: str) -> Response:
+        if denied := require_auth():
+            return denied
+        found = registry.integrations().get(integration)
+        record = records.requeue(integration, message_id) if found else None
+        handler = found.handler(record.fields["message"]) if found and record else None
+        if record is None or handler is None:
+            return replies.error(
+                409,
+                "Not replayable",
+                "Only a failed or dead message of a known integration can be replayed",
+                message_id=message_id,
+            )
+        publish(handler, message_id)
+        return jsonify(message_id=message_id, status="queued")
+
+    @app.post("/deliveries/<integration>/<path:message_id>/replay")
+    def replay_delivery(integration: str, message_id: str) -> Response:
+        if denied := require_auth():
+            return denied
+        if not records.redeliver(integration, message_id):
+            return replies.error(
+                409, "Not replayable", "Only a dead delivery can be replayed", message_id=message_id
+            )
+        from worker.delivery import kick
+
+        kick(integration, message_id)
+        return jsonify(message_id=message_id, delivery="pending")
+
+    @app.post("/<integration>/<service>")
+    def receive(integration: str, service: str) -> Response:
+        if denied := require_auth():
+            return denied
+        found = registry.integrations().get(integration)
+        if found is None:
+            return replies.error(404, "Unknown integration", _unknown_integration(integration))
+        svc = found.services.get(service)
+        if svc is None:
+            return replies.error(
+                404,
+                "Unknown service",
+                f"{integration!r} has no service {service!r}; it has: {', '.join(found.services)}",
+            )
+        try:
+            wait = _wait_seconds(s)
+            message = parse_message(read_body(s.max_body_bytes))
+        except TooLarge as exc:
+            return replies.error(413, "Message too large", str(exc))
+        except BadBody as exc:
+            return replies.error(exc.status, exc.subject, str(exc), message_id=exc.message_id)
+        handler = svc.handlers.get(message.message)
+        if handler is None:
+            return replies.error(
+                422,
+                "Message not taken",
+                f"{integration}/{service} takes {', '.join(map(repr, svc.messages))}, "
+                f"not {message.message!r}",
+                message_id=message.message_id,
+            )
+        try:
+            handler.payload.model_validate(message.payload)
+        except ValidationError as exc:
+            return replies.invalid_payload(message.message_id, exc)
+        store = request.headers.get("X-Hub-Store") or s.hub_store
+        try:
+            submission = submit(records, publish, handler, message, store)
+        except Unavailable as exc:
+            return replies.unavailable(str(exc), message_id=message.message_id)
+        return _answer(records, s, message, submission, wait)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge) -> Response:
+        return replies.error(413, "Message too large", f"The body is over {s.max_body_bytes} bytes")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        return replies.error(exc.code or 500, exc.name, exc.description or exc.name)
+
+    @app.errorhandler(redis.RedisError)
+    def redis_down(exc: redis.RedisError) -> Response:
+        return replies.unavailable("Redis is unavailable")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return replies.error(
+            500,
+            "Internal error",
+            "An unexpected error occurred; it was logged",
+        )
+
+    return app
+
+
+def _wait_seconds(s: Settings) -> float:
+    raw = request.headers.get("X-Hub-Wait")
+    if raw is None:
+        return s.hub_wait_seconds
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise BadBody(400, "Invalid X-Hub-Wait", "X-Hub-Wait must be a number of seconds") from None
+    if not 0 <= seconds < float("inf"):
+        raise BadBody(400, "Invalid X-Hub-Wait", "X-Hub-Wait must be between 0 and 180")
+    return min(seconds, MAX_WAIT_SECONDS)
+
+
+def _answer(
+    records: Records, s: Settings, message: HubMessage, submission: Submission, wait: float
+) -> Response:
+    if submission.outcome == "conflict":
+        return replies.error(
+            409,
+            "Conflicting message_id",
+            "This message_id was already received with a different message or payload",
+            message_id=message.message_id,
+        )
+    record = submission.record
+    if wait > 0 and record is not None:
+        try:
+            record = _wait_for(records, record, wait)
+        except redis.RedisError:
+            return replies.unavailable("Redis is unavailable", message_id=message.message_id)
+        if record.finished:
+            return replies.finished(record)
+        return replies.still_running(record, pushed=bool(s.hub_push_url))
+    return replies.queued(message.message_id, record, duplicate=submission.outcome == "duplicate")
+
+
+def _wait_for(records: Records, record: Record, seconds: float) -> Record:
+    """Wait until the record finishes or time runs out; pub/sub wakes us, a re-read every second
+    covers a missed notification."""
+    deadline = time.monotonic() + seconds
+    pubsub = records.redis.pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(done_channel(record.integration, record.message_id))
+        while True:
+            current = records.get(record.integration, record.message_id) or record
+            left = deadline - time.monotonic()
+            if current.status in FINISHED or left <= 0:
+                return current
+            pubsub.get_message(timeout=min(1.0, left))
+    finally:
+        pubsub.close()
+
+
+def _check(probe: Any) -> str:
+    try:
+        probe()
+    except Exception as exc:
+        return f"unavailable: {exc.__class__.__name__}"
+    return "ok"
+
+
+def _broker_ping() -> None:
+    from worker.app import app as celery_app
+
+    with celery_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=1)
+        conn.default_channel.client.ping()
+
+
+def _unknown_integration(name: str) -> str:
+    known = ", ".join(registry.integrations()) or "none"
+    return f"No integration {name!r}; known: {known}"
+
+
+def _dead_row(integration: str, message_id: str, at: float) -> dict[str, Any]:
+    return {"integration": integration, "message_id": message_id, "since": at}

@@ -1,0 +1,122 @@
+"""Every JSON reply the receiver gives, in the hub's shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify
+from pydantic import ValidationError
+
+from worker.records import Record
+
+RETRY_AFTER_SECONDS = 5
+
+
+def _notification(level: str, subject: str, description: str) -> dict[str, str]:
+    return {"level": level, "subject": subject, "description": description}
+
+
+def _reply(status: int, body: dict[str, Any]) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def error(
+    status: int, subject: str, description: str, *, message_id: str | None = None
+) -> Response:
+    body: dict[str, Any] = {}
+    if message_id is not None:
+        body["message_id"] = message_id
+    body["notifications"] = [_notification("error", subject, description)]
+    return _reply(status, body)
+
+
+def unavailable(description: str, *, message_id: str | None = None) -> Response:
+    response = error(
+        503, "Service unavailable", f"{description}; retry later", message_id=message_id
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def invalid_payload(message_id: str, exc: ValidationError) -> Response:
+    """One error notification per failing field: its path in the message, and why."""
+    notifications = []
+    for problem in exc.errors(include_url=False):
+        path = ".".join(["payload", *map(str, problem["loc"])])
+        notifications.append(_notification("error", f"Invalid {path}", f"{path}: {problem['msg']}"))
+    return _reply(422, {"message_id": message_id, "notifications": notifications})
+
+
+def queued(message_id: str, record: Record | None, *, duplicate: bool) -> Response:
+    if not duplicate or record is None:
+        return _reply(
+            200,
+            {
+                "message_id": message_id,
+                "status": "queued",
+                "notifications": [
+                    _notification("info", "Message queued", "The message was recorded and queued")
+                ],
+            },
+        )
+    view = record.view()
+    return _reply(
+        200,
+        {
+            "message_id": message_id,
+            "status": record.status,
+            "notifications": [
+                _notification(
+                    "info",
+                    "Duplicate message",
+                    f"This message_id was already received; it is {record.status} and was not "
+                    "queued again",
+                )
+            ],
+            "record": view,
+        },
+    )
+
+
+def finished(record: Record) -> Response:
+    """The classic answer: 200 on success; 500 when the provider refused or retries ran out."""
+    answer = record.answer or {"message_id": record.message_id}
+    body = {
+        "message_id": record.message_id,
+        "messages": answer.get("messages", []),
+        "parameters": answer.get("parameters", []),
+        "notifications": answer.get("notifications", []),
+    }
+    return _reply(200 if record.status == "succeeded" else 500, body)
+
+
+def still_running(record: Record, *, pushed: bool) -> Response:
+    later = (
+        "the answer will be pushed to the hub"
+        if pushed
+        else f"see GET /messages/{record.integration}/{record.message_id}"
+    )
+    return _reply(
+        202,
+        {
+            "message_id": record.message_id,
+            "status": record.status,
+            "notifications": [
+                _notification("info", "Still processing", f"The wait ran out; {later}")
+            ],
+            "record": record.view(),
+        },
+    )
+
+
+def prometheus(stats: dict[str, int], sizes: dict[str, int]) -> str:
+    lines = []
+    for name, value in sorted(stats.items()):
+        metric = f"shiphub_{name}_total"
+        lines += [f"# TYPE {metric} counter", f"{metric} {value}"]
+    for name, value in sorted(sizes.items()):
+        metric = f"shiphub_{name}"
+        lines += [f"# TYPE {metric} gauge", f"{metric} {value}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Celery workers: handle hub messages by calling providers, and answer the hub."""

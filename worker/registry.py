@@ -1,0 +1,190 @@
+"""Integrations and their services: what each provider module declares, and how it is found.
+
+A provider module creates one ``Integration`` and decorates its handlers::
+
+    dotcom = Integration("dotcom", "Dotcom Distribution", "...", config=DotcomConfig)
+
+    @dotcom.service("send_shipment", message="shipment:ready", payload=ShipmentReady,
+                    requires=[Requirement("api_key", "Your Dotcom API key")])
+    def send_shipment(job: Job[ShipmentReady]) -> Answer: ...
+
+The receiver validates against ``payload``; the worker runs the handler; ``endpoint.json`` is built
+from the same declarations, so discovery cannot drift from what is served.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from worker.hub import Answer
+    from worker.job import Job
+
+BUILTIN_MODULES: tuple[str, ...] = ()
+HUB_QUEUE = "hub"
+
+Interval = Literal["minutes", "hours", "days"]
+_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400}
+
+
+@dataclass(frozen=True)
+class Requirement:
+    name: str
+    description: str
+    data_type: str = "string"
+    # A polling cursor: the service returns it and keeps it itself, so configuration need not.
+    cursor: bool = False
+
+
+@dataclass(frozen=True)
+class Schedule:
+    count: int
+    interval: Interval
+
+    @property
+    def seconds(self) -> int:
+        return self.count * _SECONDS[self.interval]
+
+
+@dataclass(frozen=True)
+class Handler:
+    """One hub message type a service takes."""
+
+    integration: str
+    service: str
+    message: str
+    payload: type[BaseModel]
+    handle: Callable[[Job[Any]], Answer]
+
+    @property
+    def task_name(self) -> str:
+        """``dotcom.shipment_ready`` for ``shipment:ready``; ``dotcom.shipment_results_poll``
+        for ``dotcom:shipment_results:poll`` (the integration's own prefix is dropped)."""
+        bare = self.message.removeprefix(f"{self.integration}:")
+        return f"{self.integration}.{bare.replace(':', '_')}"
+
+    @property
+    def queue(self) -> str:
+        return self.integration
+
+
+@dataclass
+class Service:
+    name: str
+    description: str
+    requires: tuple[Requirement, ...]
+    schedule: Schedule | None
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+    @property
+    def messages(self) -> list[str]:
+        return list(self.handlers)
+
+
+ConfigLoader = Callable[[], Mapping[str, Any]]
+
+
+@dataclass
+class Integration:
+    name: str
+    display: str
+    description: str
+    # Parameters from the environment (``DOTCOM_API_KEY`` ...), used when a message carries none:
+    # scheduled polls rely on it.
+    config: ConfigLoader = dict
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def service(
+        self,
+        name: str,
+        *,
+        message: str,
+        payload: type[BaseModel],
+        description: str = "",
+        requires: tuple[Requirement, ...] | list[Requirement] = (),
+        schedule: Schedule | None = None,
+    ) -> Callable[[Callable[[Job[Any]], Answer]], Callable[[Job[Any]], Answer]]:
+        def register(handle: Callable[[Job[Any]], Answer]) -> Callable[[Job[Any]], Answer]:
+            if self.handler(message) is not None:
+                raise ValueError(f"{self.name}: message {message!r} is already handled")
+            svc = self.services.setdefault(
+                name, Service(name, description or (handle.__doc__ or "").strip(), (), schedule)
+            )
+            svc.requires = tuple(dict.fromkeys((*svc.requires, *requires)))
+            svc.schedule = svc.schedule or schedule
+            svc.handlers[message] = Handler(self.name, name, message, payload, handle)
+            return handle
+
+        return register
+
+    def handler(self, message: str) -> Handler | None:
+        for svc in self.services.values():
+            if message in svc.handlers:
+                return svc.handlers[message]
+        return None
+
+    def handlers(self) -> list[Handler]:
+        return [h for svc in self.services.values() for h in svc.handlers.values()]
+
+    def configured(self, service: Service) -> bool:
+        """Whether the environment holds every parameter the service needs, apart from cursors
+        the service keeps itself; such services are polled on schedule by default."""
+        config = self.config()
+        return all(config.get(r.name) not in (None, "") for r in service.requires if not r.cursor)
+
+    def endpoint_json(self) -> dict[str, Any]:
+        """Classic discovery document."""
+        return {
+            "name": self.name,
+            "display": self.display,
+            "description": self.description,
+            "services": [_service_json(svc) for svc in self.services.values()],
+        }
+
+
+def _service_json(svc: Service) -> dict[str, Any]:
+    recommends: dict[str, Any] = {"messages": svc.messages}
+    if svc.schedule:
+        recommends["schedule"] = {"count": svc.schedule.count, "interval": svc.schedule.interval}
+    return {
+        "name": svc.name,
+        "path": f"/{svc.name}",
+        "description": svc.description,
+        "requires": {
+            "parameters": [
+                {"name": r.name, "description": r.description, "data_type": r.data_type}
+                for r in svc.requires
+            ]
+        },
+        "recommends": recommends,
+    }
+
+
+_registry: dict[str, Integration] = {}
+
+
+def register(integration: Integration) -> Integration:
+    _registry[integration.name] = integration
+    return integration
+
+
+def load(extra_modules: str = "") -> dict[str, Integration]:
+    """Import the built-in integrations and any extra modules (comma separated); each module
+    registers its integration on import."""
+    names = [*BUILTIN_MODULES, *(m.strip() for m in extra_modules.split(",") if m.strip())]
+    for module in names:
+        importlib.import_module(module)
+    return _registry
+
+
+def integrations() -> dict[str, Integration]:
+    return _registry
+
+
+def queues() -> list[str]:
+    return [*_registry, HUB_QUEUE]

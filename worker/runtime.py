@@ -1,0 +1,41 @@
+"""Process-wide resources, created once per process on first use: the Redis pool and records."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from worker.records import Records, Timing
+from worker.settings import Settings, settings
+
+
+def redis_client(url: str, *, socket_timeout: float = 5.0) -> redis.Redis:
+    """Fail fast: the receiver answers 503 rather than hanging when Redis is away, and Celery's
+    own retries (counted, bounded) are the only retries."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_connect_timeout=1.0,
+        socket_timeout=socket_timeout,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=15,
+    )
+
+
+def timing(s: Settings) -> Timing:
+    return Timing(
+        publish_stale_seconds=10.0,
+        queued_deadline_seconds=s.broker_visibility_timeout_seconds + 60,
+        running_deadline_seconds=s.task_time_limit_seconds + s.broker_visibility_timeout_seconds,
+        lease_seconds=s.task_time_limit_seconds + 10,
+        record_ttl_seconds=s.record_ttl_seconds,
+    )
+
+
+@lru_cache(maxsize=1)
+def records() -> Records:
+    s = settings()
+    return Records(redis_client(s.redis_url), timing(s))
