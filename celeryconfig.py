@@ -12,7 +12,7 @@
 * Prefetch of one: a slow provider's messages are not hoarded by one worker.
 """
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from worker import registry
 from worker.settings import settings
@@ -59,7 +59,7 @@ worker_send_task_events = True  # Flower
 task_send_sent_event = True
 
 task_default_queue = registry.HUB_QUEUE
-task_queues = [Queue(name) for name in registry.queues()]
+task_queues = [Queue(name, Exchange(name), routing_key=name) for name in registry.queues()]
 task_routes = ("worker.routing.route",)
 
 beat_scheduler = "redbeat.RedBeatScheduler"

@@ -21,6 +21,7 @@ from worker.settings import settings
 
 log = logging.getLogger(__name__)
 
+registry.load(settings().shiphub_integration_modules)
 app = Celery("shiphub")
 app.config_from_object("celeryconfig")
 

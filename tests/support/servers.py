@@ -1,0 +1,176 @@
+"""Real HTTP servers the pipeline tests run in-process: a provider that counts its effects, and a
+hub that receives pushed answers and checks their signatures."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+
+class _Server:
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.httpd.owner = self  # type: ignore[attr-defined]
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    @property
+    def owner(self) -> Any:
+        return self.server.owner  # type: ignore[attr-defined]
+
+    def body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class ProviderServer(_Server):
+    """Acme, the test provider. ``effects`` counts orders created (one per idempotency key, as a
+    provider with idempotency keys does); ``requests`` counts every POST received."""
+
+    API_KEY = "acme-test-key"
+
+    def __init__(self) -> None:
+        self.effects: dict[str, dict[str, Any]] = {}
+        self.requests: Counter[str] = Counter()
+        self.scripts: dict[str, list[dict[str, Any]]] = {}
+        self.shipments: list[dict[str, Any]] = []
+        self.polled_since: list[int] = []
+        self.held = threading.Event()  # set when a "hold" request arrived
+        self.release = threading.Event()
+        super().__init__(_ProviderHandler)
+
+    def script(self, number: str, *actions: dict[str, Any]) -> None:
+        """Answers for the next requests about one order: {"status": 500}, {"hold": True}..."""
+        with self.lock:
+            self.scripts[number] = list(actions)
+
+    def next_action(self, number: str) -> dict[str, Any]:
+        with self.lock:
+            actions = self.scripts.get(number)
+            return actions.pop(0) if actions else {}
+
+    def effects_for(self, number: str) -> int:
+        return sum(1 for order in self.effects.values() if order["number"] == number)
+
+
+class _ProviderHandler(_Handler):
+    def do_POST(self) -> None:
+        owner: ProviderServer = self.owner
+        if self.headers.get("X-Api-Key") != ProviderServer.API_KEY:
+            return self.reply(401, {"errors": ["Invalid API key"]})
+        order = json.loads(self.body())
+        number = order["number"]
+        key = self.headers.get("Idempotency-Key", "")
+        with owner.lock:
+            owner.requests[number] += 1
+        action = owner.next_action(number)
+        if "status" in action and action["status"] >= 300:
+            headers = {"Retry-After": str(action["retry_after"])} if "retry_after" in action else {}
+            return self.reply(
+                action["status"], {"errors": action.get("errors", ["failure"])}, headers
+            )
+        with owner.lock:
+            created = owner.effects.setdefault(key, {"id": f"A{len(owner.effects) + 1}", **order})
+        if action.get("hold"):
+            owner.held.set()
+            owner.release.wait(60)  # the test kills the client meanwhile
+        return self.reply(201, created)
+
+    def do_GET(self) -> None:
+        owner: ProviderServer = self.owner
+        if self.headers.get("X-Api-Key") != ProviderServer.API_KEY:
+            return self.reply(401, {"errors": ["Invalid API key"]})
+        since = int(parse_qs(urlparse(self.path).query).get("since", ["0"])[0])
+        with owner.lock:
+            owner.polled_since.append(since)
+            found = [s for s in owner.shipments if s["id"] > since]
+        return self.reply(200, found)
+
+
+class HubServer(_Server):
+    """The hub, receiving pushed answers. Every push's signature is checked; a bad one is a 401
+    and is recorded in ``bad_signatures``."""
+
+    def __init__(self, token: str, store: str) -> None:
+        self.token = token
+        self.store = store
+        self.answers: list[dict[str, Any]] = []
+        self.bad_signatures: list[str] = []
+        self.attempts = 0
+        self.down = False
+        super().__init__(_HubHandler)
+
+    def received(self, message_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [a for a in self.answers if a.get("message_id") == message_id]
+
+    def wait_for(self, message_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if found := self.received(message_id):
+                return found[0]
+            time.sleep(0.05)
+        raise AssertionError(f"no answer for {message_id} reached the hub in {timeout}s")
+
+    def check(self, body: bytes, headers: Any) -> str | None:
+        ts = headers.get("X-Hub-Timestamp", "")
+        expected = (
+            "sha256="
+            + hmac.new(self.token.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+        )
+        if not hmac.compare_digest(headers.get("X-Hub-Signature", ""), expected):
+            return "bad X-Hub-Signature"
+        if headers.get("X-Hub-Store") != self.store:
+            return "bad X-Hub-Store"
+        if abs(time.time() - int(ts)) > 300:
+            return "stale X-Hub-Timestamp"
+        return None
+
+
+class _HubHandler(_Handler):
+    def do_POST(self) -> None:
+        owner: HubServer = self.owner
+        body = self.body()
+        with owner.lock:
+            owner.attempts += 1
+            if owner.down:
+                return self.reply(503, {"error": "hub is down"})
+        if problem := owner.check(body, self.headers):
+            with owner.lock:
+                owner.bad_signatures.append(problem)
+            return self.reply(401, {"error": problem})
+        with owner.lock:
+            owner.answers.append(json.loads(body))
+        return self.reply(200, {"ok": True})

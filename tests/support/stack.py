@@ -1,0 +1,259 @@
+"""Start and stop the real pieces for pipeline tests: redis-server, gunicorn, Celery worker/beat."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 20.0, every: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as exc:  # the thing is not up yet
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s (last: {last!r})")
+
+
+class RedisServer:
+    """A real redis-server on a free port, AOF on, as the service runs it."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (the test command installs it)")
+        self.binary = binary
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="shiphub-redis-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                self.dir,
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(self.client().ping)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, decode_responses=True, socket_timeout=5)
+
+
+class Service:
+    """One of our processes (gunicorn, a Celery worker, beat), logging to a file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """kill -9 the whole process group: no goodbye, no acks."""
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+class Stack:
+    """The service as it runs in production, on loopback: receiver, workers, beat."""
+
+    ENDPOINT_KEY = "test-endpoint-key"
+
+    def __init__(self, redis_server: RedisServer, extra_env: dict[str, str]) -> None:
+        self.redis = redis_server
+        self.log_dir = Path(tempfile.mkdtemp(prefix="shiphub-logs-"))
+        self.web_port = free_port()
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "REDIS_URL": redis_server.url,
+            "ENDPOINT_KEY": self.ENDPOINT_KEY,
+            "SHIPHUB_INTEGRATION_MODULES": "tests.support.acme",
+            "BROKER_VISIBILITY_TIMEOUT_SECONDS": "6",
+            "TASK_TIME_LIMIT_SECONDS": "4",
+            "RETRY_BASE_SECONDS": "0.2",
+            "RETRY_MAX_SECONDS": "1",
+            "TASK_MAX_ATTEMPTS": "3",
+            "POLLS": "off",
+            **extra_env,
+        }
+        self.services: dict[str, Service] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {"X-Hub-Token": self.ENDPOINT_KEY, **extra}
+
+    def start_web(self) -> Service:
+        service = self._start(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.web_port}",
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "16",
+                "--workers",
+                "1",
+                "--graceful-timeout",
+                "2",
+                "endpoint.wsgi:app",
+            ],
+        )
+        wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=2).ok, timeout=30)
+        return service
+
+    def start_worker(self, name: str = "worker") -> Service:
+        service = self._start(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker.app",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "8",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"{name}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+        )
+        wait_until(lambda: "ready." in service.output(), timeout=30)
+        return service
+
+    def start_beat(self) -> Service:
+        return self._start(
+            "beat",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker.app",
+                "beat",
+                "--loglevel",
+                "INFO",
+            ],
+        )
+
+    def _start(self, name: str, argv: list[str]) -> Service:
+        service = Service(name, argv, self.env, self.log_dir)
+        self.services[name] = service
+        return service
+
+    def post(
+        self, path: str, body: Any, *, wait: float | None = None, **kw: Any
+    ) -> requests.Response:
+        headers = self.headers()
+        if wait is not None:
+            headers["X-Hub-Wait"] = str(wait)
+        return requests.post(f"{self.url}{path}", json=body, headers=headers, timeout=60, **kw)
+
+    def record(self, integration: str, message_id: str) -> dict[str, Any]:
+        response = requests.get(
+            f"{self.url}/messages/{integration}/{message_id}", headers=self.headers(), timeout=10
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def wait_status(
+        self, integration: str, message_id: str, *statuses: str, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        return wait_until(
+            lambda: (r := self.record(integration, message_id))["status"] in statuses and r,
+            timeout=timeout,
+        )
+
+    def stop(self) -> None:
+        for service in self.services.values():
+            service.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {n} ---\n{s.output()[-4000:]}" for n, s in self.services.items())
