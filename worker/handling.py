@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from worker.errors import HardError, ProviderError
 from worker.hub import Answer, HubMessage, fold_parameters, qualify
 from worker.job import Job
-from worker.records import Record, Records
+from worker.records import Keep, Record, Records
 from worker.registry import Handler, Integration
 from worker.settings import Settings
 
@@ -66,6 +66,11 @@ def handle(
     """Run the handler for one message. Returns ``RetryLater`` when the task must retry."""
     lease = uuid.uuid4().hex
     outcome, attempt = records.begin(integration.name, message_id, lease)
+    if outcome == "busy":
+        # Another worker holds the lease: alive (then we will find it finished), or dead (then
+        # its lease runs out shortly). Come back when it would have.
+        wait = records.lease_left(integration.name, message_id) + 0.5
+        return RetryLater(wait, "another worker is handling it")
     if outcome != "started":
         log.info("%s %s/%s: nothing to do", outcome, integration.name, message_id)
         return None
@@ -73,7 +78,7 @@ def handle(
     assert record is not None  # begin() just saw it
     message = HubMessage.model_validate(record.body)
     try:
-        answer = _run(integration, handler, message, record, attempt, records)
+        answer, kept = _run(integration, handler, message, record, attempt, records)
     except HardError as exc:
         _finish(records, record, "failed", _error_answer(message_id, exc), str(exc), s, lease)
         return None
@@ -92,7 +97,7 @@ def handle(
         records.mark_retrying(integration.name, message_id, error, delay, lease)
         return RetryLater(delay, error)
     status = "failed" if answer.failed else "succeeded"
-    _finish(records, record, status, answer, None, s, lease)
+    _finish(records, record, status, answer, None, s, lease, kept)
     return None
 
 
@@ -103,7 +108,7 @@ def _run(
     record: Record,
     attempt: int,
     records: Records,
-) -> Answer:
+) -> tuple[Answer, list[Keep]]:
     try:
         payload = handler.payload.model_validate(message.payload)
     except ValidationError as exc:  # validated on receipt; only a schema change gets here
@@ -118,7 +123,7 @@ def _run(
         attempt=attempt,
         records=records,
     )
-    return handler.handle(job)
+    return handler.handle(job), job.kept
 
 
 def _finish(
@@ -129,6 +134,7 @@ def _finish(
     error: str | None,
     s: Settings,
     lease: str,
+    kept: list[Keep] | None = None,
 ) -> None:
     cursor = {p.name.removeprefix(f"{record.integration}."): p.value for p in answer.parameters}
     hub_answer = answer.model_copy(
@@ -146,6 +152,7 @@ def _finish(
         hub_answer.model_dump(mode="json"),
         error=error,
         cursor=cursor if status == "succeeded" else {},
+        keep=kept if status == "succeeded" and kept else [],
         push=bool(s.hub_push_url),
         lease_token=lease,
     )

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from worker.errors import HardError, MissingParameter
 from worker.hub import Answer
-from worker.records import Records
+from worker.records import Keep, Records
 
 P = TypeVar("P", bound=BaseModel)
 T = TypeVar("T")
@@ -27,6 +27,7 @@ class Job(Generic[P]):
     attempt: int
     records: Records
     _repeat: bool = field(default=False, init=False, repr=False)
+    kept: list[Keep] = field(default_factory=list, init=False, repr=False)
 
     def param(self, name: str) -> Any:
         """A required parameter; a missing one is a hard error naming it."""
@@ -66,6 +67,16 @@ class Job(Generic[P]):
             raise
         self.records.once_done(self.integration, self.message_id, operation, result)
         return result
+
+    def keep(self, kind: str, name: str, value: Any) -> None:
+        """Keep a value for later messages (what was sent, what was confirmed). It is written
+        with the answer, in the same transaction, and only if the message succeeds: a failed
+        poll leaves no trace that would hide its results from the next one."""
+        self.kept.append((kind, name, value))
+
+    def recall(self, kind: str, *names: str) -> list[Any]:
+        """Values kept by earlier messages of this integration and store (None where absent)."""
+        return self.records.recall(self.integration, self.store, kind, list(names))
 
     @property
     def repeat_of_inflight(self) -> bool:

@@ -63,6 +63,16 @@ def cursor_key(integration: str, store: str) -> str:
     return f"{PREFIX}cursor:{integration}:{store}"
 
 
+def memory_key(integration: str, store: str, kind: str) -> str:
+    return f"{PREFIX}memory:{integration}:{store}:{kind}"
+
+
+MEMORY_TTL_SECONDS = 180 * 24 * 3600
+
+# What a handler keeps for later messages: (kind, key, JSON-able value).
+Keep = tuple[str, str, Any]
+
+
 def done_channel(integration: str, message_id: str) -> str:
     return f"{PREFIX}done:{integration}:{message_id}"
 
@@ -281,6 +291,9 @@ class Records:
     def release_lease(self, integration: str, message_id: str, lease_token: str) -> None:
         self._release(keys=[lease_key(integration, message_id)], args=[lease_token])
 
+    def lease_left(self, integration: str, message_id: str) -> float:
+        return max(0.0, self.redis.pttl(lease_key(integration, message_id)) / 1000)
+
     def mark_retrying(
         self, integration: str, message_id: str, error: str, delay: float, lease_token: str
     ) -> None:
@@ -374,6 +387,7 @@ class Records:
         error: str | None,
         cursor: Mapping[str, Any],
         push: bool,
+        keep: list[Keep] | None = None,
         lease_token: str | None,
     ) -> bool:
         """Store the answer, the outbox entry and the cursor in one transaction.
@@ -406,11 +420,16 @@ class Records:
             pipe.zrem(WATCH, who)
             if status == "dead":
                 pipe.zadd(DEAD_MESSAGES, {who: now})
+            store = fields.get("store", "default")
             if cursor:
                 pipe.hset(
-                    cursor_key(integration, fields.get("store", "default")),
+                    cursor_key(integration, store),
                     mapping={k: json.dumps(v) for k, v in cursor.items()},
                 )
+            for kind, name, value in keep or []:
+                pipe.hset(memory_key(integration, store, kind), name, json.dumps(value))
+            for kind in {kind for kind, _, _ in keep or []}:
+                pipe.expire(memory_key(integration, store, kind), MEMORY_TTL_SECONDS)
             if not push:
                 pipe.expire(key, self._ttl())
             pipe.hincrby(STATS, f"messages_{status}", 1)
@@ -421,6 +440,13 @@ class Records:
         if lease_token:
             self.release_lease(integration, message_id, lease_token)
         return bool(done)
+
+    # -- what handlers keep for later messages ---------------------------------------------
+    def recall(self, integration: str, store: str, kind: str, names: list[str]) -> list[Any]:
+        if not names:
+            return []
+        raw = self.redis.hmget(memory_key(integration, store, kind), names)
+        return [json.loads(v) if v is not None else None for v in raw]
 
     # -- cursors -----------------------------------------------------------------------------
     def cursor(self, integration: str, store: str) -> dict[str, Any]:

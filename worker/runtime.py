@@ -30,7 +30,9 @@ def timing(s: Settings) -> Timing:
         publish_stale_seconds=10.0,
         queued_deadline_seconds=s.broker_visibility_timeout_seconds + 60,
         running_deadline_seconds=s.task_time_limit_seconds + s.broker_visibility_timeout_seconds,
-        lease_seconds=s.task_time_limit_seconds + 10,
+        # Longer than a live handler may take, shorter than the redelivery of a dead one's message.
+        lease_seconds=s.task_time_limit_seconds
+        + min(10.0, (s.broker_visibility_timeout_seconds - s.task_time_limit_seconds) / 2),
         record_ttl_seconds=s.record_ttl_seconds,
     )
 

@@ -208,9 +208,9 @@ class Stack:
         wait_until(lambda: "ready." in service.output(), timeout=30)
         return service
 
-    def start_beat(self) -> Service:
+    def start_beat(self, name: str = "beat") -> Service:
         return self._start(
-            "beat",
+            name,
             [
                 sys.executable,
                 "-m",
