@@ -3,6 +3,7 @@ answer pushed to the hub over HTTP, signature checked."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -225,3 +226,34 @@ def test_hub_down_for_a_while_then_back_gets_every_answer_once(
         record = stack.record("acme", body["message_id"])
         assert record["delivery"]["status"] == "delivered"
         assert record["delivery"]["attempts"] >= 2
+
+
+def test_chunked_body_over_the_limit_is_413_through_gunicorn(stack: Stack) -> None:
+    filler = "x" * 64 * 1024
+
+    def chunks():  # no Content-Length: requests sends Transfer-Encoding: chunked
+        yield b'{"message_id": "big", "message": "order:ready", "payload": {"pad": "'
+        for _ in range(20):  # 1.25 MiB, over the 1 MiB default
+            yield filler.encode()
+        yield b'"}}'
+
+    response = requests.post(
+        f"{stack.url}/acme/send_order", data=chunks(), headers=stack.headers(), timeout=30
+    )
+
+    assert response.status_code == 413
+    assert response.json()["notifications"][0]["level"] == "error"
+
+
+def test_chunked_body_under_the_limit_is_read_whole_through_gunicorn(stack: Stack) -> None:
+    body = json.dumps(order_message()).encode()
+
+    def chunks():
+        for i in range(0, len(body), 7):
+            yield body[i : i + 7]
+
+    response = requests.post(
+        f"{stack.url}/acme/send_order", data=chunks(), headers=stack.headers(), timeout=30
+    )
+
+    assert response.status_code == 200, response.text

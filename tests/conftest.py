@@ -1,0 +1,66 @@
+"""Shared fixtures for fast tests: the receiver over fakeredis, with a publisher that records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+from flask.testing import FlaskClient
+
+from endpoint.app import create_app
+from worker.records import Records, Timing
+from worker.registry import Handler
+from worker.settings import Settings
+
+ENDPOINT_KEY = "unit-endpoint-key"
+
+
+class Publisher:
+    """Stands in for the broker in receiver tests: records what would be published."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str]] = []
+        self.fail = False
+
+    def __call__(self, handler: Handler, message_id: str) -> None:
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.published.append((handler.task_name, message_id))
+
+
+@pytest.fixture
+def redis_client() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis(decode_responses=True)
+
+
+@pytest.fixture
+def records(redis_client: fakeredis.FakeRedis) -> Records:
+    return Records(redis_client, Timing(publish_stale_seconds=0.5))
+
+
+@pytest.fixture
+def publisher() -> Publisher:
+    return Publisher()
+
+
+def unit_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "endpoint_key": ENDPOINT_KEY,
+        "shiphub_integration_modules": "tests.support.acme",
+        "max_body_bytes": 4096,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+def client(records: Records, publisher: Publisher) -> Iterator[FlaskClient]:
+    app = create_app(unit_settings(), records, publisher)
+    with app.test_client() as test_client:
+        yield test_client
+
+
+def auth(**extra: str) -> dict[str, str]:
+    return {"X-Hub-Token": ENDPOINT_KEY, **extra}

@@ -1,0 +1,151 @@
+"""Pure pieces: parameter folding, back-off, error classification, push signing, poll config."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+import requests
+
+from worker import registry
+from worker.delivery import signed_headers
+from worker.errors import HardError, TransientError
+from worker.handling import backoff
+from worker.hub import HubMessage, fold_parameters, qualify
+from worker.polling import ScheduleError, configured_polls, poll_message
+from worker.provider_http import classify, retry_after_seconds
+from worker.settings import Settings
+
+
+def test_parameters_fold_prefixed_and_bare_names_prefixed_winning() -> None:
+    raw = [
+        {"name": "api_key", "value": "bare"},
+        {"name": "acme.api_key", "value": "prefixed"},
+        {"name": "shipping_lookup", "value": [{"UPS Ground": "03"}]},
+        {"name": "other.api_key", "value": "not ours"},
+        "junk",
+    ]
+
+    folded = fold_parameters(raw, "acme")
+
+    assert folded["api_key"] == "prefixed"
+    assert folded["shipping_lookup"] == [{"UPS Ground": "03"}]
+    assert folded["other.api_key"] == "not ours"
+
+
+def test_parameters_ride_in_the_payload_or_at_the_top() -> None:
+    inside = HubMessage(message_id="1", message="m", payload={"parameters": [{"name": "a"}]})
+    top = HubMessage(message_id="1", message="m", payload={}, parameters=[{"name": "b"}])
+
+    assert inside.raw_parameters() == [{"name": "a"}]
+    assert top.raw_parameters() == [{"name": "b"}]
+    assert qualify("dotcom", "last_polling_datetime") == "dotcom.last_polling_datetime"
+    assert qualify("dotcom", "dotcom.x") == "dotcom.x"
+
+
+def test_backoff_grows_has_jitter_honours_retry_after_and_stays_under_the_cap() -> None:
+    s = Settings(retry_base_seconds=2, retry_max_seconds=60)
+
+    first = [backoff(1, s) for _ in range(50)]
+    fifth = [backoff(5, s) for _ in range(50)]
+
+    assert all(1 <= d <= 2 for d in first)
+    assert all(16 <= d <= 32 for d in fifth)
+    assert len(set(fifth)) > 1
+    assert backoff(1, s, retry_after=30) == 30
+    assert backoff(10, s, retry_after=3600) == 60
+
+
+def response(status: int, body: str = "", **headers: str) -> requests.Response:
+    r = requests.Response()
+    r.status_code = status
+    r._content = body.encode()
+    r.headers.update(headers)
+    return r
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_retriable_statuses_are_transient(status: int) -> None:
+    assert isinstance(classify(response(status), "P"), TransientError)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+def test_other_client_errors_are_hard_with_the_providers_words(status: int) -> None:
+    error = classify(response(status, '{"message": "bad sku"}'), "P")
+
+    assert isinstance(error, HardError)
+    assert error.reasons == ['{"message": "bad sku"}']
+
+
+def test_retry_after_in_seconds_or_as_a_date_and_a_provider_header() -> None:
+    assert classify(response(429, **{"Retry-After": "7"}), "P").retry_after == 7
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470) == 10
+    assert retry_after_seconds("soon") is None
+    odd = classify(
+        response(429, **{"Duoplane-Retry-After-Seconds": "3"}),
+        "P",
+        retry_after_headers=("Retry-After", "Duoplane-Retry-After-Seconds"),
+    )
+    assert odd.retry_after == 3
+
+
+def test_push_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
+    s = Settings(hub_access_token="tok", hub_store="shop")
+    body = b'{"message_id":"m"}'
+
+    headers = signed_headers(body, s, timestamp=1700000000)
+
+    expected = hmac.new(b"tok", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert headers["X-Hub-Signature"] == f"sha256={expected}"
+    assert headers["X-Hub-Store"] == "shop"
+    assert headers["X-Hub-Timestamp"] == "1700000000"
+    assert headers["X-Hub-Access-Token"] == "tok"
+
+
+def test_classic_signed_access_token_is_hmac_sha1_of_body_and_timestamp() -> None:
+    s = Settings(hub_access_token="tok", hub_sign_access_token=True)
+    body = b"{}"
+
+    headers = signed_headers(body, s, timestamp=1700000000)
+
+    assert headers["X-Hub-Access-Token"] == hmac.new(b"tok", b"{}1700000000", "sha1").hexdigest()
+
+
+@pytest.fixture
+def acme() -> dict[str, registry.Integration]:
+    registry.load("tests.support.acme")
+    return {"acme": registry.integrations()["acme"]}
+
+
+def test_polls_auto_needs_configured_credentials(
+    acme: dict[str, registry.Integration], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ACME_API_KEY", raising=False)
+    assert configured_polls("auto", acme) == []
+    monkeypatch.setenv("ACME_API_KEY", "k")
+    [poll] = configured_polls("auto", acme)
+    assert (poll.integration, poll.service, poll.every_seconds) == ("acme", "tracking", 3600)
+
+
+def test_polls_explicit_list_and_errors(acme: dict[str, registry.Integration]) -> None:
+    [poll] = configured_polls("acme.tracking=60", acme)
+    assert poll.every_seconds == 60
+    assert configured_polls("off", acme) == []
+    with pytest.raises(ScheduleError, match="unknown service"):
+        configured_polls("acme.nope", acme)
+    with pytest.raises(ScheduleError, match="whole number"):
+        configured_polls("acme.tracking=soon", acme)
+    with pytest.raises(ScheduleError, match="no schedule"):
+        configured_polls("acme.send_order", acme)
+
+
+def test_poll_message_id_is_fixed_within_an_interval(acme: dict[str, registry.Integration]) -> None:
+    service = acme["acme"].services["tracking"]
+
+    a = poll_message("acme", service, 60, now=120.0)
+    b = poll_message("acme", service, 60, now=179.9)
+    c = poll_message("acme", service, 60, now=180.0)
+
+    assert a.message_id == b.message_id != c.message_id
+    assert a.message == "acme:shipments:poll"

@@ -1,0 +1,363 @@
+"""The receiver's HTTP protocol, every status code, through the Flask test client.
+
+Redis is fakeredis here and the broker is a recording stand-in; the same paths run against
+real redis-server, gunicorn and Celery in tests/pipeline."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import fakeredis
+import pytest
+from flask.testing import FlaskClient
+
+from endpoint.app import create_app
+from tests.conftest import ENDPOINT_KEY, Publisher, auth, unit_settings
+from worker.records import Records
+from worker.settings import Settings
+
+
+def order(message_id: str = "m-1", number: str = "H1", **extra: Any) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "message": "order:ready",
+        "payload": {"order": {"number": number, "quantity": 1}},
+        **extra,
+    }
+
+
+def post(client: FlaskClient, body: Any, path: str = "/acme/send_order", **headers: str) -> Any:
+    data = body if isinstance(body, str | bytes) else json.dumps(body)
+    return client.post(path, data=data, headers=auth(**headers), content_type="application/json")
+
+
+def errors(response: Any) -> list[str]:
+    return [n["description"] for n in response.json["notifications"] if n["level"] == "error"]
+
+
+# -- 401 ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("headers", [{}, {"X-Hub-Token": "wrong"}, {"X-Hub-Token": ""}])
+def test_missing_or_wrong_token_is_401_before_the_body_is_read(
+    client: FlaskClient, publisher: Publisher, headers: dict[str, str]
+) -> None:
+    response = client.post("/acme/send_order", data="not json at all", headers=headers)
+
+    assert response.status_code == 401
+    assert response.json["notifications"][0]["level"] == "error"
+    assert publisher.published == []
+
+
+def test_the_older_augury_token_header_is_accepted(client: FlaskClient) -> None:
+    response = client.post(
+        "/acme/send_order", json=order(), headers={"X-Augury-Token": ENDPOINT_KEY}
+    )
+
+    assert response.status_code == 200
+
+
+def test_auth_endpoint_checks_the_token(client: FlaskClient) -> None:
+    assert client.get("/auth", headers=auth()).status_code == 200
+    assert client.get("/auth", headers={"X-Hub-Token": "nope"}).status_code == 401
+
+
+def test_no_endpoint_key_refuses_to_start_unless_insecure_dev_is_explicit(
+    records: Records, publisher: Publisher
+) -> None:
+    with pytest.raises(SystemExit, match="ENDPOINT_KEY"):
+        create_app(unit_settings(endpoint_key=None), records, publisher)
+
+    app = create_app(
+        unit_settings(endpoint_key=None, shiphub_insecure_dev=True), records, publisher
+    )
+    assert app.test_client().post("/acme/send_order", json=order()).status_code == 200
+
+
+# -- 404 ---------------------------------------------------------------------------------------
+def test_unknown_integration_is_404_naming_the_known_ones(client: FlaskClient) -> None:
+    response = post(client, order(), path="/nope/send_order")
+
+    assert response.status_code == 404
+    assert "acme" in errors(response)[0]
+
+
+def test_unknown_service_is_404_naming_the_services(client: FlaskClient) -> None:
+    response = post(client, order(), path="/acme/nope")
+
+    assert response.status_code == 404
+    assert "send_order" in errors(response)[0]
+
+
+# -- 406 ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("{not json", "not valid JSON"),
+        ("", "empty"),
+        ("[1, 2]", "JSON list"),
+        ('"text"', "JSON str"),
+        ('{"message_id": "m", "message": "order:ready"}', "Missing payload"),
+        ('{"payload": {}}', "Missing message_id, message"),
+        ('{"message_id": "m", "message": "order:ready", "payload": []}', "payload"),
+        ('{"message_id": 5, "message": "order:ready", "payload": {}}', "message_id"),
+    ],
+)
+def test_body_that_is_not_a_hub_message_is_406_saying_why(
+    client: FlaskClient, publisher: Publisher, body: str, expected: str
+) -> None:
+    response = post(client, body)
+
+    assert response.status_code == 406
+    assert expected in errors(response)[0]
+    assert publisher.published == []
+
+
+def test_406_carries_the_message_id_when_it_is_known(client: FlaskClient) -> None:
+    response = post(client, '{"message_id": "m-406", "message": "order:ready"}')
+
+    assert response.status_code == 406
+    assert response.json["message_id"] == "m-406"
+
+
+def test_body_that_is_not_utf8_is_406(client: FlaskClient) -> None:
+    assert post(client, b"\xff\xfe{}").status_code == 406
+
+
+# -- 413 ---------------------------------------------------------------------------------------
+def test_body_over_the_limit_is_413(client: FlaskClient, publisher: Publisher) -> None:
+    big = order(padding="x" * 5000)
+
+    response = post(client, big)
+
+    assert response.status_code == 413
+    assert "4096" in errors(response)[0]
+    assert publisher.published == []
+
+
+def test_chunked_body_over_the_limit_is_413(client: FlaskClient, publisher: Publisher) -> None:
+    data = json.dumps(order(padding="x" * 5000)).encode()
+    response = client.post(
+        "/acme/send_order",
+        input_stream=io.BytesIO(data),
+        headers={**auth(), "Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input_terminated": True},  # as a server that de-chunks
+    )
+
+    assert response.status_code == 413
+    assert publisher.published == []
+
+
+# -- 422 ---------------------------------------------------------------------------------------
+def test_message_the_service_does_not_take_is_422_naming_what_it_takes(client: FlaskClient) -> None:
+    response = post(client, {**order(), "message": "shipment:ready"})
+
+    assert response.status_code == 422
+    assert "'order:ready'" in errors(response)[0]
+    assert response.json["message_id"] == "m-1"
+
+
+def test_invalid_payload_is_422_with_one_notification_per_field(
+    client: FlaskClient, publisher: Publisher
+) -> None:
+    body = order()
+    body["payload"]["order"] = {"number": "", "quantity": 0}
+
+    response = post(client, body)
+
+    assert response.status_code == 422
+    found = errors(response)
+    assert len(found) == 2
+    assert found[0].startswith("payload.order.number:")
+    assert found[1].startswith("payload.order.quantity:")
+    assert publisher.published == []
+
+
+def test_missing_payload_object_is_422_naming_its_path(client: FlaskClient) -> None:
+    response = post(client, {"message_id": "m", "message": "order:ready", "payload": {}})
+
+    assert response.status_code == 422
+    assert errors(response) == ["payload.order: Field required"]
+
+
+# -- 200, duplicates, 409 ----------------------------------------------------------------------
+def test_accepted_message_is_recorded_then_published_then_200(
+    client: FlaskClient, publisher: Publisher, records: Records
+) -> None:
+    response = post(client, order("m-ok"))
+
+    assert response.status_code == 200
+    assert response.json["status"] == "queued"
+    assert response.json["notifications"][0]["level"] == "info"
+    assert publisher.published == [("acme.order_ready", "m-ok")]
+    record = records.get("acme", "m-ok")
+    assert record is not None and record.fields["published"] == "1"
+
+
+def test_duplicate_is_not_published_again_and_answers_the_record(
+    client: FlaskClient, publisher: Publisher
+) -> None:
+    post(client, order("m-dup"))
+
+    again = post(client, order("m-dup"))
+
+    assert again.status_code == 200
+    assert again.json["status"] == "queued"
+    assert again.json["record"]["message_id"] == "m-dup"
+    assert publisher.published == [("acme.order_ready", "m-dup")]
+
+
+def test_same_id_different_body_is_409(client: FlaskClient, publisher: Publisher) -> None:
+    post(client, order("m-c", number="H1"))
+
+    response = post(client, order("m-c", number="H2"))
+
+    assert response.status_code == 409
+    assert len(publisher.published) == 1
+
+
+def test_same_id_in_another_integration_is_another_message(
+    client: FlaskClient, records: Records
+) -> None:
+    post(client, order("m-x"))
+
+    assert records.get("other", "m-x") is None
+
+
+# -- 503 ---------------------------------------------------------------------------------------
+def test_broker_down_is_503_with_retry_after_and_leaves_no_record(
+    client: FlaskClient, publisher: Publisher, records: Records
+) -> None:
+    publisher.fail = True
+
+    response = post(client, order("m-503"))
+
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    assert records.get("acme", "m-503") is None  # the hub's retry is not a duplicate
+    publisher.fail = False
+    assert post(client, order("m-503")).status_code == 200
+    assert publisher.published == [("acme.order_ready", "m-503")]
+
+
+def test_redis_down_is_503(publisher: Publisher) -> None:
+    unreachable = Records(
+        __import__("worker.runtime", fromlist=["redis_client"]).redis_client(
+            "redis://127.0.0.1:1/0"
+        )
+    )
+    app = create_app(unit_settings(), unreachable, publisher)
+
+    response = app.test_client().post("/acme/send_order", json=order(), headers=auth())
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert "Redis" in errors(response)[0]
+
+
+# -- waiting -----------------------------------------------------------------------------------
+def test_wait_that_runs_out_is_202_with_the_record(client: FlaskClient) -> None:
+    response = post(client, order("m-wait"), **{"X-Hub-Wait": "0.3"})
+
+    assert response.status_code == 202
+    assert response.json["status"] == "queued"
+    assert response.json["record"]["message_id"] == "m-wait"
+
+
+def test_wait_returns_the_stored_answer_when_finished(
+    client: FlaskClient, records: Records
+) -> None:
+    post(client, order("m-done"))
+    answer = {
+        "message_id": "m-done",
+        "messages": [],
+        "parameters": [],
+        "notifications": [{"level": "info", "subject": "ok", "description": "ok"}],
+    }
+    records.finish(
+        "acme", "m-done", "succeeded", answer, error=None, cursor={}, push=False, lease_token=None
+    )
+
+    response = post(client, order("m-done"), **{"X-Hub-Wait": "5"})
+
+    assert response.status_code == 200
+    assert response.json == answer
+
+
+def test_wait_on_a_failed_message_is_500_with_its_errors(
+    client: FlaskClient, records: Records
+) -> None:
+    post(client, order("m-fail"))
+    answer = {
+        "message_id": "m-fail",
+        "messages": [],
+        "parameters": [],
+        "notifications": [{"level": "error", "subject": "no", "description": "refused"}],
+    }
+    records.finish(
+        "acme", "m-fail", "failed", answer, error="refused", cursor={}, push=False, lease_token=None
+    )
+
+    response = post(client, order("m-fail"), **{"X-Hub-Wait": "5"})
+
+    assert response.status_code == 500
+    assert errors(response) == ["refused"]
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+def test_invalid_wait_header_is_400(client: FlaskClient, value: str) -> None:
+    response = post(client, order(), **{"X-Hub-Wait": value})
+
+    assert response.status_code == 400
+    assert "X-Hub-Wait" in errors(response)[0]
+
+
+# -- status, discovery -------------------------------------------------------------------------
+def test_message_status_needs_auth_and_shows_no_body(client: FlaskClient) -> None:
+    post(client, order("m-s", number="SECRET-NUMBER"))
+
+    assert client.get("/messages/acme/m-s").status_code == 401
+    response = client.get("/messages/acme/m-s", headers=auth())
+    assert response.status_code == 200
+    assert response.json["status"] == "queued"
+    assert response.json["attempts"] == 0
+    assert "SECRET-NUMBER" not in response.get_data(as_text=True)
+    assert client.get("/messages/acme/unknown", headers=auth()).status_code == 404
+
+
+def test_endpoint_json_describes_services_like_the_classic_one(client: FlaskClient) -> None:
+    doc = client.get("/acme/endpoint.json").json
+
+    tracking = next(s for s in doc["services"] if s["name"] == "tracking")
+    assert doc["name"] == "acme"
+    assert tracking["path"] == "/tracking"
+    assert tracking["recommends"] == {
+        "messages": ["acme:shipments:poll"],
+        "schedule": {"count": 1, "interval": "hours"},
+    }
+    assert {p["name"] for p in tracking["requires"]["parameters"]} == {"api_key", "since"}
+    assert client.get("/nope/endpoint.json").status_code == 404
+
+
+def test_index_lists_integrations(client: FlaskClient) -> None:
+    names = [i["name"] for i in client.get("/").json["integrations"]]
+
+    assert "acme" in names
+
+
+def test_unknown_route_and_method_are_json_errors(client: FlaskClient) -> None:
+    assert client.get("/a/b/c/d").status_code == 404
+    response = client.put("/acme/send_order", headers=auth())
+    assert response.status_code == 405
+    assert response.json["notifications"][0]["level"] == "error"
+
+
+def test_settings_refuse_a_backoff_at_or_above_the_visibility_timeout() -> None:
+    with pytest.raises(ValueError, match="RETRY_MAX_SECONDS"):
+        Settings(retry_max_seconds=900, broker_visibility_timeout_seconds=900)
+    with pytest.raises(ValueError, match="TASK_TIME_LIMIT_SECONDS"):
+        Settings(task_time_limit_seconds=1000, broker_visibility_timeout_seconds=900)
+
+
+def test_fakeredis_supports_the_scripts() -> None:
+    assert fakeredis.FakeRedis().eval("return 1", 0) == 1
