@@ -1,0 +1,1 @@
+"""The local stack behind ``bin/run``: Redis, the provider simulators and every Procfile line."""

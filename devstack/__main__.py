@@ -1,0 +1,175 @@
+"""Run the whole service locally: ``python -m devstack`` (what ``bin/run`` does).
+
+Starts a local Redis (a real redis-server with AOF, bound to 127.0.0.1; the fakeredis TCP server
+with a warning where there is none), the provider simulators, then every line of the Procfile
+(web, worker, beat, flower) exactly as written, with embedded defaults for every setting the
+user did not give. Prints the URLs, stops everything on Ctrl-C, and stops everything if any
+piece dies.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE = ROOT / ".run"
+REDIS_PORT = int(os.environ.get("SHIPHUB_REDIS_PORT", "6390"))
+DOTCOM_SIM_PORT = int(os.environ.get("DOTCOM_SIM_PORT", "8101"))
+
+# The embedded defaults: a working service with no account anywhere. Anything set in the
+# environment wins.
+DEFAULTS = {
+    "PORT": "8000",
+    "FLOWER_PORT": "5555",
+    "REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
+    "DOTCOM_API_URL": f"http://127.0.0.1:{DOTCOM_SIM_PORT}/dcd_api_test/DCDAPIService.svc",
+    "DOTCOM_API_KEY": "demo-api-key",
+    "DOTCOM_PASSWORD": "demo-password",
+    "DOTCOM_SHIPPING_LOOKUP": '[{"Standard": "03"}, {"UPS Ground (USD)": "03"}, '
+    '{"UPS Two Day (USD)": "02"}]',
+    "DOTCOM_POLL_LAG_SECONDS": "20",
+    "DOTCOM_SIM_SHIP_AFTER": "2",
+    "DOTCOM_SIM_VISIBLE_AFTER": "10",
+    "POLLS": "dotcom.tracking=60",
+    "WORKER_CONCURRENCY": "8",
+    "WEB_CONCURRENCY": "1",
+}
+
+
+def say(text: str) -> None:
+    print(f"[run] {text}", flush=True)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_port(port: int, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_open(port):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"[run] {what} did not come up on port {port}")
+        time.sleep(0.1)
+
+
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(":", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+class Stack:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        STATE.mkdir(exist_ok=True)
+
+    def start(self, name: str, argv: list[str] | str) -> None:
+        log = open(STATE / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+        shell = isinstance(argv, str)
+        self.children[name] = subprocess.Popen(
+            argv, shell=shell, executable="/bin/bash" if shell else None, cwd=ROOT,
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def redis(self) -> None:
+        if "REDIS_URL" in os.environ:
+            say(f"using REDIS_URL from the environment; not starting a local Redis")
+            return
+        if port_open(REDIS_PORT):
+            say(f"a Redis already listens on 127.0.0.1:{REDIS_PORT}; using it")
+            return
+        binary = shutil.which("redis-server")
+        if binary:
+            data = STATE / "redis"
+            data.mkdir(parents=True, exist_ok=True)
+            self.start("redis", [
+                binary, "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--dir", str(data),
+                "--appendonly", "yes", "--maxmemory-policy", "noeviction",
+            ])
+        else:
+            say("WARNING: no redis-server here; using the fakeredis TCP server. Nothing survives "
+                "a restart: for a demo only.")
+            self.start("redis", [sys.executable, "-m", "devstack.fake_redis",
+                                 "--port", str(REDIS_PORT)])
+        wait_port(REDIS_PORT, "Redis")
+
+    def simulators(self) -> None:
+        if not self.env["DOTCOM_API_URL"].startswith(f"http://127.0.0.1:{DOTCOM_SIM_PORT}/"):
+            return
+        self.start("dotcom-simulator", [sys.executable, "-m", "simulators.dotcom",
+                                        "--port", str(DOTCOM_SIM_PORT)])
+        wait_port(DOTCOM_SIM_PORT, "the Dotcom simulator")
+
+    def services(self) -> None:
+        for name, command in procfile().items():
+            self.start(name, command.strip())
+        wait_port(int(self.env["PORT"]), "the receiver")
+        wait_port(int(self.env["FLOWER_PORT"]), "Flower", timeout=60)
+
+    def watch(self) -> int:
+        while True:
+            for name, child in self.children.items():
+                if child.poll() is not None:
+                    say(f"{name} exited with {child.returncode}; see .run/{name}.log")
+                    return 1
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        for child in reversed(list(self.children.values())):
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        for child in self.children.values():
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+
+
+def environment() -> dict[str, str]:
+    env = {**DEFAULTS, **os.environ}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ROOT)
+    if not env.get("ENDPOINT_KEY"):
+        env["SHIPHUB_INSECURE_DEV"] = "1"
+        say("WARNING: ENDPOINT_KEY is not set: the receiver accepts requests without a token "
+            "(SHIPHUB_INSECURE_DEV=1). Set ENDPOINT_KEY for anything but local development.")
+    return env
+
+
+def main() -> int:
+    env = environment()
+    stack = Stack(env)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        stack.redis()
+        stack.simulators()
+        stack.services()
+        base = f"http://127.0.0.1:{env['PORT']}"
+        say(f"receiver   {base}/   (integrations: {base}/dotcom/endpoint.json)")
+        say(f"flower     http://127.0.0.1:{env['FLOWER_PORT']}/")
+        say(f"metrics    {base}/metrics      health: {base}/healthz")
+        say(f"dotcom sim {env['DOTCOM_API_URL']}")
+        say(f"logs       {STATE}/*.log      Ctrl-C stops everything")
+        if env.get("SHIPHUB_DEMO", "1") != "0":
+            from devstack.demo import run_demo
+
+            run_demo(base, env)
+        return stack.watch()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        say("stopping")
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
