@@ -76,13 +76,19 @@ class Stack:
         log = open(STATE / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
         shell = isinstance(argv, str)
         self.children[name] = subprocess.Popen(
-            argv, shell=shell, executable="/bin/bash" if shell else None, cwd=ROOT,
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            argv,
+            shell=shell,
+            executable="/bin/bash" if shell else None,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def redis(self) -> None:
         if "REDIS_URL" in os.environ:
-            say(f"using REDIS_URL from the environment; not starting a local Redis")
+            say("using REDIS_URL from the environment; not starting a local Redis")
             return
         if port_open(REDIS_PORT):
             say(f"a Redis already listens on 127.0.0.1:{REDIS_PORT}; using it")
@@ -91,22 +97,39 @@ class Stack:
         if binary:
             data = STATE / "redis"
             data.mkdir(parents=True, exist_ok=True)
-            self.start("redis", [
-                binary, "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--dir", str(data),
-                "--appendonly", "yes", "--maxmemory-policy", "noeviction",
-            ])
+            self.start(
+                "redis",
+                [
+                    binary,
+                    "--port",
+                    str(REDIS_PORT),
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    str(data),
+                    "--appendonly",
+                    "yes",
+                    "--maxmemory-policy",
+                    "noeviction",
+                ],
+            )
         else:
-            say("WARNING: no redis-server here; using the fakeredis TCP server. Nothing survives "
-                "a restart: for a demo only.")
-            self.start("redis", [sys.executable, "-m", "devstack.fake_redis",
-                                 "--port", str(REDIS_PORT)])
+            say(
+                "WARNING: no redis-server here; using the fakeredis TCP server. Nothing survives "
+                "a restart: for a demo only."
+            )
+            self.start(
+                "redis", [sys.executable, "-m", "devstack.fake_redis", "--port", str(REDIS_PORT)]
+            )
         wait_port(REDIS_PORT, "Redis")
 
     def simulators(self) -> None:
         if not self.env["DOTCOM_API_URL"].startswith(f"http://127.0.0.1:{DOTCOM_SIM_PORT}/"):
             return
-        self.start("dotcom-simulator", [sys.executable, "-m", "simulators.dotcom",
-                                        "--port", str(DOTCOM_SIM_PORT)])
+        self.start(
+            "dotcom-simulator",
+            [sys.executable, "-m", "simulators.dotcom", "--port", str(DOTCOM_SIM_PORT)],
+        )
         wait_port(DOTCOM_SIM_PORT, "the Dotcom simulator")
 
     def services(self) -> None:
@@ -140,8 +163,10 @@ def environment() -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT)
     if not env.get("ENDPOINT_KEY"):
         env["SHIPHUB_INSECURE_DEV"] = "1"
-        say("WARNING: ENDPOINT_KEY is not set: the receiver accepts requests without a token "
-            "(SHIPHUB_INSECURE_DEV=1). Set ENDPOINT_KEY for anything but local development.")
+        say(
+            "WARNING: ENDPOINT_KEY is not set: the receiver accepts requests without a token "
+            "(SHIPHUB_INSECURE_DEV=1). Set ENDPOINT_KEY for anything but local development."
+        )
     return env
 
 
