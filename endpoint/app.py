@@ -141,7 +141,10 @@ def create_app(
                 "Only a failed or dead message of a known integration can be replayed",
                 message_id=message_id,
             )
-        publish(handler, message_id)
+        try:
+            publish(handler, message_id)
+        except Exception:  # the record is queued: the watchdog publishes it when the broker is back
+            return replies.unavailable("The broker is unavailable", message_id=message_id)
         return jsonify(message_id=message_id, status="queued")
 
     @app.post("/deliveries/<integration>/<path:message_id>/replay")

@@ -55,9 +55,9 @@ def _session() -> requests.Session:
     return pooled_session()
 
 
-def push_delay(attempts: int) -> float:
-    """1, 2, 4 ... seconds, at most 60: short enough for a hub that was briefly away."""
-    return float(min(60, 2 ** max(0, attempts - 1)))
+def push_delay(attempts: int, s: Settings) -> float:
+    """1, 2, 4 ... seconds, capped: short enough for a hub that was briefly away."""
+    return float(min(s.hub_push_retry_max_seconds, 2 ** max(0, attempts - 1)))
 
 
 def deliver(records: Records, integration: str, message_id: str, s: Settings) -> float | None:
@@ -87,15 +87,14 @@ def deliver(records: Records, integration: str, message_id: str, s: Settings) ->
             )
             records.delivery_failed(integration, message_id, error, None)
             return None
-        delay = push_delay(attempts)
+        delay = push_delay(attempts, s)
         records.delivery_failed(integration, message_id, error, time.time() + delay)
         log.warning(
             "push of %s/%s failed (%s); next try in %.0fs", integration, message_id, error, delay
         )
         return delay
     finally:
-        if records.redis.get(lease_key) == token:
-            records.redis.delete(lease_key)
+        records.release(lease_key, token)
 
 
 def _push(body: bytes, s: Settings) -> str | None:

@@ -76,7 +76,6 @@ def submit(
             outcome = records.accept(integration, message_id, digest, token, fields)
             if outcome in ("created", "takeover"):
                 _publish_or_abandon(records, publish, handler, message_id, token)
-                records.count("messages_accepted")
                 return Submission("accepted", records.get(integration, message_id))
             if outcome == "conflict":
                 return Submission("conflict", records.get(integration, message_id))

@@ -119,6 +119,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'published', '1')
 local st = redis.call('HGET', KEYS[1], 'status')
 if st == 'queued' then redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2]) end
+redis.call('HINCRBY', KEYS[3], 'messages_accepted', 1)
 return 1
 """
 
@@ -135,7 +136,7 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 return {'started', tostring(n)}
 """
 
-_RELEASE_LEASE = """
+_RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
@@ -178,6 +179,7 @@ class Record:
             "service": f.get("service"),
             "status": self.status,
             "attempts": int(f.get("attempts", 0)),
+            "replays": int(f.get("replays", 0)),
             "received_at": _iso(f.get("received_at")),
             "started_at": _iso(f.get("started_at")),
             "finished_at": _iso(f.get("finished_at")),
@@ -226,7 +228,7 @@ class Records:
         self._abandon = client.register_script(_ABANDON)
         self._published = client.register_script(_PUBLISHED)
         self._begin = client.register_script(_BEGIN)
-        self._release = client.register_script(_RELEASE_LEASE)
+        self._release = client.register_script(_RELEASE)
 
     # -- receiving ---------------------------------------------------------------------------
     def accept(
@@ -253,7 +255,7 @@ class Records:
     def mark_published(self, integration: str, message_id: str) -> None:
         deadline = time.time() + self.timing.queued_deadline_seconds
         self._published(
-            keys=[record_key(integration, message_id), WATCH],
+            keys=[record_key(integration, message_id), WATCH, STATS],
             args=[deadline, member(integration, message_id)],
         )
 
@@ -289,7 +291,11 @@ class Records:
         return outcome, int(attempts)
 
     def release_lease(self, integration: str, message_id: str, lease_token: str) -> None:
-        self._release(keys=[lease_key(integration, message_id)], args=[lease_token])
+        self.release(lease_key(integration, message_id), lease_token)
+
+    def release(self, key: str, token: str) -> None:
+        """Delete a lock key only if we still hold it."""
+        self._release(keys=[key], args=[token])
 
     def lease_left(self, integration: str, message_id: str) -> float:
         return max(0.0, self.redis.pttl(lease_key(integration, message_id)) / 1000)
@@ -329,7 +335,16 @@ class Records:
             if not fields or fields.get("status") not in FINISHED:
                 return None
             pipe.multi()
-            pipe.hset(key, mapping={"status": "queued", "published": "1", "updated_at": repr(now)})
+            pipe.hset(
+                key,
+                mapping={
+                    "status": "queued",
+                    "published": "1",
+                    "attempts": "0",
+                    "updated_at": repr(now),
+                },
+            )
+            pipe.hincrby(key, "replays", 1)
             pipe.hdel(
                 key,
                 "answer",

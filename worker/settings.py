@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     hub_sign_access_token: bool = False  # X-Hub-Access-Token as HMAC-SHA1, like the classic hub
     hub_push_timeout_seconds: float = Field(10.0, gt=0)
     hub_push_max_attempts: int = Field(15, ge=1)
+    hub_push_retry_max_seconds: float = Field(60.0, gt=0)
 
     # Handling messages: bounded, jittered exponential back-off; all well below the visibility
     # timeout so that a waiting retry is never redelivered beside itself.
@@ -57,13 +58,15 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _timing_is_consistent(self) -> Settings:
         limit = self.broker_visibility_timeout_seconds
-        for name in ("retry_max_seconds", "task_time_limit_seconds"):
+        for name in ("retry_max_seconds", "task_time_limit_seconds", "hub_push_retry_max_seconds"):
             if getattr(self, name) >= limit:
                 raise ValueError(
                     f"{name.upper()} must be below BROKER_VISIBILITY_TIMEOUT_SECONDS ({limit:g}): "
                     "a task waiting or running longer than the visibility timeout is redelivered "
                     "and runs twice"
                 )
+        if self.hub_push_url and self.hub_access_token is None:
+            raise ValueError("HUB_PUSH_URL is set but HUB_ACCESS_TOKEN is not: pushes are signed")
         return self
 
     def require_endpoint_key(self) -> None:

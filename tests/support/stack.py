@@ -32,6 +32,8 @@ def wait_until(check: Callable[[], Any], timeout: float = 20.0, every: float = 0
     while time.monotonic() < deadline:
         try:
             last = check()
+        except AssertionError:  # a definite failure, such as a process that died
+            raise
         except Exception as exc:  # the thing is not up yet
             last = exc
         else:
@@ -108,6 +110,12 @@ class Service:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def running(self) -> bool:
+        """Alive, or an AssertionError with the log (so a start-up crash fails fast)."""
+        if not self.alive():
+            raise AssertionError(f"{self.name} exited at start-up:\n{self.output()[-3000:]}")
+        return True
+
     def kill(self) -> None:
         """kill -9 the whole process group: no goodbye, no acks."""
         if self.alive():
@@ -147,6 +155,7 @@ class Stack:
             "TASK_TIME_LIMIT_SECONDS": "4",
             "RETRY_BASE_SECONDS": "0.2",
             "RETRY_MAX_SECONDS": "1",
+            "HUB_PUSH_RETRY_MAX_SECONDS": "2",
             "TASK_MAX_ATTEMPTS": "3",
             "POLLS": "off",
             **extra_env,
@@ -180,7 +189,10 @@ class Stack:
                 "endpoint.wsgi:app",
             ],
         )
-        wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=2).ok, timeout=30)
+        wait_until(
+            lambda: service.running() and requests.get(f"{self.url}/healthz", timeout=2).ok,
+            timeout=30,
+        )
         return service
 
     def start_worker(self, name: str = "worker") -> Service:
@@ -205,7 +217,7 @@ class Stack:
                 "--without-gossip",
             ],
         )
-        wait_until(lambda: "ready." in service.output(), timeout=30)
+        wait_until(lambda: service.running() and "ready." in service.output(), timeout=30)
         return service
 
     def start_beat(self, name: str = "beat") -> Service:
