@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STATE = ROOT / ".run"
+STATE = Path(os.environ.get("SHIPHUB_STATE_DIR", ROOT / ".run"))
 REDIS_PORT = int(os.environ.get("SHIPHUB_REDIS_PORT", "6390"))
 DOTCOM_SIM_PORT = int(os.environ.get("DOTCOM_SIM_PORT", "8101"))
 
@@ -142,7 +142,7 @@ class Stack:
         while True:
             for name, child in self.children.items():
                 if child.poll() is not None:
-                    say(f"{name} exited with {child.returncode}; see .run/{name}.log")
+                    say(f"{name} exited with {child.returncode}; see {STATE}/{name}.log")
                     return 1
             time.sleep(0.5)
 

@@ -1,0 +1,67 @@
+"""The run command (``python -m devstack``, what ``bin/run`` execs) with no configuration: it
+starts Redis, the simulators and every Procfile line as written, and accepts a message."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.support.stack import ROOT, free_port, wait_until
+
+FIXTURES = ROOT / "tests" / "fixtures" / "dotcom"
+
+
+def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(tmp_path: Path) -> None:
+    ports = {
+        name: str(free_port())
+        for name in ("PORT", "FLOWER_PORT", "SHIPHUB_REDIS_PORT", "DOTCOM_SIM_PORT")
+    }
+    passthrough = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "SYSTEMROOT")
+    }
+    env = {**passthrough, **ports, "SHIPHUB_DEMO": "0", "SHIPHUB_STATE_DIR": str(tmp_path)}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "devstack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{ports['PORT']}"
+    try:
+        wait_until(lambda: requests.get(f"{base}/healthz", timeout=2).ok, timeout=90)
+        wait_until(
+            lambda: requests.get(f"http://127.0.0.1:{ports['FLOWER_PORT']}/", timeout=2).ok,
+            timeout=60,
+        )
+        body = json.loads((FIXTURES / "shipment_ready.json").read_text())
+        body["message_id"] = f"run-{time.time_ns()}"
+
+        response = requests.post(
+            f"{base}/dotcom/send_shipment", json=body, headers={"X-Hub-Wait": "30"}, timeout=60
+        )
+
+        assert response.status_code == 200, response.text
+        assert response.json()["notifications"][0]["subject"] == (
+            "Successfully Sent Shipment to Dotcom Distribution"
+        )
+        for name in ("web", "worker", "beat", "flower", "redis", "dotcom-simulator"):
+            assert (tmp_path / f"{name}.log").exists(), name
+        assert list((tmp_path / "redis").glob("appendonly*")), "Redis runs without AOF"
+    finally:
+        os.killpg(run.pid, signal.SIGINT)
+        output, _ = run.communicate(timeout=60)
+    assert "WARNING: ENDPOINT_KEY is not set" in output
+    assert "[run] receiver" in output
+    assert run.returncode == 0, output
