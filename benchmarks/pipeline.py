@@ -21,7 +21,6 @@ import argparse
 import copy
 import json
 import statistics
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -69,19 +68,6 @@ def describe(name: str, count: int, elapsed: float, latencies: list[float]) -> f
     return rate
 
 
-def simulator(port: int, stack: Stack) -> Any:
-    return stack._start(
-        "dotcom-simulator",
-        [
-            sys.executable,
-            "-m",
-            "simulators.dotcom",
-            "--port",
-            str(port),
-        ],
-    )
-
-
 def drain(
     stack: Stack,
     bodies: list[dict[str, Any]],
@@ -103,26 +89,7 @@ def drain(
         timeout=5,
     )
     post_all(stack, bodies, 8)
-    worker = stack._start(
-        f"worker-{pool}",
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker.app",
-            "worker",
-            "--pool",
-            pool,
-            "--concurrency",
-            str(concurrency),
-            "--loglevel",
-            "INFO",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-    )
-    wait_until(lambda: "ready." in worker.output(), timeout=60, every=0.02)
+    worker = stack.start_worker(f"worker-{pool}", pool, concurrency)
     started = time.perf_counter()
     wait_until(lambda: unfinished(stack) == 0, timeout=900, every=0.1)
     elapsed = time.perf_counter() - started
@@ -162,7 +129,7 @@ def main() -> None:
         },
     )
     try:
-        simulator(sim_port, stack)
+        stack.start_simulator("dotcom-simulator", "simulators.dotcom", sim_port)
         wait_until(lambda: requests.get(f"{sim_url}/_sim/health", timeout=1).ok)
         stack.start_web()
         print(f"intake: {args.messages} messages, {args.clients} concurrent clients, no worker")

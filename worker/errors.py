@@ -13,8 +13,11 @@ from collections.abc import Sequence
 
 
 class ProviderError(Exception):
-    def __init__(self, subject: str, reasons: Sequence[str] = ()) -> None:
+    def __init__(
+        self, subject: str, reasons: Sequence[str] = (), *, status: int | None = None
+    ) -> None:
         self.subject = subject
+        self.status = status  # the provider's HTTP status, when the error is an HTTP answer
         self.reasons = [r for r in reasons if r] or [subject]
         super().__init__(subject if not reasons else f"{subject}: {'; '.join(self.reasons)}")
 
@@ -27,9 +30,14 @@ class TransientError(ProviderError):
     """Worth retrying; ``retry_after`` is the provider's own hint in seconds, if it gave one."""
 
     def __init__(
-        self, subject: str, reasons: Sequence[str] = (), retry_after: float | None = None
+        self,
+        subject: str,
+        reasons: Sequence[str] = (),
+        retry_after: float | None = None,
+        *,
+        status: int | None = None,
     ) -> None:
-        super().__init__(subject, reasons)
+        super().__init__(subject, reasons, status=status)
         self.retry_after = retry_after
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import requests
@@ -62,22 +62,36 @@ def call(
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     retry_after_headers: Iterable[str] = ("Retry-After",),
     reasons: Callable[[requests.Response], list[str]] | None = None,
+    exact_url: bool = False,
+    stream: bool = False,
+    headers: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> requests.Response:
     """Send one request; return a 2xx response or raise a classified provider error.
 
     ``reasons`` extracts the provider's own error reasons from a failed response (its body shape
-    is provider-specific); without it a short excerpt of the body is used.
+    is provider-specific); without it a short excerpt of the body is used. ``exact_url`` sends
+    ``url`` byte for byte (requests would otherwise re-quote it), for APIs that sign the URL.
+    Redirects are not followed: a provider API that redirects is misconfigured, and following
+    would carry credentials elsewhere.
     """
+    request = requests.Request(method, url, headers=dict(headers or {}), **kwargs)
+    prepared = session.prepare_request(request)
+    if exact_url:
+        prepared.url = url
+    settings = session.merge_environment_settings(prepared.url, {}, stream, None, None)
     try:
-        response = session.request(method, url, timeout=timeout, **kwargs)
+        response = session.send(prepared, timeout=timeout, allow_redirects=False, **settings)
     except requests.Timeout as exc:
         raise TransientError(f"{provider} did not answer in time", [str(exc)]) from exc
     except requests.ConnectionError as exc:
         raise TransientError(f"{provider} could not be reached", [str(exc)]) from exc
-    if response.ok:
+    if 200 <= response.status_code < 300:
         return response
-    raise classify(response, provider, retry_after_headers, reasons)
+    try:
+        raise classify(response, provider, retry_after_headers, reasons)
+    finally:
+        response.close()
 
 
 def classify(
@@ -86,7 +100,8 @@ def classify(
     retry_after_headers: Iterable[str] = ("Retry-After",),
     reasons: Callable[[requests.Response], list[str]] | None = None,
 ) -> TransientError | HardError:
-    """Turn a non-2xx response into the error the task knows how to treat."""
+    """Turn a non-2xx response into the error the task knows how to treat; ``status`` on the
+    error keeps the HTTP status for providers that word some of them specially."""
     status = response.status_code
     found = _safe_reasons(response, reasons)
     subject = f"{provider} answered HTTP {status}"
@@ -99,8 +114,8 @@ def classify(
             ),
             None,
         )
-        return TransientError(subject, found, retry_after=hint)
-    return HardError(subject, found)
+        return TransientError(subject, found, retry_after=hint, status=status)
+    return HardError(subject, found, status=status)
 
 
 def _safe_reasons(

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from worker.hub import Answer
     from worker.job import Job
 
-BUILTIN_MODULES: tuple[str, ...] = ()
+BUILTIN_MODULES: tuple[str, ...] = ("worker.integrations.dotcom",)
 HUB_QUEUE = "hub"
 
 Interval = Literal["minutes", "hours", "days"]

@@ -195,44 +195,33 @@ class Stack:
         )
         return service
 
-    def start_worker(self, name: str = "worker") -> Service:
-        service = self._start(
+    def start_worker(
+        self, name: str = "worker", pool: str = "threads", concurrency: int = 8
+    ) -> Service:
+        service = self._celery(
             name,
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.app",
-                "worker",
-                "--pool",
-                "threads",
-                "--concurrency",
-                "8",
-                "--loglevel",
-                "INFO",
-                "--hostname",
-                f"{name}@%h",
-                "--without-mingle",
-                "--without-gossip",
-            ],
+            "worker",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
         )
-        wait_until(lambda: service.running() and "ready." in service.output(), timeout=30)
+        wait_until(lambda: service.running() and "ready." in service.output(), timeout=60)
         return service
 
     def start_beat(self, name: str = "beat") -> Service:
+        return self._celery(name, "beat")
+
+    def start_simulator(self, name: str, module: str, port: int) -> Service:
+        return self._start(name, [sys.executable, "-m", module, "--port", str(port)])
+
+    def _celery(self, name: str, *args: str) -> Service:
         return self._start(
-            name,
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.app",
-                "beat",
-                "--loglevel",
-                "INFO",
-            ],
+            name, [sys.executable, "-m", "celery", "-A", "worker.app", *args, "--loglevel", "INFO"]
         )
 
     def _start(self, name: str, argv: list[str]) -> Service:

@@ -1,0 +1,232 @@
+"""Fixtures for the Dotcom tests: the Dotcom simulator as its own process, a stack (receiver,
+worker, real redis-server) pointed at it, and hub messages built from the seed's samples."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.pipeline.conftest import HUB_STORE, HUB_TOKEN, hub, redis_server
+from tests.support.servers import HubServer
+from tests.support.stack import ROOT, RedisServer, Stack, free_port, wait_until
+
+__all__ = ["hub", "redis_server"]  # session fixtures shared with the pipeline tests
+
+FIXTURES = ROOT / "tests" / "fixtures" / "dotcom"
+API_KEY, PASSWORD = "demo-api-key", "demo-password"
+BASE_PATH = "/dcd_api_test/DCDAPIService.svc"
+ENV_SHIPPING_LOOKUP = [{"UPS Ground (USD)": "03"}, {"UPS Two Day (USD)": "02"}]
+SENT = "Successfully Sent Shipment to Dotcom Distribution"
+
+
+def fixture_text(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def seed_shipment_ready() -> dict[str, Any]:
+    """The seed's shipment:ready sample, corrected (the printed one has a stray ``]``)."""
+    return json.loads(fixture_text("shipment_ready.json"))
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:24]
+
+
+def shipment_number() -> str:
+    """A hub shipment number like the seed's ("H" and digits), unique per test."""
+    return f"H{uuid.uuid4().int % 10**11:011d}"
+
+
+def shipment_message(
+    number: str | None = None,
+    *,
+    parameters: dict[str, Any] | None = None,
+    items: list[dict[str, Any]] | None = None,
+    **shipment: Any,
+) -> dict[str, Any]:
+    """A shipment:ready message like the seed's, with a fresh message id and shipment number.
+    ``shipment`` overrides fields of the shipment (``shipping_address=...`` replaces it)."""
+    body = seed_shipment_ready()
+    body["message_id"] = new_id()
+    sample = body["payload"]["shipment"]
+    sample["number"] = number or shipment_number()
+    sample["order_number"] = f"R{uuid.uuid4().int % 10**9:09d}"
+    sample["shipping_method"] = "UPS Ground (USD)"
+    if items is not None:
+        sample["items"] = items
+    sample.update(copy.deepcopy(shipment))
+    if parameters:
+        body["payload"]["parameters"] = [{"name": k, "value": v} for k, v in parameters.items()]
+    return body
+
+
+def poll_message(**parameters: Any) -> dict[str, Any]:
+    """dotcom:shipment_results:poll as the seed has it, parameters prefixed as the hub sends."""
+    body = json.loads(fixture_text("shipment_results_poll.json"))
+    body["message_id"] = new_id()
+    if parameters:
+        body["payload"]["parameters"] = [
+            {"name": f"dotcom.{k}", "value": v} for k, v in parameters.items()
+        ]
+    return body
+
+
+class DotcomSimulator:
+    """``python -m simulators.dotcom`` on a free port, and its control API."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.log_path = Path(tempfile.mkdtemp(prefix="shiphub-dotcom-sim-")) / "simulator.log"
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "simulators.dotcom",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(lambda: requests.get(f"{self.url}/_sim/health", timeout=2).ok, timeout=20)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}{BASE_PATH}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(10)
+        self.log.close()
+
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        response = requests.request(method, f"{self.url}/_sim/{path}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def reset(self) -> None:
+        self.control("POST", "reset")
+
+    def orders(self) -> dict[str, Any]:
+        return self.control("GET", "orders")
+
+    def inject(
+        self, number: str, release: str, ship_datetime: datetime, items: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        return self.control(
+            "POST",
+            "shipments",
+            {
+                "client_order_number": number,
+                "release": release,
+                "ship_datetime": ship_datetime.isoformat(),
+                "items": items,
+            },
+        )
+
+    def fault(self, kind: str, route: str, count: int = 1) -> None:
+        self.control("POST", "faults", {"kind": kind, "route": route, "count": count})
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture(scope="session")
+def simulator_process() -> Iterator[DotcomSimulator]:
+    # Orders ship at once and show at once: tests inject their own releases where timing matters.
+    sim = DotcomSimulator({"DOTCOM_SIM_SHIP_AFTER": "0", "DOTCOM_SIM_VISIBLE_AFTER": "0"})
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sim(simulator_process: DotcomSimulator) -> DotcomSimulator:
+    """The simulator, emptied for this test."""
+    simulator_process.reset()
+    return simulator_process
+
+
+def dotcom_env(sim: DotcomSimulator, hub: HubServer) -> dict[str, str]:
+    return {
+        "HUB_PUSH_URL": f"{hub.url}/push",
+        "HUB_ACCESS_TOKEN": HUB_TOKEN,
+        "HUB_STORE": HUB_STORE,
+        "DOTCOM_API_URL": sim.api_url,
+        "DOTCOM_API_KEY": API_KEY,
+        "DOTCOM_PASSWORD": PASSWORD,
+        "DOTCOM_SHIPPING_LOOKUP": json.dumps(ENV_SHIPPING_LOOKUP),
+        "DOTCOM_POLL_LAG_SECONDS": "1",
+    }
+
+
+@pytest.fixture(scope="session")
+def dotcom_stack(
+    redis_server: RedisServer, simulator_process: DotcomSimulator, hub: HubServer
+) -> Iterator[Stack]:
+    """Receiver and one worker configured for the simulator, shared by the Dotcom modules
+    (each test uses its own message ids, shipment numbers and hub store)."""
+    running = Stack(redis_server, dotcom_env(simulator_process, hub))
+    try:
+        running.start_web()
+        running.start_worker()
+        yield running
+    except BaseException:
+        print(running.logs())
+        raise
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def store() -> str:
+    """A hub store of its own: cursors and what was sent or confirmed do not leak between tests."""
+    return f"store-{uuid.uuid4().hex[:8]}"
+
+
+def post(
+    stack: Stack, service: str, body: Any, store: str, *, wait: float = 30
+) -> requests.Response:
+    """POST a hub message to ``/dotcom/<service>`` for ``store`` and wait for the answer."""
+    headers = stack.headers(**{"X-Hub-Store": store, "X-Hub-Wait": str(wait)})
+    return requests.post(
+        f"{stack.url}/dotcom/{service}", json=body, headers=headers, timeout=wait + 30
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    funcargs = getattr(item, "funcargs", {})
+    for value in {id(v): v for v in funcargs.values()}.values():
+        if isinstance(value, Stack):
+            report.sections.append(("service logs", value.logs()))
+        if isinstance(value, DotcomSimulator):
+            report.sections.append(("simulator log", value.output()))

@@ -1,0 +1,323 @@
+"""Talking to Dotcom: signing, cursors and windows, settings, and the client against the
+simulator's app served in-process (real HTTP, no extra processes)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+from pydantic import SecretStr
+from werkzeug.serving import make_server
+
+from simulators.dotcom import (
+    OrderError as SimError,
+)
+from simulators.dotcom import (
+    SimulatorConfig,
+    create_app,
+    order_errors_document,
+)
+from tests.dotcom.conftest import API_KEY, BASE_PATH, PASSWORD
+from worker.errors import HardError, TransientError
+from worker.integrations.dotcom import (
+    TEST_API_URL,
+    Credentials,
+    DotcomClient,
+    DotcomSettings,
+    OrderError,
+    UnexpectedAnswer,
+    authorization,
+    dotcom,
+    dotcom_settings,
+    dotcom_time,
+    is_duplicate_order,
+    load_config,
+    parse_cursor,
+    parse_order_errors,
+    poll_window,
+    shipments_url,
+    signature,
+)
+from worker.polling import Poll, configured_polls
+from worker.provider_http import pooled_session
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+# -- signing -------------------------------------------------------------------------------------
+
+
+def test_signature_vector_for_the_order_url() -> None:
+    url = f"{TEST_API_URL}/order"
+    assert authorization(API_KEY, PASSWORD, url) == "demo-api-key:7NIrsGHy7KHm1rvj1qBw5A=="
+
+
+def test_signature_vector_for_a_shipment_url_with_escapes() -> None:
+    url = (
+        f"{TEST_API_URL}/shipment?fromShipDate=2013-10-28&toShipDate=2013-10-29%2003:00:21%20-0400"
+    )
+    assert signature(url, PASSWORD) == "UNRGx1K817atQaReAChWpw=="
+
+
+# -- cursors and windows -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2013-10-28 3:15:21 -0400", datetime(2013, 10, 28, 7, 15, 21, tzinfo=UTC)),
+        ("2013-10-28 03:15:21 -0400", datetime(2013, 10, 28, 7, 15, 21, tzinfo=UTC)),
+        ("2013-10-28 03:15:21 -04:00", datetime(2013, 10, 28, 7, 15, 21, tzinfo=UTC)),
+        ("2013-10-28 07:15:21 UTC", datetime(2013, 10, 28, 7, 15, 21, tzinfo=UTC)),
+        ("2013-10-28 03:15:21", datetime(2013, 10, 28, 7, 15, 21, tzinfo=UTC)),
+        ("2013-10-28 03:15", datetime(2013, 10, 28, 7, 15, tzinfo=UTC)),
+        ("2013-10-28T03:15:21-04:00", datetime(2013, 10, 28, 7, 15, 21, tzinfo=UTC)),
+        ("2013-10-28T07:15:21Z", datetime(2013, 10, 28, 7, 15, 21, tzinfo=UTC)),
+        ("2013-10-28T03:15:21.5", datetime(2013, 10, 28, 7, 15, 21, 500000, tzinfo=UTC)),
+        ("2013-10-28", datetime(2013, 10, 28, 4, 0, tzinfo=UTC)),
+        (" 2013-12-01 ", datetime(2013, 12, 1, 5, 0, tzinfo=UTC)),
+    ],
+)
+def test_cursor_formats(raw: str, expected: datetime) -> None:
+    assert parse_cursor(raw, NEW_YORK) == expected
+
+
+@pytest.mark.parametrize("raw", ["yesterday", "2013-13-01", "10/28/2013", "2013-10-28 25:00:00"])
+def test_unreadable_cursor(raw: str) -> None:
+    with pytest.raises(ValueError):
+        parse_cursor(raw, NEW_YORK)
+
+
+def test_cursor_is_written_like_the_classic() -> None:
+    moment = datetime(2013, 10, 29, 7, 15, 21, tzinfo=UTC)
+    assert dotcom_time(moment, NEW_YORK) == "2013-10-29 03:15:21 -0400"
+    assert parse_cursor(dotcom_time(moment, NEW_YORK), NEW_YORK) == moment
+
+
+def test_window_runs_from_the_cursor_to_now_minus_the_lag() -> None:
+    s = DotcomSettings(poll_lag_seconds=900, poll_overlap_seconds=600)
+    now = datetime(2013, 10, 29, 7, 30, 21, 123456, tzinfo=UTC)
+    cursor = datetime(2013, 10, 28, 7, 15, 21, tzinfo=UTC)
+    window = poll_window(cursor, now, s)
+    assert window.start == cursor
+    assert window.end == datetime(2013, 10, 29, 7, 15, 21, tzinfo=UTC)
+    assert window.query_start == cursor - timedelta(minutes=10)
+    assert window.is_open
+
+
+def test_first_window_looks_back() -> None:
+    s = DotcomSettings(poll_lag_seconds=0, first_poll_lookback_hours=24)
+    now = datetime(2013, 10, 29, 7, 0, tzinfo=UTC)
+    assert poll_window(None, now, s).start == now - timedelta(hours=24)
+
+
+def test_a_cursor_too_recent_gives_an_empty_window() -> None:
+    s = DotcomSettings(poll_lag_seconds=900)
+    now = datetime(2013, 10, 29, 7, 0, tzinfo=UTC)
+    assert not poll_window(now - timedelta(minutes=5), now, s).is_open
+
+
+def test_window_url_is_encoded_as_dotcom_documents_it() -> None:
+    start = datetime(2013, 10, 28, 7, 15, 21, tzinfo=UTC)
+    end = datetime(2013, 10, 29, 7, 0, 21, tzinfo=UTC)
+    assert shipments_url(TEST_API_URL, start, end, NEW_YORK) == (
+        f"{TEST_API_URL}/shipment?fromShipDate=2013-10-28%2003:15:21%20-0400"
+        "&toShipDate=2013-10-29%2003:00:21%20-0400"
+    )
+
+
+def test_window_url_encodes_a_plus_offset() -> None:
+    moment = datetime(2013, 10, 20, 7, 0, tzinfo=UTC)
+    url = shipments_url("https://x/svc", moment, moment, ZoneInfo("Europe/Paris"))
+    assert url == (
+        "https://x/svc/shipment?fromShipDate=2013-10-20%2009:00:00%20%2B0200"
+        "&toShipDate=2013-10-20%2009:00:00%20%2B0200"
+    )
+
+
+# -- Dotcom's order answers ------------------------------------------------------------------------
+
+
+def test_empty_order_errors_is_success() -> None:
+    assert parse_order_errors(order_errors_document([]).encode()) == []
+
+
+def test_order_errors_in_their_order() -> None:
+    document = order_errors_document(
+        [
+            SimError("Invalid Item. Item X does not exist in the item master.", "H1"),
+            SimError("Second problem.", "H1"),
+        ]
+    )
+    assert parse_order_errors(document.encode()) == [
+        OrderError("Invalid Item. Item X does not exist in the item master.", "H1"),
+        OrderError("Second problem.", "H1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "document", [b"", b"<response><order_errors>", b"<html><body>Error</body></html>"]
+)
+def test_unexpected_order_answer_is_transient(document: bytes) -> None:
+    with pytest.raises(UnexpectedAnswer):
+        parse_order_errors(document)
+
+
+def test_duplicate_order_wording() -> None:
+    assert is_duplicate_order(OrderError("Order H1 already exists.", "H1"), "H1")
+    assert is_duplicate_order(OrderError("Duplicate order number", ""), "H1")
+    assert not is_duplicate_order(OrderError("Order H2 already exists.", "H2"), "H1")
+    assert not is_duplicate_order(OrderError("Invalid Item.", "H1"), "H1")
+
+
+# -- settings ------------------------------------------------------------------------------------
+
+
+def test_config_comes_from_dotcom_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOTCOM_API_KEY", "key-1")
+    monkeypatch.setenv("DOTCOM_PASSWORD", "secret-1")
+    monkeypatch.setenv("DOTCOM_SHIPPING_LOOKUP", '[{"UPS Ground (USD)": "03"}]')
+    monkeypatch.setenv("DOTCOM_LAST_POLLING_DATETIME", "2013-10-28 3:15:21 -0400")
+    config = load_config()
+    assert config["api_key"] == "key-1"
+    assert isinstance(config["password"], SecretStr)
+    assert config["password"].get_secret_value() == "secret-1"
+    assert "secret-1" not in repr(config)
+    assert config["shipping_lookup"] == '[{"UPS Ground (USD)": "03"}]'
+    assert config["last_polling_datetime"] == "2013-10-28 3:15:21 -0400"
+
+
+def test_config_leaves_out_what_is_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("API_KEY", "PASSWORD", "SHIPPING_LOOKUP", "LAST_POLLING_DATETIME"):
+        monkeypatch.delenv(f"DOTCOM_{name}", raising=False)
+    monkeypatch.setenv("DOTCOM_PASSWORD", "")
+    assert load_config() == {}
+    assert dotcom_settings().api_url == TEST_API_URL
+
+
+def test_bad_setting_is_a_hard_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOTCOM_TIMEZONE", "Mars/Olympus")
+    monkeypatch.setenv("DOTCOM_API_URL", "ftp://example.com/")
+    with pytest.raises(HardError) as caught:
+        dotcom_settings()
+    assert [r.split(":")[0] for r in caught.value.reasons] == ["DOTCOM_API_URL", "DOTCOM_TIMEZONE"]
+
+
+# -- the client over HTTP ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[tuple[str, object]]:
+    app = create_app(SimulatorConfig(ship_after_seconds=0, visible_after_seconds=0))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", app.extensions["dotcom_simulator"]
+    server.shutdown()
+
+
+@pytest.fixture
+def base(live: tuple[str, object]) -> str:
+    url, _ = live
+    requests.post(f"{url}/_sim/reset", timeout=5).raise_for_status()
+    return f"{url}{BASE_PATH}"
+
+
+def client(base: str, password: str = PASSWORD) -> DotcomClient:
+    return DotcomClient(base, Credentials(API_KEY, SecretStr(password)), (2, 5), pooled_session())
+
+
+ORDER = b"""<?xml version='1.0' encoding='utf-8'?><orders><order>
+<order-number>H1</order-number><ship-method>03</ship-method>
+<billing-information><billing-name>A B</billing-name><billing-address1>1 St</billing-address1>
+<billing-city>Town</billing-city></billing-information>
+<shipping-information><shipping-name>A B</shipping-name><shipping-address1>1 St</shipping-address1>
+<shipping-city>Town</shipping-city></shipping-information>
+<line-items><line-item><sku>SKU-1</sku><quantity>1</quantity></line-item></line-items>
+</order></orders>"""
+
+
+def fault(base: str, kind: str, route: str) -> None:
+    control = base.removesuffix(BASE_PATH)
+    body = {"kind": kind, "route": route}
+    requests.post(f"{control}/_sim/faults", json=body, timeout=5).raise_for_status()
+
+
+def test_signed_order_is_taken(base: str) -> None:
+    assert client(base).send_orders(ORDER) == []
+    assert client(base).send_orders(ORDER) == [OrderError("Order H1 already exists.", "H1")]
+
+
+def test_signed_window_with_escapes_is_taken(base: str) -> None:
+    end = datetime.now(UTC)
+    client(base).send_orders(ORDER)
+    url = shipments_url(base, end - timedelta(hours=1), end + timedelta(seconds=5), NEW_YORK)
+    found = list(client(base).shipments(url))
+    assert [r.client_order_number for r in found] == ["H1"]
+    url = shipments_url(base, end - timedelta(hours=1), end, ZoneInfo("Asia/Tokyo"))
+    assert "%2B0900" in url
+    assert len(list(client(base).shipments(url))) <= 1  # signed and accepted
+
+
+def test_wrong_password_is_a_hard_error_without_the_secret(base: str) -> None:
+    with pytest.raises(HardError) as caught:
+        client(base, password="s3cret-wrong").send_orders(ORDER)
+    assert caught.value.subject == "Dotcom rejected the API key or signature"
+    assert "s3cret-wrong" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("http_500", "HTTP 500"),
+        ("http_503", "HTTP 503"),
+        ("malformed_xml", "not readable XML"),
+        ("html_error_page", "an HTML page (HTTP 200) instead of XML"),
+    ],
+)
+def test_failures_are_transient_with_a_clear_message(base: str, kind: str, words: str) -> None:
+    fault(base, kind, "order")
+    with pytest.raises(TransientError) as caught:
+        client(base).send_orders(ORDER)
+    assert words in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["http_500", "malformed_xml", "html_error_page"])
+def test_failed_shipment_answers_are_transient(base: str, kind: str) -> None:
+    fault(base, kind, "shipment")
+    end = datetime.now(UTC)
+    with pytest.raises(TransientError):
+        list(client(base).shipments(shipments_url(base, end - timedelta(hours=1), end, NEW_YORK)))
+
+
+def test_unreachable_dotcom_is_transient() -> None:
+    with pytest.raises(TransientError) as caught:
+        client("http://127.0.0.1:9/svc").send_orders(ORDER)
+    assert "could not be reached" in str(caught.value)
+
+
+def test_slow_dotcom_is_transient(base: str) -> None:
+    control = base.removesuffix(BASE_PATH)
+    body = {"kind": "slow", "route": "order", "delay_seconds": 1.5}
+    requests.post(f"{control}/_sim/faults", json=body, timeout=5).raise_for_status()
+    slow = DotcomClient(base, Credentials(API_KEY, SecretStr(PASSWORD)), (1, 0.5), pooled_session())
+    with pytest.raises(TransientError) as caught:
+        slow.send_orders(ORDER)
+    assert "did not answer in time" in str(caught.value)
+
+
+def test_auto_polls_run_tracking_when_the_credentials_are_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    integrations = {"dotcom": dotcom}
+    monkeypatch.setenv("DOTCOM_API_KEY", "key-1")
+    monkeypatch.delenv("DOTCOM_PASSWORD", raising=False)
+    assert configured_polls("auto", integrations) == []
+
+    monkeypatch.setenv("DOTCOM_PASSWORD", "secret-1")  # no cursor needed: the poll keeps its own
+    monkeypatch.delenv("DOTCOM_LAST_POLLING_DATETIME", raising=False)
+    assert configured_polls("auto", integrations) == [Poll("dotcom", "tracking", 3600)]
