@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from worker.errors import HardError, ProviderError
 from worker.hub import Answer, HubMessage, fold_parameters, qualify
 from worker.job import Job
-from worker.records import Keep, Record, Records
+from worker.records import Keep, Record, Records, service_lock_key
 from worker.registry import Handler, Integration
 from worker.settings import Settings
 
@@ -64,6 +64,23 @@ def handle(
     integration: Integration, handler: Handler, message_id: str, records: Records, s: Settings
 ) -> RetryLater | None:
     """Run the handler for one message. Returns ``RetryLater`` when the task must retry."""
+    if not integration.services[handler.service].exclusive:
+        return _handle(integration, handler, message_id, records, s)
+    peek = records.get(integration.name, message_id)
+    if peek is None or peek.finished:
+        return _handle(integration, handler, message_id, records, s)  # nothing to do
+    lock, token = service_lock_key(integration.name, handler.service, peek.store), uuid.uuid4().hex
+    if not records.try_lock(lock, token):
+        return RetryLater(min(records.lock_left(lock), 5.0) + 0.5, "waiting for another poll")
+    try:
+        return _handle(integration, handler, message_id, records, s)
+    finally:
+        records.release(lock, token)
+
+
+def _handle(
+    integration: Integration, handler: Handler, message_id: str, records: Records, s: Settings
+) -> RetryLater | None:
     lease = uuid.uuid4().hex
     outcome, attempt = records.begin(integration.name, message_id, lease)
     if outcome == "busy":

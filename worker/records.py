@@ -59,6 +59,10 @@ def lease_key(integration: str, message_id: str) -> str:
     return f"{PREFIX}lease:{integration}:{message_id}"
 
 
+def service_lock_key(integration: str, service: str, store: str) -> str:
+    return f"{PREFIX}lock:{integration}:{service}:{store}"
+
+
 def cursor_key(integration: str, store: str) -> str:
     return f"{PREFIX}cursor:{integration}:{store}"
 
@@ -298,7 +302,14 @@ class Records:
         self._release(keys=[key], args=[token])
 
     def lease_left(self, integration: str, message_id: str) -> float:
-        return max(0.0, self.redis.pttl(lease_key(integration, message_id)) / 1000)
+        return self.lock_left(lease_key(integration, message_id))
+
+    def lock_left(self, key: str) -> float:
+        return max(0.0, self.redis.pttl(key) / 1000)
+
+    def try_lock(self, key: str, token: str) -> bool:
+        """Take a lock that expires like a lease (a dead holder's lock runs out)."""
+        return bool(self.redis.set(key, token, nx=True, px=int(self.timing.lease_seconds * 1000)))
 
     def mark_retrying(
         self, integration: str, message_id: str, error: str, delay: float, lease_token: str

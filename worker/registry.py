@@ -85,6 +85,12 @@ class Service:
     def messages(self) -> list[str]:
         return list(self.handlers)
 
+    @property
+    def exclusive(self) -> bool:
+        """Polls of one store run one at a time: two overlapping windows handled at once would
+        both emit what neither has marked as confirmed yet."""
+        return self.schedule is not None
+
 
 ConfigLoader = Callable[[], Mapping[str, Any]]
 
