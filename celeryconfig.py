@@ -55,8 +55,9 @@ task_publish_retry_policy = {
 worker_prefetch_multiplier = 1
 worker_cancel_long_running_tasks_on_connection_loss = True
 worker_concurrency = _s.worker_concurrency
-worker_send_task_events = True  # Flower
-task_send_sent_event = True
+worker_send_task_events = True  # Flower sees tasks received, started, succeeded, retried
+# No "task-sent" events: each would be a second publish on the receiver's hot path.
+task_send_sent_event = False
 
 task_default_queue = registry.HUB_QUEUE
 task_queues = [Queue(name, Exchange(name), routing_key=name) for name in registry.queues()]

@@ -199,7 +199,7 @@ def create_app(
             submission = submit(records, publish, handler, message, store)
         except Unavailable as exc:
             return replies.unavailable(str(exc), message_id=message.message_id)
-        return _answer(records, s, message, submission, wait)
+        return _answer(records, s, integration, message, submission, wait)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge) -> Response:
@@ -239,7 +239,12 @@ def _wait_seconds(s: Settings) -> float:
 
 
 def _answer(
-    records: Records, s: Settings, message: HubMessage, submission: Submission, wait: float
+    records: Records,
+    s: Settings,
+    integration: str,
+    message: HubMessage,
+    submission: Submission,
+    wait: float,
 ) -> Response:
     if submission.outcome == "conflict":
         return replies.error(
@@ -248,29 +253,30 @@ def _answer(
             "This message_id was already received with a different message or payload",
             message_id=message.message_id,
         )
-    record = submission.record
-    if wait > 0 and record is not None:
+    duplicate = submission.outcome == "duplicate"
+    if wait > 0:
         try:
-            record = _wait_for(records, record, wait)
+            record = _wait_for(records, integration, message.message_id, wait)
         except redis.RedisError:
             return replies.unavailable("Redis is unavailable", message_id=message.message_id)
-        if record.finished:
+        if record is not None and record.finished:
             return replies.finished(record)
-        return replies.still_running(record, pushed=bool(s.hub_push_url))
-    return replies.queued(message.message_id, record, duplicate=submission.outcome == "duplicate")
+        if record is not None:
+            return replies.still_running(record, pushed=bool(s.hub_push_url))
+    return replies.queued(message.message_id, submission.record, duplicate=duplicate)
 
 
-def _wait_for(records: Records, record: Record, seconds: float) -> Record:
+def _wait_for(records: Records, integration: str, message_id: str, seconds: float) -> Record | None:
     """Wait until the record finishes or time runs out; pub/sub wakes us, a re-read every second
     covers a missed notification."""
     deadline = time.monotonic() + seconds
     pubsub = records.redis.pubsub(ignore_subscribe_messages=True)
     try:
-        pubsub.subscribe(done_channel(record.integration, record.message_id))
+        pubsub.subscribe(done_channel(integration, message_id))
         while True:
-            current = records.get(record.integration, record.message_id) or record
+            current = records.get(integration, message_id)
             left = deadline - time.monotonic()
-            if current.status in FINISHED or left <= 0:
+            if current is None or current.status in FINISHED or left <= 0:
                 return current
             pubsub.get_message(timeout=min(1.0, left))
     finally:

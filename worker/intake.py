@@ -42,7 +42,7 @@ class Unavailable(Exception):
 @dataclass(frozen=True)
 class Submission:
     outcome: Literal["accepted", "duplicate", "conflict"]
-    record: Record | None
+    record: Record | None  # the existing record, for a duplicate or a conflict
 
 
 def fingerprint(message: HubMessage) -> str:
@@ -76,7 +76,7 @@ def submit(
             outcome = records.accept(integration, message_id, digest, token, fields)
             if outcome in ("created", "takeover"):
                 _publish_or_abandon(records, publish, handler, message_id, token)
-                return Submission("accepted", records.get(integration, message_id))
+                return Submission("accepted", None)
             if outcome == "conflict":
                 return Submission("conflict", records.get(integration, message_id))
             record = records.get(integration, message_id)
