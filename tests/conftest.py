@@ -64,3 +64,15 @@ def client(records: Records, publisher: Publisher) -> Iterator[FlaskClient]:
 
 def auth(**extra: str) -> dict[str, str]:
     return {"X-Hub-Token": ENDPOINT_KEY, **extra}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """When a test fails, attach the logs of the processes it used (anything with ``logs()``)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for name, value in getattr(item, "funcargs", {}).items():
+        if callable(getattr(value, "logs", None)):
+            report.sections.append((f"logs of {name}", value.logs()))

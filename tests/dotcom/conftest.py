@@ -21,7 +21,7 @@ import requests
 
 from tests.pipeline.conftest import HUB_STORE, HUB_TOKEN, hub, redis_server
 from tests.support.servers import HubServer
-from tests.support.stack import ROOT, RedisServer, Stack, free_port, wait_until
+from tests.support.stack import ROOT, RedisServer, Stack, free_port, serving, wait_until
 
 __all__ = ["hub", "redis_server"]  # session fixtures shared with the pipeline tests
 
@@ -151,7 +151,7 @@ class DotcomSimulator:
     def fault(self, kind: str, route: str, count: int = 1) -> None:
         self.control("POST", "faults", {"kind": kind, "route": route, "count": count})
 
-    def output(self) -> str:
+    def logs(self) -> str:
         self.log.flush()
         return self.log_path.read_text(errors="replace")[-4000:]
 
@@ -190,16 +190,8 @@ def dotcom_stack(
 ) -> Iterator[Stack]:
     """Receiver and one worker configured for the simulator, shared by the Dotcom modules
     (each test uses its own message ids, shipment numbers and hub store)."""
-    running = Stack(redis_server, dotcom_env(simulator_process, hub))
-    try:
-        running.start_web()
-        running.start_worker()
+    with serving(redis_server, dotcom_env(simulator_process, hub)) as running:
         yield running
-    except BaseException:
-        print(running.logs())
-        raise
-    finally:
-        running.stop()
 
 
 @pytest.fixture
@@ -216,17 +208,3 @@ def post(
     return requests.post(
         f"{stack.url}/dotcom/{service}", json=body, headers=headers, timeout=wait + 30
     )
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    outcome = yield
-    report = outcome.get_result()
-    if report.when != "call" or not report.failed:
-        return
-    funcargs = getattr(item, "funcargs", {})
-    for value in {id(v): v for v in funcargs.values()}.values():
-        if isinstance(value, Stack):
-            report.sections.append(("service logs", value.logs()))
-        if isinstance(value, DotcomSimulator):
-            report.sections.append(("simulator log", value.output()))

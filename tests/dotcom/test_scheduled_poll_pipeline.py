@@ -14,7 +14,7 @@ import pytest
 from tests.dotcom.conftest import DotcomSimulator, dotcom_env, post, shipment_message
 from tests.pipeline.conftest import HUB_STORE
 from tests.support.servers import HubServer
-from tests.support.stack import RedisServer, Stack, wait_until
+from tests.support.stack import Stack, serving, wait_until
 from worker.integrations.dotcom import dotcom_time, parse_cursor
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -22,23 +22,16 @@ INITIAL_CURSOR = dotcom_time(datetime.now(UTC) - timedelta(hours=2), NEW_YORK)
 
 
 @pytest.fixture
-def beat_stack(sim: DotcomSimulator, hub: HubServer) -> Iterator[tuple[Stack, RedisServer]]:
+def beat_stack(sim: DotcomSimulator, hub: HubServer) -> Iterator[Stack]:
     """A stack of its own (its own Redis, so no other worker takes its tasks) with a beat that
     polls dotcom.tracking every 2 seconds, credentials and initial cursor from DOTCOM_*."""
-    own_redis = RedisServer().start()
     env = {
         **dotcom_env(sim, hub),
         "POLLS": "dotcom.tracking=2",
         "DOTCOM_LAST_POLLING_DATETIME": INITIAL_CURSOR,
     }
-    running = Stack(own_redis, env)
-    try:
-        running.start_web()
-        running.start_worker()
-        yield running, own_redis
-    finally:
-        running.stop()
-        own_redis.stop()
+    with serving(None, env) as running:
+        yield running
 
 
 def confirmed(hub: HubServer, number: str) -> list[tuple[str, dict[str, Any]]]:
@@ -54,9 +47,9 @@ def confirmed(hub: HubServer, number: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_scheduled_poll_pushes_confirmations_without_a_hub_message(
-    beat_stack: tuple[Stack, RedisServer], sim: DotcomSimulator, hub: HubServer
+    beat_stack: Stack, sim: DotcomSimulator, hub: HubServer
 ) -> None:
-    stack, own_redis = beat_stack
+    stack = beat_stack
     sent = shipment_message()
     number = sent["payload"]["shipment"]["number"]
     assert post(stack, "send_shipment", sent, HUB_STORE).status_code == 200
@@ -85,7 +78,7 @@ def test_scheduled_poll_pushes_confirmations_without_a_hub_message(
     assert record["status"] == "succeeded"
     (parameter,) = record["answer"]["parameters"]
     assert parameter["name"] == "dotcom.last_polling_datetime"
-    raw = own_redis.client().hget(f"shiphub:cursor:dotcom:{HUB_STORE}", "last_polling_datetime")
+    raw = stack.redis.client().hget(f"shiphub:cursor:dotcom:{HUB_STORE}", "last_polling_datetime")
     assert raw is not None
     assert parse_cursor(json.loads(raw), NEW_YORK) > parse_cursor(INITIAL_CURSOR, NEW_YORK)
     assert "Sending due task poll dotcom.tracking" in stack.services["beat"].output()

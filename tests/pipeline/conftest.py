@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.servers import HubServer, ProviderServer
-from tests.support.stack import RedisServer, Stack
+from tests.support.stack import RedisServer, Stack, serving
 
 HUB_TOKEN = "hub-secret-token"
 HUB_STORE = "test-store"
@@ -48,24 +48,5 @@ def stack_env(provider: ProviderServer, hub: HubServer) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def stack(redis_server: RedisServer, provider: ProviderServer, hub: HubServer) -> Iterator[Stack]:
     """Receiver and one worker, shared by a module's tests (each test uses its own ids)."""
-    running = Stack(redis_server, stack_env(provider, hub))
-    try:
-        running.start_web()
-        running.start_worker()
+    with serving(redis_server, stack_env(provider, hub)) as running:
         yield running
-    except BaseException:
-        print(running.logs())
-        raise
-    finally:
-        running.stop()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    outcome = yield
-    report = outcome.get_result()
-    if report.when == "call" and report.failed:
-        for name in ("stack", "kill_stack", "outage_stack", "beat_stack"):
-            running = item.funcargs.get(name) if hasattr(item, "funcargs") else None
-            if isinstance(running, Stack):
-                report.sections.append(("service logs", running.logs()))

@@ -11,18 +11,15 @@ import requests
 from tests.pipeline.conftest import stack_env
 from tests.pipeline.test_pipeline import order_message
 from tests.support.servers import HubServer, ProviderServer
-from tests.support.stack import RedisServer, Stack, wait_until
+from tests.support.stack import RedisServer, Stack, serving, wait_until
 
 
 @pytest.fixture
 def kill_stack(
     redis_server: RedisServer, provider: ProviderServer, hub: HubServer
 ) -> Iterator[Stack]:
-    running = Stack(redis_server, stack_env(provider, hub))
-    running.start_web()
-    running.start_worker("first")
-    yield running
-    running.stop()
+    with serving(redis_server, stack_env(provider, hub), worker="first") as running:
+        yield running
 
 
 def test_worker_killed_during_the_provider_call_is_redelivered_with_one_effect_and_one_push(
@@ -50,20 +47,15 @@ def test_worker_killed_during_the_provider_call_is_redelivered_with_one_effect_a
 
 
 @pytest.fixture
-def outage_stack(provider: ProviderServer, hub: HubServer) -> Iterator[tuple[Stack, RedisServer]]:
-    own_redis = RedisServer().start()
-    running = Stack(own_redis, stack_env(provider, hub))
-    running.start_web()
-    running.start_worker()
-    yield running, own_redis
-    running.stop()
-    own_redis.stop()
+def outage_stack(provider: ProviderServer, hub: HubServer) -> Iterator[Stack]:
+    with serving(None, stack_env(provider, hub)) as running:  # a Redis of its own to stop
+        yield running
 
 
 def test_redis_stopped_gives_a_quick_503_and_service_recovers(
-    outage_stack: tuple[Stack, RedisServer], hub: HubServer
+    outage_stack: Stack, hub: HubServer
 ) -> None:
-    stack, own_redis = outage_stack
+    stack, own_redis = outage_stack, outage_stack.redis
     before = order_message()
     assert stack.post("/acme/send_order", before, wait=20).status_code == 200
 
@@ -91,11 +83,8 @@ def test_redis_stopped_gives_a_quick_503_and_service_recovers(
 def beat_stack(
     redis_server: RedisServer, provider: ProviderServer, hub: HubServer
 ) -> Iterator[Stack]:
-    running = Stack(redis_server, {**stack_env(provider, hub), "POLLS": "acme.tracking=2"})
-    running.start_web()
-    running.start_worker()
-    yield running
-    running.stop()
+    with serving(redis_server, {**stack_env(provider, hub), "POLLS": "acme.tracking=2"}) as running:
+        yield running
 
 
 def test_scheduled_polls_run_without_a_hub_message_from_exactly_one_beat(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -258,3 +259,22 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(f"--- {n} ---\n{s.output()[-4000:]}" for n, s in self.services.items())
+
+
+@contextlib.contextmanager
+def serving(
+    redis_server: RedisServer | None, env: dict[str, str], worker: str = "worker"
+) -> Iterator[Stack]:
+    """A receiver and one worker on ``redis_server`` (None: a Redis of its own, stopped with
+    them), for the length of the ``with`` block."""
+    own = redis_server is None
+    server = RedisServer().start() if redis_server is None else redis_server
+    stack = Stack(server, env)
+    try:
+        stack.start_web()
+        stack.start_worker(worker)
+        yield stack
+    finally:
+        stack.stop()
+        if own:
+            server.stop()

@@ -292,11 +292,8 @@ class Problems:
         """A number or code: never altered, so it must already be printable ASCII that fits."""
         if not is_plain_identifier(value):
             self.add(f"{field} {value!r} has characters Dotcom cannot take (ASCII only)")
-        elif len(value) > limit:
-            self.add(
-                f"{field} {value!r} is {len(value)} characters; Dotcom's {dotcom_field} "
-                f"allows at most {limit}"
-            )
+        else:
+            self.fits(value, field, dotcom_field, limit)
         return value
 
     def text(
@@ -314,12 +311,16 @@ class Problems:
         if required and not text:
             why = "has no ASCII characters left" if (value or "").strip() else "is required"
             self.add(f"{field} {why} (Dotcom's {dotcom_field})")
-        elif len(text) > limit:
+        else:
+            self.fits(text, field, dotcom_field, limit)
+        return text
+
+    def fits(self, value: str, field: str, dotcom_field: str, limit: int) -> None:
+        if len(value) > limit:
             self.add(
-                f"{field} {text!r} is {len(text)} characters; Dotcom's {dotcom_field} "
+                f"{field} {value!r} is {len(value)} characters; Dotcom's {dotcom_field} "
                 f"allows at most {limit}"
             )
-        return text
 
     def raise_if_any(self, subject: str) -> None:
         if self.reasons:
