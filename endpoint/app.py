@@ -194,7 +194,10 @@ def create_app(
             handler.payload.model_validate(message.payload)
         except ValidationError as exc:
             return replies.invalid_payload(message.message_id, exc)
-        store = request.headers.get("X-Hub-Store") or s.hub_store
+        try:
+            store = _store(s)
+        except BadBody as exc:
+            return replies.error(exc.status, exc.subject, str(exc), message_id=message.message_id)
         try:
             submission = submit(records, publish, handler, message, store)
         except Unavailable as exc:
@@ -236,6 +239,16 @@ def _wait_seconds(s: Settings) -> float:
     if not 0 <= seconds < float("inf"):
         raise BadBody(400, "Invalid X-Hub-Wait", "X-Hub-Wait must be between 0 and 180")
     return min(seconds, MAX_WAIT_SECONDS)
+
+
+def _store(s: Settings) -> str:
+    """The hub store the message is for (cursors and handler memory are kept per store)."""
+    store = request.headers.get("X-Hub-Store") or s.hub_store
+    if len(store) > 100 or not store.isprintable():
+        raise BadBody(
+            400, "Invalid X-Hub-Store", "X-Hub-Store must be at most 100 printable characters"
+        )
+    return store
 
 
 def _answer(

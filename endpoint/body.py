@@ -54,6 +54,8 @@ def parse_message(raw: bytes) -> HubMessage:
         data: Any = json.loads(raw)
     except UnicodeDecodeError:
         raise BadBody(406, "Invalid JSON", "The body is not UTF-8 text") from None
+    except RecursionError:
+        raise BadBody(406, "Invalid JSON", "The body is nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise BadBody(
             406,

@@ -120,6 +120,21 @@ def test_406_carries_the_message_id_when_it_is_known(client: FlaskClient) -> Non
     assert response.json["message_id"] == "m-406"
 
 
+def test_body_nested_too_deeply_is_406_not_a_crash(client: FlaskClient) -> None:
+    response = post(client, "[" * 2000 + "]" * 2000)
+
+    assert response.status_code == 406
+    assert "nested too deeply" in errors(response)[0]
+
+
+def test_invalid_store_header_is_400(client: FlaskClient, publisher: Publisher) -> None:
+    response = post(client, order(), **{"X-Hub-Store": "s" * 101})
+
+    assert response.status_code == 400
+    assert "X-Hub-Store" in errors(response)[0]
+    assert publisher.published == []
+
+
 def test_body_that_is_not_utf8_is_406(client: FlaskClient) -> None:
     assert post(client, b"\xff\xfe{}").status_code == 406
 
