@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import redis
+from redis.commands.core import Script
 
 PREFIX = "shiphub:"
 WATCH = PREFIX + "watch"
@@ -233,6 +234,25 @@ class Records:
         self._published = client.register_script(_PUBLISHED)
         self._begin = client.register_script(_BEGIN)
         self._release = client.register_script(_RELEASE)
+        self._loaded = False
+
+    def _script(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        """Run a Lua script, loading them all on first use: EVALSHA then never meets NOSCRIPT,
+        which the fakeredis TCP server (bin/run's fallback) answers by hanging up. After a real
+        Redis restart, redis-py reloads a script by itself."""
+        if not self._loaded:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for each in (
+                    self._accept,
+                    self._abandon,
+                    self._published,
+                    self._begin,
+                    self._release,
+                ):
+                    pipe.script_load(each.script)
+                pipe.execute()
+            self._loaded = True
+        return script(keys=keys, args=args)
 
     # -- receiving ---------------------------------------------------------------------------
     def accept(
@@ -244,7 +264,8 @@ class Records:
         fields: Mapping[str, str],
     ) -> str:
         flat: list[str] = [x for pair in fields.items() for x in pair]
-        return self._accept(
+        return self._script(
+            self._accept,
             keys=[record_key(integration, message_id), WATCH],
             args=[
                 fingerprint,
@@ -258,14 +279,16 @@ class Records:
 
     def mark_published(self, integration: str, message_id: str) -> None:
         deadline = time.time() + self.timing.queued_deadline_seconds
-        self._published(
+        self._script(
+            self._published,
             keys=[record_key(integration, message_id), WATCH, STATS],
             args=[deadline, member(integration, message_id)],
         )
 
     def abandon(self, integration: str, message_id: str, token: str) -> bool:
         return bool(
-            self._abandon(
+            self._script(
+                self._abandon,
                 keys=[record_key(integration, message_id), WATCH],
                 args=[token, member(integration, message_id)],
             )
@@ -278,7 +301,8 @@ class Records:
     # -- handling ----------------------------------------------------------------------------
     def begin(self, integration: str, message_id: str, lease_token: str) -> tuple[str, int]:
         now = time.time()
-        outcome, attempts = self._begin(
+        outcome, attempts = self._script(
+            self._begin,
             keys=[
                 record_key(integration, message_id),
                 lease_key(integration, message_id),
@@ -299,7 +323,7 @@ class Records:
 
     def release(self, key: str, token: str) -> None:
         """Delete a lock key only if we still hold it."""
-        self._release(keys=[key], args=[token])
+        self._script(self._release, [key], [token])
 
     def lease_left(self, integration: str, message_id: str) -> float:
         return self.lock_left(lease_key(integration, message_id))

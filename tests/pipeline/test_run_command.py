@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.support.stack import ROOT, free_port, wait_until
@@ -18,7 +19,10 @@ from tests.support.stack import ROOT, free_port, wait_until
 FIXTURES = ROOT / "tests" / "fixtures" / "dotcom"
 
 
-def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(tmp_path: Path) -> None:
+@pytest.mark.parametrize("redis", ["redis-server", "fake"])
+def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
+    tmp_path: Path, redis: str
+) -> None:
     ports = {
         name: str(free_port())
         for name in ("PORT", "FLOWER_PORT", "SHIPHUB_REDIS_PORT", "DOTCOM_SIM_PORT")
@@ -28,7 +32,13 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(tmp_pa
         for k, v in os.environ.items()
         if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "SYSTEMROOT")
     }
-    env = {**passthrough, **ports, "SHIPHUB_DEMO": "0", "SHIPHUB_STATE_DIR": str(tmp_path)}
+    env = {
+        **passthrough,
+        **ports,
+        "SHIPHUB_DEMO": "0",
+        "SHIPHUB_STATE_DIR": str(tmp_path),
+        "SHIPHUB_REDIS": redis,
+    }
     run = subprocess.Popen(
         [sys.executable, "-m", "devstack"],
         cwd=ROOT,
@@ -58,10 +68,12 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(tmp_pa
         )
         for name in ("web", "worker", "beat", "flower", "redis", "dotcom-simulator"):
             assert (tmp_path / f"{name}.log").exists(), name
-        assert list((tmp_path / "redis").glob("appendonly*")), "Redis runs without AOF"
+        if redis == "redis-server":
+            assert list((tmp_path / "redis").glob("appendonly*")), "Redis runs without AOF"
     finally:
         os.killpg(run.pid, signal.SIGINT)
         output, _ = run.communicate(timeout=60)
     assert "WARNING: ENDPOINT_KEY is not set" in output
+    assert ("using the fakeredis TCP server" in output) == (redis == "fake")
     assert "[run] receiver" in output
     assert run.returncode == 0, output
