@@ -40,8 +40,8 @@ class RetryLater:
 
 
 def backoff(attempt: int, s: Settings, retry_after: float | None = None) -> float:
-    """Exponential back-off with full jitter in [50%, 100%], at least the provider's Retry-After,
-    never above ``retry_max_seconds`` (which is below the broker's visibility timeout)."""
+    """Exponential back-off, jittered to a random 50-100 % of each step, at least the provider's
+    Retry-After, never above ``retry_max_seconds`` (below the broker's visibility timeout)."""
     exponential = min(s.retry_max_seconds, s.retry_base_seconds * 2 ** max(0, attempt - 1))
     delay = exponential * random.uniform(0.5, 1.0)
     if retry_after is not None:
