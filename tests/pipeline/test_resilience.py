@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
 import pytest
 import requests
+from celery import Celery
 
 from tests.pipeline.conftest import stack_env
 from tests.pipeline.test_pipeline import order_message
 from tests.support.servers import HubServer, ProviderServer
 from tests.support.stack import RedisServer, Stack, serving, wait_until
+from worker.records import WATCH, Records
+from worker.runtime import redis_client
 
 
 @pytest.fixture
@@ -108,3 +112,26 @@ def test_scheduled_polls_run_without_a_hub_message_from_exactly_one_beat(
     slot = int(time.time() // 2) - 1
     record = beat_stack.record("acme", f"scheduled-acme-tracking-{slot}")
     assert record["status"] == "succeeded"
+
+
+def test_a_recorded_message_whose_publish_was_lost_is_republished_by_the_watchdog(
+    stack: Stack, provider: ProviderServer, hub: HubServer
+) -> None:
+    body = order_message()
+    records = Records(redis_client(stack.redis.url))
+    fields = {  # what the receiver records before it publishes; then it "dies"
+        "integration": "acme",
+        "message_id": body["message_id"],
+        "message": body["message"],
+        "service": "send_order",
+        "store": "test-store",
+        "body": json.dumps(body),
+    }
+    assert records.accept("acme", body["message_id"], "digest", "token", fields) == "created"
+    records.redis.zadd(WATCH, {f"acme:{body['message_id']}": 0})  # overdue now
+
+    Celery(broker=stack.redis.url).send_task("shiphub.watchdog", queue="hub")
+
+    stack.wait_status("acme", body["message_id"], "succeeded", timeout=30)
+    hub.wait_for(body["message_id"])
+    assert provider.effects_for(body["payload"]["order"]["number"]) == 1
