@@ -65,7 +65,7 @@ def deliver(records: Records, integration: str, message_id: str, s: Settings) ->
     record = records.get(integration, message_id)
     if record is None or record.fields.get("delivery") != "pending" or not s.hub_push_url:
         return None
-    due = records.redis.zscore(f"{PREFIX}outbox", member(integration, message_id))
+    due = records.delivery_due_at(integration, message_id)
     if due is None:
         return None
     if due > time.time() + 0.5:

@@ -450,8 +450,8 @@ class Records:
         now = time.time()
 
         def commit(pipe: redis.client.Pipeline) -> bool:
-            fields = pipe.hgetall(key)
-            if not fields or fields.get("status") in FINISHED:
+            current, store = pipe.hmget(key, "status", "store")
+            if current is None or current in FINISHED:
                 return False
             pipe.multi()
             update = {
@@ -470,7 +470,7 @@ class Records:
             pipe.zrem(WATCH, who)
             if status == "dead":
                 pipe.zadd(DEAD_MESSAGES, {who: now})
-            store = fields.get("store", "default")
+            store = store or "default"
             if cursor:
                 pipe.hset(
                     cursor_key(integration, store),
@@ -504,6 +504,10 @@ class Records:
         return {name: json.loads(value) for name, value in raw.items()}
 
     # -- delivery to the hub ---------------------------------------------------------------
+    def delivery_due_at(self, integration: str, message_id: str) -> float | None:
+        """When the answer's next push is due; None when it is not in the outbox."""
+        return self.redis.zscore(OUTBOX, member(integration, message_id))
+
     def due_deliveries(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
         return [split_member(m) for m in self.redis.zrangebyscore(OUTBOX, 0, now, 0, limit)]
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -21,7 +19,15 @@ import requests
 
 from tests.pipeline.conftest import HUB_STORE, HUB_TOKEN, hub, redis_server
 from tests.support.servers import HubServer
-from tests.support.stack import ROOT, RedisServer, Stack, free_port, serving, wait_until
+from tests.support.stack import (
+    ROOT,
+    RedisServer,
+    Service,
+    Stack,
+    free_port,
+    serving,
+    wait_until,
+)
 
 __all__ = ["hub", "redis_server"]  # session fixtures shared with the pipeline tests
 
@@ -89,25 +95,18 @@ class DotcomSimulator:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
-        self.log_path = Path(tempfile.mkdtemp(prefix="shiphub-dotcom-sim-")) / "simulator.log"
-        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "simulators.dotcom",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.process = Service(
+            "dotcom-simulator",
+            [sys.executable, "-m", "simulators.dotcom", "--port", str(self.port)],
+            {**os.environ, "PYTHONPATH": str(ROOT), **env},
+            Path(tempfile.mkdtemp(prefix="shiphub-dotcom-sim-")),
         )
-        wait_until(lambda: requests.get(f"{self.url}/_sim/health", timeout=2).ok, timeout=20)
+        wait_until(
+            lambda: (
+                self.process.running() and requests.get(f"{self.url}/_sim/health", timeout=2).ok
+            ),
+            timeout=20,
+        )
 
     @property
     def url(self) -> str:
@@ -118,10 +117,7 @@ class DotcomSimulator:
         return f"{self.url}{BASE_PATH}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(10)
-        self.log.close()
+        self.process.stop()
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
         response = requests.request(method, f"{self.url}/_sim/{path}", json=body, timeout=10)
@@ -152,8 +148,7 @@ class DotcomSimulator:
         self.control("POST", "faults", {"kind": kind, "route": route, "count": count})
 
     def logs(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
+        return self.process.output()[-4000:]
 
 
 @pytest.fixture(scope="session")
