@@ -39,6 +39,9 @@ def _message_task(handler: registry.Handler) -> None:
         s = settings()
         retry = handle(integration, handler, message_id, runtime.records(), s)
         if retry is not None:
+            log.info(
+                "%s/%s: again in %.1fs (%s)", integration_name, message_id, retry.delay, retry.error
+            )
             raise task.retry(countdown=retry.delay, max_retries=None)
 
     run.__doc__ = f"Handle {handler.message!r} for {integration.display}."

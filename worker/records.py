@@ -23,6 +23,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import redis
@@ -207,8 +208,6 @@ class Record:
 def _iso(epoch: str | None) -> str | None:
     if not epoch:
         return None
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(float(epoch), UTC).isoformat(timespec="milliseconds")
 
 
