@@ -72,14 +72,23 @@ class ProviderServer(_Server):
         super().__init__(_ProviderHandler)
 
     def script(self, number: str, *actions: dict[str, Any]) -> None:
-        """Answers for the next requests about one order: {"status": 500}, {"hold": True}..."""
+        """Answers for the next requests about one order: {"status": 500}, {"hold": True},
+        {"delay": 8, "status": 503} (answer after 8 s), {"status": 503, "until": epoch} (the same
+        answer to every request until then)..."""
         with self.lock:
             self.scripts[number] = list(actions)
 
     def next_action(self, number: str) -> dict[str, Any]:
         with self.lock:
             actions = self.scripts.get(number)
-            return actions.pop(0) if actions else {}
+            if not actions:
+                return {}
+            if "until" in actions[0] and time.time() < actions[0]["until"]:
+                return actions[0]
+            if "until" in actions[0]:
+                actions.pop(0)
+                return actions.pop(0) if actions else {}
+            return actions.pop(0)
 
     def effects_for(self, number: str) -> int:
         return sum(1 for order in self.effects.values() if order["number"] == number)
@@ -96,6 +105,8 @@ class _ProviderHandler(_Handler):
         with owner.lock:
             owner.requests[number] += 1
         action = owner.next_action(number)
+        if action.get("delay"):
+            time.sleep(action["delay"])
         if "status" in action and action["status"] >= 300:
             headers = {"Retry-After": str(action["retry_after"])} if "retry_after" in action else {}
             return self.reply(
@@ -129,6 +140,7 @@ class HubServer(_Server):
         self.answers: list[dict[str, Any]] = []
         self.bad_signatures: list[str] = []
         self.attempts = 0
+        self.attempts_by_id: Counter[str] = Counter()
         self.down = False
         super().__init__(_HubHandler)
 
@@ -165,6 +177,7 @@ class _HubHandler(_Handler):
         body = self.body()
         with owner.lock:
             owner.attempts += 1
+            owner.attempts_by_id[_message_id(body)] += 1
             if owner.down:
                 return self.reply(503, {"error": "hub is down"})
         if problem := owner.check(body, self.headers):
@@ -174,3 +187,10 @@ class _HubHandler(_Handler):
         with owner.lock:
             owner.answers.append(json.loads(body))
         return self.reply(200, {"ok": True})
+
+
+def _message_id(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("message_id"))
+    except (ValueError, AttributeError):
+        return ""

@@ -142,7 +142,7 @@ class Stack:
 
     ENDPOINT_KEY = "test-endpoint-key"
 
-    def __init__(self, redis_server: RedisServer, extra_env: dict[str, str]) -> None:
+    def __init__(self, redis_server: RedisServer, extra_env: dict[str, str | None]) -> None:
         self.redis = redis_server
         self.log_dir = Path(tempfile.mkdtemp(prefix="shiphub-logs-"))
         self.web_port = free_port()
@@ -159,8 +159,13 @@ class Stack:
             "HUB_PUSH_RETRY_MAX_SECONDS": "2",
             "TASK_MAX_ATTEMPTS": "3",
             "POLLS": "off",
-            **extra_env,
         }
+        # A None in extra_env removes a default (the setting's own default applies).
+        for name, value in extra_env.items():
+            if value is None:
+                self.env.pop(name, None)
+            else:
+                self.env[name] = value
         self.services: dict[str, Service] = {}
 
     @property
@@ -197,7 +202,11 @@ class Stack:
         return service
 
     def start_worker(
-        self, name: str = "worker", pool: str = "threads", concurrency: int = 8
+        self,
+        name: str = "worker",
+        pool: str = "threads",
+        concurrency: int = 8,
+        queues: str | None = None,
     ) -> Service:
         service = self._celery(
             name,
@@ -210,12 +219,38 @@ class Stack:
             f"{name}@%h",
             "--without-mingle",
             "--without-gossip",
+            *(["--queues", queues] if queues else []),
         )
         wait_until(lambda: service.running() and "ready." in service.output(), timeout=60)
         return service
 
     def start_beat(self, name: str = "beat") -> Service:
         return self._celery(name, "beat")
+
+    def start_flower(self, port: int) -> Service:
+        """Flower as operators run it, its API open (no auth) for the test to read."""
+        self.env["FLOWER_UNAUTHENTICATED_API"] = "true"
+        service = self._start(
+            "flower",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker.app",
+                "flower",
+                "--address=127.0.0.1",
+                f"--port={port}",
+            ],
+        )
+        wait_until(
+            lambda: (
+                service.running()
+                and requests.get(f"http://127.0.0.1:{port}/api/workers", timeout=2).ok
+            ),
+            timeout=30,
+        )
+        return service
 
     def start_simulator(self, name: str, module: str, port: int) -> Service:
         return self._start(name, [sys.executable, "-m", module, "--port", str(port)])
@@ -263,7 +298,7 @@ class Stack:
 
 @contextlib.contextmanager
 def serving(
-    redis_server: RedisServer | None, env: dict[str, str], worker: str = "worker"
+    redis_server: RedisServer | None, env: dict[str, str | None], worker: str = "worker"
 ) -> Iterator[Stack]:
     """A receiver and one worker on ``redis_server`` (None: a Redis of its own, stopped with
     them), for the length of the ``with`` block."""
