@@ -3,10 +3,14 @@
 * Late acks: a message is acknowledged after its handler finished, not when it was received.
 * ``task_retry_on_worker_lost``: a lost pool child's message is retried (bounded) instead of being
   acknowledged and lost; ``task_reject_on_worker_lost`` stays off (it loops forever).
-* The visibility timeout bounds how long a message of a worker killed outright waits in
-  ``unacked`` before redelivery; every countdown (retry back-off, Retry-After) and the task time
-  limit stay below it (checked in ``Settings``), or a waiting task would be redelivered and run
-  twice.
+* No countdowns: retries wait in Redis (``worker.scheduler``), so nothing waits in the broker and
+  the visibility timeout only bounds how long a message a killed worker had reserved waits
+  before kombu restores it (the watchdog usually republishes it sooner). A redelivered copy of a
+  running message meets the running handler's lease and does nothing.
+* Time limits: the thread pool cannot enforce them; each attempt's deadline
+  (``TASK_TIME_LIMIT_SECONDS``) is enforced at every provider I/O step (``worker.deadline``).
+  ``task_time_limit`` is only a backstop for pools that can kill a task (prefork, gevent), set
+  past the deadline and the lease.
 * ``worker_cancel_long_running_tasks_on_connection_loss``: a broker blip must not leave a second
   copy running beside the first.
 * Prefetch of one: a slow provider's messages are not hoarded by one worker.
@@ -21,6 +25,8 @@ _s = settings()
 registry.load(_s.shiphub_integration_modules)
 
 broker_url = _s.redis_url
+# kombu's Redis transport, with the fix that keeps a worker alive through a Redis restart.
+broker_transport = "worker.broker:Transport"
 broker_connection_retry_on_startup = True
 broker_connection_timeout = 2.0
 broker_transport_options = {
@@ -42,8 +48,7 @@ task_acks_late = True
 task_acks_on_failure_or_timeout = True
 task_reject_on_worker_lost = False
 task_retry_on_worker_lost = True
-task_time_limit = _s.task_time_limit_seconds
-task_soft_time_limit = max(1.0, _s.task_time_limit_seconds - 10)
+task_time_limit = _s.task_time_limit_seconds + _s.lease_seconds + 30
 task_publish_retry = True
 task_publish_retry_policy = {
     "max_retries": 2,

@@ -19,8 +19,10 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from endpoint import replies
 from endpoint.body import BadBody, TooLarge, parse_message, read_body
 from worker import registry
+from worker.delivery import push_soon
 from worker.hub import HubMessage
 from worker.intake import Publish, Submission, Unavailable, submit
+from worker.outbox import Outbox
 from worker.records import FINISHED, Record, Records, done_channel
 from worker.settings import Settings
 
@@ -43,6 +45,7 @@ def create_app(
     registry.load(s.shiphub_integration_modules)
     if records is None:
         records = runtime.records()
+    outbox = Outbox(records.redis, records.timing)
     if publish is None:
         from worker.app import publish as celery_publish
 
@@ -122,6 +125,7 @@ def create_app(
     def dead() -> Response:
         if denied := require_auth():
             return denied
+        records.prune_dead()
         return jsonify(
             messages=[_dead_row(i, m, t) for i, m, t in records.dead("messages")],
             deliveries=[_dead_row(i, m, t) for i, m, t in records.dead("deliveries")],
@@ -131,9 +135,10 @@ def create_app(
     def replay_message(integration: str, message_id: str) -> Response:
         if denied := require_auth():
             return denied
-        found = registry.integrations().get(integration)
-        record = records.requeue(integration, message_id) if found else None
-        handler = found.handler(record.fields["message"]) if found and record else None
+        record = records.requeue(integration, message_id)
+        handler = registry.handler_for(
+            integration, record.fields.get("message") if record else None
+        )
         if record is None or handler is None:
             return replies.error(
                 409,
@@ -142,22 +147,20 @@ def create_app(
                 message_id=message_id,
             )
         try:
-            publish(handler, message_id)
-        except Exception:  # the record is queued: the watchdog publishes it when the broker is back
-            return replies.unavailable("The broker is unavailable", message_id=message_id)
+            publish(handler, message_id, record.queued_at)
+        except Exception:  # requeued: the watchdog publishes it when the broker takes it
+            return replies.accepted(message_id, "queued for a replay")
         return jsonify(message_id=message_id, status="queued")
 
     @app.post("/deliveries/<integration>/<path:message_id>/replay")
     def replay_delivery(integration: str, message_id: str) -> Response:
         if denied := require_auth():
             return denied
-        if not records.redeliver(integration, message_id):
+        if not outbox.redeliver(integration, message_id):
             return replies.error(
                 409, "Not replayable", "Only a dead delivery can be replayed", message_id=message_id
             )
-        from worker.delivery import kick
-
-        kick(integration, message_id)
+        push_soon(outbox, integration, message_id)
         return jsonify(message_id=message_id, delivery="pending")
 
     @app.post("/<integration>/<service>")
@@ -266,7 +269,6 @@ def _answer(
             "This message_id was already received with a different message or payload",
             message_id=message.message_id,
         )
-    duplicate = submission.outcome == "duplicate"
     if wait > 0:
         try:
             record = _wait_for(records, integration, message.message_id, wait)
@@ -276,7 +278,11 @@ def _answer(
             return replies.finished(record)
         if record is not None:
             return replies.still_running(record, pushed=bool(s.hub_push_url))
-    return replies.queued(message.message_id, submission.record, duplicate=duplicate)
+    if submission.outcome == "accepted":
+        return replies.accepted(message.message_id, "queued")
+    return replies.queued(
+        message.message_id, submission.record, duplicate=submission.outcome == "duplicate"
+    )
 
 
 def _wait_for(records: Records, integration: str, message_id: str, seconds: float) -> Record | None:

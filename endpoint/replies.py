@@ -80,6 +80,25 @@ def queued(message_id: str, record: Record | None, *, duplicate: bool) -> Respon
     )
 
 
+def accepted(message_id: str, what: str) -> Response:
+    """Recorded, but the broker did not take it: the watchdog publishes it shortly."""
+    return _reply(
+        200,
+        {
+            "message_id": message_id,
+            "status": "accepted",
+            "notifications": [
+                _notification(
+                    "info",
+                    "Message accepted",
+                    f"The message was recorded; the queue did not take it yet, so it will be "
+                    f"{what} within about a minute. Sending it again is safe.",
+                )
+            ],
+        },
+    )
+
+
 def finished(record: Record) -> Response:
     """The classic answer: 200 on success; 500 when the provider refused or retries ran out."""
     answer = record.answer or {"message_id": record.message_id}

@@ -24,7 +24,7 @@ class Publisher:
         self.published: list[tuple[str, str]] = []
         self.fail = False
 
-    def __call__(self, handler: Handler, message_id: str) -> None:
+    def __call__(self, handler: Handler, message_id: str, queued_at: float = 0.0) -> None:
         if self.fail:
             raise ConnectionError("broker down")
         self.published.append((handler.task_name, message_id))
@@ -64,6 +64,31 @@ def client(records: Records, publisher: Publisher) -> Iterator[FlaskClient]:
 
 def auth(**extra: str) -> dict[str, str]:
     return {"X-Hub-Token": ENDPOINT_KEY, **extra}
+
+
+def settle(
+    records: Records,
+    message_id: str,
+    status: str,
+    answer: dict[str, Any] | None = None,
+    *,
+    integration: str = "acme",
+    push: bool = False,
+    error: str | None = None,
+) -> str:
+    """Do what a worker does to a recorded message: begin it (taking its lease), then finish."""
+    lease = f"lease-{message_id}"
+    records.begin(integration, message_id, lease)
+    return records.finish(
+        integration,
+        message_id,
+        status,  # type: ignore[arg-type]
+        answer or {"message_id": message_id},
+        error=error,
+        cursor={},
+        push=push,
+        lease_token=lease,
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

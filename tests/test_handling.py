@@ -1,15 +1,37 @@
-"""Handling decisions that need no provider: exclusive polls, leases, finished records."""
+"""Handling decisions that need no provider: exclusive polls, leases, finished records, what a
+failure becomes (fakeredis with Lua)."""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 
 import pytest
+import redis
+from pydantic import BaseModel
 
 from worker import registry
-from worker.handling import RetryLater, handle
-from worker.records import Records, service_lock_key
+from worker.errors import TransientError
+from worker.handling import handle
+from worker.hub import Answer
+from worker.job import Job
+from worker.outbox import Outbox
+from worker.records import DUE, Records, lease_key, service_lock_key
 from worker.settings import Settings
+
+
+class Empty(BaseModel):
+    pass
+
+
+behaviour: dict[str, Callable[[Job[Empty]], Answer]] = {}
+unit = registry.register(registry.Integration("unit", "Unit", "Handlers a test scripts"))
+
+
+@unit.service("work", message="unit:work", payload=Empty)
+def work(job: Job[Empty]) -> Answer:
+    return behaviour["work"](job)
 
 
 @pytest.fixture
@@ -18,55 +40,59 @@ def acme() -> registry.Integration:
     return registry.integrations()["acme"]
 
 
-def recorded(records: Records, message_id: str, message: str, store: str = "shop") -> None:
+@pytest.fixture
+def outbox(records: Records) -> Outbox:
+    return Outbox(records.redis, records.timing)
+
+
+def recorded(
+    records: Records, message_id: str, message: str, store: str = "shop", integration: str = "acme"
+) -> None:
     body = {"message_id": message_id, "message": message, "payload": {}}
-    records.accept(
-        "acme",
-        message_id,
-        "digest",
-        "token",
-        {
-            "integration": "acme",
-            "message_id": message_id,
-            "message": message,
-            "store": store,
-            "body": json.dumps(body),
-        },
+    fields = {"message": message, "store": store, "body": json.dumps(body)}
+    records.accept(integration, message_id, "digest", "token", fields)
+    records.mark_published(integration, message_id, time.time())
+
+
+def run_unit(records: Records, outbox: Outbox, message_id: str, **settings: object):  # type: ignore[no-untyped-def]
+    return handle(
+        unit, unit.handler("unit:work"), message_id, records, outbox, Settings(**settings)
     )
-    records.mark_published("acme", message_id)
 
 
-def test_a_poll_waits_while_another_poll_of_the_same_store_runs(
-    records: Records, acme: registry.Integration
+def test_a_poll_waits_in_the_due_set_while_another_poll_of_the_same_store_runs(
+    records: Records, outbox: Outbox, acme: registry.Integration
 ) -> None:
     recorded(records, "p1", "acme:shipments:poll")
     records.try_lock(service_lock_key("acme", "tracking", "shop"), "another-poll")
 
-    outcome = handle(acme, acme.handler("acme:shipments:poll"), "p1", records, Settings())
+    handled = handle(acme, acme.handler("acme:shipments:poll"), "p1", records, outbox, Settings())
 
-    assert isinstance(outcome, RetryLater)
-    assert outcome.delay <= 5.5
+    assert handled.outcome == "waiting"
+    assert handled.next_at is not None and handled.next_at - time.time() <= 5.5
+    assert records.redis.zscore(DUE, "acme:p1") == pytest.approx(handled.next_at)
     record = records.get("acme", "p1")
     assert (record.status, record.fields["attempts"]) == ("queued", "0")
 
 
-def test_a_message_held_by_another_worker_is_retried_after_its_lease(
-    records: Records, acme: registry.Integration
+def test_a_message_held_by_another_worker_is_left_to_it(
+    records: Records, outbox: Outbox, acme: registry.Integration
 ) -> None:
     recorded(records, "o1", "order:ready")
     records.begin("acme", "o1", "other-worker")
 
-    outcome = handle(acme, acme.handler("order:ready"), "o1", records, Settings())
+    handled = handle(acme, acme.handler("order:ready"), "o1", records, outbox, Settings())
 
-    assert isinstance(outcome, RetryLater)
-    assert 0.5 < outcome.delay <= records.timing.lease_seconds + 0.5
+    assert handled.outcome == "busy"
     assert records.get("acme", "o1").fields["attempts"] == "1"  # only the holder's attempt
+    assert records.redis.zscore(DUE, "acme:o1") is None  # no second chain of retries
 
 
 def test_a_finished_message_is_not_handled_again(
-    records: Records, acme: registry.Integration
+    records: Records, outbox: Outbox, acme: registry.Integration
 ) -> None:
     recorded(records, "o2", "order:ready")
+    records.begin("acme", "o2", "lease")
     records.finish(
         "acme",
         "o2",
@@ -75,8 +101,103 @@ def test_a_finished_message_is_not_handled_again(
         error=None,
         cursor={},
         push=False,
-        lease_token=None,
+        lease_token="lease",
     )
 
-    assert handle(acme, acme.handler("order:ready"), "o2", records, Settings()) is None
-    assert records.get("acme", "o2").fields["attempts"] == "0"
+    handled = handle(acme, acme.handler("order:ready"), "o2", records, outbox, Settings())
+
+    assert handled.outcome == "finished"
+    assert records.get("acme", "o2").fields["attempts"] == "1"
+
+
+def test_a_transient_error_schedules_a_retry_in_redis_and_releases_the_lease(
+    records: Records, outbox: Outbox
+) -> None:
+    recorded(records, "u1", "unit:work", integration="unit")
+
+    def fail(job: Job[Empty]) -> Answer:
+        raise TransientError("Unit answered HTTP 503", ["down"], retry_after=20)
+
+    behaviour["work"] = fail
+
+    handled = run_unit(records, outbox, "u1", retry_max_seconds=60)
+
+    assert handled.outcome == "retrying"
+    assert handled.next_at == pytest.approx(time.time() + 20, abs=1)
+    assert records.redis.zscore(DUE, "unit:u1") == pytest.approx(handled.next_at)
+    assert records.get("unit", "u1").status == "retrying"
+    assert not records.redis.exists(lease_key("unit", "u1"))
+
+
+def test_a_redis_error_under_the_handler_is_retried_not_escaped(
+    records: Records, outbox: Outbox
+) -> None:
+    recorded(records, "u2", "unit:work", integration="unit")
+
+    def redis_fails(job: Job[Empty]) -> Answer:
+        raise redis.ConnectionError("Connection refused")
+
+    behaviour["work"] = redis_fails
+
+    handled = run_unit(records, outbox, "u2")
+
+    assert handled.outcome == "retrying"
+    assert "ConnectionError" in records.get("unit", "u2").fields["last_error"]
+
+
+def test_when_the_budget_is_spent_the_message_is_dead_with_one_error(
+    records: Records, outbox: Outbox
+) -> None:
+    recorded(records, "u3", "unit:work", integration="unit")
+
+    def fail(job: Job[Empty]) -> Answer:
+        raise TransientError("Unit answered HTTP 503", ["down"])
+
+    behaviour["work"] = fail
+
+    handled = run_unit(records, outbox, "u3", task_max_attempts=1)
+
+    record = records.get("unit", "u3")
+    assert (handled.outcome, record.status) == ("dead", "dead")
+    notes = record.answer["notifications"]
+    assert [n["level"] for n in notes] == ["error"]
+    assert notes[0]["subject"].startswith("Gave up after 1 attempts")
+    assert records.dead("messages")[0][:2] == ("unit", "u3")
+
+
+def test_an_answer_with_error_notifications_is_a_failure(records: Records, outbox: Outbox) -> None:
+    recorded(records, "u4", "unit:work", integration="unit")
+    behaviour["work"] = lambda job: job.answer().notify("error", "Refused", "No such SKU")
+
+    handled = run_unit(records, outbox, "u4")
+
+    assert (handled.outcome, handled.detail) == ("failed", "No such SKU")
+    assert records.get("unit", "u4").status == "failed"
+
+
+def test_a_handler_that_outlived_its_lease_writes_nothing(records: Records, outbox: Outbox) -> None:
+    recorded(records, "u5", "unit:work", integration="unit")
+
+    def stuck(job: Job[Empty]) -> Answer:
+        # Meanwhile its lease ran out and another worker finished the message.
+        records.redis.delete(lease_key("unit", "u5"))
+        records.begin("unit", "u5", "other")
+        records.finish(
+            "unit",
+            "u5",
+            "succeeded",
+            {"message_id": "u5"},
+            error=None,
+            cursor={},
+            push=False,
+            lease_token="other",
+        )
+        raise TransientError("Unit answered HTTP 503", ["late"])
+
+    behaviour["work"] = stuck
+
+    handled = run_unit(records, outbox, "u5")
+
+    assert handled.outcome == "stale"
+    assert records.get("unit", "u5").status == "succeeded"
+    assert records.redis.zscore(DUE, "unit:u5") is None

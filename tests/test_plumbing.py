@@ -11,7 +11,6 @@ import requests
 from worker import registry
 from worker.delivery import signed_headers
 from worker.errors import HardError, TransientError
-from worker.handling import backoff
 from worker.hub import HubMessage, fold_parameters, qualify
 from worker.polling import ScheduleError, configured_polls, poll_message
 from worker.provider_http import classify, retry_after_seconds
@@ -45,16 +44,42 @@ def test_parameters_ride_in_the_payload_or_at_the_top() -> None:
 
 
 def test_backoff_grows_has_jitter_honours_retry_after_and_stays_under_the_cap() -> None:
-    s = Settings(retry_base_seconds=2, retry_max_seconds=60)
+    policy = Settings(retry_base_seconds=2, retry_max_seconds=60).handler_retries
 
-    first = [backoff(1, s) for _ in range(50)]
-    fifth = [backoff(5, s) for _ in range(50)]
+    first = [policy.delay(1) for _ in range(50)]
+    fifth = [policy.delay(5) for _ in range(50)]
 
     assert all(1 <= d <= 2 for d in first)
     assert all(16 <= d <= 32 for d in fifth)
     assert len(set(fifth)) > 1
-    assert backoff(1, s, retry_after=30) == 30
-    assert backoff(10, s, retry_after=3600) == 60
+    assert policy.delay(1, retry_after=30) == 30
+    assert policy.delay(10, retry_after=3600) == 60
+
+
+def test_pushes_back_off_with_jitter_from_one_second_up_to_their_cap() -> None:
+    policy = Settings(hub_push_retry_max_seconds=300).push_retries
+
+    first = [policy.delay(1) for _ in range(50)]
+    tenth = [policy.delay(10) for _ in range(50)]
+
+    assert all(0.5 <= d <= 1 for d in first)
+    assert all(150 <= d <= 300 for d in tenth)
+    assert len(set(tenth)) > 1  # answers held back by a hub outage do not all return at once
+    assert policy.delay(1, retry_after=120) == 120  # the hub's Retry-After
+    assert policy.delay(1, retry_after=9999) == 300  # ... up to the cap
+
+
+def test_the_retry_budget_is_time_and_attempts_limit_only_when_set() -> None:
+    timed = Settings(retry_for_seconds=3600, retry_max_seconds=60).handler_retries
+    since = 1000.0
+
+    assert timed.next_attempt_at(500, since, since + 10) is not None  # attempts do not limit
+    assert timed.next_attempt_at(3, since, since + 3600) is None  # the hour is spent
+    last = timed.next_attempt_at(10, since, since + 3590)  # a 30-60 s back-off
+    assert last == since + 3600  # the last retry is pulled in to the end of the budget
+    counted = Settings(task_max_attempts=3).handler_retries
+    assert counted.next_attempt_at(2, since, since) is not None
+    assert counted.next_attempt_at(3, since, since) is None
 
 
 def response(status: int, body: str = "", **headers: str) -> requests.Response:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from typing import Any
 
 import fakeredis
@@ -14,7 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from endpoint.app import create_app
-from tests.conftest import ENDPOINT_KEY, Publisher, auth, unit_settings
+from tests.conftest import ENDPOINT_KEY, Publisher, auth, settle, unit_settings
 from worker.records import Records
 from worker.settings import Settings
 
@@ -239,19 +240,28 @@ def test_same_id_in_another_integration_is_another_message(
     assert records.get("other", "m-x") is None
 
 
-# -- 503 ---------------------------------------------------------------------------------------
-def test_broker_down_is_503_with_retry_after_and_leaves_no_record(
+# -- 503, and a broker that fails after the record is written --------------------------------
+def test_a_failed_publish_keeps_the_record_answers_accepted_and_the_watchdog_publishes_it(
     client: FlaskClient, publisher: Publisher, records: Records
 ) -> None:
     publisher.fail = True
 
     response = post(client, order("m-503"))
 
-    assert response.status_code == 503
-    assert int(response.headers["Retry-After"]) > 0
-    assert records.get("acme", "m-503") is None  # the hub's retry is not a duplicate
+    assert response.status_code == 200
+    assert response.json["status"] == "accepted"  # recorded, not yet queued
+    assert "queued" in response.json["notifications"][0]["description"]
+    assert records.get("acme", "m-503") is not None  # never deleted: it was accepted
     publisher.fail = False
-    assert post(client, order("m-503")).status_code == 200
+    again = post(client, order("m-503"))  # the hub's retry is a duplicate of a kept message
+    assert again.status_code == 200
+    assert again.json["record"]["status"] == "queued"
+    assert publisher.published == []
+
+    from worker.broker import BrokerView
+    from worker.watchdog import sweep
+
+    sweep(records, publisher, BrokerView(records.redis), now=time.time() + 60)
     assert publisher.published == [("acme.order_ready", "m-503")]
 
 
@@ -289,9 +299,7 @@ def test_wait_returns_the_stored_answer_when_finished(
         "parameters": [],
         "notifications": [{"level": "info", "subject": "ok", "description": "ok"}],
     }
-    records.finish(
-        "acme", "m-done", "succeeded", answer, error=None, cursor={}, push=False, lease_token=None
-    )
+    settle(records, "m-done", "succeeded", answer)
 
     response = post(client, order("m-done"), **{"X-Hub-Wait": "5"})
 
@@ -309,14 +317,49 @@ def test_wait_on_a_failed_message_is_500_with_its_errors(
         "parameters": [],
         "notifications": [{"level": "error", "subject": "no", "description": "refused"}],
     }
-    records.finish(
-        "acme", "m-fail", "failed", answer, error="refused", cursor={}, push=False, lease_token=None
-    )
+    settle(records, "m-fail", "failed", answer, error="refused")
 
     response = post(client, order("m-fail"), **{"X-Hub-Wait": "5"})
 
     assert response.status_code == 500
     assert errors(response) == ["refused"]
+
+
+# -- replay ------------------------------------------------------------------------------------
+def replay(client: FlaskClient, message_id: str) -> Any:
+    return client.post(f"/messages/acme/{message_id}/replay", headers=auth())
+
+
+def test_replaying_a_failed_message_queues_it_again(
+    client: FlaskClient, publisher: Publisher, records: Records
+) -> None:
+    post(client, order("m-r1"))
+    settle(records, "m-r1", "failed", error="refused")
+
+    response = replay(client, "m-r1")
+
+    assert response.status_code == 200
+    assert records.get("acme", "m-r1").status == "queued"
+    assert publisher.published[-1] == ("acme.order_ready", "m-r1")
+
+
+@pytest.mark.parametrize("status", ["succeeded", None])
+def test_only_a_failed_or_dead_message_is_replayed(
+    client: FlaskClient, publisher: Publisher, records: Records, status: str | None
+) -> None:
+    post(client, order("m-r2"))
+    if status:
+        settle(records, "m-r2", status, {"message_id": "m-r2", "messages": [{"x": 1}]})
+    published = list(publisher.published)
+
+    response = replay(client, "m-r2")
+
+    assert response.status_code == 409
+    assert "failed or dead" in errors(response)[0]
+    assert publisher.published == published
+    if status:
+        record = records.get("acme", "m-r2")
+        assert (record.status, record.answer["messages"]) == ("succeeded", [{"x": 1}])
 
 
 @pytest.mark.parametrize("value", ["soon", "-1", "nan"])
@@ -367,11 +410,19 @@ def test_unknown_route_and_method_are_json_errors(client: FlaskClient) -> None:
     assert response.json["notifications"][0]["level"] == "error"
 
 
-def test_settings_refuse_a_backoff_at_or_above_the_visibility_timeout() -> None:
-    with pytest.raises(ValueError, match="RETRY_MAX_SECONDS"):
-        Settings(retry_max_seconds=900, broker_visibility_timeout_seconds=900)
-    with pytest.raises(ValueError, match="TASK_TIME_LIMIT_SECONDS"):
-        Settings(task_time_limit_seconds=1000, broker_visibility_timeout_seconds=900)
+def test_settings_take_a_backoff_and_time_limit_beyond_the_visibility_timeout() -> None:
+    s = Settings(
+        retry_max_seconds=30, broker_visibility_timeout_seconds=10, task_time_limit_seconds=5
+    )
+    assert (s.retry_max_seconds, s.broker_visibility_timeout_seconds) == (30, 10)
+
+
+def test_empty_attempt_limits_mean_no_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASK_MAX_ATTEMPTS", "")
+    monkeypatch.setenv("HUB_PUSH_MAX_ATTEMPTS", "")
+    s = Settings()
+    assert (s.task_max_attempts, s.hub_push_max_attempts) == (None, None)
+    assert (s.retry_for_seconds, s.hub_push_retry_for_seconds) == (6 * 3600, 24 * 3600)
 
 
 def test_fakeredis_supports_the_scripts() -> None:

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import time
 
-from worker.records import DEAD_MESSAGES, OUTBOX, WATCH, Records, cursor_key
+import pytest
+
+from worker.outbox import Outbox
+from worker.records import (
+    DEAD_DELIVERIES,
+    DEAD_MESSAGES,
+    DUE,
+    OUTBOX,
+    WATCH,
+    Records,
+    cursor_key,
+    lease_key,
+    memory_key,
+)
 
 FIELDS = {"integration": "acme", "message_id": "m", "message": "order:ready", "body": "{}"}
 
@@ -13,11 +27,32 @@ def accept(records: Records, digest: str = "d1", token: str = "t1") -> str:
     return records.accept("acme", "m", digest, token, FIELDS)
 
 
+def finish(records: Records, status: str = "succeeded", lease: str = "lease", **kw: object) -> str:
+    return records.finish(
+        "acme",
+        "m",
+        status,  # type: ignore[arg-type]
+        {"message_id": "m"},
+        error=None,
+        cursor=kw.get("cursor", {}),  # type: ignore[arg-type]
+        push=bool(kw.get("push", True)),
+        lease_token=lease,
+        keep=kw.get("keep"),  # type: ignore[arg-type]
+    )
+
+
+def started(records: Records, lease: str = "lease") -> None:
+    accept(records)
+    records.mark_published("acme", "m", time.time())
+    assert records.begin("acme", "m", lease).outcome == "started"
+
+
 def test_first_accept_creates_then_same_content_is_publishing_then_exists(records: Records) -> None:
     assert accept(records) == "created"
     assert accept(records, token="t2") == "publishing"
-    records.mark_published("acme", "m")
+    records.mark_published("acme", "m", time.time())
     assert accept(records, token="t3") == "exists"
+    assert records.stats()["messages_accepted"] == 1
 
 
 def test_other_content_under_the_same_id_is_a_conflict(records: Records) -> None:
@@ -33,42 +68,76 @@ def test_a_record_whose_publisher_died_is_taken_over_when_stale(records: Records
     assert records.get("acme", "m").fields["publish_token"] == "t2"
 
 
-def test_abandon_removes_only_an_unpublished_record_of_the_same_token(records: Records) -> None:
+def test_begin_counts_attempts_refuses_a_held_lease_and_returns_what_the_handler_needs(
+    records: Records,
+) -> None:
     accept(records)
-    assert records.abandon("acme", "m", "other-token") is False
-    assert records.abandon("acme", "m", "t1") is True
-    assert records.get("acme", "m") is None
-    assert records.redis.zscore(WATCH, "acme:m") is None
+    first = records.begin("acme", "m", "lease-1")
+    assert (first.outcome, first.attempt, first.body) == ("started", 1, "{}")
+    assert records.begin("acme", "m", "lease-2").outcome == "busy"
+    records.release(lease_key("acme", "m"), "lease-1")
+    again = records.begin("acme", "m", "lease-2")
+    assert (again.outcome, again.attempt) == ("started", 2)
+    assert again.retry_since == first.retry_since  # the budget runs from the first attempt
 
 
-def test_begin_counts_attempts_and_refuses_a_held_lease(records: Records) -> None:
-    accept(records)
-    assert records.begin("acme", "m", "lease-1") == ("started", 1)
-    assert records.begin("acme", "m", "lease-2") == ("busy", 0)
-    records.release_lease("acme", "m", "lease-1")
-    assert records.begin("acme", "m", "lease-2") == ("started", 2)
+def test_a_retry_waits_in_the_due_set_and_a_stray_copy_before_it_is_due_does_not_start(
+    records: Records,
+) -> None:
+    started(records)
+    at = time.time() + 30
+
+    assert records.mark_retrying("acme", "m", "HTTP 503", at, "lease") is True
+
+    record = records.get("acme", "m")
+    assert (record.status, record.fields["last_error"]) == ("retrying", "HTTP 503")
+    assert records.due_at("acme", "m") == pytest.approx(at)
+    assert not records.lease_held("acme", "m")
+    assert records.begin("acme", "m", "stray").outcome == "early"
+    assert records.claim_due(time.time()) == []
+    assert records.claim_due(at + 1) == [("acme", "m")]
+    assert records.redis.zscore(DUE, "acme:m") is None
+    assert records.get("acme", "m").queued_at == pytest.approx(at + 1)
 
 
-def finish(records: Records, status: str = "succeeded", **kw: object) -> bool:
-    return records.finish(
-        "acme",
-        "m",
-        status,
-        {"message_id": "m"},
-        error=None,  # type: ignore[arg-type]
-        cursor=kw.get("cursor", {}),
-        push=bool(kw.get("push", True)),
-        lease_token=None,
-        keep=kw.get("keep"),  # type: ignore[arg-type]
-    )
+def test_a_stale_holders_writes_are_refused_after_another_holder_finished(
+    records: Records,
+) -> None:
+    started(records, "stale")
+    records.redis.delete(lease_key("acme", "m"))  # its lease ran out while it was stuck
+    assert records.begin("acme", "m", "current").outcome == "started"
+    assert finish(records, lease="current", cursor={"since": 1}) == "written"
+
+    assert records.mark_retrying("acme", "m", "late 503", time.time() + 5, "stale") is False
+    assert finish(records, "failed", lease="stale", cursor={"since": 99}) == "finished"
+
+    record = records.get("acme", "m")
+    assert record.status == "succeeded"
+    assert "last_error" not in record.fields
+    assert records.cursor("acme", "default") == {"since": 1}
+    assert records.redis.zscore(DUE, "acme:m") is None
 
 
-def test_finish_writes_answer_outbox_and_cursor_once(records: Records) -> None:
-    accept(records)
-    records.begin("acme", "m", "lease")
+def test_a_holder_that_lost_its_lease_to_a_live_one_cannot_finish_or_retry(
+    records: Records,
+) -> None:
+    started(records, "stale")
+    records.redis.delete(lease_key("acme", "m"))
+    records.begin("acme", "m", "current")
 
-    assert finish(records, cursor={"since": 5}, keep=[("sent", "H1", {"n": 1})]) is True
-    assert finish(records, cursor={"since": 9}) is False  # a redelivery writes nothing
+    assert finish(records, lease="stale", keep=[("sent", "H1", 1)]) == "stale"
+    assert records.mark_retrying("acme", "m", "x", time.time(), "stale") is False
+
+    assert records.get("acme", "m").status == "processing"
+    assert records.recall("acme", "default", "sent", ["H1"]) == [None]
+    assert records.lease_held("acme", "m")  # still the live holder's
+
+
+def test_finish_writes_answer_outbox_cursor_and_memory_once(records: Records) -> None:
+    started(records)
+
+    assert finish(records, cursor={"since": 5}, keep=[("sent", "H1", {"n": 1})]) == "written"
+    assert finish(records, cursor={"since": 9}) == "finished"  # a redelivery writes nothing
 
     record = records.get("acme", "m")
     assert record.status == "succeeded"
@@ -77,36 +146,71 @@ def test_finish_writes_answer_outbox_and_cursor_once(records: Records) -> None:
     assert records.cursor("acme", "default") == {"since": 5}
     assert records.recall("acme", "default", "sent", ["H1", "H2"]) == [{"n": 1}, None]
     assert records.redis.zscore(WATCH, "acme:m") is None
+    assert not records.lease_held("acme", "m")
 
 
-def test_dead_is_listed_and_requeue_makes_it_queued_again(records: Records) -> None:
-    accept(records)
-    finish(records, "dead", push=False)
+def test_each_memory_entry_expires_by_its_own_age(records: Records) -> None:
+    started(records)
+    finish(records, keep=[("sent", "H1", 1), ("sent", "H2", 2)])
+
+    ttl = records.redis.ttl(memory_key("acme", "default", "sent", "H1"))
+    assert records.timing.memory_ttl_seconds - 5 <= ttl <= records.timing.memory_ttl_seconds
+    assert records.redis.ttl(memory_key("acme", "default", "sent", "H2")) > 0
+
+
+def test_dead_is_listed_and_requeue_makes_it_queued_again_off_every_list(
+    records: Records,
+) -> None:
+    started(records)
+    finish(records, "dead")
+    outbox = Outbox(records.redis, records.timing)
+    claim = outbox.claim("acme", "m")
+    outbox.take("acme", "m", claim, 10)
+    outbox.failed("acme", "m", claim, "hub down", None)
     assert records.dead("messages")[0][:2] == ("acme", "m")
+    assert records.dead("deliveries")[0][:2] == ("acme", "m")
 
     assert records.requeue("acme", "m") is not None
 
-    assert records.get("acme", "m").status == "queued"
-    assert records.redis.zcard(DEAD_MESSAGES) == 0
-    assert records.requeue("acme", "m") is None  # only finished records
+    record = records.get("acme", "m")
+    assert (record.status, record.fields["attempts"]) == ("queued", "0")
+    assert "delivery" not in record.fields
+    for listed in (DEAD_MESSAGES, DEAD_DELIVERIES, OUTBOX):
+        assert records.redis.zscore(listed, "acme:m") is None
+    assert records.requeue("acme", "m") is None  # only failed or dead records
 
 
-def test_delivery_failures_reschedule_then_die_and_can_be_replayed(records: Records) -> None:
-    accept(records)
-    finish(records)
+def test_a_succeeded_message_is_not_requeued(records: Records) -> None:
+    started(records)
+    finish(records, push=False)
 
-    assert records.delivery_failed("acme", "m", "hub down", time.time() + 5) == 1
-    assert records.delivery_failed("acme", "m", "hub down", None) == 2
-    assert records.get("acme", "m").fields["delivery"] == "dead"
-    assert records.dead("deliveries")[0][:2] == ("acme", "m")
-    assert records.redeliver("acme", "m") is True
-    assert records.get("acme", "m").fields["delivery"] == "pending"
-    records.delivered("acme", "m")
-    assert records.get("acme", "m").fields["delivery"] == "delivered"
-    assert records.redis.zscore(OUTBOX, "acme:m") is None
+    assert records.requeue("acme", "m") is None
+    assert records.get("acme", "m").status == "succeeded"
+
+
+def test_dead_entries_leave_the_lists_when_their_records_expire(records: Records) -> None:
+    started(records)
+    finish(records, "dead", push=False)
+    records.redis.zadd(DEAD_DELIVERIES, {"acme:gone": 1.0})
+    now = time.time()
+
+    assert records.prune_dead(now) == 1  # the long-gone delivery; the dead message is young
+    assert records.redis.zcard(DEAD_MESSAGES) == 1
+    records.redis.delete("shiphub:msg:acme:m")  # its TTL ran out
+    assert records.prune_dead(now + records.timing.record_ttl_seconds + 1) == 1
+    assert records.sizes()["dead_messages"] == 0
+
+
+def test_once_clear_forgets_only_its_own_attempts_inflight_mark(records: Records) -> None:
+    records.once_inflight("acme", "m", "create", attempt=2)
+
+    records.once_clear("acme", "m", "create", attempt=1)
+    assert records.once_state("acme", "m", "create")["attempt"] == 2
+    records.once_clear("acme", "m", "create", attempt=2)
+    assert records.once_state("acme", "m", "create") is None
 
 
 def test_cursor_is_per_integration_and_store(records: Records) -> None:
-    records.redis.hset(cursor_key("acme", "shop-a"), "since", "1")
+    records.redis.hset(cursor_key("acme", "shop-a"), "since", json.dumps(1))
     assert records.cursor("acme", "shop-a") == {"since": 1}
     assert records.cursor("acme", "shop-b") == {}

@@ -1,23 +1,35 @@
 """The Celery app: one task per (integration, message type), plus the hub's own tasks.
 
 Task names read like the domain: ``dotcom.shipment_ready``, ``shiphub.deliver``,
-``shiphub.watchdog``, ``shiphub.poll``. Each integration's tasks go to its own queue.
+``shiphub.watchdog``, ``shiphub.poll``. Each integration's tasks go to its own queue. A task ends
+in the state an operator expects in Flower: SUCCESS when its message succeeded (or there was
+nothing for it to do), FAILURE with the reason when the message failed or went dead, RETRY with
+the reason while its retry is scheduled. What the hub is told is in the record, whatever the
+task's state.
+
+Every worker process also runs the scheduler (``worker.scheduler``): due retries, due pushes,
+and the watchdog's sweep.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import threading
+from datetime import UTC, datetime
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, bootsteps
+from celery.exceptions import Retry
 from celery.signals import beat_init
 
 from worker import delivery, registry, runtime
+from worker.broker import MESSAGE_HEADER, QUEUED_AT_HEADER, BrokerView
 from worker.handling import handle
 from worker.intake import Unavailable, submit
 from worker.polling import POLL_TASK, configured_polls, poll_message
+from worker.scheduler import Scheduler
 from worker.settings import settings
+from worker.watchdog import sweep
 
 log = logging.getLogger(__name__)
 
@@ -26,23 +38,54 @@ app = Celery("shiphub")
 app.config_from_object("celeryconfig")
 
 
-def publish(handler: registry.Handler, message_id: str) -> None:
-    """Publish the task for a recorded message (no retries beyond the short publish policy)."""
-    app.send_task(handler.task_name, args=[handler.integration, message_id], queue=handler.queue)
+class MessageFailed(Exception):
+    """The message failed or went dead (what Flower shows as the task's FAILURE)."""
+
+
+class PushFailed(Exception):
+    """The answer's delivery went dead (a FAILURE in Flower)."""
+
+
+class TryingAgain(Exception):
+    """Why a task is in RETRY: its next attempt is scheduled (in Redis, not as a countdown)."""
+
+
+def publish(handler: registry.Handler, message_id: str, queued_at: float) -> None:
+    """Publish the task for a recorded message, stamped with when it was queued (the watchdog
+    tells a queued message from a lost one by it)."""
+    app.send_task(
+        handler.task_name,
+        args=[handler.integration, message_id],
+        queue=handler.queue,
+        headers={
+            QUEUED_AT_HEADER: queued_at,
+            MESSAGE_HEADER: f"{handler.integration}:{message_id}",
+        },
+    )
+
+
+def send_push(integration: str, message_id: str, claim: str) -> None:
+    app.send_task(delivery.DELIVER_TASK, args=[integration, message_id, claim])
+
+
+def _retry(reason: str, at: float | None) -> Retry:
+    when = datetime.fromtimestamp(at, UTC) if at else None
+    return Retry(reason, exc=TryingAgain(reason), when=when)
 
 
 def _message_task(handler: registry.Handler) -> None:
     integration = registry.integrations()[handler.integration]
 
-    @app.task(name=handler.task_name, bind=True, max_retries=None, queue=handler.queue)
-    def run(task: Task, integration_name: str, message_id: str) -> None:
-        s = settings()
-        retry = handle(integration, handler, message_id, runtime.records(), s)
-        if retry is not None:
-            log.info(
-                "%s/%s: again in %.1fs (%s)", integration_name, message_id, retry.delay, retry.error
-            )
-            raise task.retry(countdown=retry.delay, max_retries=None)
+    @app.task(name=handler.task_name, queue=handler.queue, throws=(MessageFailed,))
+    def run(integration_name: str, message_id: str) -> str:
+        handled = handle(
+            integration, handler, message_id, runtime.records(), runtime.outbox(), settings()
+        )
+        if handled.outcome in ("failed", "dead"):
+            raise MessageFailed(f"{handled.outcome}: {handled.detail}")
+        if handled.outcome in ("retrying", "waiting"):
+            raise _retry(handled.detail, handled.next_at)
+        return handled.outcome
 
     run.__doc__ = f"Handle {handler.message!r} for {integration.display}."
 
@@ -52,36 +95,29 @@ for _integration in registry.integrations().values():
         _message_task(_handler)
 
 
-@app.task(name=delivery.DELIVER_TASK, bind=True, max_retries=None)
-def deliver(task: Task, integration: str, message_id: str) -> None:
-    """Push one finished answer to the hub."""
-    delay = delivery.deliver(runtime.records(), integration, message_id, settings())
-    if delay is not None:
-        delivery.kick(integration, message_id, countdown=delay)
+@app.task(name=delivery.DELIVER_TASK, throws=(PushFailed,))
+def deliver(integration: str, message_id: str, claim: str | None = None) -> str:
+    """Push one finished answer to the hub under its claim. Without a claim (a kick, or a task
+    sent before claims existed) it claims the delivery itself if it is due."""
+    outbox = runtime.outbox()
+    if claim is None:
+        claim = outbox.claim(integration, message_id)
+        if claim is None:
+            return "not due"
+    pushed = delivery.deliver(outbox, integration, message_id, claim, settings())
+    if pushed.outcome == "dead":
+        raise PushFailed(pushed.error)
+    if pushed.outcome == "retrying":
+        raise _retry(pushed.error, pushed.next_at)
+    return pushed.outcome
 
 
 @app.task(name="shiphub.watchdog")
-def watchdog() -> dict[str, int]:
-    """Republish messages that stopped moving and push due answers nobody is pushing."""
+def watchdog() -> dict[str, Any]:
+    """One sweep for lost messages now (workers also sweep every WATCHDOG_INTERVAL_SECONDS)."""
     records = runtime.records()
-    now = time.time()
-    republished = 0
-    for integration_name, message_id in records.overdue(now):
-        record = records.get(integration_name, message_id)
-        integration = registry.integrations().get(integration_name)
-        handler = integration.handler(record.fields["message"]) if record and integration else None
-        if record is None or record.finished or handler is None:
-            records.forget_watch(integration_name, message_id)
-            continue
-        records.postpone(integration_name, message_id, records.timing.queued_deadline_seconds)
-        publish(handler, message_id)
-        records.count("messages_republished")
-        republished += 1
-    kicked = 0
-    for integration_name, message_id in records.due_deliveries(now - 15):
-        delivery.kick(integration_name, message_id)
-        kicked += 1
-    return {"republished": republished, "pushes_kicked": kicked}
+    found = sweep(records, publish, BrokerView(records.redis))
+    return {"looked_at": found.looked_at, "republished": found.republished, "pruned": found.pruned}
 
 
 @app.task(name=POLL_TASK)
@@ -101,17 +137,14 @@ def poll(integration_name: str, service_name: str, every_seconds: int) -> str:
 
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
-    s = settings()
-    entries: dict[str, dict[str, Any]] = {
-        "watchdog": {"task": "shiphub.watchdog", "schedule": 15.0},
-    }
-    for p in configured_polls(s.polls, registry.integrations()):
-        entries[p.entry_name] = {
+    return {
+        p.entry_name: {
             "task": POLL_TASK,
             "schedule": float(p.every_seconds),
             "args": (p.integration, p.service, p.every_seconds),
         }
-    return entries
+        for p in configured_polls(settings().polls, registry.integrations())
+    }
 
 
 app.conf.beat_schedule = beat_schedule()
@@ -121,3 +154,31 @@ app.conf.beat_schedule = beat_schedule()
 def _announce(sender: Any = None, **_: Any) -> None:
     for name, entry in app.conf.beat_schedule.items():
         log.info("beat: %s every %ss", name, entry["schedule"])
+
+
+class SchedulerStep(bootsteps.StartStopStep):
+    """Runs the scheduler in a thread of every worker process (``worker.scheduler``)."""
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self, parent: Any) -> None:
+        scheduler = Scheduler(
+            runtime.records(),
+            runtime.outbox(),
+            publish,
+            send_push,
+            settings().watchdog_interval_seconds,
+        )
+        self.thread = threading.Thread(
+            target=scheduler.run, args=(self.stop_event,), name="shiphub-scheduler", daemon=True
+        )
+        self.thread.start()
+
+    def stop(self, parent: Any) -> None:
+        self.stop_event.set()
+
+
+app.steps["worker"].add(SchedulerStep)

@@ -7,24 +7,28 @@ Each push is signed the way the hub checks it:
   body + timestamp keyed by the token, as the classic hub verified;
 * ``X-Hub-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" keyed by the token>``.
 
-Anything but a 2xx is retried with back-off; after ``HUB_PUSH_MAX_ATTEMPTS`` the delivery is dead
-(listed, replayable). A lease keeps two pushers off one answer.
+A push task carries the claim it was sent for (``worker.outbox``); anything but a 2xx is retried
+on the push policy (jittered back-off, the hub's Retry-After honoured up to the cap) for
+``HUB_PUSH_RETRY_FOR_SECONDS``, the next push scheduled in Redis; then the delivery is dead
+(listed, replayable).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import time
-import uuid
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import requests
 
-from worker.provider_http import excerpt, pooled_session
-from worker.records import PREFIX, Records, member
+from worker.outbox import Outbox
+from worker.provider_http import excerpt, pooled_session, retry_after_seconds
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,50 +59,55 @@ def _session() -> requests.Session:
     return pooled_session()
 
 
-def push_delay(attempts: int, s: Settings) -> float:
-    """1, 2, 4 ... seconds, capped: short enough for a hub that was briefly away."""
-    return float(min(s.hub_push_retry_max_seconds, 2 ** max(0, attempts - 1)))
+@dataclass(frozen=True)
+class Pushed:
+    """What one push task did: ``delivered``; ``retrying`` (next push at ``next_at``); ``dead``;
+    or ``stale``: its claim was not (or no longer) the current one, so it pushed nothing or its
+    outcome was refused."""
+
+    outcome: Literal["delivered", "retrying", "dead", "stale"]
+    error: str = ""
+    next_at: float | None = None
 
 
-def deliver(records: Records, integration: str, message_id: str, s: Settings) -> float | None:
-    """Push one answer if it is due. Returns the delay before the next try, or None when done."""
-    record = records.get(integration, message_id)
-    if record is None or record.fields.get("delivery") != "pending" or not s.hub_push_url:
-        return None
-    due = records.delivery_due_at(integration, message_id)
-    if due is None:
-        return None
-    if due > time.time() + 0.5:
-        return due - time.time()  # a retry is already scheduled for later
-    lease_key = f"{PREFIX}pushing:{member(integration, message_id)}"
-    token = uuid.uuid4().hex
-    if not records.redis.set(lease_key, token, nx=True, ex=int(s.hub_push_timeout_seconds) + 5):
-        return None  # another pusher has it right now
-    try:
-        body = json.dumps(record.answer, separators=(",", ":")).encode()
-        error = _push(body, s)
-        if error is None:
-            records.delivered(integration, message_id)
-            return None
-        attempts = int(record.fields.get("delivery_attempts", 0)) + 1
-        if attempts >= s.hub_push_max_attempts:
-            log.error(
-                "push of %s/%s dead after %d attempts: %s", integration, message_id, attempts, error
+def deliver(outbox: Outbox, integration: str, message_id: str, claim: str, s: Settings) -> Pushed:
+    """Push one answer under ``claim`` and record what happened."""
+    taken = outbox.take(integration, message_id, claim, s.hub_push_timeout_seconds)
+    if taken is None or not s.hub_push_url:
+        return Pushed("stale")
+    body = json.dumps(taken.answer, separators=(",", ":")).encode()
+    error, retry_after = _push(body, s)
+    if error is None:
+        if not outbox.delivered(integration, message_id, claim):
+            log.warning(
+                "push of %s/%s landed after its claim was superseded", integration, message_id
             )
-            records.delivery_failed(integration, message_id, error, None)
-            return None
-        delay = push_delay(attempts, s)
-        records.delivery_failed(integration, message_id, error, time.time() + delay)
-        log.warning(
-            "push of %s/%s failed (%s); next try in %.0fs", integration, message_id, error, delay
+        return Pushed("delivered")
+    attempt = taken.attempts + 1
+    next_at = s.push_retries.next_attempt_at(attempt, taken.since, time.time(), retry_after)
+    outcome = outbox.failed(integration, message_id, claim, error, next_at)
+    if outcome == "dead":
+        log.error(
+            "push of %s/%s dead after %d attempts: %s", integration, message_id, attempt, error
         )
-        return delay
-    finally:
-        records.release(lease_key, token)
+    elif outcome == "retrying":
+        log.warning(
+            "push of %s/%s failed (%s); next in %.1fs",
+            integration,
+            message_id,
+            error,
+            (next_at or 0) - time.time(),
+        )
+    else:
+        log.warning(
+            "push of %s/%s: outcome refused, its claim was superseded", integration, message_id
+        )
+    return Pushed(outcome, error, next_at)
 
 
-def _push(body: bytes, s: Settings) -> str | None:
-    """POST the answer; None on a 2xx, else what went wrong (never the token)."""
+def _push(body: bytes, s: Settings) -> tuple[str | None, float | None]:
+    """POST the answer; (None, None) on a 2xx, else what went wrong (never the token) and the
+    hub's Retry-After, if it gave one."""
     assert s.hub_push_url
     try:
         response = _session().post(
@@ -106,22 +115,31 @@ def _push(body: bytes, s: Settings) -> str | None:
             data=body,
             headers=signed_headers(body, s),
             timeout=(2.0, s.hub_push_timeout_seconds),
+            allow_redirects=False,
         )
     except requests.RequestException as exc:
-        return f"{exc.__class__.__name__}: could not reach the hub"
+        return f"{exc.__class__.__name__}: could not reach the hub", None
     if 200 <= response.status_code < 300:
-        return None
-    return f"hub answered HTTP {response.status_code}: {excerpt(response.text)}"
+        return None, None
+    hint = retry_after_seconds(response.headers.get("Retry-After"))
+    return f"hub answered HTTP {response.status_code}: {excerpt(response.text)}", hint
 
 
-def kick(integration: str, message_id: str, countdown: float | None = None) -> None:
-    """Ask a worker to push now (or after ``countdown``). Losing this is harmless: the watchdog
-    finds due outbox entries."""
-    from worker.app import app
+def push_soon(outbox: Outbox, integration: str, message_id: str) -> None:
+    """Claim a due delivery and send its push task now, rather than at the next scheduler tick.
+    Failing here is harmless: the scheduler claims due deliveries by itself."""
+    from worker.app import send_push
 
     try:
-        app.send_task(DELIVER_TASK, args=[integration, message_id], countdown=countdown)
+        claim = outbox.claim(integration, message_id)
     except Exception as exc:
-        log.warning(
-            "could not enqueue push of %s/%s (%r); the watchdog will", integration, message_id, exc
-        )
+        log.warning("could not claim the push of %s/%s now (%r)", integration, message_id, exc)
+        return
+    if claim is None:
+        return
+    try:
+        send_push(integration, message_id, claim)
+    except Exception as exc:
+        log.warning("could not send the push of %s/%s (%r)", integration, message_id, exc)
+        with contextlib.suppress(Exception):
+            outbox.make_due(integration, message_id, time.time())

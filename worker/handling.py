@@ -1,198 +1,277 @@
-"""Handle one recorded message: run its handler, classify what went wrong, store the answer.
+"""Handle one recorded message: run its handler under a lease and a deadline, classify what went
+wrong, store the answer.
 
-Outcomes:
+Outcomes (``Handled.outcome``):
 
-* the handler returns an answer → ``succeeded`` (or ``failed`` if it holds error notifications);
-* ``HardError`` → ``failed``, one error notification per reason, no retry;
-* ``TransientError`` or anything unexpected → retried with bounded, jittered exponential back-off;
-  when attempts run out → ``dead``: listed, replayable, one error notification pushed.
+* ``succeeded``, or ``failed`` (a ``HardError``, or error notifications in the answer): the answer
+  is stored and pushed, one error notification per reason;
+* ``retrying``: a ``TransientError``, the deadline, or anything unexpected (a Redis error
+  included): the next attempt is scheduled in Redis on the handler retry policy; ``dead`` once
+  its time budget (or attempt limit) is spent: listed, replayable, one error notification pushed;
+* ``waiting``: a poll of the same store is running; the message is published again shortly;
+* ``busy``, ``finished``, ``missing``, ``early``, ``stale``: nothing for this copy to do (another
+  worker holds it, it is done, gone, a stray copy of a retry not due yet, or this attempt lost
+  its lease and its writes were refused).
 
-Answer, outbox entry, cursor and status are committed in one transaction (``Records.finish``).
+Every write after ``begin`` is fenced by the lease (``worker.records``); the lease and a poll's
+per-store lock are renewed while the attempt runs, until its deadline (``worker.leases``).
 """
 
 from __future__ import annotations
 
 import logging
-import random
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeVar
 
-from celery.exceptions import SoftTimeLimitExceeded
+import redis
 from pydantic import ValidationError
 
+from worker import delivery, leases
+from worker.deadline import Deadline
 from worker.errors import HardError, ProviderError
 from worker.hub import Answer, HubMessage, fold_parameters, qualify
 from worker.job import Job
-from worker.records import Keep, Record, Records, service_lock_key
+from worker.outbox import Outbox
+from worker.records import (
+    WATCH,
+    Begun,
+    Keep,
+    Records,
+    lease_key,
+    member,
+    service_lock_key,
+)
 from worker.registry import Handler, Integration
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+Outcome = Literal[
+    "succeeded",
+    "failed",
+    "dead",
+    "retrying",
+    "waiting",
+    "busy",
+    "finished",
+    "missing",
+    "early",
+    "stale",
+]
 
 
 @dataclass(frozen=True)
-class RetryLater:
-    """The handler should run again after ``delay`` seconds."""
-
-    delay: float
-    error: str
-
-
-def backoff(attempt: int, s: Settings, retry_after: float | None = None) -> float:
-    """Exponential back-off, jittered to a random 50-100 % of each step, at least the provider's
-    Retry-After, never above ``retry_max_seconds`` (below the broker's visibility timeout)."""
-    exponential = min(s.retry_max_seconds, s.retry_base_seconds * 2 ** max(0, attempt - 1))
-    delay = exponential * random.uniform(0.5, 1.0)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return min(delay, s.retry_max_seconds)
+class Handled:
+    outcome: Outcome
+    detail: str = ""
+    next_at: float | None = None  # for retrying and waiting: when it is published again
 
 
 def parameters_for(
-    integration: Integration, record: Record, message: HubMessage, records: Records
+    integration: Integration, store: str, message: HubMessage, records: Records
 ) -> dict[str, Any]:
     """Environment configuration, then the stored cursor, then what the message carries."""
     return {
         **integration.config(),
-        **records.cursor(integration.name, record.store),
+        **records.cursor(integration.name, store),
         **fold_parameters(message.raw_parameters(), integration.name),
     }
 
 
 def handle(
-    integration: Integration, handler: Handler, message_id: str, records: Records, s: Settings
-) -> RetryLater | None:
-    """Run the handler for one message. Returns ``RetryLater`` when the task must retry."""
+    integration: Integration,
+    handler: Handler,
+    message_id: str,
+    records: Records,
+    outbox: Outbox,
+    s: Settings,
+) -> Handled:
+    """Run one attempt at one message."""
+    attempt = _Attempt(integration, handler, message_id, records, outbox, s)
     if not integration.services[handler.service].exclusive:
-        return _handle(integration, handler, message_id, records, s)
+        return attempt.run()
     peek = records.get(integration.name, message_id)
     if peek is None or peek.finished:
-        return _handle(integration, handler, message_id, records, s)  # nothing to do
+        return attempt.run()  # nothing to do; begin() says why
     lock, token = service_lock_key(integration.name, handler.service, peek.store), uuid.uuid4().hex
     if not records.try_lock(lock, token):
-        return RetryLater(min(records.lock_left(lock), 5.0) + 0.5, "waiting for another poll")
+        at = time.time() + min(records.lock_left(lock), 5.0) + 0.5
+        records.defer(integration.name, message_id, at)
+        return Handled("waiting", "another poll of this store is running", at)
     try:
-        return _handle(integration, handler, message_id, records, s)
+        with attempt.keeper.hold(
+            lock, token, until=attempt.deadline.ends + leases.WRITE_GRACE_SECONDS
+        ):
+            return attempt.run()
     finally:
         records.release(lock, token)
 
 
-def _handle(
-    integration: Integration, handler: Handler, message_id: str, records: Records, s: Settings
-) -> RetryLater | None:
-    lease = uuid.uuid4().hex
-    outcome, attempt = records.begin(integration.name, message_id, lease)
-    if outcome == "busy":
-        # Another worker holds the lease: alive (then we will find it finished), or dead (then
-        # its lease runs out shortly). Come back when it would have.
-        wait = records.lease_left(integration.name, message_id) + 0.5
-        return RetryLater(wait, "another worker is handling it")
-    if outcome != "started":
-        log.info("%s %s/%s: nothing to do", outcome, integration.name, message_id)
-        return None
-    record = records.get(integration.name, message_id)
-    assert record is not None  # begin() just saw it
-    message = HubMessage.model_validate(record.body)
-    try:
-        answer, kept = _run(integration, handler, message, record, attempt, records)
-    except HardError as exc:
-        _finish(records, record, "failed", _error_answer(message_id, exc), str(exc), s, lease)
-        return None
-    except Exception as exc:  # transient, a time limit, or a bug: retried, then dead
+class _Attempt:
+    def __init__(
+        self,
+        integration: Integration,
+        handler: Handler,
+        message_id: str,
+        records: Records,
+        outbox: Outbox,
+        s: Settings,
+    ) -> None:
+        self.integration, self.handler, self.message_id = integration, handler, message_id
+        self.records, self.outbox, self.s = records, outbox, s
+        self.deadline = Deadline(s.task_time_limit_seconds)
+        self.keeper = leases.keeper(records.redis, records.timing.lease_seconds)
+        self.lease = uuid.uuid4().hex
+        self.name = f"{integration.name}/{message_id}"
+
+    def run(self) -> Handled:
+        begun = self.records.begin(self.integration.name, self.message_id, self.lease)
+        if begun.outcome != "started":
+            log.info("%s: %s, nothing to do", self.name, begun.outcome)
+            return Handled(begun.outcome)  # type: ignore[arg-type]
+        with (
+            self.keeper.hold(
+                lease_key(self.integration.name, self.message_id),
+                self.lease,
+                until=self.deadline.ends + leases.WRITE_GRACE_SECONDS,
+                watch=(WATCH, member(self.integration.name, self.message_id)),
+                deadline=self.deadline,
+            ),
+            self.deadline.running(),
+        ):
+            try:
+                answer, kept = self._run_handler(begun)
+            except HardError as exc:
+                return self._finish("failed", _error_answer(self.message_id, exc), str(exc))
+            except Exception as exc:  # transient, the deadline, Redis, or a bug
+                return self._retry_or_die(begun, exc)
+            status = "failed" if answer.failed else "succeeded"
+            return self._finish(status, answer, None, kept)
+
+    def _run_handler(self, begun: Begun) -> tuple[Answer, list[Keep]]:
+        message = HubMessage.model_validate_json(begun.body)
+        try:
+            payload = self.handler.payload.model_validate(message.payload)
+        except ValidationError as exc:  # validated on receipt; only a schema change gets here
+            raise HardError("Invalid payload", [str(exc)]) from exc
+        job = Job(
+            integration=self.integration.name,
+            message_id=self.message_id,
+            message=message.message,
+            payload=payload,
+            parameters=parameters_for(self.integration, begun.store, message, self.records),
+            store=begun.store,
+            attempt=begun.attempt,
+            records=self.records,
+        )
+        return self.handler.handle(job), job.kept
+
+    def _retry_or_die(self, begun: Begun, exc: Exception) -> Handled:
         error = _describe(exc)
-        if attempt >= s.task_max_attempts:
+        if isinstance(exc, redis.RedisError):
+            log.warning("%s: Redis failed under the handler (%s); retrying it", self.name, error)
+        elif not isinstance(exc, ProviderError):
+            log.exception("%s: unexpected error", self.name)
+        now = time.time()
+        policy = self.s.handler_retries
+        next_at = policy.next_attempt_at(
+            begun.attempt, begun.retry_since, now, getattr(exc, "retry_after", None)
+        )
+        if next_at is None:
+            spent = now - begun.retry_since
             log.warning(
-                "%s/%s dead after %d attempts: %s", integration.name, message_id, attempt, error
+                "%s dead after %d attempts over %.0fs: %s", self.name, begun.attempt, spent, error
             )
-            answer = _error_answer(message_id, exc, attempts=attempt)
-            _finish(records, record, "dead", answer, error, s, lease)
-            return None
-        if not isinstance(exc, ProviderError | SoftTimeLimitExceeded):
-            log.exception("%s/%s: unexpected error", integration.name, message_id)
-        delay = backoff(attempt, s, getattr(exc, "retry_after", None))
-        records.mark_retrying(integration.name, message_id, error, delay, lease)
-        return RetryLater(delay, error)
-    status = "failed" if answer.failed else "succeeded"
-    _finish(records, record, status, answer, None, s, lease, kept)
-    return None
+            answer = _error_answer(self.message_id, exc, attempts=begun.attempt, spent=spent)
+            return self._finish("dead", answer, error)
+        scheduled = self._patiently(
+            lambda: self.records.mark_retrying(
+                self.integration.name, self.message_id, error, next_at, self.lease
+            )
+        )
+        if not scheduled:
+            log.warning("%s: lost its lease; its retry was refused (%s)", self.name, error)
+            return Handled("stale", error)
+        return Handled("retrying", error, next_at)
+
+    def _finish(
+        self,
+        status: Literal["succeeded", "failed", "dead"],
+        answer: Answer,
+        error: str | None,
+        kept: list[Keep] | None = None,
+    ) -> Handled:
+        integration = self.integration.name
+        cursor = {p.name.removeprefix(f"{integration}."): p.value for p in answer.parameters}
+        hub_answer = answer.model_copy(
+            update={
+                "parameters": [
+                    p.model_copy(update={"name": qualify(integration, p.name)})
+                    for p in answer.parameters
+                ]
+            }
+        )
+        written = self._patiently(
+            lambda: self.records.finish(
+                integration,
+                self.message_id,
+                status,
+                hub_answer.model_dump(mode="json"),
+                error=error,
+                cursor=cursor if status == "succeeded" else {},
+                keep=kept if status == "succeeded" and kept else [],
+                push=bool(self.s.hub_push_url),
+                lease_token=self.lease,
+            )
+        )
+        if written == "stale":
+            log.warning("%s: lost its lease; its %s answer was refused", self.name, status)
+            return Handled("stale", error or "")
+        if written != "written":
+            return Handled(written)
+        if self.s.hub_push_url:
+            delivery.push_soon(self.outbox, integration, self.message_id)
+        return Handled(status, _summary(answer) if error is None else error)
+
+    def _patiently(self, write: Callable[[], T]) -> T:
+        """A write after a Redis error under the handler: Redis may be restarting, so try again
+        for as long as the lease would last rather than leave the message to the watchdog."""
+        gives_up = time.monotonic() + self.records.timing.lease_seconds
+        pause = 0.25
+        while True:
+            try:
+                return write()
+            except redis.RedisError as exc:
+                if time.monotonic() + pause > gives_up:
+                    raise
+                log.warning("%s: Redis is unavailable (%s); trying again", self.name, exc)
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
 
-def _run(
-    integration: Integration,
-    handler: Handler,
-    message: HubMessage,
-    record: Record,
-    attempt: int,
-    records: Records,
-) -> tuple[Answer, list[Keep]]:
-    try:
-        payload = handler.payload.model_validate(message.payload)
-    except ValidationError as exc:  # validated on receipt; only a schema change gets here
-        raise HardError("Invalid payload", [str(exc)]) from exc
-    job = Job(
-        integration=integration.name,
-        message_id=message.message_id,
-        message=message.message,
-        payload=payload,
-        parameters=parameters_for(integration, record, message, records),
-        store=record.store,
-        attempt=attempt,
-        records=records,
-    )
-    return handler.handle(job), job.kept
-
-
-def _finish(
-    records: Records,
-    record: Record,
-    status: str,
-    answer: Answer,
-    error: str | None,
-    s: Settings,
-    lease: str,
-    kept: list[Keep] | None = None,
-) -> None:
-    cursor = {p.name.removeprefix(f"{record.integration}."): p.value for p in answer.parameters}
-    hub_answer = answer.model_copy(
-        update={
-            "parameters": [
-                p.model_copy(update={"name": qualify(record.integration, p.name)})
-                for p in answer.parameters
-            ]
-        }
-    )
-    finished = records.finish(
-        record.integration,
-        record.message_id,
-        status,  # type: ignore[arg-type]
-        hub_answer.model_dump(mode="json"),
-        error=error,
-        cursor=cursor if status == "succeeded" else {},
-        keep=kept if status == "succeeded" and kept else [],
-        push=bool(s.hub_push_url),
-        lease_token=lease,
-    )
-    if finished and s.hub_push_url:
-        from worker.delivery import kick
-
-        kick(record.integration, record.message_id)
-
-
-def _error_answer(message_id: str, exc: BaseException, attempts: int | None = None) -> Answer:
+def _error_answer(
+    message_id: str, exc: BaseException, attempts: int | None = None, spent: float = 0.0
+) -> Answer:
     answer = Answer(message_id=message_id)
     if isinstance(exc, HardError):
         for reason in exc.reasons:
             answer.notify("error", exc.subject, reason)
         return answer
-    subject = f"Gave up after {attempts} attempts" if attempts else "Failed"
+    subject = f"Gave up after {attempts} attempts over {spent:.0f} s" if attempts else "Failed"
     answer.notify("error", subject, _describe(exc))
     return answer
 
 
+def _summary(answer: Answer) -> str:
+    errors = [n.description for n in answer.notifications if n.level == "error"]
+    return "; ".join(errors)
+
+
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SoftTimeLimitExceeded):
-        return "The handler ran out of time"
     if isinstance(exc, ProviderError):
         return str(exc)
     return f"{exc.__class__.__name__}: {exc}"

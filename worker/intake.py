@@ -2,14 +2,17 @@
 
 Used by the HTTP receiver and by scheduled polls alike. The order is what makes it safe:
 
-1. The record is created with ``published=0`` (a Lua script, so concurrent posts of one id meet
-   exactly one ``created``).
+1. The record is created (a Lua script, so concurrent posts of one id meet exactly one
+   ``created``), stamped with the time its broker message will carry.
 2. The task is published to the integration's queue.
-3. Only then is the record marked published and the caller told "queued".
+3. The record is marked published.
 
-If the publish fails the record is removed again, so the hub's retry is not taken for a duplicate.
-If the process dies between 1 and 2, a later post of the same id takes the record over once it is
-stale, and the watchdog republishes it anyway.
+A recorded message is never deleted to undo a publish: once step 1 has happened the message is
+accepted, and every caller is told only what is true. If the publish fails, the caller hears
+"accepted" (recorded, queued later) and the watchdog publishes it; a concurrent or retried post of
+the same message hears "duplicate" and gets the record. If the process dies between 1 and 2, a
+later post of the same id takes the record over once it is stale and publishes it, and the
+watchdog would anyway.
 """
 
 from __future__ import annotations
@@ -31,18 +34,22 @@ from worker.registry import Handler
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[Handler, str], None]
-PUBLISHING_WAIT_SECONDS = 2.0
+# Publish a recorded message's task, stamped with when it was queued (``worker.app.publish``).
+Publish = Callable[[Handler, str, float], None]
 
 
 class Unavailable(Exception):
-    """Redis or the broker cannot be reached: the caller should answer 503 and be retried."""
+    """Redis cannot be reached: the caller should answer 503 and be retried."""
 
 
 @dataclass(frozen=True)
 class Submission:
-    outcome: Literal["accepted", "duplicate", "conflict"]
-    record: Record | None  # the existing record, for a duplicate or a conflict
+    """``queued``: recorded and published; ``accepted``: recorded, the publish failed (the
+    watchdog publishes it); ``duplicate``/``conflict``: already recorded (with this body, or
+    another), ``record`` is that record."""
+
+    outcome: Literal["queued", "accepted", "duplicate", "conflict"]
+    record: Record | None
 
 
 def fingerprint(message: HubMessage) -> str:
@@ -68,47 +75,34 @@ def submit(
         "store": store,
         "body": message.model_dump_json(),
     }
-    digest = fingerprint(message)
-    waited_until = time.monotonic() + PUBLISHING_WAIT_SECONDS
+    now = time.time()
     try:
-        while True:
-            token = uuid.uuid4().hex
-            outcome = records.accept(integration, message_id, digest, token, fields)
-            if outcome in ("created", "takeover"):
-                _publish_or_abandon(records, publish, handler, message_id, token)
-                return Submission("accepted", None)
-            if outcome == "conflict":
-                return Submission("conflict", records.get(integration, message_id))
-            record = records.get(integration, message_id)
-            if record is None:
-                # The request that was publishing it failed and removed it: try ourselves.
-                if time.monotonic() > waited_until:
-                    raise Unavailable("the message could not be recorded")
-                continue
-            if outcome == "exists" or time.monotonic() > waited_until:
-                # Recorded already (another request may still be publishing it; if that one
-                # died, the record is taken over when stale and the watchdog republishes it).
-                records.count("messages_duplicate")
-                return Submission("duplicate", record)
-            time.sleep(0.05)
+        outcome = records.accept(
+            integration, message_id, fingerprint(message), uuid.uuid4().hex, fields, now
+        )
+        if outcome in ("created", "takeover"):
+            queued = _publish(records, publish, handler, message_id, now)
+            return Submission("queued" if queued else "accepted", None)
+        if outcome == "conflict":
+            return Submission("conflict", records.get(integration, message_id))
+        records.count("messages_duplicate")
+        return Submission("duplicate", records.get(integration, message_id))
     except redis.RedisError as exc:
         raise Unavailable(f"Redis is unavailable: {exc.__class__.__name__}") from exc
 
 
-def _publish_or_abandon(
-    records: Records, publish: Publish, handler: Handler, message_id: str, token: str
-) -> None:
+def _publish(
+    records: Records, publish: Publish, handler: Handler, message_id: str, queued_at: float
+) -> bool:
     try:
-        publish(handler, message_id)
+        publish(handler, message_id, queued_at)
     except Exception as exc:
-        log.warning("publish of %s/%s failed: %r", handler.integration, message_id, exc)
-        try:
-            records.abandon(handler.integration, message_id, token)
-        except redis.RedisError:
-            log.warning(
-                "could not abandon %s/%s; it will be taken over when stale",
-                handler.integration,
-                message_id,
-            )
-        raise Unavailable(f"the broker is unavailable: {exc.__class__.__name__}") from exc
-    records.mark_published(handler.integration, message_id)
+        log.warning(
+            "publish of %s/%s failed (%r); it is recorded and the watchdog will publish it",
+            handler.integration,
+            message_id,
+            exc,
+        )
+        return False
+    records.mark_published(handler.integration, message_id, queued_at)
+    return True

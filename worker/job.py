@@ -63,7 +63,7 @@ class Job(Generic[P]):
         except HardError:
             # The provider refused: nothing happened, nothing to guard. (After a transient error
             # the call may have landed, so the in-flight mark stays for the next attempt.)
-            self.records.once_clear(self.integration, self.message_id, operation)
+            self.records.once_clear(self.integration, self.message_id, operation, self.attempt)
             raise
         self.records.once_done(self.integration, self.message_id, operation, result)
         return result

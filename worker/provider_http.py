@@ -1,24 +1,30 @@
 """HTTP plumbing shared by every provider client: pooled sessions, timeouts, error classification.
 
 Written once so that each provider module only says what is special about its API (auth, body
-shapes, where its error reasons live).
+shapes, where its error reasons live). Every call honours the running handler's deadline
+(``worker.deadline``): its timeouts are what is left of it, and its body is read in bounded
+steps that stop when it passes.
 """
 
 from __future__ import annotations
 
 import email.utils
+import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import requests
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
+from worker import deadline
 from worker.errors import HardError, TransientError
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 EXCERPT = 300
+CHUNK = 64 * 1024
 
 
 def pooled_session(pool_size: int = 16, user_agent: str = "shiphub/0.1") -> requests.Session:
@@ -73,25 +79,85 @@ def call(
     is provider-specific); without it a short excerpt of the body is used. ``exact_url`` sends
     ``url`` byte for byte (requests would otherwise re-quote it), for APIs that sign the URL.
     Redirects are not followed: a provider API that redirects is misconfigured, and following
-    would carry credentials elsewhere.
+    would carry credentials elsewhere. With ``stream`` the caller reads the body, through
+    ``body_chunks``; otherwise it is read here, within the deadline.
     """
     request = requests.Request(method, url, headers=dict(headers or {}), **kwargs)
     prepared = session.prepare_request(request)
     if exact_url:
         prepared.url = url
-    settings = session.merge_environment_settings(prepared.url, {}, stream, None, None)
+    settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
+    settings["stream"] = True  # the body is read below, in steps the deadline can stop
     try:
-        response = session.send(prepared, timeout=timeout, allow_redirects=False, **settings)
+        response = session.send(
+            prepared, timeout=deadline.bounded(timeout), allow_redirects=False, **settings
+        )
     except requests.Timeout as exc:
+        _raise_if_out_of_time()
         raise TransientError(f"{provider} did not answer in time", [str(exc)]) from exc
     except requests.ConnectionError as exc:
+        _raise_if_out_of_time()
         raise TransientError(f"{provider} could not be reached", [str(exc)]) from exc
-    if 200 <= response.status_code < 300:
+    if 200 <= response.status_code < 300 and stream:
         return response
     try:
+        _read_whole(response, provider)
+        if 200 <= response.status_code < 300:
+            return response
         raise classify(response, provider, retry_after_headers, reasons)
     finally:
         response.close()
+
+
+def body_chunks(response: requests.Response, provider: str = "The provider") -> Iterator[bytes]:
+    """A response body as it arrives, decoded (gzip...), read within the running deadline: before
+    each read the socket's timeout is cut to what is left, so even a body that drips in a byte
+    at a time ends when the deadline passes (DeadlineExceeded). A body cut off otherwise is a
+    TransientError."""
+    raw = response.raw
+    while True:
+        _cut_socket_timeout(raw)
+        try:
+            chunk = raw.read1(CHUNK, decode_content=True)
+        except (
+            urllib3.exceptions.HTTPError,
+            requests.RequestException,
+            OSError,
+        ) as exc:
+            _raise_if_out_of_time()
+            raise TransientError(f"{provider}'s answer was cut off", [str(exc)]) from None
+        if not chunk:
+            return
+        yield chunk
+
+
+def text_of(response: requests.Response, provider: str = "The provider") -> str:
+    """The whole body as text, read within the deadline if a streamed response has not been."""
+    if not response._content_consumed:
+        _read_whole(response, provider)
+    return response.text
+
+
+def _read_whole(response: requests.Response, provider: str) -> None:
+    response._content = b"".join(body_chunks(response, provider))  # what .content then returns
+    response._content_consumed = True
+
+
+def _cut_socket_timeout(raw: Any) -> None:
+    current = deadline.current()
+    if current is None:
+        return
+    left = current.check()
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if isinstance(sock, socket.socket):
+        sock.settimeout(max(0.001, min(left, sock.gettimeout() or left)))
+
+
+def _raise_if_out_of_time() -> None:
+    """A timeout that the deadline caused is the deadline's error, not the provider's."""
+    current = deadline.current()
+    if current is not None:
+        current.check()
 
 
 def classify(

@@ -5,16 +5,24 @@ Keys (all under ``shiphub:``):
 * ``msg:<integration>:<message_id>`` hash: body, fingerprint, status, attempts, timestamps, last
   error, answer, delivery state.
 * ``once:<integration>:<message_id>:<operation>``: a provider call in flight / done (with result).
-* ``lease:<integration>:<message_id>``: held by the worker handling the message.
-* ``watch`` zset: every unfinished record with the time by which it must have moved on. The
-  watchdog republishes whatever passes that time, so no accepted message depends on a single
-  broker message surviving.
-* ``outbox`` zset: answers waiting to be pushed to the hub, scored by their next attempt.
-* ``dead:messages`` / ``dead:deliveries`` zsets: what ran out of attempts, replayable.
+* ``lease:<integration>:<message_id>``: the token of the worker handling the message; short-lived
+  and renewed while it runs (``worker.leases``).
+* ``watch`` zset: every unfinished record with the time by which it must have moved on; the
+  watchdog (``worker.watchdog``) looks at whatever passes that time and republishes what is lost.
+* ``due`` zset: messages waiting for a retry (or for a poll of their store to end), scored by
+  when to publish them again; a worker's scheduler tick publishes what is due
+  (``worker.scheduler``). Retries never wait in the broker.
+* ``outbox`` zset: answers waiting to be pushed to the hub, scored by their next push
+  (``worker.outbox``).
+* ``dead:messages`` / ``dead:deliveries`` zsets: what ran out of retries, replayable; an entry
+  leaves with its record.
 * ``cursor:<integration>:<store>`` hash: parameters (polling cursors) returned by handlers.
+* ``memory:<integration>:<store>:<kind>:<name>``: one thing a handler kept (what was sent, what
+  was confirmed), each expiring on its own.
 
-State changes that must not be torn apart (record + publish marker, done mark + answer + outbox
-+ cursor) are single Lua scripts or MULTI/EXEC transactions.
+Every state change a handler makes after it begins (retrying, finishing, dead, cursor, memory) is
+one Lua script or MULTI/EXEC transaction that first checks the handler still holds its lease: a
+stale holder's write is refused, never applied.
 """
 
 from __future__ import annotations
@@ -27,21 +35,28 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import redis
-from redis.commands.core import Script
+
+from worker.redis_scripts import Scripts
 
 PREFIX = "shiphub:"
+RECORD_PREFIX = PREFIX + "msg:"
 WATCH = PREFIX + "watch"
+DUE = PREFIX + "due"
 OUTBOX = PREFIX + "outbox"
 DEAD_MESSAGES = PREFIX + "dead:messages"
 DEAD_DELIVERIES = PREFIX + "dead:deliveries"
 STATS = PREFIX + "stats"
 
 FINISHED = frozenset({"succeeded", "failed", "dead"})
+REPLAYABLE = frozenset({"failed", "dead"})
 Status = Literal["queued", "processing", "retrying", "succeeded", "failed", "dead"]
+# What a fenced write did: applied; or refused because the message had already finished, the
+# writer no longer holds its lease, or the record is gone.
+Write = Literal["written", "finished", "stale", "missing"]
 
 
 def record_key(integration: str, message_id: str) -> str:
-    return f"{PREFIX}msg:{integration}:{message_id}"
+    return f"{RECORD_PREFIX}{integration}:{message_id}"
 
 
 def member(integration: str, message_id: str) -> str:
@@ -69,11 +84,9 @@ def cursor_key(integration: str, store: str) -> str:
     return f"{PREFIX}cursor:{integration}:{store}"
 
 
-def memory_key(integration: str, store: str, kind: str) -> str:
-    return f"{PREFIX}memory:{integration}:{store}:{kind}"
+def memory_key(integration: str, store: str, kind: str, name: str) -> str:
+    return f"{PREFIX}memory:{integration}:{store}:{kind}:{name}"
 
-
-MEMORY_TTL_SECONDS = 180 * 24 * 3600
 
 # What a handler keeps for later messages: (kind, key, JSON-able value).
 Keep = tuple[str, str, Any]
@@ -83,24 +96,26 @@ def done_channel(integration: str, message_id: str) -> str:
     return f"{PREFIX}done:{integration}:{message_id}"
 
 
-# Create the record unless it exists. A record whose publish never completed (the receiver died
-# between record and publish) is taken over after ARGV[4] seconds, so a retry is not a false
-# duplicate. Returns created | takeover | publishing | exists | conflict.
+# Create the record unless it exists; count it accepted. A record whose publish never completed
+# (the receiver died between record and publish) is taken over after ARGV[4] seconds, so a
+# retry publishes it at once. Returns created | takeover | publishing | exists | conflict.
 _ACCEPT = """
 local fp = redis.call('HGET', KEYS[1], 'fingerprint')
 local now = tonumber(ARGV[2])
 if not fp then
   redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'received_at', ARGV[2],
-             'updated_at', ARGV[2], 'publish_token', ARGV[3], 'published', '0',
-             'status', 'queued', 'attempts', '0', unpack(ARGV, 6))
+             'updated_at', ARGV[2], 'queued_at', ARGV[2], 'publish_token', ARGV[3],
+             'published', '0', 'status', 'queued', 'attempts', '0', unpack(ARGV, 6))
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[5])
+  redis.call('HINCRBY', KEYS[3], 'messages_accepted', 1)
   return 'created'
 end
 if fp ~= ARGV[1] then return 'conflict' end
 if redis.call('HGET', KEYS[1], 'published') == '0' then
   local since = tonumber(redis.call('HGET', KEYS[1], 'updated_at'))
   if now - since >= tonumber(ARGV[4]) then
-    redis.call('HSET', KEYS[1], 'publish_token', ARGV[3], 'updated_at', ARGV[2])
+    redis.call('HSET', KEYS[1], 'publish_token', ARGV[3], 'updated_at', ARGV[2],
+               'queued_at', ARGV[2])
     return 'takeover'
   end
   return 'publishing'
@@ -108,43 +123,90 @@ end
 return 'exists'
 """
 
-# Forget a record whose publish failed, only if nobody else has published or taken it over.
-_ABANDON = """
-if redis.call('HGET', KEYS[1], 'publish_token') == ARGV[1]
-   and redis.call('HGET', KEYS[1], 'published') == '0' then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[2])
-  return 1
-end
-return 0
-"""
-
-# Mark published and give the watchdog a deadline, unless a worker already moved the record on.
+# The broker took the message: the watchdog looks again after the queued deadline.
 _PUBLISHED = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'published', '1')
-local st = redis.call('HGET', KEYS[1], 'status')
-if st == 'queued' then redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2]) end
-redis.call('HINCRBY', KEYS[3], 'messages_accepted', 1)
+if redis.call('HGET', KEYS[1], 'status') == 'queued' then
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+end
 return 1
 """
 
-# A worker starts on a message: not finished, lease free. Returns {outcome, attempts}.
+# Stamp a message that is about to be (re)published: the same stamp rides in the broker message,
+# which is how the watchdog tells a queued message from a lost one.
+_REQUEUED = """
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st or st == 'succeeded' or st == 'failed' or st == 'dead' then return 0 end
+redis.call('HSET', KEYS[1], 'queued_at', ARGV[1], 'published', '1')
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
+# A worker starts on a message: not finished, not a stray copy of a retry that is not due yet,
+# lease free. Returns {outcome, attempts, body, store, retry_since}.
 _BEGIN = """
 local st = redis.call('HGET', KEYS[1], 'status')
-if not st then return {'missing', '0'} end
-if st == 'succeeded' or st == 'failed' or st == 'dead' then return {'finished', '0'} end
-if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return {'busy', '0'} end
+if not st then return {'missing'} end
+if st == 'succeeded' or st == 'failed' or st == 'dead' then return {'finished'} end
+local now = tonumber(ARGV[1])
+if st == 'retrying' then
+  local at = tonumber(redis.call('HGET', KEYS[1], 'next_attempt_at') or '0')
+  if at > now + tonumber(ARGV[6]) then return {'early'} end
+end
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return {'busy'} end
 local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'status', 'processing', 'started_at', ARGV[1], 'updated_at', ARGV[1],
            'published', '1')
+redis.call('HSETNX', KEYS[1], 'retry_since', ARGV[1])
+redis.call('HDEL', KEYS[1], 'next_attempt_at')
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
-return {'started', tostring(n)}
+redis.call('ZREM', KEYS[4], ARGV[5])
+local f = redis.call('HMGET', KEYS[1], 'body', 'store', 'retry_since')
+return {'started', tostring(n), f[1], f[2], f[3]}
+"""
+
+# The holder schedules its retry, if it still holds the lease; the lease goes with it.
+_RETRYING = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'retrying', 'last_error', ARGV[4],
+           'next_attempt_at', ARGV[3], 'updated_at', ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
+# Messages whose retry is due: taken off the due set and stamped for publishing in one step.
+_CLAIM_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, m in ipairs(due) do
+  redis.call('ZREM', KEYS[1], m)
+  local key = ARGV[4] .. m
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('HSET', key, 'queued_at', ARGV[1], 'published', '1')
+    redis.call('ZADD', KEYS[2], ARGV[3], m)
+  end
+end
+return due
 """
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+
+# A dead-list entry leaves once its record has expired (checked only for entries old enough).
+_PRUNE = """
+local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+local gone = 0
+for _, m in ipairs(old) do
+  if redis.call('EXISTS', ARGV[2] .. m) == 0 then
+    redis.call('ZREM', KEYS[1], m)
+    gone = gone + 1
+  end
+end
+return gone
 """
 
 
@@ -175,6 +237,10 @@ class Record:
     def store(self) -> str:
         return self.fields.get("store", "default")
 
+    @property
+    def queued_at(self) -> float:
+        return float(self.fields.get("queued_at") or 0)
+
     def view(self) -> dict[str, Any]:
         """The operator's and the hub's view: no body, no secrets."""
         f = self.fields
@@ -200,6 +266,9 @@ class Record:
                 "status": f["delivery"],
                 "attempts": int(f.get("delivery_attempts", 0)),
                 "last_error": f.get("delivery_error") or None,
+                "next_attempt_at": _iso(f.get("next_push_at"))
+                if f["delivery"] == "pending"
+                else None,
                 "delivered_at": _iso(f.get("delivered_at")),
             }
         return view
@@ -213,45 +282,48 @@ def _iso(epoch: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Timing:
-    """Deadlines the watchdog uses; derived from the Celery timing settings."""
+    """How long things may take before someone looks at them; derived from the settings."""
 
-    publish_stale_seconds: float = 10.0
-    queued_deadline_seconds: float = 900.0  # visibility timeout + slack
-    running_deadline_seconds: float = 1200.0  # time limit + visibility timeout
-    lease_seconds: float = 310.0  # time limit + slack
+    publish_stale_seconds: float = 10.0  # an unpublished record this old lost its receiver
+    queued_deadline_seconds: float = 60.0  # a published message not started by then is checked
+    lease_seconds: float = 30.0
     record_ttl_seconds: int = 7 * 24 * 3600
+    memory_ttl_seconds: int = 180 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Begun:
+    """What ``begin`` found: ``started`` (then the attempt number and what the handler needs),
+    or why not: ``missing``, ``finished``, ``busy`` (another worker holds the lease) or ``early``
+    (a stray copy of a retry that is not due yet)."""
+
+    outcome: str
+    attempt: int = 0
+    body: str = "{}"
+    store: str = "default"
+    retry_since: float = 0.0
 
 
 class Records:
-    """All record state changes. One instance per process, over one Redis connection pool."""
+    """All message record state changes. One instance per process, over one Redis pool."""
 
     def __init__(self, client: redis.Redis, timing: Timing | None = None) -> None:
         self.redis = client
         self.timing = timing or Timing()
-        self._accept = client.register_script(_ACCEPT)
-        self._abandon = client.register_script(_ABANDON)
-        self._published = client.register_script(_PUBLISHED)
-        self._begin = client.register_script(_BEGIN)
-        self._release = client.register_script(_RELEASE)
-        self._loaded = False
+        self._scripts = Scripts(
+            client,
+            accept=_ACCEPT,
+            published=_PUBLISHED,
+            requeued=_REQUEUED,
+            begin=_BEGIN,
+            retrying=_RETRYING,
+            claim_due=_CLAIM_DUE,
+            release=_RELEASE,
+            prune=_PRUNE,
+        )
 
-    def _script(self, script: Script, keys: list[str], args: list[Any]) -> Any:
-        """Run a Lua script, loading them all on first use: EVALSHA then never meets NOSCRIPT,
-        which the fakeredis TCP server (bin/run's fallback) answers by hanging up. After a real
-        Redis restart, redis-py reloads a script by itself."""
-        if not self._loaded:
-            with self.redis.pipeline(transaction=False) as pipe:
-                for each in (
-                    self._accept,
-                    self._abandon,
-                    self._published,
-                    self._begin,
-                    self._release,
-                ):
-                    pipe.script_load(each.script)
-                pipe.execute()
-            self._loaded = True
-        return script(keys=keys, args=args)
+    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        return self._scripts.run(name, keys, args)
 
     # -- receiving ---------------------------------------------------------------------------
     def accept(
@@ -261,14 +333,16 @@ class Records:
         fingerprint: str,
         token: str,
         fields: Mapping[str, str],
+        now: float | None = None,
     ) -> str:
+        """Record a message (``now`` is also the stamp its broker message will carry)."""
         flat: list[str] = [x for pair in fields.items() for x in pair]
-        return self._script(
-            self._accept,
-            keys=[record_key(integration, message_id), WATCH],
-            args=[
+        return self._run(
+            "accept",
+            [record_key(integration, message_id), WATCH, STATS],
+            [
                 fingerprint,
-                repr(time.time()),
+                repr(time.time() if now is None else now),
                 token,
                 self.timing.publish_stale_seconds,
                 member(integration, message_id),
@@ -276,20 +350,24 @@ class Records:
             ],
         )
 
-    def mark_published(self, integration: str, message_id: str) -> None:
-        deadline = time.time() + self.timing.queued_deadline_seconds
-        self._script(
-            self._published,
-            keys=[record_key(integration, message_id), WATCH, STATS],
-            args=[deadline, member(integration, message_id)],
+    def mark_published(self, integration: str, message_id: str, queued_at: float) -> None:
+        self._run(
+            "published",
+            [record_key(integration, message_id), WATCH],
+            [queued_at + self.timing.queued_deadline_seconds, member(integration, message_id)],
         )
 
-    def abandon(self, integration: str, message_id: str, token: str) -> bool:
+    def mark_requeued(self, integration: str, message_id: str, queued_at: float) -> bool:
+        """Stamp an unfinished message that is about to be published again."""
         return bool(
-            self._script(
-                self._abandon,
-                keys=[record_key(integration, message_id), WATCH],
-                args=[token, member(integration, message_id)],
+            self._run(
+                "requeued",
+                [record_key(integration, message_id), WATCH],
+                [
+                    repr(queued_at),
+                    queued_at + self.timing.queued_deadline_seconds,
+                    member(integration, message_id),
+                ],
             )
         )
 
@@ -298,34 +376,72 @@ class Records:
         return Record(integration, message_id, fields) if fields else None
 
     # -- handling ----------------------------------------------------------------------------
-    def begin(self, integration: str, message_id: str, lease_token: str) -> tuple[str, int]:
+    def begin(self, integration: str, message_id: str, lease_token: str) -> Begun:
         now = time.time()
-        outcome, attempts = self._script(
-            self._begin,
-            keys=[
-                record_key(integration, message_id),
-                lease_key(integration, message_id),
-                WATCH,
-            ],
-            args=[
+        found = self._run(
+            "begin",
+            [record_key(integration, message_id), lease_key(integration, message_id), WATCH, DUE],
+            [
                 repr(now),
                 lease_token,
                 int(self.timing.lease_seconds * 1000),
-                now + self.timing.running_deadline_seconds,
+                now + self.timing.lease_seconds + 1,
                 member(integration, message_id),
+                0.5,
             ],
         )
-        return outcome, int(attempts)
+        if found[0] != "started":
+            return Begun(found[0])
+        _, attempt, body, store, since = found
+        return Begun("started", int(attempt), body or "{}", store or "default", float(since))
 
-    def release_lease(self, integration: str, message_id: str, lease_token: str) -> None:
-        self.release(lease_key(integration, message_id), lease_token)
+    def mark_retrying(
+        self, integration: str, message_id: str, error: str, at: float, lease_token: str
+    ) -> bool:
+        """Schedule the next attempt at ``at`` (releasing the lease); False, and nothing written,
+        when ``lease_token`` no longer holds the lease."""
+        who = member(integration, message_id)
+        return bool(
+            self._run(
+                "retrying",
+                [
+                    record_key(integration, message_id),
+                    lease_key(integration, message_id),
+                    WATCH,
+                    DUE,
+                ],
+                [
+                    lease_token,
+                    repr(time.time()),
+                    repr(at),
+                    error,
+                    who,
+                    at + self.timing.queued_deadline_seconds,
+                ],
+            )
+        )
+
+    def defer(self, integration: str, message_id: str, at: float) -> None:
+        """Publish the message again at ``at`` without starting it (a poll of its store runs)."""
+        who = member(integration, message_id)
+        with self.redis.pipeline() as pipe:
+            pipe.zadd(DUE, {who: at}, nx=True)
+            pipe.zadd(WATCH, {who: at + self.timing.queued_deadline_seconds})
+            pipe.execute()
+
+    def claim_due(self, now: float, limit: int = 200) -> list[tuple[str, str]]:
+        """Take the messages whose retry is due off the due set, stamped ``now`` for publishing.
+        If the caller dies before publishing them, the watchdog finds them lost."""
+        due = self._run(
+            "claim_due",
+            [DUE, WATCH],
+            [repr(now), limit, now + self.timing.queued_deadline_seconds, RECORD_PREFIX],
+        )
+        return [split_member(m) for m in due]
 
     def release(self, key: str, token: str) -> None:
         """Delete a lock key only if we still hold it."""
-        self._script(self._release, [key], [token])
-
-    def lease_left(self, integration: str, message_id: str) -> float:
-        return self.lock_left(lease_key(integration, message_id))
+        self._run("release", [key], [token])
 
     def lock_left(self, key: str) -> float:
         return max(0.0, self.redis.pttl(key) / 1000)
@@ -334,39 +450,19 @@ class Records:
         """Take a lock that expires like a lease (a dead holder's lock runs out)."""
         return bool(self.redis.set(key, token, nx=True, px=int(self.timing.lease_seconds * 1000)))
 
-    def mark_retrying(
-        self, integration: str, message_id: str, error: str, delay: float, lease_token: str
-    ) -> None:
-        now = time.time()
-        with self.redis.pipeline() as pipe:
-            pipe.hset(
-                record_key(integration, message_id),
-                mapping={
-                    "status": "retrying",
-                    "last_error": error,
-                    "next_attempt_at": repr(now + delay),
-                    "updated_at": repr(now),
-                },
-            )
-            pipe.zadd(
-                WATCH,
-                {
-                    member(integration, message_id): now
-                    + delay
-                    + self.timing.queued_deadline_seconds
-                },
-            )
-            pipe.execute()
-        self.release_lease(integration, message_id, lease_token)
+    def lease_held(self, integration: str, message_id: str) -> bool:
+        return bool(self.redis.exists(lease_key(integration, message_id)))
 
     def requeue(self, integration: str, message_id: str) -> Record | None:
-        """Reset a finished (dead or failed) record so it is handled again: a replay."""
+        """Reset a failed or dead record so it is handled again (a replay), stamped for the
+        publish that follows. A succeeded message is not replayed: its answer stands."""
         key = record_key(integration, message_id)
+        who = member(integration, message_id)
         now = time.time()
 
         def reset(pipe: redis.client.Pipeline) -> Record | None:
             fields = pipe.hgetall(key)
-            if not fields or fields.get("status") not in FINISHED:
+            if not fields or fields.get("status") not in REPLAYABLE:
                 return None
             pipe.multi()
             pipe.hset(
@@ -376,6 +472,7 @@ class Records:
                     "published": "1",
                     "attempts": "0",
                     "updated_at": repr(now),
+                    "queued_at": repr(now),
                 },
             )
             pipe.hincrby(key, "replays", 1)
@@ -384,22 +481,29 @@ class Records:
                 "answer",
                 "finished_at",
                 "next_attempt_at",
+                "retry_since",
                 "delivery",
                 "delivery_attempts",
                 "delivery_error",
+                "delivery_since",
                 "delivered_at",
+                "next_push_at",
+                "push_claim",
+                "push_holder",
             )
             pipe.persist(key)
-            pipe.zrem(DEAD_MESSAGES, member(integration, message_id))
-            pipe.zrem(OUTBOX, member(integration, message_id))
-            pipe.zadd(
-                WATCH, {member(integration, message_id): now + self.timing.queued_deadline_seconds}
+            for listed in (DEAD_MESSAGES, DEAD_DELIVERIES, OUTBOX, DUE):
+                pipe.zrem(listed, who)
+            pipe.zadd(WATCH, {who: now + self.timing.queued_deadline_seconds})
+            return Record(
+                integration, message_id, {**fields, "status": "queued", "queued_at": repr(now)}
             )
-            return Record(integration, message_id, {**fields, "status": "queued"})
 
         return self.redis.transaction(reset, key, value_from_callable=True)
 
     # -- provider side effects, at most once once completed ------------------------------------
+    # These record facts about the provider (a call started, a call returned) and are written
+    # even by a holder that lost its lease: hiding a completed call would only repeat it.
     def once_state(
         self, integration: str, message_id: str, operation: str
     ) -> dict[str, Any] | None:
@@ -412,18 +516,28 @@ class Records:
         self.redis.set(
             once_key(integration, message_id, operation),
             json.dumps({"state": "inflight", "attempt": attempt, "since": time.time()}),
-            ex=self._ttl(),
+            ex=self.timing.record_ttl_seconds,
         )
 
     def once_done(self, integration: str, message_id: str, operation: str, result: Any) -> None:
         self.redis.set(
             once_key(integration, message_id, operation),
             json.dumps({"state": "done", "result": result, "at": time.time()}),
-            ex=self._ttl(),
+            ex=self.timing.record_ttl_seconds,
         )
 
-    def once_clear(self, integration: str, message_id: str, operation: str) -> None:
-        self.redis.delete(once_key(integration, message_id, operation))
+    def once_clear(self, integration: str, message_id: str, operation: str, attempt: int) -> None:
+        """Forget an in-flight mark, if it is still this attempt's."""
+        key = once_key(integration, message_id, operation)
+
+        def clear(pipe: redis.client.Pipeline) -> None:
+            raw = pipe.get(key)
+            state = json.loads(raw) if raw else None
+            if state and state.get("state") == "inflight" and state.get("attempt") == attempt:
+                pipe.multi()
+                pipe.delete(key)
+
+        self.redis.transaction(clear, key)
 
     # -- finishing ---------------------------------------------------------------------------
     def finish(
@@ -436,22 +550,24 @@ class Records:
         error: str | None,
         cursor: Mapping[str, Any],
         push: bool,
+        lease_token: str,
         keep: list[Keep] | None = None,
-        lease_token: str | None,
-    ) -> bool:
-        """Store the answer, the outbox entry and the cursor in one transaction.
-
-        Returns False (and writes nothing) when the record had already finished, so a redelivered
-        task can never queue a second push.
-        """
-        key = record_key(integration, message_id)
+    ) -> Write:
+        """Store the answer, the outbox entry, the cursor and what the handler keeps in one
+        transaction, and release the lease, only if ``lease_token`` still holds it and the
+        message has not finished: a stale holder or a redelivered task writes nothing."""
+        key, lease = record_key(integration, message_id), lease_key(integration, message_id)
         who = member(integration, message_id)
         now = time.time()
 
-        def commit(pipe: redis.client.Pipeline) -> bool:
+        def commit(pipe: redis.client.Pipeline) -> Write:
             current, store = pipe.hmget(key, "status", "store")
-            if current is None or current in FINISHED:
-                return False
+            if current is None:
+                return "missing"
+            if current in FINISHED:
+                return "finished"
+            if pipe.get(lease) != lease_token:
+                return "stale"
             pipe.multi()
             update = {
                 "status": status,
@@ -462,11 +578,17 @@ class Records:
             if error is not None:
                 update["last_error"] = error
             if push:
-                update |= {"delivery": "pending", "delivery_attempts": "0"}
+                update |= {
+                    "delivery": "pending",
+                    "delivery_attempts": "0",
+                    "delivery_since": repr(now),
+                }
                 pipe.zadd(OUTBOX, {who: now})
             pipe.hset(key, mapping=update)
             pipe.hdel(key, "next_attempt_at")
+            pipe.delete(lease)
             pipe.zrem(WATCH, who)
+            pipe.zrem(DUE, who)
             if status == "dead":
                 pipe.zadd(DEAD_MESSAGES, {who: now})
             store = store or "default"
@@ -476,25 +598,24 @@ class Records:
                     mapping={k: json.dumps(v) for k, v in cursor.items()},
                 )
             for kind, name, value in keep or []:
-                pipe.hset(memory_key(integration, store, kind), name, json.dumps(value))
-            for kind in {kind for kind, _, _ in keep or []}:
-                pipe.expire(memory_key(integration, store, kind), MEMORY_TTL_SECONDS)
+                pipe.set(
+                    memory_key(integration, store, kind, name),
+                    json.dumps(value),
+                    ex=self.timing.memory_ttl_seconds,
+                )
             if not push:
-                pipe.expire(key, self._ttl())
+                pipe.expire(key, self.timing.record_ttl_seconds)
             pipe.hincrby(STATS, f"messages_{status}", 1)
             pipe.publish(done_channel(integration, message_id), status)
-            return True
+            return "written"
 
-        done = self.redis.transaction(commit, key, value_from_callable=True)
-        if lease_token:
-            self.release_lease(integration, message_id, lease_token)
-        return bool(done)
+        return self.redis.transaction(commit, key, lease, value_from_callable=True)
 
     # -- what handlers keep for later messages ---------------------------------------------
     def recall(self, integration: str, store: str, kind: str, names: list[str]) -> list[Any]:
         if not names:
             return []
-        raw = self.redis.hmget(memory_key(integration, store, kind), names)
+        raw = self.redis.mget([memory_key(integration, store, kind, n) for n in names])
         return [json.loads(v) if v is not None else None for v in raw]
 
     # -- cursors -----------------------------------------------------------------------------
@@ -502,68 +623,28 @@ class Records:
         raw = self.redis.hgetall(cursor_key(integration, store))
         return {name: json.loads(value) for name, value in raw.items()}
 
-    # -- delivery to the hub ---------------------------------------------------------------
-    def delivery_due_at(self, integration: str, message_id: str) -> float | None:
-        """When the answer's next push is due; None when it is not in the outbox."""
-        return self.redis.zscore(OUTBOX, member(integration, message_id))
-
-    def due_deliveries(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
-        return [split_member(m) for m in self.redis.zrangebyscore(OUTBOX, 0, now, 0, limit)]
-
-    def delivery_failed(
-        self, integration: str, message_id: str, error: str, next_at: float | None
-    ) -> int:
-        """Count a failed push; schedule the next one, or mark it dead when ``next_at`` is None."""
-        key = record_key(integration, message_id)
-        who = member(integration, message_id)
-        with self.redis.pipeline() as pipe:
-            pipe.hincrby(key, "delivery_attempts", 1)
-            pipe.hset(key, "delivery_error", error)
-            if next_at is None:
-                pipe.hset(key, "delivery", "dead")
-                pipe.zrem(OUTBOX, who)
-                pipe.zadd(DEAD_DELIVERIES, {who: time.time()})
-                pipe.expire(key, self._ttl())
-                pipe.hincrby(STATS, "deliveries_dead", 1)
-            else:
-                pipe.zadd(OUTBOX, {who: next_at})
-            attempts, *_ = pipe.execute()
-        return int(attempts)
-
-    def delivered(self, integration: str, message_id: str) -> None:
-        key = record_key(integration, message_id)
-        with self.redis.pipeline() as pipe:
-            pipe.hincrby(key, "delivery_attempts", 1)
-            pipe.hset(key, mapping={"delivery": "delivered", "delivered_at": repr(time.time())})
-            pipe.hdel(key, "delivery_error")
-            pipe.zrem(OUTBOX, member(integration, message_id))
-            pipe.expire(key, self._ttl())
-            pipe.hincrby(STATS, "deliveries_succeeded", 1)
-            pipe.execute()
-
-    def redeliver(self, integration: str, message_id: str) -> bool:
-        """Put a dead delivery back in the outbox: a replay."""
-        key = record_key(integration, message_id)
-        who = member(integration, message_id)
-        if self.redis.hget(key, "delivery") != "dead":
-            return False
-        with self.redis.pipeline() as pipe:
-            pipe.hset(key, mapping={"delivery": "pending", "delivery_attempts": "0"})
-            pipe.persist(key)
-            pipe.zrem(DEAD_DELIVERIES, who)
-            pipe.zadd(OUTBOX, {who: time.time()})
-            pipe.execute()
-        return True
-
     # -- watchdog and listings -------------------------------------------------------------
-    def overdue(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
+    def overdue(self, now: float, limit: int = 500) -> list[tuple[str, str]]:
         return [split_member(m) for m in self.redis.zrangebyscore(WATCH, 0, now, 0, limit)]
 
-    def postpone(self, integration: str, message_id: str, seconds: float) -> None:
-        self.redis.zadd(WATCH, {member(integration, message_id): time.time() + seconds}, xx=True)
+    def due_at(self, integration: str, message_id: str) -> float | None:
+        """When the message is to be published again; None when no retry is scheduled."""
+        return self.redis.zscore(DUE, member(integration, message_id))
+
+    def postpone(self, integration: str, message_id: str, at: float) -> None:
+        self.redis.zadd(WATCH, {member(integration, message_id): at}, xx=True)
 
     def forget_watch(self, integration: str, message_id: str) -> None:
         self.redis.zrem(WATCH, member(integration, message_id))
+
+    def prune_dead(self, now: float | None = None, limit: int = 1000) -> int:
+        """Take dead-list entries whose records have expired off the lists. Only entries older
+        than the record TTL can have lost their record, so only those are looked at."""
+        older_than = (time.time() if now is None else now) - self.timing.record_ttl_seconds
+        return sum(
+            self._run("prune", [listed], [older_than, RECORD_PREFIX, limit])
+            for listed in (DEAD_MESSAGES, DEAD_DELIVERIES)
+        )
 
     def dead(self, which: str, limit: int = 100) -> list[tuple[str, str, float]]:
         key = DEAD_MESSAGES if which == "messages" else DEAD_DELIVERIES
@@ -578,15 +659,13 @@ class Records:
 
     def sizes(self) -> dict[str, int]:
         with self.redis.pipeline(transaction=False) as pipe:
-            for key in (WATCH, OUTBOX, DEAD_MESSAGES, DEAD_DELIVERIES):
+            for key in (WATCH, DUE, OUTBOX, DEAD_MESSAGES, DEAD_DELIVERIES):
                 pipe.zcard(key)
-            watch, outbox, dead_messages, dead_deliveries = pipe.execute()
+            watch, due, outbox, dead_messages, dead_deliveries = pipe.execute()
         return {
             "unfinished_messages": watch,
+            "retries_scheduled": due,
             "outbox_pending": outbox,
             "dead_messages": dead_messages,
             "dead_deliveries": dead_deliveries,
         }
-
-    def _ttl(self) -> int:
-        return self.timing.record_ttl_seconds

@@ -192,5 +192,11 @@ def integrations() -> dict[str, Integration]:
     return _registry
 
 
+def handler_for(integration: str, message: str | None) -> Handler | None:
+    """The handler of a recorded message (None for an integration or message no longer served)."""
+    found = _registry.get(integration)
+    return found.handler(message) if found and message else None
+
+
 def queues() -> list[str]:
     return [*_registry, HUB_QUEUE]

@@ -8,6 +8,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from worker.outbox import Outbox
 from worker.records import Records, Timing
 from worker.settings import Settings, settings
 
@@ -27,13 +28,9 @@ def redis_client(url: str, *, socket_timeout: float = 5.0) -> redis.Redis:
 
 def timing(s: Settings) -> Timing:
     return Timing(
-        publish_stale_seconds=10.0,
-        queued_deadline_seconds=s.broker_visibility_timeout_seconds + 60,
-        running_deadline_seconds=s.task_time_limit_seconds + s.broker_visibility_timeout_seconds,
-        # Longer than a live handler may take, shorter than the redelivery of a dead one's message.
-        lease_seconds=s.task_time_limit_seconds
-        + min(10.0, (s.broker_visibility_timeout_seconds - s.task_time_limit_seconds) / 2),
+        lease_seconds=s.lease_seconds,
         record_ttl_seconds=s.record_ttl_seconds,
+        memory_ttl_seconds=s.handler_memory_ttl_seconds,
     )
 
 
@@ -41,3 +38,8 @@ def timing(s: Settings) -> Timing:
 def records() -> Records:
     s = settings()
     return Records(redis_client(s.redis_url), timing(s))
+
+
+@lru_cache(maxsize=1)
+def outbox() -> Outbox:
+    return Outbox(records().redis, records().timing)

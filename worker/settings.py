@@ -11,9 +11,12 @@ from functools import lru_cache
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.backoff import RetryPolicy
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
+    # An empty variable is an unset one (TASK_MAX_ATTEMPTS= means no attempt limit).
+    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
 
     port: int = 8000
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -26,26 +29,39 @@ class Settings(BaseSettings):
     hub_wait_seconds: float = Field(0.0, ge=0, le=180)
     max_body_bytes: int = Field(1024 * 1024, gt=0)
 
-    # Answers pushed back to the hub.
+    # Answers pushed back to the hub. Failed pushes are retried from Redis for a time budget
+    # (HUB_PUSH_RETRY_FOR_SECONDS), jittered exponential back-off from 1 s up to the cap.
     hub_push_url: str | None = None
     hub_store: str = "default"
     hub_access_token: SecretStr | None = None
     hub_sign_access_token: bool = False  # X-Hub-Access-Token as HMAC-SHA1, like the classic hub
     hub_push_timeout_seconds: float = Field(10.0, gt=0)
-    hub_push_max_attempts: int = Field(15, ge=1)
-    hub_push_retry_max_seconds: float = Field(60.0, gt=0)
+    hub_push_retry_for_seconds: float = Field(24 * 3600.0, gt=0)
+    hub_push_max_attempts: int | None = Field(None, ge=1)
+    hub_push_retry_max_seconds: float = Field(300.0, gt=0)
 
-    # Handling messages: bounded, jittered exponential back-off; all well below the visibility
-    # timeout so that a waiting retry is never redelivered beside itself.
-    task_max_attempts: int = Field(6, ge=1)
+    # Handling messages: a transient failure is retried from Redis for a time budget
+    # (RETRY_FOR_SECONDS), jittered exponential back-off from RETRY_BASE_SECONDS up to
+    # RETRY_MAX_SECONDS; attempts only limit when TASK_MAX_ATTEMPTS is set.
+    retry_for_seconds: float = Field(6 * 3600.0, gt=0)
+    task_max_attempts: int | None = Field(None, ge=1)
     retry_base_seconds: float = Field(2.0, gt=0)
-    retry_max_seconds: float = Field(120.0, gt=0)
+    retry_max_seconds: float = Field(300.0, gt=0)
+    # One attempt's deadline: provider calls get what is left of it as their timeout.
     task_time_limit_seconds: float = Field(300.0, gt=0)
+    # A handler's lease (and a poll's per-store lock): renewed while the handler lives, so a
+    # dead worker's message is taken up again within about this long.
+    lease_seconds: float = Field(30.0, ge=1)
     broker_visibility_timeout_seconds: float = Field(900.0, gt=0)
     worker_concurrency: int = Field(16, ge=1)
+    # How often a worker looks for lost messages (one worker at a time does).
+    watchdog_interval_seconds: float = Field(15.0, gt=0)
 
     # Records (and with them the de-duplication window) are kept this long after they finish.
     record_ttl_seconds: int = Field(7 * 24 * 3600, gt=0)
+    # What handlers keep (what was sent, what was confirmed): each entry expires this long after
+    # it was written.
+    handler_memory_ttl_seconds: int = Field(180 * 24 * 3600, gt=0)
 
     # Scheduled polls: "auto" polls every scheduled service of every integration whose
     # credentials are configured; or a comma list "dotcom.tracking=3600,ecomdash.x" (seconds,
@@ -56,18 +72,28 @@ class Settings(BaseSettings):
     shiphub_integration_modules: str = ""
 
     @model_validator(mode="after")
-    def _timing_is_consistent(self) -> Settings:
-        limit = self.broker_visibility_timeout_seconds
-        for name in ("retry_max_seconds", "task_time_limit_seconds", "hub_push_retry_max_seconds"):
-            if getattr(self, name) >= limit:
-                raise ValueError(
-                    f"{name.upper()} must be below BROKER_VISIBILITY_TIMEOUT_SECONDS ({limit:g}): "
-                    "a task waiting or running longer than the visibility timeout is redelivered "
-                    "and runs twice"
-                )
+    def _push_is_signed(self) -> Settings:
         if self.hub_push_url and self.hub_access_token is None:
             raise ValueError("HUB_PUSH_URL is set but HUB_ACCESS_TOKEN is not: pushes are signed")
         return self
+
+    @property
+    def handler_retries(self) -> RetryPolicy:
+        return RetryPolicy(
+            base_seconds=self.retry_base_seconds,
+            max_seconds=self.retry_max_seconds,
+            for_seconds=self.retry_for_seconds,
+            max_attempts=self.task_max_attempts,
+        )
+
+    @property
+    def push_retries(self) -> RetryPolicy:
+        return RetryPolicy(
+            base_seconds=1.0,
+            max_seconds=self.hub_push_retry_max_seconds,
+            for_seconds=self.hub_push_retry_for_seconds,
+            max_attempts=self.hub_push_max_attempts,
+        )
 
     def require_endpoint_key(self) -> None:
         """Refuse to serve without a hub token, unless insecure development mode is explicit."""

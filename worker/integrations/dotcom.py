@@ -975,12 +975,9 @@ class DotcomClient:
         """GET a shipments URL (from ``shipments_url``) and stream its releases."""
         with self._send("GET", url, stream=True) as response:
             _refuse_html(response)
-            try:
-                yield from parse_shipments(ChunkReader(response.iter_content(64 * 1024)))
-            except requests.RequestException as exc:
-                raise TransientError(
-                    f"{PROVIDER}'s shipments answer was cut off", [str(exc)]
-                ) from None
+            yield from parse_shipments(
+                ChunkReader(provider_http.body_chunks(response, f"{PROVIDER}'s shipments answer"))
+            )
 
     def _send(
         self, method: str, url: str, *, body: bytes | None = None, stream: bool = False
@@ -1022,7 +1019,7 @@ class DotcomClient:
 
 def _error_page_reasons(response: requests.Response) -> list[str]:
     """An IIS/WCF error page reduced to its words."""
-    text = re.sub(r"<[^>]+>", " ", response.text)
+    text = re.sub(r"<[^>]+>", " ", provider_http.text_of(response, PROVIDER))
     return [provider_http.excerpt(text)] if text.strip() else []
 
 

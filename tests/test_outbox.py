@@ -1,0 +1,87 @@
+"""The outbox's claims (fakeredis with Lua): checking state and taking a push are one step, so
+duplicate push tasks push nothing and only the holder reschedules."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from worker.outbox import Outbox
+from worker.records import DEAD_DELIVERIES, OUTBOX, Records
+
+
+@pytest.fixture
+def outbox(records: Records) -> Outbox:
+    records.accept("acme", "m", "d", "t", {"message": "order:ready", "body": "{}"})
+    records.begin("acme", "m", "lease")
+    records.finish(
+        "acme",
+        "m",
+        "succeeded",
+        {"message_id": "m"},
+        error=None,
+        cursor={},
+        push=True,
+        lease_token="lease",
+    )
+    return Outbox(records.redis, records.timing)
+
+
+def test_a_due_delivery_is_claimed_once(outbox: Outbox) -> None:
+    first = outbox.claim_due()
+    assert [(c.integration, c.message_id) for c in first] == [("acme", "m")]
+    assert outbox.claim_due() == []  # claimed: not due again until its reclaim time
+    assert outbox.claim("acme", "m") is None
+
+
+def test_two_tasks_with_one_claim_push_once(outbox: Outbox) -> None:
+    claim = outbox.claim("acme", "m")
+
+    first = outbox.take("acme", "m", claim, 10)
+    second = outbox.take("acme", "m", claim, 10)  # the broker redelivered the same task
+
+    assert first is not None and first.answer == {"message_id": "m"}
+    assert second is None
+
+
+def test_a_superseded_pushers_outcome_is_refused(outbox: Outbox) -> None:
+    old = outbox.claim("acme", "m")
+    outbox.take("acme", "m", old, 10)
+    outbox.make_due("acme", "m", 0)  # it stalled past its reclaim time
+    new = outbox.claim("acme", "m")
+    outbox.take("acme", "m", new, 10)
+
+    assert outbox.failed("acme", "m", old, "late", time.time() + 5) == "stale"
+    assert outbox.delivered("acme", "m", old) is False
+    assert outbox.delivered("acme", "m", new) is True
+    assert outbox.redis.hget("shiphub:msg:acme:m", "delivery") == "delivered"
+    assert outbox.redis.zscore(OUTBOX, "acme:m") is None
+
+
+def test_only_the_holder_schedules_the_next_push_and_a_stale_task_changes_nothing(
+    outbox: Outbox,
+) -> None:
+    claim = outbox.claim("acme", "m")
+    taken = outbox.take("acme", "m", claim, 10)
+    next_at = time.time() + 60
+
+    assert outbox.failed("acme", "m", claim, "hub down", next_at) == "retrying"
+    assert outbox.redis.zscore(OUTBOX, "acme:m") == pytest.approx(next_at)
+    assert outbox.take("acme", "m", claim, 10) is None  # a duplicate of that task
+    assert outbox.claim("acme", "m") is None  # a kick before it is due
+    assert outbox.redis.zscore(OUTBOX, "acme:m") == pytest.approx(next_at)
+    again = outbox.take("acme", "m", outbox.claim("acme", "m", now=next_at + 1), 10)
+    assert again is not None and (again.attempts, again.since) == (1, taken.since)
+
+
+def test_a_dead_delivery_is_listed_and_a_replay_makes_it_due_again(outbox: Outbox) -> None:
+    claim = outbox.claim("acme", "m")
+    outbox.take("acme", "m", claim, 10)
+
+    assert outbox.failed("acme", "m", claim, "hub down", None) == "dead"
+    assert outbox.redis.zscore(DEAD_DELIVERIES, "acme:m") is not None
+    assert outbox.redeliver("acme", "m") is True
+    assert outbox.redis.zscore(DEAD_DELIVERIES, "acme:m") is None
+    assert outbox.claim("acme", "m") is not None
+    assert outbox.redeliver("acme", "m") is False  # only a dead delivery

@@ -1,0 +1,90 @@
+"""The scheduler's tick (fakeredis with Lua): due retries are published once, due pushes are
+claimed once, the sweep runs on one worker per interval."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.conftest import Publisher
+from worker import registry
+from worker.outbox import Outbox
+from worker.records import Records
+from worker.scheduler import Scheduler
+
+
+@pytest.fixture
+def scheduler(records: Records, publisher: Publisher) -> Scheduler:
+    registry.load("tests.support.acme")
+    return Scheduler(records, Outbox(records.redis, records.timing), publisher, pushes, 60)
+
+
+sent_pushes: list[tuple[str, str, str]] = []
+
+
+def pushes(integration: str, message_id: str, claim: str) -> None:
+    sent_pushes.append((integration, message_id, claim))
+
+
+def retrying(records: Records, message_id: str, at: float) -> None:
+    body = json.dumps({"message_id": message_id, "message": "order:ready", "payload": {}})
+    records.accept("acme", message_id, "d", "t", {"message": "order:ready", "body": body})
+    records.begin("acme", message_id, "lease")
+    records.mark_retrying("acme", message_id, "HTTP 503", at, "lease")
+
+
+def test_a_due_retry_is_published_once_with_the_stamp_the_record_keeps(
+    records: Records, publisher: Publisher, scheduler: Scheduler
+) -> None:
+    now = time.time()
+    retrying(records, "r1", now - 1)
+    retrying(records, "r2", now + 60)
+
+    assert scheduler.tick(now)["retries"] == 1
+    assert scheduler.tick(now)["retries"] == 0  # taken off the due set
+    assert publisher.published == [("acme.order_ready", "r1")]
+    assert records.get("acme", "r1").queued_at == pytest.approx(now)
+
+
+def test_a_retry_whose_publish_fails_goes_back_in_line(
+    records: Records, publisher: Publisher, scheduler: Scheduler
+) -> None:
+    now = time.time()
+    retrying(records, "r3", now - 1)
+    publisher.fail = True
+
+    assert scheduler.tick(now)["retries"] == 0
+    publisher.fail = False
+    assert scheduler.tick(now + 2)["retries"] == 1
+
+
+def test_a_due_push_is_claimed_and_sent_once(records: Records, scheduler: Scheduler) -> None:
+    records.accept("acme", "p1", "d", "t", {"message": "order:ready", "body": "{}"})
+    records.begin("acme", "p1", "lease")
+    records.finish(
+        "acme",
+        "p1",
+        "succeeded",
+        {"message_id": "p1"},
+        error=None,
+        cursor={},
+        push=True,
+        lease_token="lease",
+    )
+    sent_pushes.clear()
+
+    scheduler.tick()
+    scheduler.tick()
+
+    assert [(i, m) for i, m, _ in sent_pushes] == [("acme", "p1")]
+
+
+def test_one_worker_sweeps_per_interval(records: Records, publisher: Publisher) -> None:
+    outbox = Outbox(records.redis, records.timing)
+    first = Scheduler(records, outbox, publisher, pushes, 60)
+    second = Scheduler(records, outbox, publisher, pushes, 60)
+
+    assert "republished" in first.tick()
+    assert "republished" not in second.tick()

@@ -1,0 +1,95 @@
+"""The broker: Celery's Redis transport (kombu), and what we rely on it holding.
+
+**A transport that survives a Redis restart.** kombu 5.7's Redis channel can crash the worker
+while Celery's consumer tears down a broken connection: ``Connection.collect()`` closes the
+channels (a pending BRPOP read raises ``ConnectionError``, so the task channel is never marked
+closed) and then detaches the transport's client; ``Connection.close()`` then closes that channel
+again, its restore of unacknowledged messages reaches ``_connparams`` with no client, and the
+``AttributeError`` ("'NoneType' object has no attribute 'hostname'") is not a connection error, so
+the worker exits with "Unrecoverable error". This happens whenever Redis goes away with a late-
+acked task in flight. ``Channel`` below makes a closed connection a connection error (which every
+teardown path ignores) and lets ``close()`` finish when the pending read fails. Upstream:
+celery/kombu#582 (same error), #1733 (the BRPOP read in ``close()``); no release fixes it.
+Selected with ``broker_transport = "worker.broker:Transport"``; ``broker_url`` stays
+``redis://...``.
+
+**What the watchdog reads.** kombu keeps a queue as a Redis list (oldest message at the tail)
+and a worker's reserved, unacknowledged messages in the ``unacked`` hash (delivery tag → message)
+and ``unacked_index`` zset (delivery tag → when reserved). ``BrokerView`` reads them to tell a
+queued message from a lost one (``worker.watchdog``).
+"""
+
+from __future__ import annotations
+
+import json
+from queue import Empty
+
+import redis
+from kombu.transport import redis as kombu_redis
+
+# Headers every message task carries (``worker.app.publish``).
+QUEUED_AT_HEADER = "shiphub_queued_at"
+MESSAGE_HEADER = "shiphub_message"
+
+# kombu's Redis transport keys (kombu.transport.redis.Channel defaults).
+UNACKED = "unacked"
+UNACKED_INDEX = "unacked_index"
+
+
+class BrokerView:
+    """What kombu's Redis transport holds in the same Redis as the records."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._oldest: dict[str, float | None] = {}
+        self._reserved: dict[str, float] | None = None
+
+    def oldest_waiting(self, queue: str) -> float | None:
+        """When the oldest message waiting in ``queue`` was published (None: the queue is empty;
+        0.0: a message without our stamp, which counts as older than anything)."""
+        if queue not in self._oldest:
+            raw = self.redis.lindex(queue, -1)
+            self._oldest[queue] = None if raw is None else _headers(raw).get(QUEUED_AT_HEADER, 0.0)
+        return self._oldest[queue]
+
+    def reserved_since(self, who: str) -> float | None:
+        """When a worker reserved a broker message for ``who`` (the latest such time), if any."""
+        if self._reserved is None:
+            since = dict(self.redis.zrange(UNACKED_INDEX, 0, -1, withscores=True))
+            self._reserved = {}
+            for tag, raw in self.redis.hgetall(UNACKED).items():
+                try:
+                    payload = json.loads(raw)[0]
+                except (ValueError, IndexError, TypeError):
+                    continue
+                name = payload.get("headers", {}).get(MESSAGE_HEADER) if payload else None
+                if name:
+                    self._reserved[name] = max(self._reserved.get(name, 0.0), since.get(tag, 0.0))
+        return self._reserved.get(who)
+
+
+def _headers(raw: str | bytes) -> dict:
+    try:
+        return json.loads(raw).get("headers") or {}
+    except (ValueError, AttributeError):
+        return {}
+
+
+class Channel(kombu_redis.Channel):
+    def _connparams(self, asynchronous: bool = False) -> dict:
+        transport = self.connection
+        if transport is None or transport.client is None:
+            raise redis.ConnectionError("the broker channel was used after its connection closed")
+        return super()._connparams(asynchronous=asynchronous)
+
+    def close(self) -> None:
+        if self._in_poll:  # read the pending BRPOP reply, tolerating a broker that is gone
+            try:
+                self._brpop_read()
+            except (Empty, *self.connection_errors):
+                pass
+        super().close()
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel

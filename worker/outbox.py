@@ -1,0 +1,226 @@
+"""The outbox: answers waiting to be pushed to the hub, and who may push each one.
+
+``outbox`` is a zset of records whose answer is pending, scored by the time of the next push. A
+push is started by a *claim*: an atomic step that checks the delivery is still pending, gives
+it a fresh claim number and moves its score to a reclaim time (so a claim whose task is lost
+comes back by itself). A push task carries its claim; *taking* the push checks and consumes that
+claim in one step, so a duplicate task (a redelivery, a stray kick) pushes nothing. Only the
+holder of the taken claim records the outcome and schedules the next push; a holder that was
+superseded (it stalled past its reclaim time) has its outcome refused.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import redis
+
+from worker.records import (
+    DEAD_DELIVERIES,
+    OUTBOX,
+    RECORD_PREFIX,
+    STATS,
+    Timing,
+    member,
+    record_key,
+    split_member,
+)
+from worker.redis_scripts import Scripts
+
+SEQUENCE = "shiphub:push-claims"
+
+# Claim the due deliveries (all due ones up to a limit, or one named member if it is due).
+_CLAIM = """
+local members
+if ARGV[5] and ARGV[5] ~= '' then
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[5])
+  if not score or tonumber(score) > tonumber(ARGV[1]) then return {} end
+  members = {ARGV[5]}
+else
+  members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+end
+local out = {}
+for _, m in ipairs(members) do
+  local key = ARGV[4] .. m
+  if redis.call('HGET', key, 'delivery') == 'pending' then
+    local claim = tostring(redis.call('INCR', KEYS[2]))
+    redis.call('HSET', key, 'push_claim', claim)
+    redis.call('ZADD', KEYS[1], ARGV[2], m)
+    out[#out + 1] = m
+    out[#out + 1] = claim
+  else
+    redis.call('ZREM', KEYS[1], m)
+  end
+end
+return out
+"""
+
+# Take a claimed push: the claim must be the current one and the delivery still pending.
+_TAKE = """
+if redis.call('HGET', KEYS[1], 'push_claim') ~= ARGV[1] then return false end
+if redis.call('HGET', KEYS[1], 'delivery') ~= 'pending' then return false end
+redis.call('HSET', KEYS[1], 'push_claim', '', 'push_holder', ARGV[1])
+redis.call('HSETNX', KEYS[1], 'delivery_since', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return redis.call('HMGET', KEYS[1], 'answer', 'delivery_attempts', 'delivery_since')
+"""
+
+_DELIVERED = """
+if redis.call('HGET', KEYS[1], 'push_holder') ~= ARGV[1] then return 0 end
+redis.call('HINCRBY', KEYS[1], 'delivery_attempts', 1)
+redis.call('HSET', KEYS[1], 'delivery', 'delivered', 'delivered_at', ARGV[2])
+redis.call('HDEL', KEYS[1], 'delivery_error', 'push_holder', 'next_push_at')
+redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('HINCRBY', KEYS[3], 'deliveries_succeeded', 1)
+return 1
+"""
+
+# A failed push: schedule the next one (ARGV[5]), or make the delivery dead ('' ).
+_FAILED = """
+if redis.call('HGET', KEYS[1], 'push_holder') ~= ARGV[1] then return 0 end
+redis.call('HINCRBY', KEYS[1], 'delivery_attempts', 1)
+redis.call('HSET', KEYS[1], 'delivery_error', ARGV[4])
+redis.call('HDEL', KEYS[1], 'push_holder')
+if ARGV[5] == '' then
+  redis.call('HSET', KEYS[1], 'delivery', 'dead')
+  redis.call('HDEL', KEYS[1], 'next_push_at')
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  redis.call('HINCRBY', KEYS[4], 'deliveries_dead', 1)
+  return 2
+end
+redis.call('HSET', KEYS[1], 'next_push_at', ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
+return 1
+"""
+
+# Replay a dead delivery: pending again, due now, off the dead list.
+_REDELIVER = """
+if redis.call('HGET', KEYS[1], 'delivery') ~= 'dead' then return 0 end
+redis.call('HSET', KEYS[1], 'delivery', 'pending', 'delivery_attempts', '0',
+           'delivery_since', ARGV[1])
+redis.call('PERSIST', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    integration: str
+    message_id: str
+    claim: str
+
+
+@dataclass(frozen=True)
+class TakenPush:
+    answer: dict[str, Any] | None
+    attempts: int  # pushes made before this one
+    since: float  # when this delivery became due: the retry budget runs from here
+
+
+class Outbox:
+    def __init__(self, client: redis.Redis, timing: Timing | None = None) -> None:
+        self.redis = client
+        self.timing = timing or Timing()
+        self._scripts = Scripts(
+            client,
+            claim=_CLAIM,
+            take=_TAKE,
+            delivered=_DELIVERED,
+            failed=_FAILED,
+            redeliver=_REDELIVER,
+        )
+
+    def claim_due(self, now: float | None = None, limit: int = 200) -> list[Claimed]:
+        """Claim every due delivery (up to ``limit``); each needs a push task with its claim."""
+        return self._claim(now, limit, "")
+
+    def claim(self, integration: str, message_id: str, now: float | None = None) -> str | None:
+        """Claim one delivery if it is due; None when it is not (scheduled later, claimed
+        already, settled)."""
+        found = self._claim(now, 1, member(integration, message_id))
+        return found[0].claim if found else None
+
+    def _claim(self, now: float | None, limit: int, one: str) -> list[Claimed]:
+        now = time.time() if now is None else now
+        flat = self._scripts.run(
+            "claim",
+            [OUTBOX, SEQUENCE],
+            [repr(now), now + self.timing.queued_deadline_seconds, limit, RECORD_PREFIX, one],
+        )
+        return [
+            Claimed(*split_member(m), claim) for m, claim in zip(flat[::2], flat[1::2], strict=True)
+        ]
+
+    def make_due(self, integration: str, message_id: str, at: float) -> None:
+        """Put a claimed delivery whose push task could not be sent back in line."""
+        self.redis.zadd(OUTBOX, {member(integration, message_id): at}, xx=True)
+
+    def take(
+        self, integration: str, message_id: str, claim: str, push_seconds: float
+    ) -> TakenPush | None:
+        """Become the pusher of this claim; None when the claim is stale or the delivery settled.
+        If this pusher dies, the delivery is claimed again ``push_seconds`` (+30 s) from now."""
+        now = time.time()
+        found = self._scripts.run(
+            "take",
+            [record_key(integration, message_id), OUTBOX],
+            [claim, now + push_seconds + 30, member(integration, message_id), repr(now)],
+        )
+        if not found:
+            return None
+        answer, attempts, since = found
+        return TakenPush(
+            answer=json.loads(answer) if answer else None,
+            attempts=int(attempts or 0),
+            since=float(since or now),
+        )
+
+    def delivered(self, integration: str, message_id: str, claim: str) -> bool:
+        return bool(
+            self._scripts.run(
+                "delivered",
+                [record_key(integration, message_id), OUTBOX, STATS],
+                [
+                    claim,
+                    repr(time.time()),
+                    member(integration, message_id),
+                    self.timing.record_ttl_seconds,
+                ],
+            )
+        )
+
+    def failed(
+        self, integration: str, message_id: str, claim: str, error: str, next_at: float | None
+    ) -> Literal["retrying", "dead", "stale"]:
+        """Count a failed push; schedule the next at ``next_at``, or make it dead (None)."""
+        outcome = self._scripts.run(
+            "failed",
+            [record_key(integration, message_id), OUTBOX, DEAD_DELIVERIES, STATS],
+            [
+                claim,
+                repr(time.time()),
+                member(integration, message_id),
+                error,
+                "" if next_at is None else repr(next_at),
+                self.timing.record_ttl_seconds,
+            ],
+        )
+        return {0: "stale", 1: "retrying", 2: "dead"}[int(outcome)]  # type: ignore[return-value]
+
+    def redeliver(self, integration: str, message_id: str) -> bool:
+        """Put a dead delivery back in the outbox, due now: a replay."""
+        return bool(
+            self._scripts.run(
+                "redeliver",
+                [record_key(integration, message_id), OUTBOX, DEAD_DELIVERIES],
+                [repr(time.time()), member(integration, message_id)],
+            )
+        )
