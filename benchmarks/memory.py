@@ -18,31 +18,20 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+from tests.support.lifecycle import live_once
 from tests.support.stack import RedisServer
 from worker.records import Records, Timing
 from worker.runtime import redis_client
 
 
 def one_message(records: Records) -> None:
-    message_id, number = uuid.uuid4().hex, f"H{uuid.uuid4().int % 10**11:011d}"
-    fields = {"message": "shipment:ready", "store": "shop", "body": '{"payload": {}}'}
-    records.accept("dotcom", message_id, "digest", "token", fields)
-    records.mark_published("dotcom", message_id, time.time())
-    lease = uuid.uuid4().hex
-    records.begin("dotcom", message_id, lease)
-    records.finish(
-        "dotcom",
-        message_id,
-        "succeeded",
-        {"message_id": message_id, "notifications": [{"level": "info", "subject": "Sent"}]},
-        error=None,
-        cursor={"last_polling_datetime": "2026-11-23 03:15:21 -0500"},
-        push=False,
-        keep=[
+    number = f"H{uuid.uuid4().int % 10**11:011d}"
+    live_once(
+        records,
+        [
             ("sent", number, {"order_number": "R805661123", "shipping_method": "UPS Ground"}),
             ("confirmed", f"{number}/0202100001/01", {"tracking": "1ZV2X5140300000003"}),
         ],
-        lease_token=lease,
     )
 
 

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.conftest import settle
 from worker.delivery import deliver
 from worker.outbox import Outbox
 from worker.records import Records
@@ -53,17 +54,7 @@ def hub() -> Iterator[Hub]:
 @pytest.fixture
 def outbox(records: Records) -> Outbox:
     records.accept("acme", "m", "d", "t", {"message": "order:ready", "body": "{}"})
-    records.begin("acme", "m", "lease")
-    records.finish(
-        "acme",
-        "m",
-        "succeeded",
-        {"message_id": "m"},
-        error=None,
-        cursor={},
-        push=True,
-        lease_token="lease",
-    )
+    settle(records, "m", "succeeded", push=True)
     return Outbox(records.redis, records.timing)
 
 

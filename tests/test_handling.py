@@ -11,6 +11,7 @@ import pytest
 import redis
 from pydantic import BaseModel
 
+from tests.conftest import settle
 from worker import registry
 from worker.errors import TransientError
 from worker.handling import handle
@@ -92,17 +93,7 @@ def test_a_finished_message_is_not_handled_again(
     records: Records, outbox: Outbox, acme: registry.Integration
 ) -> None:
     recorded(records, "o2", "order:ready")
-    records.begin("acme", "o2", "lease")
-    records.finish(
-        "acme",
-        "o2",
-        "succeeded",
-        {"message_id": "o2"},
-        error=None,
-        cursor={},
-        push=False,
-        lease_token="lease",
-    )
+    settle(records, "o2", "succeeded")
 
     handled = handle(acme, acme.handler("order:ready"), "o2", records, outbox, Settings())
 

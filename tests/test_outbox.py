@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.conftest import settle
 from worker.outbox import Outbox
 from worker.records import DEAD_DELIVERIES, OUTBOX, Records
 
@@ -14,17 +15,7 @@ from worker.records import DEAD_DELIVERIES, OUTBOX, Records
 @pytest.fixture
 def outbox(records: Records) -> Outbox:
     records.accept("acme", "m", "d", "t", {"message": "order:ready", "body": "{}"})
-    records.begin("acme", "m", "lease")
-    records.finish(
-        "acme",
-        "m",
-        "succeeded",
-        {"message_id": "m"},
-        error=None,
-        cursor={},
-        push=True,
-        lease_token="lease",
-    )
+    settle(records, "m", "succeeded", push=True)
     return Outbox(records.redis, records.timing)
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import Publisher
+from tests.conftest import Publisher, settle
 from worker import registry
 from worker.outbox import Outbox
 from worker.records import Records
@@ -62,17 +62,7 @@ def test_a_retry_whose_publish_fails_goes_back_in_line(
 
 def test_a_due_push_is_claimed_and_sent_once(records: Records, scheduler: Scheduler) -> None:
     records.accept("acme", "p1", "d", "t", {"message": "order:ready", "body": "{}"})
-    records.begin("acme", "p1", "lease")
-    records.finish(
-        "acme",
-        "p1",
-        "succeeded",
-        {"message_id": "p1"},
-        error=None,
-        cursor={},
-        push=True,
-        lease_token="lease",
-    )
+    settle(records, "p1", "succeeded", push=True)
     sent_pushes.clear()
 
     scheduler.tick()

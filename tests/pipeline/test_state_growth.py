@@ -12,6 +12,7 @@ import requests
 
 from tests.pipeline.conftest import stack_env
 from tests.pipeline.test_pipeline import order_message
+from tests.support.lifecycle import live_once
 from tests.support.servers import HubServer, ProviderServer
 from tests.support.stack import RedisServer, Stack, serving, wait_until
 from worker.records import Records, Timing
@@ -119,28 +120,11 @@ def own_redis() -> Iterator[RedisServer]:
     server.stop()
 
 
-def run_messages(records: Records, count: int, store: str = "shop") -> list[str]:
+def run_messages(records: Records, count: int) -> list[str]:
     """Messages through the record's whole life, each keeping what a handler keeps."""
-    numbers = []
-    for _ in range(count):
-        message_id, number = uuid.uuid4().hex, f"H{uuid.uuid4().hex[:11]}"
-        fields = {"message": "order:ready", "store": store, "body": "{}"}
-        records.accept("acme", message_id, "digest", "token", fields)
-        records.mark_published("acme", message_id, time.time())
-        lease = uuid.uuid4().hex
-        records.begin("acme", message_id, lease)
-        records.finish(
-            "acme",
-            message_id,
-            "succeeded",
-            {"message_id": message_id},
-            error=None,
-            cursor={"since": number},
-            push=False,
-            keep=[("sent", number, {"order_number": "R1"}), ("confirmed", number, {"t": "1Z"})],
-            lease_token=lease,
-        )
-        numbers.append(number)
+    numbers = [f"H{uuid.uuid4().hex[:11]}" for _ in range(count)]
+    for number in numbers:
+        live_once(records, [("sent", number, {"order_number": "R1"}), ("confirmed", number, 1)])
     return numbers
 
 
@@ -166,8 +150,8 @@ def test_handler_memory_expires_entry_by_entry_and_redis_memory_stays_flat(
     recent = run_messages(records, 10)
 
     # An entry expires by its own age even while the store keeps writing.
-    assert records.recall("acme", "shop", "sent", early[:3]) == [None, None, None]
-    assert records.recall("acme", "shop", "sent", recent[-1:]) == [{"order_number": "R1"}]
+    assert records.recall("dotcom", "shop", "sent", early[:3]) == [None, None, None]
+    assert records.recall("dotcom", "shop", "sent", recent[-1:]) == [{"order_number": "R1"}]
     run_messages(records, 4000)
     after = aged_memory()
     assert after < baseline + 512 * 1024  # flat, not growing with the number of messages
