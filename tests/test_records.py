@@ -100,6 +100,20 @@ def test_a_retry_waits_in_the_due_set_and_a_stray_copy_before_it_is_due_does_not
     assert records.get("acme", "m").queued_at == pytest.approx(at + 1)
 
 
+def test_a_due_entry_of_a_message_that_finished_meanwhile_is_only_taken_off(
+    records: Records,
+) -> None:
+    started(records)
+    records.mark_retrying("acme", "m", "HTTP 503", time.time() - 1, "lease")
+    records.begin("acme", "m", "stray")  # another copy ran it and finished it...
+    finish(records, lease="stray")
+    records.redis.zadd(DUE, {"acme:m": time.time() - 1})  # ...but a due entry was left
+
+    assert records.claim_due(time.time()) == []
+    assert records.redis.zcard(DUE) == 0
+    assert records.redis.zscore(WATCH, "acme:m") is None
+
+
 def test_a_stale_holders_writes_are_refused_after_another_holder_finished(
     records: Records,
 ) -> None:

@@ -177,18 +177,22 @@ redis.call('DEL', KEYS[2])
 return 1
 """
 
-# Messages whose retry is due: taken off the due set and stamped for publishing in one step.
+# Messages whose retry is due: taken off the due set and stamped for publishing in one step
+# (one that finished or expired meanwhile is only taken off).
 _CLAIM_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local out = {}
 for _, m in ipairs(due) do
   redis.call('ZREM', KEYS[1], m)
   local key = ARGV[4] .. m
-  if redis.call('EXISTS', key) == 1 then
+  local st = redis.call('HGET', key, 'status')
+  if st and st ~= 'succeeded' and st ~= 'failed' and st ~= 'dead' then
     redis.call('HSET', key, 'queued_at', ARGV[1], 'published', '1')
     redis.call('ZADD', KEYS[2], ARGV[3], m)
+    out[#out + 1] = m
   end
 end
-return due
+return out
 """
 
 _RELEASE = """
