@@ -1,16 +1,25 @@
 """Push finished answers to the hub, from the Redis outbox, until the hub takes them.
 
-Each push is signed the way the hub checks it:
+Each push is signed the way the hub checks it, and says which delivery it is:
 
-* ``X-Hub-Store``, ``X-Hub-Timestamp`` (unix seconds);
+* ``X-Hub-Store``: the store the message came for; ``X-Hub-Timestamp`` (unix seconds);
 * ``X-Hub-Access-Token``: the token, or (``HUB_SIGN_ACCESS_TOKEN``) the hex HMAC-SHA1 of
   body + timestamp keyed by the token, as the classic hub verified;
-* ``X-Hub-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" keyed by the token>``.
+* ``X-Hub-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" keyed by the token>``;
+* ``X-Hub-Delivery-Id``: the same on every push of one answer (part), different for every other,
+  so a hub can drop the repeats that at-least-once delivery makes unavoidable;
+  ``X-Hub-Delivery-Part: <n>/<parts>``.
 
-A push task carries the claim it was sent for (``worker.outbox``); anything but a 2xx is retried
-on the push policy (jittered back-off, the hub's Retry-After honoured up to the cap) for
-``HUB_PUSH_RETRY_FOR_SECONDS``, the next push scheduled in Redis; then the delivery is dead
-(listed, replayable).
+An answer bigger than ``HUB_PUSH_MAX_BYTES`` goes out as several pushes, in order, each a valid
+answer with the same ``message_id`` and its own ``part`` of ``parts`` (the messages spread over the
+parts; parameters and notifications in the last, so the cursor arrives with the last shipment).
+
+A push task carries the claim it was sent for (``worker.outbox``); anything but a 2xx (a redirect
+included: it is never followed) is retried on the push policy (jittered back-off, the hub's
+Retry-After honoured up to the cap) for ``HUB_PUSH_RETRY_FOR_SECONDS``, the next push scheduled in
+Redis; then the delivery is dead (listed, replayable). A push that timed out may have reached a
+slow hub: the next one waits at least as long and gets twice the time, so a hub slower than
+``HUB_PUSH_TIMEOUT_SECONDS`` sees a few copies, not a copy per second.
 """
 
 from __future__ import annotations
@@ -23,24 +32,27 @@ import logging
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import requests
 
-from worker.outbox import Outbox
+from worker.outbox import Outbox, TakenPush
 from worker.provider_http import excerpt, pooled_session, retry_after_seconds
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 DELIVER_TASK = "shiphub.deliver"
+MAX_TIMEOUT_GROWTH = 8  # a slow hub's timeout grows to at most this many times the setting
 
 
-def signed_headers(body: bytes, s: Settings, timestamp: int | None = None) -> dict[str, str]:
+def signed_headers(
+    body: bytes, s: Settings, timestamp: int | None = None, store: str | None = None
+) -> dict[str, str]:
     ts = str(int(time.time()) if timestamp is None else timestamp)
     token = s.hub_access_token.get_secret_value().encode() if s.hub_access_token else b""
     headers = {
         "Content-Type": "application/json",
-        "X-Hub-Store": s.hub_store,
+        "X-Hub-Store": store or s.hub_store,
         "X-Hub-Timestamp": ts,
         "X-Hub-Signature": "sha256="
         + hmac.new(token, ts.encode() + b"." + body, hashlib.sha256).hexdigest(),
@@ -52,6 +64,56 @@ def signed_headers(body: bytes, s: Settings, timestamp: int | None = None) -> di
     else:
         headers["X-Hub-Access-Token"] = token.decode()
     return headers
+
+
+def _encode(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def push_bodies(answer: dict[str, Any], max_bytes: int) -> list[bytes]:
+    """The answer as one push body, or as parts of at most ``max_bytes`` each (a single message
+    bigger than that goes alone). The same answer always splits the same way."""
+    whole = _encode(answer)
+    if len(whole) <= max_bytes:
+        return [whole]
+    messages = answer.get("messages", [])
+    tail = {
+        "parameters": answer.get("parameters", []),
+        "notifications": answer.get("notifications", []),
+    }
+    envelope = len(
+        _encode(
+            {
+                "message_id": answer.get("message_id"),
+                "part": 99999,
+                "parts": 99999,
+                "messages": [],
+                **tail,
+            }
+        )
+    )
+    groups: list[list[Any]] = [[]]
+    size = envelope
+    for message in messages:
+        grows = len(_encode(message)) + (1 if groups[-1] else 0)
+        if groups[-1] and size + grows > max_bytes:
+            groups.append([])
+            size, grows = envelope, grows - 1
+        groups[-1].append(message)
+        size += grows
+    parts = len(groups)
+    return [
+        _encode(
+            {
+                "message_id": answer.get("message_id"),
+                "part": number,
+                "parts": parts,
+                "messages": group,
+                **(tail if number == parts else {"parameters": [], "notifications": []}),
+            }
+        )
+        for number, group in enumerate(groups, start=1)
+    ]
 
 
 @lru_cache(maxsize=1)
@@ -70,59 +132,108 @@ class Pushed:
     next_at: float | None = None
 
 
+@dataclass(frozen=True)
+class _Failure:
+    error: str
+    retry_after: float | None = None
+    timed_out: bool = False
+
+
 def deliver(outbox: Outbox, integration: str, message_id: str, claim: str, s: Settings) -> Pushed:
-    """Push one answer under ``claim`` and record what happened."""
-    taken = outbox.take(integration, message_id, claim, s.hub_push_timeout_seconds)
+    """Push one answer (the parts not yet delivered, in order) under ``claim``, and record what
+    happened."""
+    longest = _timeout(s, MAX_TIMEOUT_GROWTH)  # if this pusher dies, a new claim comes after it
+    taken = outbox.take(integration, message_id, claim, longest)
     if taken is None or not s.hub_push_url:
         return Pushed("stale")
-    body = json.dumps(taken.answer, separators=(",", ":")).encode()
-    error, retry_after = _push(body, s)
-    if error is None:
-        if not outbox.delivered(integration, message_id, claim):
-            log.warning(
-                "push of %s/%s landed after its claim was superseded", integration, message_id
-            )
-        return Pushed("delivered")
+    bodies = push_bodies(taken.answer or {"message_id": message_id}, s.hub_push_max_bytes)
+    timeout = _timeout(s, taken.timeouts)
+    for number in range(taken.part, len(bodies) + 1):
+        failure = _push(bodies[number - 1], taken, (number, len(bodies)), s, timeout)
+        if failure is not None:
+            return _failed(outbox, integration, message_id, claim, taken, failure, timeout, s)
+        if number < len(bodies) and not outbox.part_delivered(
+            integration, message_id, claim, number, longest
+        ):
+            return Pushed("stale")
+    if not outbox.delivered(integration, message_id, claim):
+        log.warning("push of %s/%s landed after its claim was superseded", integration, message_id)
+    return Pushed("delivered")
+
+
+def _timeout(s: Settings, timeouts_in_a_row: int) -> float:
+    return s.hub_push_timeout_seconds * min(2**timeouts_in_a_row, MAX_TIMEOUT_GROWTH)
+
+
+def _failed(
+    outbox: Outbox,
+    integration: str,
+    message_id: str,
+    claim: str,
+    taken: TakenPush,
+    failure: _Failure,
+    timeout: float,
+    s: Settings,
+) -> Pushed:
     attempt = taken.attempts + 1
-    next_at = s.push_retries.next_attempt_at(attempt, taken.since, time.time(), retry_after)
-    outcome = outbox.failed(integration, message_id, claim, error, next_at)
+    now = time.time()
+    # A push that timed out may have reached the hub: wait at least as long as it waited.
+    at_least = timeout if failure.timed_out else failure.retry_after
+    next_at = s.push_retries.next_attempt_at(attempt, taken.since, now, at_least)
+    outcome = outbox.failed(
+        integration, message_id, claim, failure.error, next_at, timed_out=failure.timed_out
+    )
     if outcome == "dead":
         log.error(
-            "push of %s/%s dead after %d attempts: %s", integration, message_id, attempt, error
+            "push of %s/%s dead after %d attempts: %s",
+            integration,
+            message_id,
+            attempt,
+            failure.error,
         )
     elif outcome == "retrying":
         log.warning(
             "push of %s/%s failed (%s); next in %.1fs",
             integration,
             message_id,
-            error,
-            (next_at or 0) - time.time(),
+            failure.error,
+            (next_at or now) - now,
         )
     else:
         log.warning(
             "push of %s/%s: outcome refused, its claim was superseded", integration, message_id
         )
-    return Pushed(outcome, error, next_at)
+    return Pushed(outcome, failure.error, next_at)
 
 
-def _push(body: bytes, s: Settings) -> tuple[str | None, float | None]:
-    """POST the answer; (None, None) on a 2xx, else what went wrong (never the token) and the
-    hub's Retry-After, if it gave one."""
+def _push(
+    body: bytes, taken: TakenPush, part: tuple[int, int], s: Settings, timeout: float
+) -> _Failure | None:
+    """POST one body; None on a 2xx, else what went wrong (never the token)."""
     assert s.hub_push_url
+    headers = {
+        **signed_headers(body, s, store=taken.store or None),
+        "X-Hub-Delivery-Id": f"{taken.delivery_id}-{part[0]}",
+        "X-Hub-Delivery-Part": f"{part[0]}/{part[1]}",
+    }
     try:
         response = _session().post(
             s.hub_push_url,
             data=body,
-            headers=signed_headers(body, s),
-            timeout=(2.0, s.hub_push_timeout_seconds),
+            headers=headers,
+            timeout=(2.0, timeout),
             allow_redirects=False,
         )
+    except requests.ReadTimeout:
+        return _Failure(f"the hub did not answer within {timeout:g} s", timed_out=True)
     except requests.RequestException as exc:
-        return f"{exc.__class__.__name__}: could not reach the hub", None
+        return _Failure(f"{exc.__class__.__name__}: could not reach the hub")
     if 200 <= response.status_code < 300:
-        return None, None
-    hint = retry_after_seconds(response.headers.get("Retry-After"))
-    return f"hub answered HTTP {response.status_code}: {excerpt(response.text)}", hint
+        return None
+    return _Failure(
+        f"hub answered HTTP {response.status_code}: {excerpt(response.text)}",
+        retry_after_seconds(response.headers.get("Retry-After")),
+    )
 
 
 def push_soon(outbox: Outbox, integration: str, message_id: str) -> None:

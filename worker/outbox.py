@@ -1,5 +1,10 @@
 """The outbox: answers waiting to be pushed to the hub, and who may push each one.
 
+Each answer to push has a delivery id (fixed when the answer is stored, so every push of it
+carries the same ``X-Hub-Delivery-Id``), the part to push next (an answer too big for one push
+goes out in parts, in order), and the number of pushes in a row that timed out (a slow hub gets
+longer timeouts, not more copies).
+
 ``outbox`` is a zset of records whose answer is pending, scored by the time of the next push. A
 push is started by a *claim*: an atomic step that checks the delivery is still pending, gives
 it a fresh claim number and moves its score to a reclaim time (so a claim whose task is lost
@@ -65,7 +70,18 @@ if redis.call('HGET', KEYS[1], 'delivery') ~= 'pending' then return false end
 redis.call('HSET', KEYS[1], 'push_claim', '', 'push_holder', ARGV[1])
 redis.call('HSETNX', KEYS[1], 'delivery_since', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-return redis.call('HMGET', KEYS[1], 'answer', 'delivery_attempts', 'delivery_since')
+return redis.call('HMGET', KEYS[1], 'answer', 'delivery_attempts', 'delivery_since',
+                  'delivery_id', 'delivery_part', 'delivery_timeouts', 'store')
+"""
+
+# One part of a multi-part answer reached the hub: the next part is pushed next, and the
+# holder's time to push it starts now.
+_PART_DELIVERED = """
+if redis.call('HGET', KEYS[1], 'push_holder') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'delivery_part', ARGV[2], 'delivery_timeouts', '0')
+redis.call('HDEL', KEYS[1], 'delivery_error')
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+return 1
 """
 
 _DELIVERED = """
@@ -79,12 +95,18 @@ redis.call('HINCRBY', KEYS[3], 'deliveries_succeeded', 1)
 return 1
 """
 
-# A failed push: schedule the next one (ARGV[5]), or make the delivery dead ('' ).
+# A failed push: schedule the next one (ARGV[5]), or make the delivery dead (''). ARGV[7] says
+# whether it timed out (counted in a row) or failed otherwise (the count starts over).
 _FAILED = """
 if redis.call('HGET', KEYS[1], 'push_holder') ~= ARGV[1] then return 0 end
 redis.call('HINCRBY', KEYS[1], 'delivery_attempts', 1)
 redis.call('HSET', KEYS[1], 'delivery_error', ARGV[4])
 redis.call('HDEL', KEYS[1], 'push_holder')
+if ARGV[7] == '1' then
+  redis.call('HINCRBY', KEYS[1], 'delivery_timeouts', 1)
+else
+  redis.call('HSET', KEYS[1], 'delivery_timeouts', '0')
+end
 if ARGV[5] == '' then
   redis.call('HSET', KEYS[1], 'delivery', 'dead')
   redis.call('HDEL', KEYS[1], 'next_push_at')
@@ -103,7 +125,7 @@ return 1
 _REDELIVER = """
 if redis.call('HGET', KEYS[1], 'delivery') ~= 'dead' then return 0 end
 redis.call('HSET', KEYS[1], 'delivery', 'pending', 'delivery_attempts', '0',
-           'delivery_since', ARGV[1])
+           'delivery_since', ARGV[1], 'delivery_timeouts', '0')
 redis.call('PERSIST', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
@@ -123,6 +145,10 @@ class TakenPush:
     answer: dict[str, Any] | None
     attempts: int  # pushes made before this one
     since: float  # when this delivery became due: the retry budget runs from here
+    delivery_id: str  # the same for every push of this answer
+    part: int  # the part to push next (1 unless earlier parts already reached the hub)
+    timeouts: int  # pushes in a row that timed out
+    store: str  # the hub store the message came for
 
 
 class Outbox:
@@ -133,6 +159,7 @@ class Outbox:
             client,
             claim=_CLAIM,
             take=_TAKE,
+            part_delivered=_PART_DELIVERED,
             delivered=_DELIVERED,
             failed=_FAILED,
             redeliver=_REDELIVER,
@@ -176,11 +203,27 @@ class Outbox:
         )
         if not found:
             return None
-        answer, attempts, since = found
+        answer, attempts, since, delivery_id, part, timeouts, store = found
         return TakenPush(
             answer=json.loads(answer) if answer else None,
             attempts=int(attempts or 0),
             since=float(since or now),
+            delivery_id=delivery_id or member(integration, message_id),
+            part=int(part or 1),
+            timeouts=int(timeouts or 0),
+            store=store or "",
+        )
+
+    def part_delivered(
+        self, integration: str, message_id: str, claim: str, part: int, push_seconds: float
+    ) -> bool:
+        """Part ``part`` reached the hub; the next push is of the part after it."""
+        return bool(
+            self._scripts.run(
+                "part_delivered",
+                [record_key(integration, message_id), OUTBOX],
+                [claim, part + 1, time.time() + push_seconds + 30, member(integration, message_id)],
+            )
         )
 
     def delivered(self, integration: str, message_id: str, claim: str) -> bool:
@@ -198,7 +241,14 @@ class Outbox:
         )
 
     def failed(
-        self, integration: str, message_id: str, claim: str, error: str, next_at: float | None
+        self,
+        integration: str,
+        message_id: str,
+        claim: str,
+        error: str,
+        next_at: float | None,
+        *,
+        timed_out: bool = False,
     ) -> Literal["retrying", "dead", "stale"]:
         """Count a failed push; schedule the next at ``next_at``, or make it dead (None)."""
         outcome = self._scripts.run(
@@ -211,6 +261,7 @@ class Outbox:
                 error,
                 "" if next_at is None else repr(next_at),
                 self.timing.record_ttl_seconds,
+                "1" if timed_out else "0",
             ],
         )
         return {0: "stale", 1: "retrying", 2: "dead"}[int(outcome)]  # type: ignore[return-value]

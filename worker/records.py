@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -487,7 +488,10 @@ class Records:
                 "next_attempt_at",
                 "retry_since",
                 "delivery",
+                "delivery_id",
+                "delivery_part",
                 "delivery_attempts",
+                "delivery_timeouts",
                 "delivery_error",
                 "delivery_since",
                 "delivered_at",
@@ -584,7 +588,10 @@ class Records:
             if push:
                 update |= {
                     "delivery": "pending",
+                    "delivery_id": uuid.uuid4().hex,  # every push of this answer carries it
+                    "delivery_part": "1",
                     "delivery_attempts": "0",
+                    "delivery_timeouts": "0",
                     "delivery_since": repr(now),
                 }
                 pipe.zadd(OUTBOX, {who: now})

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     hub_access_token: SecretStr | None = None
     hub_sign_access_token: bool = False  # X-Hub-Access-Token as HMAC-SHA1, like the classic hub
     hub_push_timeout_seconds: float = Field(10.0, gt=0)
+    # An answer bigger than this goes out as several pushes, in order (our own receiver takes
+    # at most 1 MiB; a hub's limit is likely similar).
+    hub_push_max_bytes: int = Field(512 * 1024, ge=4096)
     hub_push_retry_for_seconds: float = Field(24 * 3600.0, gt=0)
     hub_push_max_attempts: int | None = Field(None, ge=1)
     hub_push_retry_max_seconds: float = Field(300.0, gt=0)
