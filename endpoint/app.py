@@ -20,7 +20,7 @@ from endpoint import replies
 from endpoint.body import BadBody, TooLarge, parse_message, read_body
 from worker import registry
 from worker.delivery import push_soon
-from worker.hub import HubMessage
+from worker.hub import HubMessage, store_problem
 from worker.intake import Publish, Submission, Unavailable, submit
 from worker.outbox import Outbox
 from worker.records import FINISHED, Record, Records, done_channel
@@ -69,6 +69,13 @@ def create_app(
             return replies.error(401, "Unauthorized", "Missing or wrong X-Hub-Token header")
         return None
 
+    def require_known(integration: str) -> Response | None:
+        """A record is only ever read under a registered integration's name, which has no ':'
+        (``/messages/acme:a/b`` must not read acme's record ``a:b``)."""
+        if integration not in registry.integrations():
+            return replies.error(404, "Unknown integration", _unknown_integration(integration))
+        return None
+
     @app.get("/")
     def index() -> Response:
         return jsonify(
@@ -106,7 +113,7 @@ def create_app(
 
     @app.get("/messages/<integration>/<path:message_id>")
     def message_status(integration: str, message_id: str) -> Response:
-        if denied := require_auth():
+        if denied := require_auth() or require_known(integration):
             return denied
         try:
             record = records.get(integration, message_id)
@@ -133,7 +140,7 @@ def create_app(
 
     @app.post("/messages/<integration>/<path:message_id>/replay")
     def replay_message(integration: str, message_id: str) -> Response:
-        if denied := require_auth():
+        if denied := require_auth() or require_known(integration):
             return denied
         record = records.requeue(integration, message_id)
         handler = registry.handler_for(
@@ -154,7 +161,7 @@ def create_app(
 
     @app.post("/deliveries/<integration>/<path:message_id>/replay")
     def replay_delivery(integration: str, message_id: str) -> Response:
-        if denied := require_auth():
+        if denied := require_auth() or require_known(integration):
             return denied
         if not outbox.redeliver(integration, message_id):
             return replies.error(
@@ -245,13 +252,15 @@ def _wait_seconds(s: Settings) -> float:
 
 
 def _store(s: Settings) -> str:
-    """The hub store the message is for (cursors and handler memory are kept per store)."""
-    store = request.headers.get("X-Hub-Store") or s.hub_store
-    if len(store) > 100 or not store.isprintable():
-        raise BadBody(
-            400, "Invalid X-Hub-Store", "X-Hub-Store must be at most 100 printable characters"
-        )
-    return store
+    """The hub store the message is for (cursors and handler memory are kept per store): the
+    X-Hub-Store header, else ``HUB_STORE`` (checked at start-up). It becomes part of Redis keys,
+    so it must pass ``store_problem``."""
+    given = request.headers.get("X-Hub-Store")
+    if not given:
+        return s.hub_store
+    if problem := store_problem(given):
+        raise BadBody(400, "Invalid X-Hub-Store", f"X-Hub-Store {problem}")
+    return given
 
 
 def _answer(

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import math
+import re
+from typing import Any, NoReturn
 
 from flask import request
+from gunicorn.http.errors import ParseException
 from pydantic import ValidationError
+from werkzeug.exceptions import ClientDisconnected
 
-from worker.hub import HubMessage
+from worker.hub import HubMessage, message_id_problem
 
 CHUNK = 64 * 1024
+# Hub messages are shallow: the body, its payload, an order, its items, an item's attributes
+# is five levels. 64 leaves room for any real document, and stays far below where a recursive
+# step after parsing (pydantic, json.dumps of the fingerprint, model_dump_json) would fail.
+MAX_DEPTH = 64
+# Hub numbers are quantities, prices and ids: a 64-bit id has 20 digits. Python refuses to
+# convert an integer of over 4,300 digits, and converting long ones costs quadratic time.
+MAX_NUMBER_LENGTH = 100
+# What goes wrong while reading the body off the wire: gunicorn's framing errors (a malformed
+# chunked encoding), and a body that stops before it is complete.
+UNREADABLE = (ParseException, ClientDisconnected, OSError, ValueError)
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class TooLarge(Exception):
@@ -18,7 +33,8 @@ class TooLarge(Exception):
 
 
 class BadBody(Exception):
-    """The request cannot be taken as a hub message; ``status`` is 406 (or 400 for headers)."""
+    """The request cannot be taken as a hub message; ``status`` is 406 (400 for headers and a
+    body that cannot be read; 500 when the fault is a setting, not the request)."""
 
     def __init__(self, status: int, subject: str, detail: str, message_id: str | None = None):
         super().__init__(detail)
@@ -37,7 +53,10 @@ def read_body(limit: int) -> bytes:
     parts: list[bytes] = []
     size = 0
     while size <= limit:
-        chunk = stream.read(min(CHUNK, limit + 1 - size))
+        try:
+            chunk = stream.read(min(CHUNK, limit + 1 - size))
+        except UNREADABLE as exc:
+            raise unreadable(exc) from None
         if not chunk:
             break
         parts.append(chunk)
@@ -47,21 +66,29 @@ def read_body(limit: int) -> bytes:
     return b"".join(parts)
 
 
+def unreadable(exc: Exception) -> BadBody:
+    """A 400 for a body that could not be read as sent: its framing is malformed (a chunk size
+    that is not hex...), or it stopped before it was complete."""
+    what = "The chunked body" if _chunked() else "The body"
+    cause = exc.__context__ if isinstance(exc, ClientDisconnected) else exc
+    if isinstance(cause, ParseException):
+        return BadBody(400, "Unreadable body", f"{what} is malformed: {cause}")
+    return BadBody(400, "Unreadable body", f"{what} ended before it was complete")
+
+
+def _chunked() -> bool:
+    return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
 def parse_message(raw: bytes) -> HubMessage:
-    if not raw.strip():
-        raise BadBody(406, "Invalid message", "The body is empty; expected a JSON hub message")
-    try:
-        data: Any = json.loads(raw)
-    except UnicodeDecodeError:
-        raise BadBody(406, "Invalid JSON", "The body is not UTF-8 text") from None
-    except RecursionError:
-        raise BadBody(406, "Invalid JSON", "The body is nested too deeply") from None
-    except json.JSONDecodeError as exc:
-        raise BadBody(
-            406,
-            "Invalid JSON",
-            f"The body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-        ) from None
+    """The hub message in ``raw``, or BadBody saying what is wrong with it.
+
+    Whatever JSON cannot carry or later steps cannot take is refused here, before anything
+    else touches the body: numbers too long or not finite, nesting deeper than ``MAX_DEPTH``,
+    strings that are not Unicode.
+    """
+    data = _decode(raw)
+    _check_structure(data)
     if not isinstance(data, dict):
         raise BadBody(
             406,
@@ -69,7 +96,102 @@ def parse_message(raw: bytes) -> HubMessage:
             f"The body is a JSON {type(data).__name__}; expected an object with "
             "message_id, message and payload",
         )
-    message_id = data.get("message_id") if isinstance(data.get("message_id"), str) else None
+    return _validate(data)
+
+
+def _decode(raw: bytes) -> Any:
+    if not raw.strip():
+        raise BadBody(406, "Invalid message", "The body is empty; expected a JSON hub message")
+    try:
+        return json.loads(
+            raw, parse_int=_integer, parse_float=_fraction, parse_constant=_not_finite
+        )
+    except UnicodeDecodeError:
+        raise BadBody(406, "Invalid JSON", "The body is not UTF-8 text") from None
+    except RecursionError:  # json's own limit, far over ours: the body is far too deep
+        raise _too_deep() from None
+    except json.JSONDecodeError as exc:
+        raise BadBody(
+            406,
+            "Invalid JSON",
+            f"The body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+        ) from None
+
+
+def _integer(text: str) -> int:
+    """json's hook for integers: a length check first, so int() never meets a huge one."""
+    _not_too_long(text)
+    return int(text)
+
+
+def _fraction(text: str) -> float:
+    """json's hook for fractions: 1e400 parses to inf, which JSON cannot carry."""
+    _not_too_long(text)
+    value = float(text)
+    if not math.isfinite(value):
+        _not_finite(text)
+    return value
+
+
+def _not_too_long(number: str) -> None:
+    if len(number) > MAX_NUMBER_LENGTH:
+        raise BadBody(
+            406,
+            "Invalid number",
+            f"The body has a number too long: {len(number)} characters "
+            f"({number[:12]}...); at most {MAX_NUMBER_LENGTH} are taken",
+        )
+
+
+def _not_finite(number: str) -> NoReturn:
+    """json's hook for NaN, Infinity and -Infinity (and ours for overflowing fractions)."""
+    raise BadBody(
+        406,
+        "Invalid number",
+        f"The body has a number that is not finite ({number}); JSON numbers must be finite",
+    )
+
+
+def _check_structure(data: Any) -> None:
+    """Refuse nesting deeper than ``MAX_DEPTH`` and strings with a lone surrogate (a
+    ``\\ud800`` escape: not Unicode, so the body could not be stored or hashed).
+
+    Walked with a stack of containers, not recursion: the body is as deep as its sender made it.
+    """
+    pending: list[tuple[Any, int]] = [([data], 0)]  # a wrapper at depth 0 puts the body at 1
+    while pending:
+        container, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep()
+        for item in _children(container):
+            if isinstance(item, dict | list):
+                pending.append((item, depth + 1))
+            elif isinstance(item, str) and LONE_SURROGATE.search(item):
+                raise BadBody(
+                    406,
+                    "Invalid JSON",
+                    "The body has a string with a lone surrogate (such as \\ud800); "
+                    "strings must be Unicode text",
+                )
+
+
+def _children(container: dict[str, Any] | list[Any]) -> tuple[Any, ...] | list[Any]:
+    """What is inside a container: an object's keys (strings too) and values, or a list."""
+    if isinstance(container, dict):
+        return (*container, *container.values())
+    return container
+
+
+def _too_deep() -> BadBody:
+    return BadBody(
+        406,
+        "Invalid JSON",
+        f"The body is nested too deeply: over {MAX_DEPTH} levels of objects and arrays",
+    )
+
+
+def _validate(data: dict[str, Any]) -> HubMessage:
+    message_id = _known_id(data)
     missing = [k for k in ("message_id", "message", "payload") if k not in data]
     if missing:
         raise BadBody(
@@ -80,3 +202,11 @@ def parse_message(raw: bytes) -> HubMessage:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise BadBody(406, "Invalid message", problems, message_id=message_id) from None
+
+
+def _known_id(data: dict[str, Any]) -> str | None:
+    """The message_id to echo in a refusal: only one that is fit to be one."""
+    candidate = data.get("message_id")
+    if isinstance(candidate, str) and message_id_problem(candidate) is None:
+        return candidate
+    return None
