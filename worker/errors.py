@@ -5,11 +5,15 @@
   the attempts run out the message is dead (listed, replayable).
 * ``HardError``: another try cannot help (validation, 4xx, business refusals). Not retried; each
   reason becomes an error notification carrying the provider's own words.
+* ``ConfigurationError``: not about a message at all: a setting is invalid, and the process
+  stops at start-up rather than fail every message it would take.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 
 class ProviderError(Exception):
@@ -47,3 +51,26 @@ class MissingParameter(HardError):
             f"Missing parameter {name!r}",
             [f"Parameter {name!r} is required: send it with the message or configure it."],
         )
+
+
+class ConfigurationError(SystemExit):
+    """An invalid setting: the process stops at start-up, saying which variable is wrong.
+
+    The exit status is 3, gunicorn's "worker failed to boot": with it gunicorn's master stops
+    too, where any other status has it start new workers, failing the same way, forever. As the
+    status is a number, Python prints nothing: ``refuse_to_start`` prints ``message`` first."""
+
+    EXIT_STATUS = 3
+
+    def __init__(self, message: str) -> None:
+        super().__init__(self.EXIT_STATUS)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def refuse_to_start(message: str) -> NoReturn:
+    """Stop the starting process over a setting: say why on stderr, then exit with status 3."""
+    print(f"shiphub: {message}", file=sys.stderr, flush=True)
+    raise ConfigurationError(message)

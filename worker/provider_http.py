@@ -9,14 +9,17 @@ steps that stop when it passes.
 from __future__ import annotations
 
 import email.utils
+import re
 import socket
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from worker import deadline
 from worker.errors import HardError, TransientError
@@ -25,6 +28,20 @@ DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 EXCERPT = 300
 CHUNK = 64 * 1024
+# Header values (and their words) this short are no secrets to hide from an error's text; nor
+# are the values of these standard headers ("application/xml" may well be in a reason).
+MIN_HIDDEN = 6
+PUBLIC_HEADERS = frozenset(
+    (
+        "accept",
+        "accept-encoding",
+        "connection",
+        "content-length",
+        "content-type",
+        "host",
+        "user-agent",
+    )
+)
 
 
 def pooled_session(pool_size: int = 16, user_agent: str = "shiphub/0.1") -> requests.Session:
@@ -81,23 +98,34 @@ def call(
     Redirects are not followed: a provider API that redirects is misconfigured, and following
     would carry credentials elsewhere. With ``stream`` the caller reads the body, through
     ``body_chunks``; otherwise it is read here, within the deadline.
+
+    Header values are credentials, so none reaches an error: a value HTTP cannot carry is
+    refused before sending (a HardError naming the header); the text of requests' exceptions
+    that can quote a header (InvalidHeader, InvalidURL...) is left out, and the text of
+    timeouts and connection errors has every header value hidden.
     """
-    request = requests.Request(method, url, headers=dict(headers or {}), **kwargs)
-    prepared = session.prepare_request(request)
-    if exact_url:
-        prepared.url = url
-    settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
-    settings["stream"] = True  # the body is read below, in steps the deadline can stop
+    given = dict(headers or {})
+    sent_headers = CaseInsensitiveDict(session.headers)
+    sent_headers.update(given)
+    refuse_unsendable_headers(sent_headers, provider)
     try:
-        response = session.send(
-            prepared, timeout=deadline.bounded(timeout), allow_redirects=False, **settings
-        )
+        response = _send(session, method, url, timeout, exact_url, given, kwargs)
     except requests.Timeout as exc:
         _raise_if_out_of_time()
-        raise TransientError(f"{provider} did not answer in time", [str(exc)]) from exc
+        raise TransientError(
+            f"{provider} did not answer in time", [scrubbed(str(exc), sent_headers)]
+        ) from None
     except requests.ConnectionError as exc:
         _raise_if_out_of_time()
-        raise TransientError(f"{provider} could not be reached", [str(exc)]) from exc
+        raise TransientError(
+            f"{provider} could not be reached", [scrubbed(str(exc), sent_headers)]
+        ) from None
+    except (requests.RequestException, UnicodeError) as exc:
+        # InvalidHeader, InvalidURL...: their text can quote a header value (a credential).
+        raise HardError(
+            f"The request to {provider} could not be sent",
+            [f"{type(exc).__name__}; its text is not shown, as it can quote a header value"],
+        ) from None
     if 200 <= response.status_code < 300 and stream:
         return response
     try:
@@ -107,6 +135,77 @@ def call(
         raise classify(response, provider, retry_after_headers, reasons)
     finally:
         response.close()
+
+
+def _send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    timeout: tuple[float, float],
+    exact_url: bool,
+    headers: Mapping[str, str],
+    kwargs: Mapping[str, Any],
+) -> requests.Response:
+    """Prepare and send one request, its body left unread (``stream``) for the deadline."""
+    request = requests.Request(method, url, headers=dict(headers), **kwargs)
+    prepared = session.prepare_request(request)
+    if exact_url:
+        prepared.url = url
+    settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
+    settings["stream"] = True  # the body is read by the caller, in steps the deadline can stop
+    return session.send(
+        prepared, timeout=deadline.bounded(timeout), allow_redirects=False, **settings
+    )
+
+
+def refuse_unsendable_headers(headers: Mapping[str, str | bytes | None], provider: str) -> None:
+    """A HardError, before anything is sent, for a header value HTTP cannot carry: control
+    characters (a line break would end the header, or inject another) or characters beyond
+    Latin-1. It names the header and never shows the value: header values are credentials
+    (``Authorization``), and the same value would fail on every retry."""
+    problems = [
+        f"The {name} header {why}; its value is not shown"
+        for name, value in headers.items()
+        if isinstance(value, str) and (why := _unsendable(value))
+    ]
+    if problems:
+        raise HardError(f"The request to {provider} was not sent", problems)
+
+
+def _unsendable(value: str) -> str | None:
+    """Why a header value cannot be sent, or None."""
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        return "has control characters (a line break, a tab...)"
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return "has characters an HTTP header cannot carry (beyond Latin-1)"
+    return None
+
+
+def scrubbed(text: str, headers: Mapping[str, str | bytes | None]) -> str:
+    """``text`` with every header value sent in it replaced by ``[hidden]``: an exception's text
+    that echoes the request must not carry a credential into an error, a log or an answer."""
+    for value in sorted(_hidden_values(headers), key=len, reverse=True):
+        text = text.replace(value, "[hidden]")
+    return text
+
+
+def sent_headers(response: requests.Response) -> Mapping[str, str | bytes | None]:
+    """The headers of the request that got ``response`` (none for a response made by hand)."""
+    return getattr(response.request, "headers", None) or {}
+
+
+def _hidden_values(headers: Mapping[str, str | bytes | None]) -> set[str]:
+    """The value of each header that may be a secret (any but the standard ones), and its words
+    (``Bearer <token>``, ``<api_key>:<signature>``), when long enough to be one."""
+    values = {
+        value.decode("latin-1") if isinstance(value, bytes) else value
+        for name, value in headers.items()
+        if value and name.lower() not in PUBLIC_HEADERS
+    }
+    pieces = {piece for value in values for piece in re.split(r"[\s:]+", value)}
+    return {v for v in values | pieces if len(v) >= MIN_HIDDEN}
 
 
 def body_chunks(response: requests.Response, provider: str = "The provider") -> Iterator[bytes]:
@@ -167,9 +266,10 @@ def classify(
     reasons: Callable[[requests.Response], list[str]] | None = None,
 ) -> TransientError | HardError:
     """Turn a non-2xx response into the error the task knows how to treat; ``status`` on the
-    error keeps the HTTP status for providers that word some of them specially."""
+    error keeps the HTTP status for providers that word some of them specially. The request's
+    header values are hidden from the reasons: some error pages repeat the request."""
     status = response.status_code
-    found = _safe_reasons(response, reasons)
+    found = [scrubbed(r, sent_headers(response)) for r in _safe_reasons(response, reasons)]
     subject = f"{provider} answered HTTP {status}"
     if status in RETRIABLE_STATUS:
         hint = next(

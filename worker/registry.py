@@ -2,28 +2,35 @@
 
 A provider module creates one ``Integration`` and decorates its handlers::
 
-    dotcom = Integration("dotcom", "Dotcom Distribution", "...", config=DotcomConfig)
+    dotcom = Integration("dotcom", "Dotcom Distribution", "...", config=load_config,
+                         check=check_settings)
 
     @dotcom.service("send_shipment", message="shipment:ready", payload=ShipmentReady,
                     requires=[Requirement("api_key", "Your Dotcom API key")])
     def send_shipment(job: Job[ShipmentReady]) -> Answer: ...
 
 The receiver validates against ``payload``; the worker runs the handler; ``endpoint.json`` is built
-from the same declarations, so discovery cannot drift from what is served.
+from the same declarations, so discovery cannot drift from what is served. ``load()`` runs each
+integration's ``check`` in every process as it starts: a bad setting stops it there.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
+from worker.errors import ConfigurationError, refuse_to_start
+
 if TYPE_CHECKING:
     from worker.hub import Answer
     from worker.job import Job
+
+log = logging.getLogger(__name__)
 
 BUILTIN_MODULES: tuple[str, ...] = ("worker.integrations.dotcom",)
 HUB_QUEUE = "hub"
@@ -93,6 +100,11 @@ class Service:
 
 
 ConfigLoader = Callable[[], Mapping[str, Any]]
+SettingsCheck = Callable[[], Sequence[str]]
+
+
+def nothing_to_check() -> Sequence[str]:
+    return ()
 
 
 @dataclass
@@ -103,6 +115,11 @@ class Integration:
     # Parameters from the environment (``DOTCOM_API_KEY`` ...), used when a message carries none:
     # scheduled polls rely on it.
     config: ConfigLoader = dict
+    # Checks the integration's own settings when a process starts (``load``): raises
+    # ConfigurationError naming an invalid variable, and returns the required variables that are
+    # unset (``["DOTCOM_API_URL"]``), in which case the integration is not configured: it is not
+    # polled, and its handlers refuse its messages as hard errors naming them.
+    check: SettingsCheck = nothing_to_check
     services: dict[str, Service] = field(default_factory=dict)
 
     def service(
@@ -138,8 +155,11 @@ class Integration:
         return [h for svc in self.services.values() for h in svc.handlers.values()]
 
     def configured(self, service: Service) -> bool:
-        """Whether the environment holds every parameter the service needs, apart from cursors
-        the service keeps itself; such services are polled on schedule by default."""
+        """Whether the integration's required settings are set and the environment holds every
+        parameter the service needs, apart from cursors the service keeps itself; such services
+        are polled on schedule by default."""
+        if self.check():
+            return False
         config = self.config()
         return all(config.get(r.name) not in (None, "") for r in service.requires if not r.cursor)
 
@@ -179,13 +199,36 @@ def register(integration: Integration) -> Integration:
     return integration
 
 
+_told_unconfigured: set[str] = set()
+
+
 def load(extra_modules: str = "") -> dict[str, Integration]:
     """Import the built-in integrations and any extra modules (comma separated); each module
-    registers its integration on import."""
+    registers its integration on import. Then check every integration's settings: every process
+    (web, worker, beat) loads them when it starts, so an invalid value stops it there, naming
+    the variable, instead of failing each message later."""
     names = [*BUILTIN_MODULES, *(m.strip() for m in extra_modules.split(",") if m.strip())]
     for module in names:
         importlib.import_module(module)
+    for integration in _registry.values():
+        _check(integration)
     return _registry
+
+
+def _check(integration: Integration) -> None:
+    """Run an integration's settings check: an invalid value is printed and ends the process
+    (ConfigurationError); unset required ones are said once, as a warning."""
+    try:
+        missing = integration.check()
+    except ConfigurationError as exc:
+        refuse_to_start(str(exc))
+    if missing and integration.name not in _told_unconfigured:
+        _told_unconfigured.add(integration.name)
+        log.warning(
+            "%s is not configured (%s not set): it is not polled and its messages are refused",
+            integration.name,
+            ", ".join(missing),
+        )
 
 
 def integrations() -> dict[str, Integration]:

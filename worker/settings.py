@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.backoff import RetryPolicy
+from worker.errors import refuse_to_start
+from worker.hub import store_problem
 
 
 class Settings(BaseSettings):
@@ -74,6 +76,13 @@ class Settings(BaseSettings):
     # Extra integration modules to load (a plugin hook; the tests use it for a test integration).
     shiphub_integration_modules: str = ""
 
+    @field_validator("hub_store")
+    @classmethod
+    def _store_is_a_key_part(cls, value: str) -> str:
+        if problem := store_problem(value):
+            raise ValueError(f"HUB_STORE {problem}")
+        return value
+
     @model_validator(mode="after")
     def _push_is_signed(self) -> Settings:
         if self.hub_push_url and self.hub_access_token is None:
@@ -101,7 +110,7 @@ class Settings(BaseSettings):
     def require_endpoint_key(self) -> None:
         """Refuse to serve without a hub token, unless insecure development mode is explicit."""
         if self.endpoint_key is None and not self.shiphub_insecure_dev:
-            raise SystemExit(
+            refuse_to_start(
                 "ENDPOINT_KEY is not set: refusing to accept unauthenticated hub messages. "
                 "Set ENDPOINT_KEY, or SHIPHUB_INSECURE_DEV=1 for local development only."
             )
@@ -109,4 +118,13 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
-    return Settings()
+    """The settings, read once; an invalid one stops the process, naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        refuse_to_start("invalid settings: " + "; ".join(map(_described, exc.errors())))
+
+
+def _described(error: dict) -> str:  # type: ignore[type-arg]
+    where = ".".join(str(part) for part in error["loc"]).upper()
+    return f"{where}: {error['msg']}" if where else str(error["msg"])

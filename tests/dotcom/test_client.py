@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,13 +25,13 @@ from simulators.dotcom import (
 from tests.dotcom.conftest import API_KEY, BASE_PATH, PASSWORD
 from worker.errors import HardError, TransientError
 from worker.integrations.dotcom import (
-    TEST_API_URL,
     Credentials,
     DotcomClient,
     DotcomSettings,
     OrderError,
     UnexpectedAnswer,
     authorization,
+    credentials,
     dotcom,
     dotcom_settings,
     dotcom_time,
@@ -42,10 +43,14 @@ from worker.integrations.dotcom import (
     shipments_url,
     signature,
 )
+from worker.job import Job
 from worker.polling import Poll, configured_polls
 from worker.provider_http import pooled_session
+from worker.records import Records
 
 NEW_YORK = ZoneInfo("America/New_York")
+# Dotcom's test service, whose URLs the signature vectors sign (no setting defaults to it).
+TEST_API_URL = "https://cwa.dotcomdistribution.com/dcd_api_test/DCDAPIService.svc"
 
 
 # -- signing -------------------------------------------------------------------------------------
@@ -195,8 +200,9 @@ def test_config_leaves_out_what_is_not_set(monkeypatch: pytest.MonkeyPatch) -> N
     for name in ("API_KEY", "PASSWORD", "SHIPPING_LOOKUP", "LAST_POLLING_DATETIME"):
         monkeypatch.delenv(f"DOTCOM_{name}", raising=False)
     monkeypatch.setenv("DOTCOM_PASSWORD", "")
+    monkeypatch.delenv("DOTCOM_API_URL", raising=False)
     assert load_config() == {}
-    assert dotcom_settings().api_url == TEST_API_URL
+    assert dotcom_settings().api_url is None  # no default: see test_configuration.py
 
 
 def test_bad_setting_is_a_hard_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -205,6 +211,50 @@ def test_bad_setting_is_a_hard_error_naming_the_variable(monkeypatch: pytest.Mon
     with pytest.raises(HardError) as caught:
         dotcom_settings()
     assert [r.split(":")[0] for r in caught.value.reasons] == ["DOTCOM_API_URL", "DOTCOM_TIMEZONE"]
+
+
+# -- credentials ---------------------------------------------------------------------------------
+
+
+def job_with(records: Records, **parameters: Any) -> Job[Any]:
+    return Job("dotcom", "m1", "shipment:ready", None, parameters, "store", 1, records)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "parameters"),
+    [
+        ("api_key", {"api_key": "key-1\n", "password": PASSWORD}),
+        ("api_key", {"api_key": "key-1\tkey", "password": PASSWORD}),
+        ("password", {"api_key": API_KEY, "password": SecretStr("pass-1\r\n")}),
+        ("password", {"api_key": API_KEY, "password": "pass\x00word"}),
+    ],
+)
+def test_a_credential_with_control_characters_is_refused_naming_it(
+    records: Records, name: str, parameters: dict[str, Any]
+) -> None:
+    with pytest.raises(HardError) as caught:
+        credentials(job_with(records, **parameters))
+    assert caught.value.subject == f"Invalid {name}"
+    assert caught.value.reasons == [
+        f"{name} has control characters (a line break, a tab...): check the {name} parameter "
+        f"(or DOTCOM_{name.upper()}); its value is not shown"
+    ]
+    value = parameters[name]
+    secret = value.get_secret_value() if isinstance(value, SecretStr) else value
+    assert secret.strip() not in str(caught.value)
+
+
+def test_an_api_key_beyond_ascii_is_refused_naming_it(records: Records) -> None:
+    with pytest.raises(HardError) as caught:
+        credentials(job_with(records, api_key="kéy-1", password=PASSWORD))
+    assert caught.value.subject == "Invalid api_key"
+    assert "kéy-1" not in str(caught.value)
+
+
+def test_credentials_with_surrounding_spaces_are_trimmed(records: Records) -> None:
+    found = credentials(job_with(records, api_key=f"  {API_KEY} ", password=PASSWORD))
+    assert found.api_key == API_KEY
+    assert found.password.get_secret_value() == PASSWORD
 
 
 # -- the client over HTTP ------------------------------------------------------------------------
@@ -314,6 +364,7 @@ def test_auto_polls_run_tracking_when_the_credentials_are_configured(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     integrations = {"dotcom": dotcom}
+    monkeypatch.setenv("DOTCOM_API_URL", TEST_API_URL)
     monkeypatch.setenv("DOTCOM_API_KEY", "key-1")
     monkeypatch.delenv("DOTCOM_PASSWORD", raising=False)
     assert configured_polls("auto", integrations) == []

@@ -241,3 +241,31 @@ def test_wrong_password_is_a_hard_error_that_never_shows_the_secret(
     assert "hunter2-not-it" not in response.text
     assert "hunter2-not-it" not in dotcom_stack.logs()
     assert (sim.orders()["count"], sim.orders()["order_requests"]) == (0, 1)
+
+
+def test_letters_beyond_ascii_reach_dotcom_transliterated(
+    dotcom_stack: Stack, sim: DotcomSimulator, store: str
+) -> None:
+    shipping = {
+        "firstname": "Søren",
+        "lastname": "Łukasiewicz",
+        "address1": "Hauptstraße 5",
+        "address2": "",
+        "city": "Łódź",
+        "zipcode": "90-001",
+        "country": "PL",
+    }
+    billing = {**shipping, "city": "Québec", "state": "Québec", "country": "CA"}
+    body = shipment_message(shipping_address=shipping, billing_address=billing)
+    number = body["payload"]["shipment"]["number"]
+
+    response = post(dotcom_stack, "send_shipment", body, store)
+
+    assert response.status_code == 200, response.text
+    (order,) = orders_for(sim, number)
+    sent = fromstring(order["xml"])
+    assert sent.findtext("shipping-information/shipping-name") == "Soren Lukasiewicz"
+    assert sent.findtext("shipping-information/shipping-address1") == "Hauptstrasse 5"
+    assert sent.findtext("shipping-information/shipping-city") == "Lodz"
+    assert sent.findtext("billing-information/billing-city") == "Quebec"
+    assert sent.findtext("billing-information/billing-state") == "QC"

@@ -39,6 +39,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
+from anyascii import anyascii
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as parse_xml
 from defusedxml.ElementTree import iterparse
@@ -46,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker import provider_http, registry
-from worker.errors import HardError, TransientError
+from worker.errors import ConfigurationError, HardError, TransientError
 from worker.hub import Answer
 from worker.integrations.us_states import region_code
 from worker.job import Job
@@ -55,13 +56,15 @@ from worker.registry import Integration, Requirement, Schedule
 log = logging.getLogger(__name__)
 
 PROVIDER = "Dotcom Distribution"
-TEST_API_URL = "https://cwa.dotcomdistribution.com/dcd_api_test/DCDAPIService.svc"
 SENT_NOTICE = "Successfully Sent Shipment to Dotcom Distribution"  # the seed's own words
 AUTH_REFUSED = "Dotcom rejected the API key or signature"
 REFUSED = "Dotcom Distribution refused the shipment"
 CANNOT_SEND = "Shipment cannot be sent to Dotcom Distribution"
 POLLED = "Polled Dotcom Distribution shipments"
 CURSOR = "last_polling_datetime"
+NOT_CONFIGURED = "Dotcom Distribution is not configured"
+API_URL_VARIABLE = "DOTCOM_API_URL"
+API_URL_HINT = "set it to Dotcom's API base URL (its test service and the live one differ)"
 RECALL_BATCH = 1000
 
 
@@ -70,12 +73,15 @@ RECALL_BATCH = 1000
 
 
 class DotcomSettings(BaseSettings):
-    """``DOTCOM_*`` environment configuration, read when a message is handled."""
+    """``DOTCOM_*`` environment configuration, checked when a process starts (``check_settings``)
+    and read when a message is handled. An empty variable is an unset one."""
 
-    model_config = SettingsConfigDict(env_prefix="DOTCOM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DOTCOM_", extra="ignore", env_ignore_empty=True)
 
     # Only configuration chooses where requests (and their signatures) go; never a hub message.
-    api_url: str = TEST_API_URL
+    # No default: a production install that forgot it must not send real orders to Dotcom's
+    # test service unnoticed (``bin/run`` and the tests set it to the simulator).
+    api_url: str | None = None
     api_key: str | None = None
     password: SecretStr | None = None
     # JSON: the hub's list of one-key hashes, or one mapping (as the parameter).
@@ -96,7 +102,9 @@ class DotcomSettings(BaseSettings):
 
     @field_validator("api_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
@@ -109,6 +117,13 @@ class DotcomSettings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @property
+    def base_url(self) -> str:
+        """Where requests go; a HardError naming DOTCOM_API_URL when it is not set."""
+        if self.api_url is None:
+            raise HardError(NOT_CONFIGURED, [f"{API_URL_VARIABLE} is not set: {API_URL_HINT}"])
+        return self.api_url
 
     @property
     def zone(self) -> ZoneInfo:
@@ -134,6 +149,16 @@ def dotcom_settings() -> DotcomSettings:
         ) from None
 
 
+def check_settings() -> list[str]:
+    """The start-up check (``Integration.check``): an invalid ``DOTCOM_*`` value stops the
+    process naming the variable; without DOTCOM_API_URL Dotcom is not configured."""
+    try:
+        s = dotcom_settings()
+    except HardError as exc:
+        raise ConfigurationError(f"{exc.subject}: {'; '.join(exc.reasons)}") from None
+    return [API_URL_VARIABLE] if s.api_url is None else []
+
+
 def load_config() -> dict[str, Any]:
     """Parameters from the environment, named as the hub names them, so that a scheduled poll
     needs no hub message. Empty values are left out."""
@@ -155,6 +180,7 @@ dotcom = registry.register(
         "Dotcom Distribution is the premier provider of logistics and fulfillment services to "
         "growing retailers & manufacturers.",
         config=load_config,
+        check=check_settings,
     )
 )
 _session = provider_http.pooled_session()
@@ -231,12 +257,14 @@ SHIP_METHOD_MAX = 3  # "03" usually, sometimes three characters ("01S")
 
 
 def plain_text(value: str | None) -> str:
-    """Free text as Dotcom takes it: ASCII only. Accented letters keep their base letter
-    ("Québec" → "Quebec"), other non-ASCII characters are stripped, control characters and runs
-    of whitespace become one space."""
-    decomposed = unicodedata.normalize("NFKD", value or "")
-    ascii_only = decomposed.encode("ascii", "ignore").decode("ascii")
-    return " ".join("".join(c if c.isprintable() else " " for c in ascii_only).split())
+    """Free text as Dotcom takes it: ASCII only, transliterated rather than stripped, so that no
+    letter of an address is lost ("Straße" → "Strasse", "Łódź" → "Lodz", "Søren" → "Soren",
+    "Москва" → "Moskva"). Control characters and runs of whitespace become one space. The
+    result may be longer than the value: the field limits are checked on it."""
+    # Control characters first: anyascii drops some line breaks (U+0085), which would join words.
+    spaced = "".join(" " if unicodedata.category(c) == "Cc" else c for c in value or "")
+    ascii_text = anyascii(spaced)
+    return " ".join("".join(c if c.isprintable() else " " for c in ascii_text).split())
 
 
 def is_plain_identifier(value: str) -> bool:
@@ -312,15 +340,29 @@ class Problems:
             why = "has no ASCII characters left" if (value or "").strip() else "is required"
             self.add(f"{field} {why} (Dotcom's {dotcom_field})")
         else:
-            self.fits(text, field, dotcom_field, limit)
+            self.fits(text, field, dotcom_field, limit, original=value)
         return text
 
-    def fits(self, value: str, field: str, dotcom_field: str, limit: int) -> None:
-        if len(value) > limit:
-            self.add(
-                f"{field} {value!r} is {len(value)} characters; Dotcom's {dotcom_field} "
-                f"allows at most {limit}"
-            )
+    def fits(
+        self,
+        value: str,
+        field: str,
+        dotcom_field: str,
+        limit: int,
+        *,
+        original: str | None = None,
+    ) -> None:
+        """A value over Dotcom's limit is a problem showing it (and the hub's spelling, when
+        transliteration changed it: "ß" → "ss" can be what made it too long)."""
+        if len(value) <= limit:
+            return
+        shown = repr(value)
+        if original is not None and " ".join(original.split()) != value:
+            shown += f" (as ASCII, from {original!r})"
+        self.add(
+            f"{field} {shown} is {len(value)} characters; Dotcom's {dotcom_field} "
+            f"allows at most {limit}"
+        )
 
     def raise_if_any(self, subject: str) -> None:
         if self.reasons:
@@ -1018,8 +1060,10 @@ class DotcomClient:
 
 
 def _error_page_reasons(response: requests.Response) -> list[str]:
-    """An IIS/WCF error page reduced to its words."""
+    """An IIS/WCF error page reduced to its words (never with a header of the request: the
+    ``Authorization`` value, should a debug page repeat it)."""
     text = re.sub(r"<[^>]+>", " ", provider_http.text_of(response, PROVIDER))
+    text = provider_http.scrubbed(text, provider_http.sent_headers(response))
     return [provider_http.excerpt(text)] if text.strip() else []
 
 
@@ -1045,13 +1089,41 @@ LAST_POLLING = Requirement(CURSOR, "Initial date shipment polling will start fro
 
 
 def credentials(job: Job[Any]) -> Credentials:
-    password = job.param("password")
-    secret = password if isinstance(password, SecretStr) else SecretStr(str(password))
-    return Credentials(api_key=str(job.param("api_key")).strip(), password=secret)
+    """The account's credentials, checked before anything is signed or sent: a value with
+    control characters (a pasted line break) would break the ``Authorization`` header, and the
+    error requests gives then quotes the header, key and signature alike."""
+    api_key = credential(job, "api_key")
+    if not api_key.isascii():
+        raise invalid_credential("api_key", "has characters other than ASCII")
+    return Credentials(api_key=api_key.strip(), password=SecretStr(credential(job, "password")))
+
+
+def credential(job: Job[Any], name: str) -> str:
+    """A credential parameter as text; one with control characters is a HardError naming it
+    (never retried: the same value fails every time)."""
+    value = job.param(name)
+    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise invalid_credential(name, "has control characters (a line break, a tab...)")
+    return text
+
+
+def invalid_credential(name: str, why: str) -> HardError:
+    """The error for a credential that cannot be used: it names the parameter and where it may
+    come from, never its value."""
+    return HardError(
+        f"Invalid {name}",
+        [
+            f"{name} {why}: check the {name} parameter (or DOTCOM_{name.upper()}); "
+            "its value is not shown"
+        ],
+    )
 
 
 def client_for(job: Job[Any], s: DotcomSettings) -> DotcomClient:
-    return DotcomClient(s.api_url, credentials(job), s.timeout)
+    """The client for this message's account; the URL is checked first, so an unconfigured
+    Dotcom says so before anything else."""
+    return DotcomClient(s.base_url, credentials(job), s.timeout)
 
 
 @dotcom.service(
@@ -1151,7 +1223,7 @@ def poll_shipment_results(job: Job[ShipmentResultsPoll]) -> Answer:
             "info", POLLED, f"Nothing to poll yet: the window {span} is empty"
         ).add_parameter(CURSOR, raw_cursor or dotcom_time(window.start, zone))
 
-    url = shipments_url(s.api_url, window.query_start, window.end, zone)
+    url = shipments_url(s.base_url, window.query_start, window.end, zone)
     releases = {r.key: r for r in client.shipments(url) if r.shipped}
     confirmed = recall_all(job, "confirmed", list(releases))
     new = [release for key, release in releases.items() if key not in confirmed]
