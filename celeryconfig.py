@@ -68,7 +68,8 @@ task_default_queue = registry.HUB_QUEUE
 task_queues = [Queue(name, Exchange(name), routing_key=name) for name in registry.queues()]
 task_routes = ("worker.routing.route",)
 
-beat_scheduler = "redbeat.RedBeatScheduler"
+# redbeat (one beat acts), riding out Redis outages (worker/beat.py).
+beat_scheduler = "worker.beat:Scheduler"
 redbeat_redis_url = _s.redis_url
 redbeat_key_prefix = "shiphub:redbeat"
 redbeat_lock_timeout = 60
