@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 from typing import Any
 
 import redis
@@ -18,12 +17,13 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from endpoint import replies
 from endpoint.body import BadBody, TooLarge, parse_message, read_body
+from endpoint.waiting import TooManyWaiting, Waiting
 from worker import registry
 from worker.delivery import push_soon
 from worker.hub import HubMessage, store_problem
 from worker.intake import Publish, Submission, Unavailable, submit
 from worker.outbox import Outbox
-from worker.records import FINISHED, Record, Records, done_channel
+from worker.records import Records
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ def create_app(
     if records is None:
         records = runtime.records()
     outbox = Outbox(records.redis, records.timing)
+    waiting = Waiting(records, s.hub_wait_max_requests)
     if publish is None:
         from worker.app import publish as celery_publish
 
@@ -212,7 +213,7 @@ def create_app(
             submission = submit(records, publish, handler, message, store)
         except Unavailable as exc:
             return replies.unavailable(str(exc), message_id=message.message_id)
-        return _answer(records, s, integration, message, submission, wait)
+        return _answer(records, waiting, s, integration, message, submission, wait)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge) -> Response:
@@ -265,6 +266,7 @@ def _store(s: Settings) -> str:
 
 def _answer(
     records: Records,
+    waiting: Waiting,
     s: Settings,
     integration: str,
     message: HubMessage,
@@ -279,36 +281,22 @@ def _answer(
             message_id=message.message_id,
         )
     if wait > 0:
+        busy = False
         try:
-            record = _wait_for(records, integration, message.message_id, wait)
+            record = waiting.wait(integration, message.message_id, wait)
+        except TooManyWaiting:
+            busy, record = True, records.get(integration, message.message_id)
         except redis.RedisError:
             return replies.unavailable("Redis is unavailable", message_id=message.message_id)
         if record is not None and record.finished:
             return replies.finished(record)
         if record is not None:
-            return replies.still_running(record, pushed=bool(s.hub_push_url))
+            return replies.still_running(record, pushed=bool(s.hub_push_url), busy=busy)
     if submission.outcome == "accepted":
         return replies.accepted(message.message_id, "queued")
     return replies.queued(
         message.message_id, submission.record, duplicate=submission.outcome == "duplicate"
     )
-
-
-def _wait_for(records: Records, integration: str, message_id: str, seconds: float) -> Record | None:
-    """Wait until the record finishes or time runs out; pub/sub wakes us, a re-read every second
-    covers a missed notification."""
-    deadline = time.monotonic() + seconds
-    pubsub = records.redis.pubsub(ignore_subscribe_messages=True)
-    try:
-        pubsub.subscribe(done_channel(integration, message_id))
-        while True:
-            current = records.get(integration, message_id)
-            left = deadline - time.monotonic()
-            if current is None or current.status in FINISHED or left <= 0:
-                return current
-            pubsub.get_message(timeout=min(1.0, left))
-    finally:
-        pubsub.close()
 
 
 def _check(probe: Any) -> str:

@@ -111,20 +111,20 @@ def finished(record: Record) -> Response:
     return _reply(200 if record.status == "succeeded" else 500, body)
 
 
-def still_running(record: Record, *, pushed: bool) -> Response:
+def still_running(record: Record, *, pushed: bool, busy: bool = False) -> Response:
+    """202: the wait ran out (or, ``busy``, too many requests were waiting to wait at all)."""
     later = (
         "the answer will be pushed to the hub"
         if pushed
         else f"see GET /messages/{record.integration}/{record.message_id}"
     )
+    why = "Too many requests are waiting; not waiting" if busy else "The wait ran out"
     return _reply(
         202,
         {
             "message_id": record.message_id,
             "status": record.status,
-            "notifications": [
-                _notification("info", "Still processing", f"The wait ran out; {later}")
-            ],
+            "notifications": [_notification("info", "Still processing", f"{why}; {later}")],
             "record": record.view(),
         },
     )

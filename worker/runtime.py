@@ -13,17 +13,26 @@ from worker.records import Records, Timing
 from worker.settings import Settings, settings
 
 
-def redis_client(url: str, *, socket_timeout: float = 5.0) -> redis.Redis:
+def redis_client(
+    url: str, *, socket_timeout: float = 5.0, max_connections: int = 50
+) -> redis.Redis:
     """Fail fast: the receiver answers 503 rather than hanging when Redis is away, and Celery's
-    own retries (counted, bounded) are the only retries."""
-    return redis.Redis.from_url(
+    own retries (counted, bounded) are the only retries.
+
+    The pool is bounded and blocking: a burst of requests (hundreds of greenlets in the
+    receiver) waits up to 5 s for one of ``max_connections`` connections instead of opening one
+    each at once, which would make Redis connects time out and answer the burst 503."""
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=5.0,
         decode_responses=True,
         socket_connect_timeout=1.0,
         socket_timeout=socket_timeout,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=15,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def timing(s: Settings) -> Timing:
@@ -37,7 +46,7 @@ def timing(s: Settings) -> Timing:
 @lru_cache(maxsize=1)
 def records() -> Records:
     s = settings()
-    return Records(redis_client(s.redis_url), timing(s))
+    return Records(redis_client(s.redis_url, max_connections=s.redis_max_connections), timing(s))
 
 
 @lru_cache(maxsize=1)

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
 
     port: int = 8000
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis connections per process for records (the broker has its own pool): more requests or
+    # threads than this wait their turn rather than each opening a connection.
+    redis_max_connections: int = Field(50, ge=2)
 
     # The hub's token for requests to us; required unless insecure development mode is on.
     endpoint_key: SecretStr | None = None
@@ -29,6 +32,8 @@ class Settings(BaseSettings):
 
     # Waiting for the worker (X-Hub-Wait overrides per request; the classic hub waited <= 180 s).
     hub_wait_seconds: float = Field(0.0, ge=0, le=180)
+    # At most this many requests wait at once per receiver process; more get 202 at once.
+    hub_wait_max_requests: int = Field(1000, ge=1)
     max_body_bytes: int = Field(1024 * 1024, gt=0)
 
     # Answers pushed back to the hub. Failed pushes are retried from Redis for a time budget

@@ -185,9 +185,9 @@ class Stack:
                 "--bind",
                 f"127.0.0.1:{self.web_port}",
                 "--worker-class",
-                "gthread",
-                "--threads",
-                "16",
+                "gevent",  # as the Procfile runs it
+                "--worker-connections",
+                "2000",
                 "--workers",
                 "1",
                 "--graceful-timeout",
