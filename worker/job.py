@@ -27,6 +27,7 @@ class Job(Generic[P]):
     attempt: int
     records: Records
     _repeat: bool = field(default=False, init=False, repr=False)
+    _earlier_sends: Any = field(default=None, init=False, repr=False)
     kept: list[Keep] = field(default_factory=list, init=False, repr=False)
 
     def param(self, name: str) -> Any:
@@ -43,7 +44,9 @@ class Job(Generic[P]):
     def idempotency_key(self) -> str:
         return f"{self.integration}:{self.message_id}"
 
-    def once(self, operation: str, call: Callable[[str], T]) -> T:
+    def once(
+        self, operation: str, call: Callable[[str], T], *, sends: Mapping[str, Any] | None = None
+    ) -> T:
         """Run a provider call with a side effect at most once once it has completed.
 
         ``call`` gets an idempotency key (``<integration>:<message_id>:<operation>``) to hand to
@@ -52,12 +55,17 @@ class Job(Generic[P]):
         flight when the worker died is made again (there is no way to know whether it landed):
         the provider's own key (the order number, the idempotency key) must make that repeat
         harmless, and ``repeat_of_inflight`` tells the handler it may meet its own earlier call.
+        ``sends`` is what the call creates at the provider (JSON-able): kept with the in-flight
+        mark, it lets ``already_there`` recognise this message's own earlier attempt.
         """
         state = self.records.once_state(self.integration, self.message_id, operation)
         if state and state["state"] == "done":
             return state["result"]
         self._repeat = bool(state and state["state"] == "inflight")
-        self.records.once_inflight(self.integration, self.message_id, operation, self.attempt)
+        self._earlier_sends = state.get("sends") if self._repeat and state else None
+        self.records.once_inflight(
+            self.integration, self.message_id, operation, self.attempt, sends=sends
+        )
         try:
             result = call(f"{self.idempotency_key}:{operation}")
         except HardError:
@@ -67,6 +75,44 @@ class Job(Generic[P]):
             raise
         self.records.once_done(self.integration, self.message_id, operation, result)
         return result
+
+    def already_there(self, kind: str, key: str, sends: Mapping[str, Any], refusal: str) -> str:
+        """The provider answered that ``key`` (an order number) already exists. That is success
+        only when what it holds is what this message sends now, and says how it got there:
+
+        * another message sent ``key`` (kept under ``kind`` with ``keep_sent``) with the same
+          content: "already sent by message ...";
+        * else this message's own earlier attempt, in flight when it failed, sent it.
+
+        Anything else is a HardError (subject ``refusal``) saying what differs from what was
+        sent before, or that this endpoint has no record of sending ``key``: an earlier attempt
+        that failed may never have landed, so its mark alone cannot vouch for what is there.
+        """
+        (kept,) = self.recall(kind, key)
+        if (
+            isinstance(kept, Mapping)
+            and "sends" in kept
+            and kept.get("message_id") != self.message_id
+        ):
+            changed = differences(kept["sends"], sends)
+            if not changed:
+                return f"already sent by message {kept['message_id']}"
+            raise HardError(
+                refusal,
+                [
+                    f"{key} already exists: message {kept['message_id']} sent it with "
+                    f"{'; '.join(changed)}"
+                ],
+            )
+        if self._earlier_sends is not None and not differences(self._earlier_sends, sends):
+            return "sent by an earlier attempt of this message"
+        raise HardError(
+            refusal, [f"{key} already exists, and this endpoint has no record of sending it"]
+        )
+
+    def keep_sent(self, kind: str, key: str, sends: Mapping[str, Any], **about: Any) -> None:
+        """Keep what was created under ``key`` for ``already_there`` (and ``about`` it)."""
+        self.keep(kind, key, {**about, "message_id": self.message_id, "sends": dict(sends)})
 
     def keep(self, kind: str, name: str, value: Any) -> None:
         """Keep a value for later messages (what was sent, what was confirmed). It is written
@@ -82,3 +128,30 @@ class Job(Generic[P]):
     def repeat_of_inflight(self) -> bool:
         """True inside ``once`` when an earlier attempt died during this same call."""
         return self._repeat
+
+
+def differences(before: Any, now: Any, limit: int = 8) -> list[str]:
+    """What changed between two contents, field by field ("shipping.address1 '2 Main St.' (this
+    message: '7 Elm Rd.')"), at most ``limit`` of them."""
+    old, new = _flat(before), _flat(now)
+    changed = [
+        f"{path} {old.get(path)!r} (this message: {new.get(path)!r})"
+        for path in sorted(old.keys() | new.keys())
+        if old.get(path) != new.get(path)
+    ]
+    if len(changed) > limit:
+        changed = [*changed[:limit], f"and {len(changed) - limit} more"]
+    return changed
+
+
+def _flat(value: Any, path: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return {path: value}
+    flat: dict[str, Any] = {}
+    for name, inner in items:
+        flat |= _flat(inner, f"{path}.{name}" if path else str(name))
+    return flat

@@ -519,11 +519,17 @@ class Records:
         return json.loads(raw) if raw else None
 
     def once_inflight(
-        self, integration: str, message_id: str, operation: str, attempt: int
+        self,
+        integration: str,
+        message_id: str,
+        operation: str,
+        attempt: int,
+        sends: Mapping[str, Any] | None = None,
     ) -> None:
+        mark = {"state": "inflight", "attempt": attempt, "since": time.time(), "sends": sends}
         self.redis.set(
             once_key(integration, message_id, operation),
-            json.dumps({"state": "inflight", "attempt": attempt, "since": time.time()}),
+            json.dumps(mark),
             ex=self.timing.record_ttl_seconds,
         )
 

@@ -214,18 +214,19 @@ def test_order_stored_but_answer_cut_is_retried_and_succeeds_once(
     assert "not readable XML" in record["last_error"]
 
 
-def test_the_same_shipment_in_a_new_message_is_refused_as_a_duplicate(
+def test_another_order_under_a_sent_shipment_number_is_refused_as_a_duplicate(
     dotcom_stack: Stack, sim: DotcomSimulator, store: str
 ) -> None:
     first = shipment_message()
     assert post(dotcom_stack, "send_shipment", first, store).status_code == 200
-    again = shipment_message(first["payload"]["shipment"]["number"])
+    again = shipment_message(first["payload"]["shipment"]["number"])  # another order number
 
     response = post(dotcom_stack, "send_shipment", again, store)
 
     assert response.status_code == 500
     (note,) = response.json()["notifications"]
-    assert "already exists" in note["description"]
+    assert "already" in note["description"]
+    assert again["payload"]["shipment"]["order_number"] in note["description"]
 
 
 def test_wrong_password_is_a_hard_error_that_never_shows_the_secret(

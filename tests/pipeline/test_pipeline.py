@@ -257,3 +257,39 @@ def test_chunked_body_under_the_limit_is_read_whole_through_gunicorn(stack: Stac
     )
 
     assert response.status_code == 200, response.text
+
+
+def test_the_same_order_under_a_new_message_id_is_already_sent(
+    stack: Stack, provider: ProviderServer
+) -> None:
+    first = order_message()
+    number = first["payload"]["order"]["number"]
+    assert stack.post("/acme/send_order", first, wait=20).status_code == 200
+
+    again = stack.post("/acme/send_order", order_message(number), wait=20)
+
+    assert again.status_code == 200, again.text
+    (note,) = again.json()["notifications"]
+    assert note["subject"] == "Order already sent to Acme"
+    assert first["message_id"] in note["description"]
+    assert provider.effects_for(number) == 1
+
+
+def test_another_order_under_a_sent_number_is_refused_saying_what_differs_after_a_retry(
+    stack: Stack, provider: ProviderServer
+) -> None:
+    first = order_message()
+    number = first["payload"]["order"]["number"]
+    assert stack.post("/acme/send_order", first, wait=20).status_code == 200
+    other = order_message(number)
+    other["payload"]["order"]["quantity"] = 5
+    provider.script(number, {"status": 503})  # its first attempt fails and leaves a mark
+
+    response = stack.post("/acme/send_order", other, wait=30)
+
+    assert response.status_code == 500, response.text
+    (note,) = response.json()["notifications"]
+    assert "quantity 2 (this message: 5)" in note["description"]
+    assert first["message_id"] in note["description"]
+    assert stack.record("acme", other["message_id"])["attempts"] == 2
+    assert [o["quantity"] for o in provider.effects.values() if o["number"] == number] == [2]

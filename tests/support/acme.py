@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from worker import provider_http, registry
+from worker.errors import HardError
 from worker.hub import Answer
 from worker.job import Job
 from worker.registry import Integration, Requirement, Schedule
@@ -35,6 +36,7 @@ def _config() -> dict[str, Any]:
 
 
 acme = registry.register(Integration("acme", "Acme (test)", "Test-only provider", config=_config))
+REFUSED = "Acme refused the order"
 _session = provider_http.pooled_session()
 
 
@@ -51,21 +53,30 @@ def _reasons(response: Any) -> list[str]:
 def send_order(job: Job[OrderReady]) -> Answer:
     """Create an order at Acme."""
     order = job.payload.order
+    sends = {"number": order.number, "quantity": order.quantity}
 
     def create(key: str) -> dict[str, Any]:
-        response = provider_http.call(
-            _session,
-            "Acme",
-            "POST",
-            f"{job.param('api_url')}/orders",
-            json={"number": order.number, "quantity": order.quantity},
-            headers={"Idempotency-Key": key, "X-Api-Key": job.param("api_key")},
-            reasons=_reasons,
-        )
+        try:
+            response = provider_http.call(
+                _session,
+                "Acme",
+                "POST",
+                f"{job.param('api_url')}/orders",
+                json=sends,
+                headers={"Idempotency-Key": key, "X-Api-Key": job.param("api_key")},
+                reasons=_reasons,
+            )
+        except HardError as exc:
+            if exc.status != 409:
+                raise
+            return {"was_there": job.already_there("sent", order.number, sends, REFUSED)}
         return response.json()
 
-    created = job.once("create_order", create)
-    return job.answer().notify("info", "Order sent to Acme", f"Acme order {created['id']}")
+    created = job.once("create_order", create, sends=sends)
+    job.keep_sent("sent", order.number, sends)
+    if created.get("was_there", "").startswith("already sent"):
+        return job.answer().notify("info", "Order already sent to Acme", created["was_there"])
+    return job.answer().notify("info", "Order sent to Acme", f"Acme order {created.get('id')}")
 
 
 @acme.service(

@@ -57,7 +57,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 class ProviderServer(_Server):
     """Acme, the test provider. ``effects`` counts orders created (one per idempotency key, as a
-    provider with idempotency keys does); ``requests`` counts every POST received."""
+    provider with idempotency keys does; another key for a number it holds is a 409 "already
+    exists"); ``requests`` counts every POST received."""
 
     API_KEY = "acme-test-key"
 
@@ -113,7 +114,13 @@ class _ProviderHandler(_Handler):
                 action["status"], {"errors": action.get("errors", ["failure"])}, headers
             )
         with owner.lock:
-            created = owner.effects.setdefault(key, {"id": f"A{len(owner.effects) + 1}", **order})
+            clash = any(o["number"] == number for k, o in owner.effects.items() if k != key)
+            if not clash:
+                created = owner.effects.setdefault(
+                    key, {"id": f"A{len(owner.effects) + 1}", **order}
+                )
+        if clash:  # one order per number, as a provider's order number is unique
+            return self.reply(409, {"errors": [f"Order {number} already exists"]})
         if action.get("hold"):
             owner.held.set()
             owner.release.wait(60)  # the test kills the client meanwhile

@@ -23,6 +23,7 @@ is not the expected XML is a transient error with a clear message.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -59,6 +60,7 @@ PROVIDER = "Dotcom Distribution"
 SENT_NOTICE = "Successfully Sent Shipment to Dotcom Distribution"  # the seed's own words
 AUTH_REFUSED = "Dotcom rejected the API key or signature"
 REFUSED = "Dotcom Distribution refused the shipment"
+ALREADY_SENT = "Shipment already sent to Dotcom Distribution"
 CANNOT_SEND = "Shipment cannot be sent to Dotcom Distribution"
 POLLED = "Polled Dotcom Distribution shipments"
 CURSOR = "last_polling_datetime"
@@ -1140,31 +1142,48 @@ def send_shipment(job: Job[ShipmentReady]) -> Answer:
     now = datetime.now(s.zone)
     order = dotcom_order(job.payload, shipping_methods(job.param("shipping_lookup")), now.date())
     document = order_document(order)
+    sends = order_content(order)
 
     def create(_key: str) -> dict[str, Any]:
-        # Dotcom takes no idempotency key: its order number is the guard against a repeat.
+        # Dotcom takes no idempotency key: its order number is the guard against a repeat, and
+        # "already exists" is success only when Dotcom holds this same order (job.already_there).
         errors = client.send_orders(document)
-        if errors and not (
-            job.repeat_of_inflight
-            and any(is_duplicate_order(e, order.order_number) for e in errors)
-        ):
+        if errors and any(is_duplicate_order(e, order.order_number) for e in errors):
+            how = job.already_there("sent", order.order_number, sends, REFUSED)
+            return {"order_number": order.order_number, "was_there": how}
+        if errors:
             raise HardError(REFUSED, [e.description for e in errors])
-        return {"order_number": order.order_number, "was_there": bool(errors)}
+        return {"order_number": order.order_number, "was_there": ""}
 
-    created = job.once("create_order", create)
-    if created.get("was_there"):
-        log.info("dotcom: order %s had landed on an earlier attempt", order.order_number)
+    created = job.once("create_order", create, sends=sends)
     shipment = job.payload.shipment
-    job.keep(
+    job.keep_sent(
         "sent",
         order.order_number,
-        {
-            "order_number": shipment.order_number,
-            "shipping_method": shipment.shipping_method,
-            "sent_at": now.isoformat(timespec="seconds"),
-        },
+        sends,
+        order_number=shipment.order_number,
+        shipping_method=shipment.shipping_method,
+        sent_at=now.isoformat(timespec="seconds"),
     )
+    how = created.get("was_there") or ""
+    if how.startswith("already sent"):
+        return job.answer().notify(
+            "info",
+            ALREADY_SENT,
+            f"Shipment {order.order_number} was {how}; {PROVIDER} holds it, nothing was sent again",
+        )
+    if how:
+        log.info("dotcom: order %s %s", order.order_number, how)
     return job.answer().notify("info", SENT_NOTICE, SENT_NOTICE)
+
+
+def order_content(order: DotcomOrder) -> dict[str, Any]:
+    """What a Dotcom order holds, to tell one order from another under the same number
+    (JSON-able). The order date is left out: the same shipment sent again another day is the
+    same order."""
+    content = dataclasses.asdict(order)
+    content.pop("order_date")
+    return json.loads(json.dumps(content, default=str))
 
 
 def recall_all(job: Job[Any], kind: str, names: Sequence[str]) -> dict[str, Any]:

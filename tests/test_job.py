@@ -1,0 +1,96 @@
+"""What a handler's job says when a provider answers "already exists" (fakeredis): success only
+when the provider holds what this message sends."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import BaseModel
+
+from worker.errors import HardError
+from worker.job import Job, differences
+from worker.records import Records, memory_key
+
+SENDS = {"shipping": {"address1": "2 Main St.", "zip": "20815"}, "lines": [{"sku": "A", "qty": 1}]}
+
+
+class Empty(BaseModel):
+    pass
+
+
+def job(records: Records, message_id: str, attempt: int = 1) -> Job[Empty]:
+    return Job(
+        integration="acme",
+        message_id=message_id,
+        message="order:ready",
+        payload=Empty(),
+        parameters={},
+        store="shop",
+        attempt=attempt,
+        records=records,
+    )
+
+
+def sent_before(records: Records, message_id: str, sends: dict) -> None:
+    earlier = job(records, message_id)
+    earlier.keep_sent("sent", "H1", sends, order_number="R1")
+    (kind, name, value) = earlier.kept[0]
+    records.redis.set(memory_key("acme", "shop", kind, name), json.dumps(value))
+
+
+def met_again(
+    records: Records, message_id: str, sends: dict, *, earlier_attempt: dict | None = None
+) -> str:
+    current = job(records, message_id, attempt=2 if earlier_attempt is not None else 1)
+    if earlier_attempt is not None:
+        records.once_inflight("acme", message_id, "create", 1, sends=earlier_attempt)
+
+    def create(_key: str) -> str:
+        return current.already_there("sent", "H1", sends, "Acme refused the order")
+
+    return current.once("create", create, sends=sends)
+
+
+def test_the_same_content_sent_by_another_message_is_already_sent(records: Records) -> None:
+    sent_before(records, "m1", SENDS)
+
+    assert met_again(records, "m2", SENDS) == "already sent by message m1"
+
+
+def test_other_content_sent_by_another_message_is_refused_saying_what_differs(
+    records: Records,
+) -> None:
+    sent_before(records, "m1", SENDS)
+    other = {**SENDS, "shipping": {"address1": "7 Elm Rd.", "zip": "20815"}}
+
+    with pytest.raises(HardError) as refused:
+        met_again(records, "m2", other, earlier_attempt=other)  # even after its own attempt
+
+    (reason,) = refused.value.reasons
+    assert "message m1" in reason
+    assert "shipping.address1 '2 Main St.' (this message: '7 Elm Rd.')" in reason
+    assert "zip" not in reason
+
+
+def test_this_messages_own_earlier_attempt_is_recognised(records: Records) -> None:
+    assert met_again(records, "m3", SENDS, earlier_attempt=SENDS).startswith("sent by an earlier")
+
+
+def test_without_a_record_of_sending_it_already_exists_is_refused(records: Records) -> None:
+    with pytest.raises(HardError, match="no record of sending it"):
+        met_again(records, "m4", SENDS)
+    with pytest.raises(HardError, match="no record of sending it"):
+        met_again(records, "m5", SENDS, earlier_attempt={**SENDS, "lines": []})
+
+
+def test_differences_name_each_changed_field_and_stop_at_a_limit() -> None:
+    before = {"a": 1, "b": {"c": [1, 2]}, **{f"k{n}": n + 1 for n in range(12)}}
+    now = {"a": 2, "b": {"c": [1, 3]}, **{f"k{n}": -n - 1 for n in range(12)}}
+
+    changed = differences(before, now)
+
+    assert changed[0] == "a 1 (this message: 2)"
+    assert "b.c.1 2 (this message: 3)" in changed
+    assert changed[-1] == "and 6 more"
+    assert differences(before, before) == []
