@@ -158,10 +158,25 @@ class Stack:
                 os.killpg(child.pid, signal.SIGKILL)
 
 
+def local_secret_key() -> str:
+    """The key that seals message parameters in this local Redis: made once, kept beside its
+    data (readable by the owner only), so messages queued before a restart can still be read."""
+    from cryptography.fernet import Fernet
+
+    path = STATE / "secret.key"
+    if not path.exists():
+        STATE.mkdir(parents=True, exist_ok=True)
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def environment() -> dict[str, str]:
     env = {**DEFAULTS, **os.environ}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(ROOT)
+    if not env.get("SHIPHUB_SECRET_KEY"):
+        env["SHIPHUB_SECRET_KEY"] = local_secret_key()
     if not env.get("ENDPOINT_KEY"):
         env["SHIPHUB_INSECURE_DEV"] = "1"
         say(

@@ -48,6 +48,7 @@ def publisher() -> Publisher:
 def unit_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "endpoint_key": ENDPOINT_KEY,
+        "shiphub_secret_key": "4xK0gvQb0Z1m2Ab3yQ9cJ7dXo8hS5kLr6tW1uE2iV3c=",
         "shiphub_integration_modules": "tests.support.acme",
         "max_body_bytes": 4096,
         **overrides,

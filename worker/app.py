@@ -20,7 +20,7 @@ from typing import Any
 
 from celery import Celery, bootsteps
 from celery.exceptions import Retry
-from celery.signals import beat_init
+from celery.signals import beat_init, worker_init
 
 from worker import delivery, registry, runtime
 from worker.broker import MESSAGE_HEADER, QUEUED_AT_HEADER, BrokerView
@@ -129,7 +129,9 @@ def poll(integration_name: str, service_name: str, every_seconds: int) -> str:
     handler = integration.handler(message.message)
     assert handler is not None
     try:
-        outcome = submit(runtime.records(), publish, handler, message, settings().hub_store)
+        outcome = submit(
+            runtime.records(), publish, handler, message, settings().hub_store, runtime.sealer()
+        )
     except Unavailable as exc:
         log.warning("scheduled poll %s not recorded: %s", message.message_id, exc)
         raise
@@ -148,6 +150,11 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
 
 
 app.conf.beat_schedule = beat_schedule()
+
+
+@worker_init.connect
+def _refuse_unsealed(**_: Any) -> None:
+    settings().require_secret_key()
 
 
 @beat_init.connect

@@ -46,6 +46,7 @@ from worker.records import (
     service_lock_key,
 )
 from worker.registry import Handler, Integration
+from worker.sealing import Sealer
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,13 +74,13 @@ class Handled:
 
 
 def parameters_for(
-    integration: Integration, store: str, message: HubMessage, records: Records
+    integration: Integration, store: str, carried: list[Any], records: Records
 ) -> dict[str, Any]:
     """Environment configuration, then the stored cursor, then what the message carries."""
     return {
         **integration.config(),
         **records.cursor(integration.name, store),
-        **fold_parameters(message.raw_parameters(), integration.name),
+        **fold_parameters(carried, integration.name),
     }
 
 
@@ -124,6 +125,7 @@ class _Attempt:
     ) -> None:
         self.integration, self.handler, self.message_id = integration, handler, message_id
         self.records, self.outbox, self.s = records, outbox, s
+        self.sealer = Sealer(s.shiphub_secret_key)
         self.deadline = Deadline(s.task_time_limit_seconds)
         self.keeper = leases.keeper(records.redis, records.timing.lease_seconds)
         self.lease = uuid.uuid4().hex
@@ -156,6 +158,7 @@ class _Attempt:
     def _run_handler(self, begun: Begun) -> tuple[Answer, list[Keep]]:
         # Validated on receipt (under the rules of its day); only its payload is checked again.
         message = HubMessage.model_construct(**json.loads(begun.body))
+        carried = json.loads(self.sealer.open(begun.parameters)) if begun.parameters else []
         try:
             payload = self.handler.payload.model_validate(message.payload)
         except ValidationError as exc:  # validated on receipt; only a schema change gets here
@@ -165,7 +168,7 @@ class _Attempt:
             message_id=self.message_id,
             message=message.message,
             payload=payload,
-            parameters=parameters_for(self.integration, begun.store, message, self.records),
+            parameters=parameters_for(self.integration, begun.store, carried, self.records),
             store=begun.store,
             attempt=begun.attempt,
             records=self.records,

@@ -117,6 +117,15 @@ class HubMessage(BaseModel):
     message: MessageName
     payload: dict[str, Any]
 
+    def without_parameters(self) -> tuple[dict[str, Any], list[Any]]:
+        """The message as JSON without its parameters (kept apart, sealed: they hold
+        credentials), and the parameters."""
+        body = self.model_dump(mode="json")
+        parameters = self.raw_parameters()
+        body["payload"] = {k: v for k, v in body["payload"].items() if k != "parameters"}
+        body.pop("parameters", None)
+        return body, parameters
+
     def raw_parameters(self) -> list[Any]:
         """The parameter list: ``payload.parameters`` (message_id era) or a top-level one."""
         listed = self.payload.get("parameters")

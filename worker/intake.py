@@ -31,6 +31,7 @@ import redis
 from worker.hub import HubMessage
 from worker.records import Record, Records
 from worker.registry import Handler
+from worker.sealing import Sealer
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +65,25 @@ def fingerprint(message: HubMessage) -> str:
 
 
 def submit(
-    records: Records, publish: Publish, handler: Handler, message: HubMessage, store: str
+    records: Records,
+    publish: Publish,
+    handler: Handler,
+    message: HubMessage,
+    store: str,
+    sealer: Sealer,
 ) -> Submission:
     integration, message_id = handler.integration, message.message_id
+    body, parameters = message.without_parameters()
     fields = {
         "integration": integration,
         "message_id": message_id,
         "message": message.message,
         "service": handler.service,
         "store": store,
-        "body": message.model_dump_json(),
+        "body": json.dumps(body, separators=(",", ":")),
     }
+    if parameters:  # credentials: stored sealed, dropped when the message finishes
+        fields["parameters"] = sealer.seal(json.dumps(parameters))
     now = time.time()
     try:
         outcome = records.accept(

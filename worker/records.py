@@ -145,7 +145,7 @@ return 1
 """
 
 # A worker starts on a message: not finished, not a stray copy of a retry that is not due yet,
-# lease free. Returns {outcome, attempts, body, store, retry_since}.
+# lease free. Returns {outcome, attempts, body, store, retry_since, sealed parameters}.
 _BEGIN = """
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return {'missing'} end
@@ -163,8 +163,8 @@ redis.call('HSETNX', KEYS[1], 'retry_since', ARGV[1])
 redis.call('HDEL', KEYS[1], 'next_attempt_at')
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 redis.call('ZREM', KEYS[4], ARGV[5])
-local f = redis.call('HMGET', KEYS[1], 'body', 'store', 'retry_since')
-return {'started', tostring(n), f[1], f[2], f[3]}
+local f = redis.call('HMGET', KEYS[1], 'body', 'store', 'retry_since', 'parameters')
+return {'started', tostring(n), f[1], f[2], f[3], f[4] or ''}
 """
 
 # The holder schedules its retry, if it still holds the lease; the lease goes with it.
@@ -307,6 +307,7 @@ class Begun:
     body: str = "{}"
     store: str = "default"
     retry_since: float = 0.0
+    parameters: str = ""  # sealed (worker.sealing); empty when the message carried none
 
 
 class Records:
@@ -397,8 +398,10 @@ class Records:
         )
         if found[0] != "started":
             return Begun(found[0])
-        _, attempt, body, store, since = found
-        return Begun("started", int(attempt), body or "{}", store or "default", float(since))
+        _, attempt, body, store, since, parameters = found
+        return Begun(
+            "started", int(attempt), body or "{}", store or "default", float(since), parameters
+        )
 
     def mark_retrying(
         self, integration: str, message_id: str, error: str, at: float, lease_token: str
@@ -602,7 +605,7 @@ class Records:
                 }
                 pipe.zadd(OUTBOX, {who: now})
             pipe.hset(key, mapping=update)
-            pipe.hdel(key, "next_attempt_at")
+            pipe.hdel(key, "next_attempt_at", "parameters")  # nothing secret outlives the message
             pipe.delete(lease)
             pipe.zrem(WATCH, who)
             pipe.zrem(DUE, who)

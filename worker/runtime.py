@@ -10,6 +10,7 @@ from redis.retry import Retry
 
 from worker.outbox import Outbox
 from worker.records import Records, Timing
+from worker.sealing import Sealer
 from worker.settings import Settings, settings
 
 
@@ -47,6 +48,11 @@ def timing(s: Settings) -> Timing:
 def records() -> Records:
     s = settings()
     return Records(redis_client(s.redis_url, max_connections=s.redis_max_connections), timing(s))
+
+
+@lru_cache(maxsize=1)
+def sealer() -> Sealer:
+    return Sealer(settings().shiphub_secret_key)
 
 
 @lru_cache(maxsize=1)

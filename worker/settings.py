@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from worker.backoff import RetryPolicy
 from worker.errors import refuse_to_start
 from worker.hub import store_problem
+from worker.sealing import key_problem
 
 
 class Settings(BaseSettings):
@@ -29,6 +30,9 @@ class Settings(BaseSettings):
     # The hub's token for requests to us; required unless insecure development mode is on.
     endpoint_key: SecretStr | None = None
     shiphub_insecure_dev: bool = False
+    # Seals message parameters (credentials) while they are stored (worker/sealing.py); required
+    # unless insecure development mode is on.
+    shiphub_secret_key: SecretStr | None = None
 
     # Waiting for the worker (X-Hub-Wait overrides per request; the classic hub waited <= 180 s).
     hub_wait_seconds: float = Field(0.0, ge=0, le=180)
@@ -81,6 +85,13 @@ class Settings(BaseSettings):
     # Extra integration modules to load (a plugin hook; the tests use it for a test integration).
     shiphub_integration_modules: str = ""
 
+    @field_validator("shiphub_secret_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (problem := key_problem(value.get_secret_value())):
+            raise ValueError(f"SHIPHUB_SECRET_KEY {problem}")
+        return value
+
     @field_validator("hub_store")
     @classmethod
     def _store_is_a_key_part(cls, value: str) -> str:
@@ -118,6 +129,15 @@ class Settings(BaseSettings):
             refuse_to_start(
                 "ENDPOINT_KEY is not set: refusing to accept unauthenticated hub messages. "
                 "Set ENDPOINT_KEY, or SHIPHUB_INSECURE_DEV=1 for local development only."
+            )
+
+    def require_secret_key(self) -> None:
+        """Refuse to store credentials in clear, unless insecure development mode is explicit."""
+        if self.shiphub_secret_key is None and not self.shiphub_insecure_dev:
+            refuse_to_start(
+                "SHIPHUB_SECRET_KEY is not set: refusing to store message parameters "
+                "(credentials) unsealed. Set it to a Fernet key, or SHIPHUB_INSECURE_DEV=1 for "
+                "local development only."
             )
 
 

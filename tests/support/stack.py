@@ -141,6 +141,7 @@ class Stack:
     """The service as it runs in production, on loopback: receiver, workers, beat."""
 
     ENDPOINT_KEY = "test-endpoint-key"
+    SECRET_KEY = "4xK0gvQb0Z1m2Ab3yQ9cJ7dXo8hS5kLr6tW1uE2iV3c="  # a Fernet key for the tests
 
     def __init__(self, redis_server: RedisServer, extra_env: dict[str, str | None]) -> None:
         self.redis = redis_server
@@ -151,6 +152,7 @@ class Stack:
             "PYTHONPATH": str(ROOT),
             "REDIS_URL": redis_server.url,
             "ENDPOINT_KEY": self.ENDPOINT_KEY,
+            "SHIPHUB_SECRET_KEY": self.SECRET_KEY,
             "SHIPHUB_INTEGRATION_MODULES": "tests.support.acme",
             "BROKER_VISIBILITY_TIMEOUT_SECONDS": "6",
             "TASK_TIME_LIMIT_SECONDS": "4",
