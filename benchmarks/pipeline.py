@@ -4,7 +4,8 @@
                                   [--provider-latency 0.1]
 
 Everything runs on this machine over loopback, with the real pieces: redis-server (AOF on),
-gunicorn (gthread), Celery workers and the Dotcom simulator. It measures
+gunicorn (its gevent worker, as the Procfile runs it, and gthread to compare), Celery workers
+and the Dotcom simulator. It measures
 
 1. intake: concurrent clients posting new ``shipment:ready`` messages (recorded + published,
    no worker running) and then re-posting them (duplicates), messages per second and latency;
@@ -131,13 +132,18 @@ def main() -> None:
     try:
         stack.start_simulator("dotcom-simulator", "simulators.dotcom", sim_port)
         wait_until(lambda: requests.get(f"{sim_url}/_sim/health", timeout=1).ok)
-        stack.start_web()
         print(f"intake: {args.messages} messages, {args.clients} concurrent clients, no worker")
-        run = uuid.uuid4().hex[:6].upper()
-        bodies = [message(f"B{run}{i:06d}") for i in range(args.messages)]
-        describe("new messages", len(bodies), *post_all(stack, bodies, args.clients))
-        describe("duplicates", len(bodies), *post_all(stack, bodies, args.clients))
-        stack.redis.client().flushall()
+        for worker_class in ("gthread", "gevent"):  # gevent last: the end-to-end part uses it
+            web = stack.start_web(worker_class, name=f"web-{worker_class}")
+            run = uuid.uuid4().hex[:6].upper()
+            bodies = [message(f"B{run}{i:06d}") for i in range(args.messages)]
+            describe(f"new, {worker_class}", len(bodies), *post_all(stack, bodies, args.clients))
+            describe(
+                f"duplicate, {worker_class}", len(bodies), *post_all(stack, bodies, args.clients)
+            )
+            stack.redis.client().flushall()
+            if worker_class != "gevent":
+                web.stop()
 
         print(
             f"end to end: {args.e2e_messages} messages, provider call "

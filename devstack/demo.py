@@ -1,6 +1,7 @@
-"""The demo ``bin/run`` plays once the service is up: the seed's sample ``shipment:ready`` goes to
-the Dotcom simulator, and a later poll answers ``shipment:confirm`` with its tracking numbers,
-both through the HTTP receiver like the hub would send them."""
+"""The demo ``bin/run`` plays once the service is up: the seed's sample ``shipment:ready`` (under a
+shipment number of its own) goes to the Dotcom simulator, and a later poll answers
+``shipment:confirm`` with its tracking numbers, both through the HTTP receiver like the hub would
+send them."""
 
 from __future__ import annotations
 
@@ -39,10 +40,10 @@ def run_demo(base: str, env: dict[str, str]) -> None:
 
     shipment = json.loads(SAMPLE.read_text())
     shipment["message_id"] = uuid.uuid4().hex[:24]
-    say(
-        f"POST /dotcom/send_shipment  (the seed's sample, shipment "
-        f"{shipment['payload']['shipment']['number']}, store {store})"
-    )
+    # A shipment number of its own: the seed's (H67606710123) stays free for the README's curl.
+    number = f"H{int(time.time() * 1000) % 10**11:011d}"
+    shipment["payload"]["shipment"]["number"] = number
+    say(f"POST /dotcom/send_shipment  (the seed's sample as shipment {number}, store {store})")
     sent = post(base, "/dotcom/send_shipment", shipment, headers)
     say(f"  -> {sent.status_code} {json.dumps(sent.json().get('notifications'))}")
     if sent.status_code != 200:

@@ -3,12 +3,10 @@ starts Redis, the simulators and every Procfile line as written, and accepts a m
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -35,15 +33,19 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
     env = {
         **passthrough,
         **ports,
-        "SHIPHUB_DEMO": "0",
         "SHIPHUB_STATE_DIR": str(tmp_path),
         "SHIPHUB_REDIS": redis,
+        # The demo runs, only faster: the simulator ships at once and shows it at once.
+        "DOTCOM_SIM_SHIP_AFTER": "0",
+        "DOTCOM_SIM_VISIBLE_AFTER": "0",
+        "DOTCOM_POLL_LAG_SECONDS": "1",
     }
+    printed = tmp_path / "run.out"
     run = subprocess.Popen(
         [sys.executable, "-m", "devstack"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=printed.open("w"),
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
@@ -55,11 +57,14 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
             lambda: requests.get(f"http://127.0.0.1:{ports['FLOWER_PORT']}/", timeout=2).ok,
             timeout=60,
         )
-        body = json.loads((FIXTURES / "shipment_ready.json").read_text())
-        body["message_id"] = f"run-{time.time_ns()}"
+        wait_until(lambda: "parameter dotcom.last_polling_datetime" in printed.read_text(), 60)
 
+        # The README's curl, right after the demo: the seed's sample as printed in the fixture.
         response = requests.post(
-            f"{base}/dotcom/send_shipment", json=body, headers={"X-Hub-Wait": "30"}, timeout=60
+            f"{base}/dotcom/send_shipment",
+            data=(FIXTURES / "shipment_ready.json").read_bytes(),
+            headers={"X-Hub-Wait": "30"},
+            timeout=60,
         )
 
         assert response.status_code == 200, response.text
@@ -72,7 +77,9 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
             assert list((tmp_path / "redis").glob("appendonly*")), "Redis runs without AOF"
     finally:
         os.killpg(run.pid, signal.SIGINT)
-        output, _ = run.communicate(timeout=60)
+        run.wait(60)
+    output = printed.read_text()
+    assert "shipment:confirm" in output  # the demo's poll found its shipment
     assert "WARNING: ENDPOINT_KEY is not set" in output
     assert ("using the fakeredis TCP server" in output) == (redis == "fake")
     assert "[run] receiver" in output

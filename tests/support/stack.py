@@ -177,9 +177,13 @@ class Stack:
     def headers(self, **extra: str) -> dict[str, str]:
         return {"X-Hub-Token": self.ENDPOINT_KEY, **extra}
 
-    def start_web(self) -> Service:
+    def start_web(self, worker_class: str = "gevent", name: str = "web") -> Service:
+        """gunicorn as the Procfile runs it (gevent), or with another worker class to compare."""
+        per_worker = (
+            ["--worker-connections", "2000"] if worker_class == "gevent" else ["--threads", "16"]
+        )
         service = self._start(
-            "web",
+            name,
             [
                 sys.executable,
                 "-m",
@@ -187,9 +191,8 @@ class Stack:
                 "--bind",
                 f"127.0.0.1:{self.web_port}",
                 "--worker-class",
-                "gevent",  # as the Procfile runs it
-                "--worker-connections",
-                "2000",
+                worker_class,
+                *per_worker,
                 "--workers",
                 "1",
                 "--graceful-timeout",
