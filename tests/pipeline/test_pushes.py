@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import requests
 
 from tests.pipeline.conftest import HUB_STORE, HUB_TOKEN, stack_env
 from tests.pipeline.test_pipeline import order_message, poll_message
@@ -64,8 +63,9 @@ def test_a_hub_slower_than_the_push_timeout_gets_few_copies_all_with_one_deliver
         try:
             assert stack.post("/acme/send_order", body).status_code == 200
             wait_until(
-                lambda: stack.record("acme", body["message_id"])["delivery"]["status"]
-                == "delivered",
+                lambda: (
+                    stack.record("acme", body["message_id"])["delivery"]["status"] == "delivered"
+                ),
                 timeout=60,
             )
         finally:
@@ -84,13 +84,7 @@ def test_every_answer_has_its_own_delivery_id_and_goes_to_its_own_store(
     first, second = order_message(), order_message()
     shop = f"shop-{uuid.uuid4().hex[:6]}"
     assert stack.post("/acme/send_order", first).status_code == 200
-    response = requests.post(
-        f"{stack.url}/acme/send_order",
-        json=second,
-        headers=stack.headers(**{"X-Hub-Store": shop}),
-        timeout=10,
-    )
-    assert response.status_code == 200
+    assert stack.post("/acme/send_order", second, store=shop).status_code == 200
     hub.wait_for(first["message_id"])
     hub.wait_for(second["message_id"])
 
@@ -115,13 +109,7 @@ def test_an_answer_bigger_than_a_push_goes_out_in_parts_in_order(
         ]
     body = poll_message(since=0)
     store = f"shop-{uuid.uuid4().hex[:6]}"  # its cursor moves: not the shared store's
-    response = requests.post(
-        f"{stack.url}/acme/tracking",
-        json=body,
-        headers=stack.headers(**{"X-Hub-Store": store}),
-        timeout=30,
-    )
-    assert response.status_code == 200
+    assert stack.post("/acme/tracking", body, store=store).status_code == 200
 
     wait_until(
         lambda: stack.record("acme", body["message_id"])["delivery"]["status"] == "delivered",

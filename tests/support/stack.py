@@ -271,11 +271,19 @@ class Stack:
         return service
 
     def post(
-        self, path: str, body: Any, *, wait: float | None = None, **kw: Any
+        self,
+        path: str,
+        body: Any,
+        *,
+        wait: float | None = None,
+        store: str | None = None,
+        **kw: Any,
     ) -> requests.Response:
         headers = self.headers()
         if wait is not None:
             headers["X-Hub-Wait"] = str(wait)
+        if store is not None:
+            headers["X-Hub-Store"] = store
         return requests.post(f"{self.url}{path}", json=body, headers=headers, timeout=60, **kw)
 
     def record(self, integration: str, message_id: str) -> dict[str, Any]:
