@@ -37,12 +37,16 @@ from typing import Any, Literal
 import requests
 
 from worker.outbox import Outbox, TakenPush
+from worker.patience import patiently
 from worker.provider_http import excerpt, pooled_session, retry_after_seconds
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 DELIVER_TASK = "shiphub.deliver"
 MAX_TIMEOUT_GROWTH = 8  # a slow hub's timeout grows to at most this many times the setting
+# How long a push task waits for Redis to come back (a restart) before it gives the push up to
+# its claim's reclaim time, a minute later.
+PATIENCE_SECONDS = 20.0
 
 
 def signed_headers(
@@ -143,7 +147,10 @@ def deliver(outbox: Outbox, integration: str, message_id: str, claim: str, s: Se
     """Push one answer (the parts not yet delivered, in order) under ``claim``, and record what
     happened."""
     longest = _timeout(s, MAX_TIMEOUT_GROWTH)  # if this pusher dies, a new claim comes after it
-    taken = outbox.take(integration, message_id, claim, longest)
+    name = f"push of {integration}/{message_id}"
+    taken = patiently(
+        lambda: outbox.take(integration, message_id, claim, longest), PATIENCE_SECONDS, name
+    )
     if taken is None or not s.hub_push_url:
         return Pushed("stale")
     bodies = push_bodies(taken.answer or {"message_id": message_id}, s.hub_push_max_bytes)
@@ -152,11 +159,15 @@ def deliver(outbox: Outbox, integration: str, message_id: str, claim: str, s: Se
         failure = _push(bodies[number - 1], taken, (number, len(bodies)), s, timeout)
         if failure is not None:
             return _failed(outbox, integration, message_id, claim, taken, failure, timeout, s)
-        if number < len(bodies) and not outbox.part_delivered(
-            integration, message_id, claim, number, longest
+        if number < len(bodies) and not patiently(
+            lambda n=number: outbox.part_delivered(integration, message_id, claim, n, longest),
+            PATIENCE_SECONDS,
+            name,
         ):
             return Pushed("stale")
-    if not outbox.delivered(integration, message_id, claim):
+    if not patiently(
+        lambda: outbox.delivered(integration, message_id, claim), PATIENCE_SECONDS, name
+    ):
         log.warning("push of %s/%s landed after its claim was superseded", integration, message_id)
     return Pushed("delivered")
 
@@ -180,8 +191,12 @@ def _failed(
     # A push that timed out may have reached the hub: wait at least as long as it waited.
     at_least = timeout if failure.timed_out else failure.retry_after
     next_at = s.push_retries.next_attempt_at(attempt, taken.since, now, at_least)
-    outcome = outbox.failed(
-        integration, message_id, claim, failure.error, next_at, timed_out=failure.timed_out
+    outcome = patiently(
+        lambda: outbox.failed(
+            integration, message_id, claim, failure.error, next_at, timed_out=failure.timed_out
+        ),
+        PATIENCE_SECONDS,
+        f"push of {integration}/{message_id}",
     )
     if outcome == "dead":
         log.error(
@@ -252,5 +267,9 @@ def push_soon(outbox: Outbox, integration: str, message_id: str) -> None:
         send_push(integration, message_id, claim)
     except Exception as exc:
         log.warning("could not send the push of %s/%s (%r)", integration, message_id, exc)
-        with contextlib.suppress(Exception):
-            outbox.make_due(integration, message_id, time.time())
+        with contextlib.suppress(Exception):  # else its claim comes back by itself, later
+            patiently(
+                lambda: outbox.make_due(integration, message_id, time.time()),
+                PATIENCE_SECONDS,
+                f"push of {integration}/{message_id}",
+            )

@@ -36,6 +36,7 @@ from worker.errors import HardError, ProviderError
 from worker.hub import Answer, HubMessage, fold_parameters, qualify
 from worker.job import Job
 from worker.outbox import Outbox
+from worker.patience import patiently
 from worker.records import (
     WATCH,
     Begun,
@@ -245,17 +246,7 @@ class _Attempt:
     def _patiently(self, write: Callable[[], T]) -> T:
         """A write after a Redis error under the handler: Redis may be restarting, so try again
         for as long as the lease would last rather than leave the message to the watchdog."""
-        gives_up = time.monotonic() + self.records.timing.lease_seconds
-        pause = 0.25
-        while True:
-            try:
-                return write()
-            except redis.RedisError as exc:
-                if time.monotonic() + pause > gives_up:
-                    raise
-                log.warning("%s: Redis is unavailable (%s); trying again", self.name, exc)
-                time.sleep(pause)
-                pause = min(pause * 2, 2.0)
+        return patiently(write, self.records.timing.lease_seconds, self.name)
 
 
 def _error_answer(

@@ -59,16 +59,18 @@ def test_every_process_rides_out_redis_restarts_under_load_and_every_message_is_
         accepted = [m for m, status in outcomes if status == 200]
         refused = [m for m, status in outcomes if status != 200]
         assert accepted and refused  # the outages really happened under load
-        for message_id in accepted:  # answered 200: handled and pushed, under one delivery id
-            stack.wait_status("acme", message_id, "succeeded", timeout=60)
-            hub.wait_for(message_id, timeout=30)
+        # Answered 200: handled and pushed, under one delivery id. A task the outage cut off is
+        # taken up again by the watchdog, or its push claimed again, within about a minute.
+        for message_id in accepted:
+            stack.wait_status("acme", message_id, "succeeded", timeout=120)
+            hub.wait_for(message_id, timeout=120)
             assert len({p["delivery_id"] for p in hub.pushes_of(message_id)}) == 1
         for message_id in refused:  # answered 503 (or cut off): not recorded, or handled
             found = requests.get(
                 f"{stack.url}/messages/acme/{message_id}", headers=stack.headers(), timeout=10
             )
             if found.status_code == 200:
-                stack.wait_status("acme", message_id, "succeeded", timeout=60)
+                stack.wait_status("acme", message_id, "succeeded", timeout=120)
         polls_before = len(provider.polled_since)  # beat still schedules polls
         wait_until(lambda: len(provider.polled_since) > polls_before, timeout=20)
-        assert time.monotonic() - restarted < 120
+        assert time.monotonic() - restarted < 240
