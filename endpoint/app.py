@@ -24,7 +24,7 @@ from worker.hub import HubMessage, store_problem
 from worker.intake import Publish, Submission, Unavailable, submit
 from worker.outbox import Outbox
 from worker.records import Records
-from worker.sealing import Sealer
+from worker.sealing import sealer
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def create_app(
     s = settings or load_settings()
     s.require_endpoint_key()
     s.require_secret_key()
-    sealer = Sealer(s.shiphub_secret_key)
+    parameters_sealer = sealer(s.shiphub_secret_key)
     registry.load(s.shiphub_integration_modules)
     if records is None:
         records = runtime.records()
@@ -213,7 +213,7 @@ def create_app(
         except BadBody as exc:
             return replies.error(exc.status, exc.subject, str(exc), message_id=message.message_id)
         try:
-            submission = submit(records, publish, handler, message, store, sealer)
+            submission = submit(records, publish, handler, message, store, parameters_sealer)
         except Unavailable as exc:
             return replies.unavailable(str(exc), message_id=message.message_id)
         return _answer(records, waiting, s, integration, message, submission, wait)

@@ -54,10 +54,6 @@ class Waiting:
         finally:
             self._leave(channel, event)
 
-    @property
-    def waiting(self) -> int:
-        return self._count
-
     def _enter(self, channel: str) -> threading.Event:
         event = threading.Event()
         with self._lock:

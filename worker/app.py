@@ -28,6 +28,7 @@ from worker.handling import handle
 from worker.intake import Unavailable, submit
 from worker.polling import POLL_TASK, configured_polls, poll_message
 from worker.scheduler import Scheduler
+from worker.sealing import sealer
 from worker.settings import settings
 from worker.watchdog import sweep
 
@@ -130,7 +131,12 @@ def poll(integration_name: str, service_name: str, every_seconds: int) -> str:
     assert handler is not None
     try:
         outcome = submit(
-            runtime.records(), publish, handler, message, settings().hub_store, runtime.sealer()
+            runtime.records(),
+            publish,
+            handler,
+            message,
+            settings().hub_store,
+            sealer(settings().shiphub_secret_key),
         )
     except Unavailable as exc:
         log.warning("scheduled poll %s not recorded: %s", message.message_id, exc)

@@ -47,7 +47,7 @@ from worker.records import (
     service_lock_key,
 )
 from worker.registry import Handler, Integration
-from worker.sealing import Sealer
+from worker.sealing import sealer
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class _Attempt:
     ) -> None:
         self.integration, self.handler, self.message_id = integration, handler, message_id
         self.records, self.outbox, self.s = records, outbox, s
-        self.sealer = Sealer(s.shiphub_secret_key)
+        self.sealer = sealer(s.shiphub_secret_key)
         self.deadline = Deadline(s.task_time_limit_seconds)
         self.keeper = leases.keeper(records.redis, records.timing.lease_seconds)
         self.lease = uuid.uuid4().hex

@@ -26,7 +26,6 @@ class Job(Generic[P]):
     store: str
     attempt: int
     records: Records
-    _repeat: bool = field(default=False, init=False, repr=False)
     _earlier_sends: Any = field(default=None, init=False, repr=False)
     kept: list[Keep] = field(default_factory=list, init=False, repr=False)
 
@@ -54,15 +53,15 @@ class Job(Generic[P]):
         a redelivered task gets the stored result instead of calling again. A call that was in
         flight when the worker died is made again (there is no way to know whether it landed):
         the provider's own key (the order number, the idempotency key) must make that repeat
-        harmless, and ``repeat_of_inflight`` tells the handler it may meet its own earlier call.
+        harmless (``already_there`` tells a repeat that met its own earlier call from anything
+        else).
         ``sends`` is what the call creates at the provider (JSON-able): kept with the in-flight
         mark, it lets ``already_there`` recognise this message's own earlier attempt.
         """
         state = self.records.once_state(self.integration, self.message_id, operation)
         if state and state["state"] == "done":
             return state["result"]
-        self._repeat = bool(state and state["state"] == "inflight")
-        self._earlier_sends = state.get("sends") if self._repeat and state else None
+        self._earlier_sends = state.get("sends") if state and state["state"] == "inflight" else None
         self.records.once_inflight(
             self.integration, self.message_id, operation, self.attempt, sends=sends
         )
@@ -123,11 +122,6 @@ class Job(Generic[P]):
     def recall(self, kind: str, *names: str) -> list[Any]:
         """Values kept by earlier messages of this integration and store (None where absent)."""
         return self.records.recall(self.integration, self.store, kind, list(names))
-
-    @property
-    def repeat_of_inflight(self) -> bool:
-        """True inside ``once`` when an earlier attempt died during this same call."""
-        return self._repeat
 
 
 def differences(before: Any, now: Any, limit: int = 8) -> list[str]:

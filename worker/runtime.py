@@ -10,7 +10,6 @@ from redis.retry import Retry
 
 from worker.outbox import Outbox
 from worker.records import Records, Timing
-from worker.sealing import Sealer
 from worker.settings import Settings, settings
 
 
@@ -48,11 +47,6 @@ def timing(s: Settings) -> Timing:
 def records() -> Records:
     s = settings()
     return Records(redis_client(s.redis_url, max_connections=s.redis_max_connections), timing(s))
-
-
-@lru_cache(maxsize=1)
-def sealer() -> Sealer:
-    return Sealer(settings().shiphub_secret_key)
 
 
 @lru_cache(maxsize=1)

@@ -14,6 +14,8 @@ as they are until the message finishes.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import SecretStr
 
@@ -26,10 +28,6 @@ class Sealer:
     def __init__(self, keys: SecretStr | None) -> None:
         values = [k.strip() for k in keys.get_secret_value().split(",")] if keys else []
         self._fernet = MultiFernet([Fernet(k) for k in values if k]) if values else None
-
-    @property
-    def sealing(self) -> bool:
-        return self._fernet is not None
 
     def seal(self, text: str) -> str:
         if self._fernet is None:
@@ -54,6 +52,12 @@ class Sealer:
                     "rotate keys by listing the new one first and the old one after it"
                 ],
             ) from None
+
+
+@lru_cache(maxsize=4)
+def sealer(keys: SecretStr | None) -> Sealer:
+    """The sealer for ``SHIPHUB_SECRET_KEY`` (made once per process, not once per message)."""
+    return Sealer(keys)
 
 
 def key_problem(keys: str) -> str | None:
