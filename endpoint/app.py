@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from endpoint import replies
-from endpoint.body import BadBody, TooLarge, parse_message, read_body
+from endpoint.body import BadBody, TooLarge, parse_event, parse_message, read_body
 from endpoint.waiting import TooManyWaiting, Waiting
 from worker import registry
 from worker.delivery import push_soon
@@ -26,6 +26,7 @@ from worker.outbox import Outbox
 from worker.records import Records
 from worker.sealing import sealer
 from worker.settings import Settings
+from worker.webhooks import event_message_id
 
 log = logging.getLogger(__name__)
 TOKEN_HEADERS = ("X-Hub-Token", "X-Augury-Token")
@@ -181,12 +182,13 @@ def create_app(
         found = registry.integrations().get(integration)
         if found is None:
             return replies.error(404, "Unknown integration", _unknown_integration(integration))
-        svc = found.services.get(service)
+        svc = found.hub_services().get(service)
         if svc is None:
             return replies.error(
                 404,
                 "Unknown service",
-                f"{integration!r} has no service {service!r}; it has: {', '.join(found.services)}",
+                f"{integration!r} has no service {service!r}; it has: "
+                f"{', '.join(found.hub_services())}",
             )
         try:
             wait = _wait_seconds(s)
@@ -217,6 +219,50 @@ def create_app(
         except Unavailable as exc:
             return replies.unavailable(str(exc), message_id=message.message_id)
         return _answer(records, waiting, s, integration, message, submission, wait)
+
+    @app.post("/webhooks/<integration>")
+    def receive_event(integration: str) -> Response:
+        """A provider's event: verified on the raw body before anything else is read, then
+        recorded and enqueued like a hub message (its id made from the event, so a repeated
+        event is a duplicate). The provider gets 200 for a new or a repeated event."""
+        found = registry.integrations().get(integration)
+        hook = found.inbound if found else None
+        if hook is None:
+            return replies.error(
+                404, "No webhook", f"{integration!r} takes no webhooks at /webhooks/{integration}"
+            )
+        try:
+            raw = read_body(s.max_body_bytes)
+        except TooLarge as exc:
+            return replies.error(413, "Event too large", str(exc))
+        except BadBody as exc:
+            return replies.error(exc.status, exc.subject, str(exc))
+        if problem := hook.verify(request.headers, raw):
+            log.warning("webhook %s refused: %s", integration, problem)
+            return replies.error(401, "Unverified event", problem)
+        try:
+            event = parse_event(raw)
+            store = _event_store(s)
+        except BadBody as exc:
+            return replies.error(exc.status, exc.subject, str(exc))
+        try:
+            payload = hook.payload.model_validate(event)
+        except ValidationError as exc:
+            return replies.invalid_payload("", exc)
+        message = HubMessage(
+            message_id=event_message_id(hook, hook.key(payload)),
+            message=hook.message,
+            payload=event,
+        )
+        handler = found.handler(hook.message) if found else None
+        assert handler is not None  # registered with the webhook
+        try:
+            submission = submit(records, publish, handler, message, store, parameters_sealer)
+        except Unavailable as exc:
+            return replies.unavailable(str(exc), message_id=message.message_id)
+        if submission.outcome in ("duplicate", "conflict"):
+            return jsonify(message_id=message.message_id, status="duplicate")
+        return jsonify(message_id=message.message_id, status="queued")
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge) -> Response:
@@ -264,6 +310,17 @@ def _store(s: Settings) -> str:
         return s.hub_store
     if problem := store_problem(given):
         raise BadBody(400, "Invalid X-Hub-Store", f"X-Hub-Store {problem}")
+    return given
+
+
+def _event_store(s: Settings) -> str:
+    """The store a provider's event is for: ``?store=`` in the webhook URL registered with the
+    provider, else ``HUB_STORE``."""
+    given = request.args.get("store")
+    if not given:
+        return s.hub_store
+    if problem := store_problem(given):
+        raise BadBody(400, "Invalid store", f"store {problem}")
     return given
 
 

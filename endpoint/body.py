@@ -99,6 +99,21 @@ def parse_message(raw: bytes) -> HubMessage:
     return _validate(data)
 
 
+def parse_event(raw: bytes) -> dict[str, Any]:
+    """A provider's webhook event: a JSON object, under the same limits as a hub message (a
+    bad one is a 400: the provider's request is wrong, not a hub message)."""
+    try:
+        data = _decode(raw)
+        _check_structure(data)
+    except BadBody as exc:
+        raise BadBody(400, exc.subject, str(exc)) from None
+    if not isinstance(data, dict):
+        raise BadBody(
+            400, "Invalid event", f"The body is a JSON {type(data).__name__}; expected an object"
+        )
+    return data
+
+
 def _decode(raw: bytes) -> Any:
     if not raw.strip():
         raise BadBody(406, "Invalid message", "The body is empty; expected a JSON hub message")

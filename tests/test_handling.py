@@ -192,3 +192,33 @@ def test_a_handler_that_outlived_its_lease_writes_nothing(records: Records, outb
     assert handled.outcome == "stale"
     assert records.get("unit", "u5").status == "succeeded"
     assert records.redis.zscore(DUE, "unit:u5") is None
+
+
+def test_a_watched_value_changed_under_the_handler_runs_it_again_on_the_new_value(
+    records: Records, outbox: Outbox
+) -> None:
+    """Two messages reporting one shipment at once: the one whose answer is stored second
+    read a value the first changed, so its answer is thrown away and it runs again."""
+
+    def report(job: Job[Empty]) -> Answer:
+        (last,) = job.watch("shipment", "S1")
+        answer = job.answer()
+        if last != "picked_up":
+            answer.notify("info", "reported picked_up")
+            job.keep("shipment", "S1", "picked_up")
+            if job.attempt == 1:  # another message reports the same status meanwhile
+                records.redis.set("shiphub:memory:unit:shop:shipment:S1", json.dumps("picked_up"))
+        return answer
+
+    behaviour["work"] = report
+    recorded(records, "w1", "unit:work", integration="unit")
+
+    first = run_unit(records, outbox, "w1")
+    assert first.outcome == "retrying"
+    assert first.next_at is not None and first.next_at <= time.time()
+    assert records.get("unit", "w1").answer is None
+
+    records.redis.zrem(DUE, "unit:w1")
+    second = run_unit(records, outbox, "w1")
+    assert second.outcome == "succeeded"
+    assert records.get("unit", "w1").answer["notifications"] == []  # reported once, by the other

@@ -18,10 +18,16 @@ from typing import NoReturn
 
 class ProviderError(Exception):
     def __init__(
-        self, subject: str, reasons: Sequence[str] = (), *, status: int | None = None
+        self,
+        subject: str,
+        reasons: Sequence[str] = (),
+        *,
+        status: int | None = None,
+        code: str | None = None,
     ) -> None:
         self.subject = subject
         self.status = status  # the provider's HTTP status, when the error is an HTTP answer
+        self.code = code  # the provider's own error type ("PLACE_ORDER_FAILED"), when it gives one
         self.reasons = [r for r in reasons if r] or [subject]
         super().__init__(subject if not reasons else f"{subject}: {'; '.join(self.reasons)}")
 
@@ -40,8 +46,9 @@ class TransientError(ProviderError):
         retry_after: float | None = None,
         *,
         status: int | None = None,
+        code: str | None = None,
     ) -> None:
-        super().__init__(subject, reasons, status=status)
+        super().__init__(subject, reasons, status=status, code=code)
         self.retry_after = retry_after
 
 

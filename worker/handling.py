@@ -131,6 +131,7 @@ class _Attempt:
         self.keeper = leases.keeper(records.redis, records.timing.lease_seconds)
         self.lease = uuid.uuid4().hex
         self.name = f"{integration.name}/{message_id}"
+        self.watched: list[Keep] = []
 
     def run(self) -> Handled:
         begun = self.records.begin(self.integration.name, self.message_id, self.lease)
@@ -174,6 +175,7 @@ class _Attempt:
             attempt=begun.attempt,
             records=self.records,
         )
+        self.watched = job.watched
         return self.handler.handle(job), job.kept
 
     def _retry_or_die(self, begun: Begun, exc: Exception) -> Handled:
@@ -230,6 +232,7 @@ class _Attempt:
                 error=error,
                 cursor=cursor if status == "succeeded" else {},
                 keep=kept if status == "succeeded" and kept else [],
+                expect=self.watched if status == "succeeded" else [],
                 push=bool(self.s.hub_push_url),
                 lease_token=self.lease,
             )
@@ -237,11 +240,27 @@ class _Attempt:
         if written == "stale":
             log.warning("%s: lost its lease; its %s answer was refused", self.name, status)
             return Handled("stale", error or "")
+        if written == "conflict":
+            return self._run_again()
         if written != "written":
             return Handled(written)
         if self.s.hub_push_url:
             delivery.push_soon(self.outbox, integration, self.message_id)
         return Handled(status, _summary(answer) if error is None else error)
+
+    def _run_again(self) -> Handled:
+        """What the handler decided on changed under it: run it again now (a retry that is
+        due at once), on what is there now."""
+        why = "what it read changed before its answer was stored (another message came first)"
+        log.info("%s: %s; running it again", self.name, why)
+        at = time.time()
+        if not self._patiently(
+            lambda: self.records.mark_retrying(
+                self.integration.name, self.message_id, why, at, self.lease
+            )
+        ):
+            return Handled("stale", why)
+        return Handled("retrying", why, at)
 
     def _patiently(self, write: Callable[[], T]) -> T:
         """A write after a Redis error under the handler: Redis may be restarting, so try again

@@ -1,5 +1,10 @@
 """The hub's message protocol: what arrives, and the answer we give back.
 
+The hub's objects are typed here once, for every provider: the shipment, its addresses and items
+as they arrive (``ShipmentReady``, ``ShipmentReference``, ``ShipmentChanges``), and the payloads
+we send (``ConfirmedShipment`` for ``shipment:confirm``, ``ShipmentUpdate`` for
+``shipment:update``).
+
 Shapes follow the classic hub (``{"message_id", "message", "payload"}`` in, ``{"message_id",
 "messages", "parameters", "notifications"}`` out). See ``shared/reference/hub-protocol.md``.
 """
@@ -7,10 +12,13 @@ Shapes follow the classic hub (``{"message_id", "message", "payload"}`` in, ``{"
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
+
+from worker.status import ShipmentStatus
 
 Level = Literal["info", "warn", "error"]
 MAX_NAME_LENGTH = 200
@@ -146,6 +154,14 @@ class Answer(BaseModel):
         self.messages.append(OutgoingMessage(message=message, payload=dict(payload)))
         return self
 
+    def confirm(self, shipment: ConfirmedShipment) -> Answer:
+        """``shipment:confirm``: the shipment has shipped."""
+        return self.add_message("shipment:confirm", {"shipment": shipment.to_hub()})
+
+    def update(self, shipment: ShipmentUpdate) -> Answer:
+        """``shipment:update``: what the provider did with the shipment, and its status."""
+        return self.add_message("shipment:update", {"shipment": shipment.to_hub()})
+
     def add_parameter(self, name: str, value: Any) -> Answer:
         self.parameters.append(Parameter(name=name, value=value))
         return self
@@ -185,3 +201,141 @@ def fold_parameters(raw: list[Any], integration: str) -> dict[str, Any]:
 def qualify(integration: str, name: str) -> str:
     """The hub's name for one of our parameters: ``dotcom.last_polling_datetime``."""
     return name if name.startswith(f"{integration}.") else f"{integration}.{name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Hub objects: what arrives in payloads
+
+
+class HubModel(BaseModel):
+    # The hub adds keys freely; numbers where text is expected (zipcode 20815) are taken as text.
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True, str_strip_whitespace=True)
+
+
+class HubAddress(HubModel):
+    firstname: str = Field(min_length=1)
+    lastname: str = Field(min_length=1)
+    company: str | None = None
+    address1: str = Field(min_length=1)
+    address2: str | None = None
+    city: str = Field(min_length=1)
+    state: str | None = None  # a name ("Maryland") or a code; required for US addresses
+    zipcode: str = Field(min_length=1)
+    country: str = Field(min_length=1)
+    phone: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.firstname} {self.lastname}"
+
+
+class HubItem(HubModel):
+    sku: str = Field(min_length=1)
+    quantity: int = Field(ge=1)
+    price: Decimal | None = None
+    variant_id: str | None = None
+    name: str | None = None
+
+
+class HubShipment(HubModel):
+    number: str = Field(min_length=1)
+    order_number: str = Field(min_length=1)
+    email: str | None = None
+    shipping_method: str = Field(min_length=1)
+    shipping_address: HubAddress
+    billing_address: HubAddress | None = None
+    items: list[HubItem] = Field(min_length=1)
+
+    @property
+    def value(self) -> Decimal:
+        """What the items are worth (items without a price count as 0)."""
+        return sum((i.price or Decimal(0)) * i.quantity for i in self.items) or Decimal(0)
+
+
+class HubOrder(HubModel):
+    billing_address: HubAddress | None = None
+
+
+class ShipmentReady(HubModel):
+    """``shipment:ready``: the shipment to send; the order may carry its billing address."""
+
+    shipment: HubShipment
+    order: HubOrder | None = None
+
+
+class ShipmentNumber(HubModel):
+    number: str = Field(min_length=1)
+
+
+class ShipmentReference(HubModel):
+    """A message about a shipment already sent (``shipment:cancel``, a retry, a get): only
+    ``shipment.number`` is needed."""
+
+    shipment: ShipmentNumber
+
+
+class ShipmentChanges(HubModel):
+    """A shipment as ``shipment:update`` carries it: its number, and whatever changed."""
+
+    number: str = Field(min_length=1)
+    email: str | None = None
+    shipping_method: str | None = None
+    shipping_address: HubAddress | None = None
+    items: list[HubItem] | None = Field(None, min_length=1)
+
+
+class ShipmentChanged(HubModel):
+    """``shipment:update`` from the hub: change a shipment already sent."""
+
+    shipment: ShipmentChanges
+
+
+class PollPayload(HubModel):
+    """A poll: nothing in the payload besides the parameters."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Hub objects: what we send
+
+
+class OutgoingShipment(BaseModel):
+    """Fields every provider fills the same way; a provider adds its own (``dotcom_release``)
+    as extra keys."""
+
+    model_config = ConfigDict(extra="allow")
+
+    number: str
+    order_number: str | None = None
+    tracking: str | None = None  # the first tracking number
+    tracking_numbers: list[str] = Field(default_factory=list)
+    tracking_url: str | None = None
+    carrier: str | None = None
+    service: str | None = None
+
+    def to_hub(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class ConfirmedShipment(OutgoingShipment):
+    """``shipment:confirm``: shipped, with its tracking."""
+
+    status: Literal["shipped"] = "shipped"
+    shipped_at: str | None = None  # ISO 8601 with offset
+    carriers: list[str] = Field(default_factory=list)
+    service_code: str | None = None
+    shipping_method: str | None = None
+    items: list[dict[str, Any]] = Field(default_factory=list)  # [{"sku", "quantity"}]
+    cartons: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ShipmentUpdate(OutgoingShipment):
+    """``shipment:update``: where the shipment is, in the canonical status model
+    (``worker.status``), with the provider's own word beside it."""
+
+    status: ShipmentStatus
+    provider_status: str
+    status_at: str | None = None  # when the provider says it happened (ISO 8601, UTC)
+    sequence: int | None = None  # 1, 2, ... per shipment: a lower one than last seen is stale
+    provider: str | None = None  # the integration's provider (the courier is ``carrier``)
+    estimated_delivery_at: str | None = None
+    note: str | None = None

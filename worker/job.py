@@ -28,6 +28,7 @@ class Job(Generic[P]):
     records: Records
     _earlier_sends: Any = field(default=None, init=False, repr=False)
     kept: list[Keep] = field(default_factory=list, init=False, repr=False)
+    watched: list[Keep] = field(default_factory=list, init=False, repr=False)
 
     def param(self, name: str) -> Any:
         """A required parameter; a missing one is a hard error naming it."""
@@ -122,6 +123,20 @@ class Job(Generic[P]):
     def recall(self, kind: str, *names: str) -> list[Any]:
         """Values kept by earlier messages of this integration and store (None where absent)."""
         return self.records.recall(self.integration, self.store, kind, list(names))
+
+    def watch(self, kind: str, *names: str) -> list[Any]:
+        """``recall``, for a decision that must not be made twice: if another message changes
+        any of these values before this answer is stored (a webhook and a poll reporting the
+        same shipment at once), this answer is thrown away and the handler runs again on the
+        new values. Only the first read of a name counts."""
+        values = self.recall(kind, *names)
+        seen = {(k, n) for k, n, _ in self.watched}
+        self.watched += [
+            (kind, name, value)
+            for name, value in zip(names, values, strict=True)
+            if (kind, name) not in seen
+        ]
+        return values
 
 
 def differences(before: Any, now: Any, limit: int = 8) -> list[str]:

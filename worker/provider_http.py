@@ -85,6 +85,8 @@ def call(
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     retry_after_headers: Iterable[str] = ("Retry-After",),
     reasons: Callable[[requests.Response], list[str]] | None = None,
+    error_type: Callable[[requests.Response], str | None] | None = None,
+    transient_types: frozenset[str] = frozenset(),
     exact_url: bool = False,
     stream: bool = False,
     headers: Mapping[str, str] | None = None,
@@ -93,7 +95,10 @@ def call(
     """Send one request; return a 2xx response or raise a classified provider error.
 
     ``reasons`` extracts the provider's own error reasons from a failed response (its body shape
-    is provider-specific); without it a short excerpt of the body is used. ``exact_url`` sends
+    is provider-specific); without it a short excerpt of the body is used. ``error_type`` reads
+    the provider's own error type from it, for APIs that say the severity by type rather than by
+    HTTP code: a type in ``transient_types`` is retried, another known type is not, and without
+    a type the HTTP code decides. ``exact_url`` sends
     ``url`` byte for byte (requests would otherwise re-quote it), for APIs that sign the URL.
     Redirects are not followed: a provider API that redirects is misconfigured, and following
     would carry credentials elsewhere. With ``stream`` the caller reads the body, through
@@ -132,7 +137,9 @@ def call(
         _read_whole(response, provider)
         if 200 <= response.status_code < 300:
             return response
-        raise classify(response, provider, retry_after_headers, reasons)
+        raise classify(
+            response, provider, retry_after_headers, reasons, error_type, transient_types
+        )
     finally:
         response.close()
 
@@ -264,14 +271,18 @@ def classify(
     provider: str,
     retry_after_headers: Iterable[str] = ("Retry-After",),
     reasons: Callable[[requests.Response], list[str]] | None = None,
+    error_type: Callable[[requests.Response], str | None] | None = None,
+    transient_types: frozenset[str] = frozenset(),
 ) -> TransientError | HardError:
     """Turn a non-2xx response into the error the task knows how to treat; ``status`` on the
     error keeps the HTTP status for providers that word some of them specially. The request's
     header values are hidden from the reasons: some error pages repeat the request."""
     status = response.status_code
     found = [scrubbed(r, sent_headers(response)) for r in _safe_reasons(response, reasons)]
-    subject = f"{provider} answered HTTP {status}"
-    if status in RETRIABLE_STATUS:
+    code = _safe_type(response, error_type)
+    subject = f"{provider} answered HTTP {status}" + (f" {code}" if code else "")
+    transient = code in transient_types if code else status in RETRIABLE_STATUS
+    if transient:
         hint = next(
             (
                 seconds
@@ -280,8 +291,19 @@ def classify(
             ),
             None,
         )
-        return TransientError(subject, found, retry_after=hint, status=status)
-    return HardError(subject, found, status=status)
+        return TransientError(subject, found, retry_after=hint, status=status, code=code)
+    return HardError(subject, found, status=status, code=code)
+
+
+def _safe_type(
+    response: requests.Response, error_type: Callable[[requests.Response], str | None] | None
+) -> str | None:
+    if error_type is None:
+        return None
+    try:
+        return error_type(response)
+    except Exception:  # an odd body: the HTTP code decides
+        return None
 
 
 def _safe_reasons(

@@ -53,7 +53,8 @@ REPLAYABLE = frozenset({"failed", "dead"})
 Status = Literal["queued", "processing", "retrying", "succeeded", "failed", "dead"]
 # What a fenced write did: applied; or refused because the message had already finished, the
 # writer no longer holds its lease, or the record is gone.
-Write = Literal["written", "finished", "stale", "missing"]
+# "conflict": something the handler read with ``Job.watch`` changed before its answer was stored.
+Write = Literal["written", "finished", "stale", "missing", "conflict"]
 
 
 def record_key(integration: str, message_id: str) -> str:
@@ -89,7 +90,8 @@ def memory_key(integration: str, store: str, kind: str, name: str) -> str:
     return f"{PREFIX}memory:{integration}:{store}:{kind}:{name}"
 
 
-# What a handler keeps for later messages: (kind, key, JSON-able value).
+# What a handler keeps for later messages: (kind, key, JSON-able value); also what it read and
+# expects to be unchanged when its answer is stored (value None: absent).
 Keep = tuple[str, str, Any]
 
 
@@ -569,13 +571,22 @@ class Records:
         push: bool,
         lease_token: str,
         keep: list[Keep] | None = None,
+        expect: list[Keep] | None = None,
     ) -> Write:
         """Store the answer, the outbox entry, the cursor and what the handler keeps in one
         transaction, and release the lease, only if ``lease_token`` still holds it and the
-        message has not finished: a stale holder or a redelivered task writes nothing."""
+        message has not finished: a stale holder or a redelivered task writes nothing.
+
+        ``expect`` is handler memory read with ``Job.watch``: if any of it changed since (another
+        message reported the same shipment first), nothing is written ("conflict") and the
+        handler runs again on what is there now."""
         key, lease = record_key(integration, message_id), lease_key(integration, message_id)
         who = member(integration, message_id)
         now = time.time()
+        watched: dict[str, Any] = {}
+        if expect:
+            at = self.redis.hget(key, "store") or "default"
+            watched = {memory_key(integration, at, k, n): v for k, n, v in expect}
 
         def commit(pipe: redis.client.Pipeline) -> Write:
             current, store = pipe.hmget(key, "status", "store")
@@ -585,6 +596,13 @@ class Records:
                 return "finished"
             if pipe.get(lease) != lease_token:
                 return "stale"
+            if watched:
+                now_there = pipe.mget(list(watched))
+                if any(
+                    (json.loads(raw) if raw is not None else None) != value
+                    for raw, value in zip(now_there, watched.values(), strict=True)
+                ):
+                    return "conflict"
             pipe.multi()
             update = {
                 "status": status,
@@ -629,7 +647,7 @@ class Records:
             pipe.publish(done_channel(integration, message_id), status)
             return "written"
 
-        return self.redis.transaction(commit, key, lease, value_from_callable=True)
+        return self.redis.transaction(commit, key, lease, *watched, value_from_callable=True)
 
     # -- what handlers keep for later messages ---------------------------------------------
     def recall(self, integration: str, store: str, kind: str, names: list[str]) -> list[Any]:

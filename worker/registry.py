@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from worker.errors import ConfigurationError, refuse_to_start
+from worker.webhooks import EventKey, Verifier, Webhook
 
 if TYPE_CHECKING:
     from worker.hub import Answer
@@ -32,8 +33,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BUILTIN_MODULES: tuple[str, ...] = ("worker.integrations.dotcom",)
+# One line per provider.
+BUILTIN_MODULES: tuple[str, ...] = (
+    "worker.integrations.dotcom",
+    "worker.integrations.shipping_orders",
+)
 HUB_QUEUE = "hub"
+# The service a webhook's handler belongs to: not listed in endpoint.json, not postable by the hub.
+WEBHOOK_SERVICE = "webhook"
 
 Interval = Literal["minutes", "hours", "days"]
 _SECONDS = {"minutes": 60, "hours": 3600, "days": 86400}
@@ -121,6 +128,7 @@ class Integration:
     # polled, and its handlers refuse its messages as hard errors naming them.
     check: SettingsCheck = nothing_to_check
     services: dict[str, Service] = field(default_factory=dict)
+    inbound: Webhook | None = None  # the provider's webhook, if it has one
 
     def service(
         self,
@@ -144,6 +152,24 @@ class Integration:
             return handle
 
         return register
+
+    def webhook(
+        self, *, message: str, payload: type[BaseModel], verify: Verifier, key: EventKey
+    ) -> Callable[[Callable[[Job[Any]], Answer]], Callable[[Job[Any]], Answer]]:
+        """Declare the provider's webhook: ``POST /webhooks/<integration>`` checks ``verify``,
+        validates ``payload``, names the event with ``key`` and hands it to the decorated
+        handler as ``message``."""
+        register_handler = self.service(WEBHOOK_SERVICE, message=message, payload=payload)
+
+        def register(handle: Callable[[Job[Any]], Answer]) -> Callable[[Job[Any]], Answer]:
+            self.inbound = Webhook(self.name, message, payload, verify, key)
+            return register_handler(handle)
+
+        return register
+
+    def hub_services(self) -> dict[str, Service]:
+        """The services the hub posts to (the webhook's is the provider's, not the hub's)."""
+        return {name: svc for name, svc in self.services.items() if name != WEBHOOK_SERVICE}
 
     def handler(self, message: str) -> Handler | None:
         for svc in self.services.values():
@@ -169,7 +195,7 @@ class Integration:
             "name": self.name,
             "display": self.display,
             "description": self.description,
-            "services": [_service_json(svc) for svc in self.services.values()],
+            "services": [_service_json(svc) for svc in self.hub_services().values()],
         }
 
 

@@ -24,25 +24,16 @@ from simulators.dotcom import (
 )
 from tests.dotcom.conftest import API_KEY, BASE_PATH, PASSWORD
 from worker.errors import HardError, TransientError
-from worker.integrations.dotcom import (
-    Credentials,
-    DotcomClient,
-    DotcomSettings,
+from worker.integrations.dotcom.client import Credentials, DotcomClient, authorization, signature
+from worker.integrations.dotcom.documents import (
     OrderError,
     UnexpectedAnswer,
-    authorization,
-    credentials,
-    dotcom,
-    dotcom_settings,
-    dotcom_time,
     is_duplicate_order,
-    load_config,
-    parse_cursor,
     parse_order_errors,
-    poll_window,
-    shipments_url,
-    signature,
 )
+from worker.integrations.dotcom.handlers import credentials, dotcom
+from worker.integrations.dotcom.mapping import dotcom_time, parse_cursor, poll_window, shipments_url
+from worker.integrations.dotcom.settings import DotcomSettings, dotcom_settings, load_config
 from worker.job import Job
 from worker.polling import Poll, configured_polls
 from worker.provider_http import pooled_session

@@ -14,13 +14,8 @@ from tests.dotcom.conftest import API_KEY, PASSWORD, seed_shipment_ready
 from tests.support.stack import RedisServer, Stack
 from worker import registry
 from worker.errors import HardError
-from worker.integrations.dotcom import (
-    ShipmentReady,
-    ShipmentResultsPoll,
-    dotcom,
-    poll_shipment_results,
-    send_shipment,
-)
+from worker.hub import PollPayload, ShipmentReady
+from worker.integrations.dotcom.handlers import dotcom, poll_shipment_results, send_shipment
 from worker.job import Job
 from worker.polling import Poll, configured_polls
 from worker.records import Records
@@ -79,9 +74,7 @@ def test_without_the_url_a_shipment_is_a_hard_error_naming_it(records: Records) 
 @pytest.mark.usefixtures("account")
 def test_without_the_url_a_poll_is_a_hard_error_naming_it(records: Records) -> None:
     with pytest.raises(HardError) as caught:
-        poll_shipment_results(
-            job_for(records, "dotcom:shipment_results:poll", ShipmentResultsPoll())
-        )
+        poll_shipment_results(job_for(records, "dotcom:shipment_results:poll", PollPayload()))
     assert NOT_SET in str(caught.value)
 
 

@@ -21,7 +21,7 @@ from tests.dotcom.conftest import (
 )
 from tests.support.servers import HubServer
 from tests.support.stack import Stack
-from worker.integrations.dotcom import authorization
+from worker.integrations.dotcom.client import authorization
 
 # Dotcom's signature: Base64 of an HMAC-MD5, always 22 characters and "==".
 SIGNATURE = re.compile(r"[A-Za-z0-9+/]{22}==")

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from tests.dotcom.conftest import seed_shipment_ready
 from worker.errors import HardError
-from worker.integrations.dotcom import (
-    ShipmentReady,
+from worker.hub import ShipmentReady
+from worker.integrations.dotcom.mapping import (
     dotcom_order,
     order_document,
     plain_text,

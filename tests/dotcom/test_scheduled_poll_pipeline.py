@@ -15,7 +15,7 @@ from tests.dotcom.conftest import DotcomSimulator, dotcom_env, post, shipment_me
 from tests.pipeline.conftest import HUB_STORE
 from tests.support.servers import HubServer
 from tests.support.stack import Stack, serving, wait_until
-from worker.integrations.dotcom import dotcom_time, parse_cursor
+from worker.integrations.dotcom.mapping import dotcom_time, parse_cursor
 
 NEW_YORK = ZoneInfo("America/New_York")
 INITIAL_CURSOR = dotcom_time(datetime.now(UTC) - timedelta(hours=2), NEW_YORK)

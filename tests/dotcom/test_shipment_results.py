@@ -9,15 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from worker.integrations.dotcom import (
+from worker.integrations.dotcom.documents import (
     ChunkReader,
     Release,
-    SentShipment,
     UnexpectedAnswer,
     parse_shipments,
-    shipment_confirmation,
-    shipped_at,
 )
+from worker.integrations.dotcom.mapping import SentShipment, shipment_confirmation, shipped_at
 
 NEW_YORK = ZoneInfo("America/New_York")
 OPEN = (
@@ -70,7 +68,7 @@ def releases(document: str, chunk: int = 16 * 1024) -> list[Release]:
 
 def confirmations(document: str, sent: SentShipment | None = None) -> list[dict[str, Any]]:
     found = [shipment_confirmation(r, NEW_YORK, sent) for r in releases(document)]
-    return [c["shipment"] for c in found if c is not None]
+    return [c.to_hub() for c in found if c is not None]
 
 
 # -- shapes of the answer ------------------------------------------------------------------------
@@ -94,6 +92,7 @@ def test_one_shipment_with_one_item() -> None:
         "status": "shipped",
         "tracking": "1ZV2X5140300000001",
         "tracking_numbers": ["1ZV2X5140300000001"],
+        "tracking_url": None,  # Dotcom gives none
         "carrier": "UPS",
         "carriers": ["UPS"],
         "service": "Ground",

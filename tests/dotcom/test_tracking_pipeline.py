@@ -17,7 +17,7 @@ from tests.dotcom.conftest import (
 )
 from tests.support.servers import HubServer
 from tests.support.stack import RedisServer, Stack, wait_until
-from worker.integrations.dotcom import dotcom_time, parse_cursor
+from worker.integrations.dotcom.mapping import dotcom_time, parse_cursor
 
 NEW_YORK = ZoneInfo("America/New_York")
 CURSOR = "dotcom.last_polling_datetime"
@@ -108,6 +108,7 @@ def test_poll_confirms_every_shipped_release_with_every_tracking_number(
         "status": "shipped",
         "tracking": "1ZCARTON0001",
         "tracking_numbers": ["1ZCARTON0001", "1ZCARTON0002"],
+        "tracking_url": None,  # Dotcom gives none
         "carrier": "UPS",
         "carriers": ["UPS"],
         "service": "Ground",

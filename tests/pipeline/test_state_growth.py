@@ -85,8 +85,10 @@ def test_expired_records_leave_the_dead_lists_and_the_gauges(
     try:
         assert short_lived.post("/acme/send_order", dead_delivery).status_code == 200
         wait_until(
-            lambda: short_lived.record("acme", dead_delivery["message_id"])["delivery"]["status"]
-            == "dead"
+            lambda: (
+                short_lived.record("acme", dead_delivery["message_id"])["delivery"]["status"]
+                == "dead"
+            )
         )
     finally:
         with hub.lock:
@@ -101,8 +103,10 @@ def test_expired_records_leave_the_dead_lists_and_the_gauges(
 
     # Both records expire RECORD_TTL_SECONDS after they are settled; their listings go with them.
     wait_until(
-        lambda: not {dead_message["message_id"], dead_delivery["message_id"]}
-        & {*dead_ids(short_lived)["messages"], *dead_ids(short_lived)["deliveries"]},
+        lambda: (
+            not {dead_message["message_id"], dead_delivery["message_id"]}
+            & {*dead_ids(short_lived)["messages"], *dead_ids(short_lived)["deliveries"]}
+        ),
         timeout=15,
     )
     for name, value in peak.items():  # the gauges come back down, not only up

@@ -1,0 +1,232 @@
+"""Dotcom's services: ``send_shipment`` and ``tracking``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import SecretStr
+
+from worker import registry
+from worker.errors import HardError
+from worker.hub import Answer, PollPayload, ShipmentReady
+from worker.integrations.dotcom.client import Credentials, DotcomClient
+from worker.integrations.dotcom.documents import is_duplicate_order
+from worker.integrations.dotcom.mapping import (
+    DotcomOrder,
+    SentShipment,
+    distinct,
+    dotcom_order,
+    dotcom_time,
+    order_document,
+    parse_cursor,
+    poll_window,
+    shipment_confirmation,
+    shipments_url,
+    shipping_methods,
+)
+from worker.integrations.dotcom.settings import (
+    CURSOR,
+    PROVIDER,
+    DotcomSettings,
+    check_settings,
+    dotcom_settings,
+    load_config,
+)
+from worker.integrations.kit import credential, invalid_credential, listing
+from worker.job import Job
+from worker.registry import Integration, Requirement, Schedule
+
+log = logging.getLogger(__name__)
+
+SENT_NOTICE = "Successfully Sent Shipment to Dotcom Distribution"  # the seed's own words
+REFUSED = "Dotcom Distribution refused the shipment"
+ALREADY_SENT = "Shipment already sent to Dotcom Distribution"
+POLLED = "Polled Dotcom Distribution shipments"
+RECALL_BATCH = 1000
+
+dotcom = registry.register(
+    Integration(
+        "dotcom",
+        PROVIDER,
+        "Dotcom Distribution is the premier provider of logistics and fulfillment services to "
+        "growing retailers & manufacturers.",
+        config=load_config,
+        check=check_settings,
+    )
+)
+
+# ---------------------------------------------------------------------------------------------
+# Handlers
+
+API_KEY = Requirement("api_key", "Your Dotcom Distribution API key")
+PASSWORD = Requirement("password", "Your Dotcom Distribution account password")
+SHIPPING_LOOKUP = Requirement(
+    "shipping_lookup", "Spree to Dotcom Distribution shipping methods' mapping", "list"
+)
+LAST_POLLING = Requirement(CURSOR, "Initial date shipment polling will start from", cursor=True)
+
+
+def credentials(job: Job[Any]) -> Credentials:
+    """The account's credentials, checked before anything is signed or sent: a value with
+    control characters (a pasted line break) would break the ``Authorization`` header, and the
+    error requests gives then quotes the header, key and signature alike."""
+    api_key = credential(job, "api_key", "DOTCOM_API_KEY")
+    if not api_key.isascii():
+        raise invalid_credential("api_key", "DOTCOM_API_KEY", "has characters other than ASCII")
+    password = credential(job, "password", "DOTCOM_PASSWORD")
+    return Credentials(api_key=api_key.strip(), password=SecretStr(password))
+
+
+def client_for(job: Job[Any], s: DotcomSettings) -> DotcomClient:
+    """The client for this message's account; the URL is checked first, so an unconfigured
+    Dotcom says so before anything else."""
+    return DotcomClient(s.base_url, credentials(job), s.timeout)
+
+
+@dotcom.service(
+    "send_shipment",
+    message="shipment:ready",
+    payload=ShipmentReady,
+    description="Send a shipment to Dotcom Distribution.",
+    requires=[API_KEY, PASSWORD, SHIPPING_LOOKUP],
+)
+def send_shipment(job: Job[ShipmentReady]) -> Answer:
+    """Send a shipment to Dotcom Distribution."""
+    s = dotcom_settings()
+    client = client_for(job, s)
+    now = datetime.now(s.zone)
+    order = dotcom_order(job.payload, shipping_methods(job.param("shipping_lookup")), now.date())
+    document = order_document(order)
+    sends = order_content(order)
+
+    def create(_key: str) -> dict[str, Any]:
+        # Dotcom takes no idempotency key: its order number is the guard against a repeat, and
+        # "already exists" is success only when Dotcom holds this same order (job.already_there).
+        errors = client.send_orders(document)
+        if errors and any(is_duplicate_order(e, order.order_number) for e in errors):
+            how = job.already_there("sent", order.order_number, sends, REFUSED)
+            return {"order_number": order.order_number, "was_there": how}
+        if errors:
+            raise HardError(REFUSED, [e.description for e in errors])
+        return {"order_number": order.order_number, "was_there": ""}
+
+    created = job.once("create_order", create, sends=sends)
+    shipment = job.payload.shipment
+    job.keep_sent(
+        "sent",
+        order.order_number,
+        sends,
+        order_number=shipment.order_number,
+        shipping_method=shipment.shipping_method,
+        sent_at=now.isoformat(timespec="seconds"),
+    )
+    how = created.get("was_there") or ""
+    if how.startswith("already sent"):
+        return job.answer().notify(
+            "info",
+            ALREADY_SENT,
+            f"Shipment {order.order_number} was {how}; {PROVIDER} holds it, nothing was sent again",
+        )
+    if how:
+        log.info("dotcom: order %s %s", order.order_number, how)
+    return job.answer().notify("info", SENT_NOTICE, SENT_NOTICE)
+
+
+def order_content(order: DotcomOrder) -> dict[str, Any]:
+    """What a Dotcom order holds, to tell one order from another under the same number
+    (JSON-able). The order date is left out: the same shipment sent again another day is the
+    same order."""
+    content = dataclasses.asdict(order)
+    content.pop("order_date")
+    return json.loads(json.dumps(content, default=str))
+
+
+def recall_all(job: Job[Any], kind: str, names: Sequence[str]) -> dict[str, Any]:
+    """What earlier messages kept under these names (absent ones left out), in batches."""
+    found: dict[str, Any] = {}
+    for first in range(0, len(names), RECALL_BATCH):
+        batch = names[first : first + RECALL_BATCH]
+        found.update(
+            (name, value)
+            for name, value in zip(batch, job.recall(kind, *batch), strict=True)
+            if value is not None
+        )
+    return found
+
+
+def cursor_of(job: Job[Any], zone: ZoneInfo) -> tuple[str | None, datetime | None]:
+    raw = job.parameters.get(CURSOR)
+    if raw in (None, ""):
+        return None, None
+    try:
+        return str(raw), parse_cursor(str(raw), zone)
+    except ValueError:
+        raise HardError(
+            f"Invalid {CURSOR}",
+            [
+                f"{CURSOR} {raw!r} is not a date-time: use '2013-10-28 03:15:21 -0400', "
+                "ISO 8601 or a date"
+            ],
+        ) from None
+
+
+@dotcom.service(
+    "tracking",
+    message="dotcom:shipment_results:poll",
+    payload=PollPayload,
+    description="Track shipment dispatches.",
+    requires=[API_KEY, PASSWORD, LAST_POLLING],
+    schedule=Schedule(1, "hours"),
+)
+def poll_shipment_results(job: Job[PollPayload]) -> Answer:
+    """Track shipment dispatches."""
+    s = dotcom_settings()
+    client = client_for(job, s)
+    zone = s.zone
+    raw_cursor, cursor = cursor_of(job, zone)
+    window = poll_window(cursor, datetime.now(zone), s)
+    answer = job.answer()
+    span = f"from {dotcom_time(window.start, zone)} to {dotcom_time(window.end, zone)}"
+    if not window.is_open:
+        return answer.notify(
+            "info", POLLED, f"Nothing to poll yet: the window {span} is empty"
+        ).add_parameter(CURSOR, raw_cursor or dotcom_time(window.start, zone))
+
+    url = shipments_url(s.base_url, window.query_start, window.end, zone)
+    releases = {r.key: r for r in client.shipments(url) if r.shipped}
+    confirmed = recall_all(job, "confirmed", list(releases))
+    new = [release for key, release in releases.items() if key not in confirmed]
+    sent = recall_all(job, "sent", distinct(r.client_order_number for r in new))
+    unknown: list[str] = []
+    for release in new:
+        record = SentShipment.from_memory(sent.get(release.client_order_number))
+        confirmed_shipment = shipment_confirmation(release, zone, record)
+        if confirmed_shipment is None:  # not reached: only shipped releases are here
+            continue
+        answer.confirm(confirmed_shipment)
+        job.keep(
+            "confirmed",
+            release.key,
+            {"message_id": job.message_id, "tracking": confirmed_shipment.tracking},
+        )
+        if record is None or record.order_number is None:
+            unknown.append(release.client_order_number)
+    if unknown:
+        answer.notify(
+            "warn",
+            "Shipments this endpoint did not send",
+            f"No record of sending {listing(distinct(unknown))} to {PROVIDER}: their "
+            "shipment:confirm messages carry no order_number",
+        )
+    already = len(releases) - len(new)
+    summary = f"{len(new)} new shipment(s) {span}" if new else f"No new shipments {span}"
+    if already:
+        summary += f"; {already} already confirmed"
+    answer.notify("info", POLLED, summary)
+    return answer.add_parameter(CURSOR, dotcom_time(window.end, zone))

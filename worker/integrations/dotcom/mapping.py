@@ -1,0 +1,563 @@
+"""Hub shipment → Dotcom order, and Dotcom's shipped releases → ``shipment:confirm``: pure
+functions, every limit checked before any call."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import unicodedata
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from anyascii import anyascii
+from pydantic import SecretStr
+
+from worker.errors import HardError
+from worker.hub import ConfirmedShipment, HubAddress, ShipmentReady
+from worker.integrations.dotcom.documents import Release, ShippedLine
+from worker.integrations.dotcom.settings import DotcomSettings
+from worker.integrations.us_states import region_code
+
+log = logging.getLogger(__name__)
+
+CANNOT_SEND = "Shipment cannot be sent to Dotcom Distribution"
+
+# ---------------------------------------------------------------------------------------------
+# Hub shipment → Dotcom order: field limits and formats, checked before any call
+
+ORDER_NUMBER_MAX = 20
+INVOICE_NUMBER_MAX = 20  # Dotcom's limit is not documented; assumed equal to order-number's
+SKU_MAX = 17
+NAME_MAX = 30
+ADDRESS_MAX = 30
+CITY_MAX = 20
+ZIP_MAX = 10
+PHONE_MAX = 19
+EMAIL_MAX = 50
+SHIP_METHOD_MAX = 3  # "03" usually, sometimes three characters ("01S")
+
+
+def plain_text(value: str | None) -> str:
+    """Free text as Dotcom takes it: ASCII only, transliterated rather than stripped, so that no
+    letter of an address is lost ("Straße" → "Strasse", "Łódź" → "Lodz", "Søren" → "Soren",
+    "Москва" → "Moskva"). Control characters and runs of whitespace become one space. The
+    result may be longer than the value: the field limits are checked on it."""
+    # Control characters first: anyascii drops some line breaks (U+0085), which would join words.
+    spaced = "".join(" " if unicodedata.category(c) == "Cc" else c for c in value or "")
+    ascii_text = anyascii(spaced)
+    return " ".join("".join(c if c.isprintable() else " " for c in ascii_text).split())
+
+
+def is_plain_identifier(value: str) -> bool:
+    return value.isascii() and value.isprintable()
+
+
+@dataclass(frozen=True)
+class Party:
+    """A billing or shipping block, every value already valid for Dotcom."""
+
+    name: str
+    company: str
+    address1: str
+    address2: str
+    city: str
+    state: str
+    zip: str
+    country: str
+    phone: str
+    email: str
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    line_number: int
+    sku: str
+    quantity: int
+    price: Decimal
+    client_item: str
+
+
+@dataclass(frozen=True)
+class DotcomOrder:
+    order_number: str
+    invoice_number: str
+    order_date: date
+    ship_method: str
+    billing: Party
+    shipping: Party
+    lines: tuple[OrderLine, ...]
+
+
+class Problems:
+    """Everything wrong with a shipment, each naming the hub field and Dotcom's limit."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def add(self, reason: str) -> None:
+        self.reasons.append(reason)
+
+    def identifier(self, value: str, field: str, dotcom_field: str, limit: int) -> str:
+        """A number or code: never altered, so it must already be printable ASCII that fits."""
+        if not is_plain_identifier(value):
+            self.add(f"{field} {value!r} has characters Dotcom cannot take (ASCII only)")
+        else:
+            self.fits(value, field, dotcom_field, limit)
+        return value
+
+    def text(
+        self,
+        value: str | None,
+        field: str,
+        dotcom_field: str,
+        limit: int,
+        *,
+        required: bool = False,
+    ) -> str:
+        """Free text, made ASCII; too long is refused rather than cut (a cut address line can
+        send a parcel to the wrong door)."""
+        text = plain_text(value)
+        if required and not text:
+            why = "has no ASCII characters left" if (value or "").strip() else "is required"
+            self.add(f"{field} {why} (Dotcom's {dotcom_field})")
+        else:
+            self.fits(text, field, dotcom_field, limit, original=value)
+        return text
+
+    def fits(
+        self,
+        value: str,
+        field: str,
+        dotcom_field: str,
+        limit: int,
+        *,
+        original: str | None = None,
+    ) -> None:
+        """A value over Dotcom's limit is a problem showing it (and the hub's spelling, when
+        transliteration changed it: "ß" → "ss" can be what made it too long)."""
+        if len(value) <= limit:
+            return
+        shown = repr(value)
+        if original is not None and " ".join(original.split()) != value:
+            shown += f" (as ASCII, from {original!r})"
+        self.add(
+            f"{field} {shown} is {len(value)} characters; Dotcom's {dotcom_field} "
+            f"allows at most {limit}"
+        )
+
+    def raise_if_any(self, subject: str) -> None:
+        if self.reasons:
+            raise HardError(subject, self.reasons)
+
+
+def region(
+    state: str | None, country: str, field: str, dotcom_field: str, problems: Problems
+) -> str:
+    """A state or province as Dotcom's two-letter code: names of US states (and territories)
+    and Canadian provinces become their codes; a two-letter value is taken as a code."""
+    text = plain_text(state)
+    if not text:
+        if country == "US":
+            problems.add(f"{field} is required for a US address (Dotcom's {dotcom_field})")
+        return ""
+    code = region_code(state or "") or region_code(text)
+    if code:
+        return code
+    if len(text) == 2 and text.isalpha():
+        return text.upper()
+    problems.add(
+        f"{field} {state!r} is neither a US state, a Canadian province nor a two-letter code "
+        f"(Dotcom's {dotcom_field} holds 2 characters)"
+    )
+    return ""
+
+
+def country_code(value: str, field: str, dotcom_field: str, problems: Problems) -> str:
+    text = plain_text(value).upper()
+    if len(text) != 2 or not text.isalpha():
+        problems.add(
+            f"{field} {value!r} is not a two-letter country code (Dotcom's {dotcom_field})"
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class AddressField:
+    """A free-text address field: the hub's name, Dotcom's (after ``billing-``/``shipping-``),
+    Dotcom's length limit."""
+
+    hub: str
+    dotcom: str
+    limit: int
+    required: bool = False
+
+
+ADDRESS_FIELDS = (
+    AddressField("company", "company", NAME_MAX),
+    AddressField("address1", "address1", ADDRESS_MAX, required=True),
+    AddressField("address2", "address2", ADDRESS_MAX),
+    AddressField("city", "city", CITY_MAX, required=True),
+    AddressField("zipcode", "zip", ZIP_MAX),
+    AddressField("phone", "phone", PHONE_MAX),
+)
+
+
+def party(address: HubAddress, email: str, label: str, section: str, problems: Problems) -> Party:
+    """One address block; ``label`` is the hub path (``shipment.shipping_address``) and
+    ``section`` Dotcom's (``shipping``), so every problem names both."""
+    country = country_code(address.country, f"{label}.country", f"{section}-country", problems)
+    name = problems.text(
+        f"{address.firstname} {address.lastname}",
+        f"{label}.firstname + lastname",
+        f"{section}-name",
+        NAME_MAX,
+        required=True,
+    )
+    texts = {
+        f.dotcom: problems.text(
+            getattr(address, f.hub),
+            f"{label}.{f.hub}",
+            f"{section}-{f.dotcom}",
+            f.limit,
+            required=f.required,
+        )
+        for f in ADDRESS_FIELDS
+    }
+    state = region(address.state, country, f"{label}.state", f"{section}-state", problems)
+    return Party(name=name, state=state, country=country, email=email, **texts)
+
+
+def shipping_methods(raw: Any) -> dict[str, str]:
+    """The ``shipping_lookup`` parameter as one mapping of hub method → Dotcom ship-method.
+
+    Accepts the hub's list of one-key hashes (``[{"UPS Ground (USD)": "03"}, ...]``), a single
+    mapping, or a JSON string of either."""
+    if isinstance(raw, SecretStr):
+        raw = raw.get_secret_value()
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise HardError(
+                "Invalid shipping_lookup", [f"shipping_lookup is not valid JSON: {exc.msg}"]
+            ) from None
+    entries: list[Any] = [raw] if isinstance(raw, Mapping) else raw
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise HardError(
+            "Invalid shipping_lookup",
+            [
+                "shipping_lookup must be a list of {method: code} hashes or one mapping, "
+                'e.g. [{"UPS Ground (USD)": "03"}]'
+            ],
+        )
+    methods: dict[str, str] = {}
+    for entry in entries:
+        for method, code in entry.items():
+            methods[str(method)] = "" if code is None else str(code).strip()
+    return methods
+
+
+def _method_key(method: str) -> str:
+    """Loose comparison of method names: case, spaces and a trailing currency tag such as
+    "(USD)" do not count."""
+    return " ".join(re.sub(r"\(\s*[A-Za-z]{3}\s*\)\s*$", "", method).casefold().split())
+
+
+def ship_method_code(method: str, methods: Mapping[str, str], problems: Problems) -> str:
+    """Dotcom's ship-method for a hub shipping method: an exact match first, then a loose one.
+    A method that is not there (or maps to nothing usable) is a problem listing the known ones."""
+    code = methods.get(method)
+    if code is None:
+        wanted = _method_key(method)
+        code = next((c for m, c in methods.items() if _method_key(m) == wanted), None)
+    if code is None:
+        known = ", ".join(repr(m) for m in methods) or "none (shipping_lookup is empty)"
+        problems.add(
+            f"Shipping method {method!r} is not in shipping_lookup; known methods: {known}"
+        )
+        return ""
+    if not code or not is_plain_identifier(code) or len(code) > SHIP_METHOD_MAX:
+        problems.add(
+            f"shipping_lookup maps {method!r} to {code!r}; Dotcom's ship-method is a code of "
+            f"1 to {SHIP_METHOD_MAX} ASCII characters"
+        )
+    return code
+
+
+def dotcom_order(ready: ShipmentReady, methods: Mapping[str, str], today: date) -> DotcomOrder:
+    """The Dotcom order for a hub shipment, or a HardError listing every field that cannot be
+    made valid (and an unknown shipping method, with the known ones).
+
+    Billing information is required by Dotcom: the shipment's billing address, else the
+    order's, else the shipping address (as the classic endpoint did)."""
+    shipment = ready.shipment
+    problems = Problems()
+    order_number = problems.identifier(
+        shipment.number, "shipment.number", "order-number", ORDER_NUMBER_MAX
+    )
+    invoice_number = problems.identifier(
+        shipment.order_number, "shipment.order_number", "invoice-number", INVOICE_NUMBER_MAX
+    )
+    ship_method = ship_method_code(shipment.shipping_method, methods, problems)
+    email = (shipment.email or "").strip()
+    if email:
+        email = problems.identifier(email, "shipment.email", "shipping-email", EMAIL_MAX)
+    shipping = party(
+        shipment.shipping_address, email, "shipment.shipping_address", "shipping", problems
+    )
+    billing = shipping
+    if shipment.billing_address is not None:
+        billing = party(
+            shipment.billing_address, email, "shipment.billing_address", "billing", problems
+        )
+    elif ready.order is not None and ready.order.billing_address is not None:
+        billing = party(
+            ready.order.billing_address, email, "order.billing_address", "billing", problems
+        )
+    lines = tuple(
+        OrderLine(
+            line_number=position,
+            sku=problems.identifier(
+                item.sku, f"shipment.items[{position - 1}].sku", "sku", SKU_MAX
+            ),
+            quantity=item.quantity,
+            price=item.price if item.price is not None else Decimal(0),
+            client_item=plain_text(item.variant_id),
+        )
+        for position, item in enumerate(shipment.items, start=1)
+    )
+    problems.raise_if_any(CANNOT_SEND)
+    return DotcomOrder(
+        order_number=order_number,
+        invoice_number=invoice_number,
+        order_date=today,
+        ship_method=ship_method,
+        billing=billing,
+        shipping=shipping,
+        lines=lines,
+    )
+
+
+# Party fields in the order the classic endpoint wrote them in each block.
+BILLING_ELEMENTS = (
+    "name",
+    "company",
+    "address1",
+    "address2",
+    "city",
+    "state",
+    "zip",
+    "country",
+    "phone",
+    "email",
+)
+SHIPPING_ELEMENTS = (
+    "name",
+    "address1",
+    "address2",
+    "city",
+    "state",
+    "country",
+    "zip",
+    "phone",
+    "email",
+    "company",
+)
+
+
+def _element(parent: ET.Element, name: str, text: object) -> ET.Element:
+    child = ET.SubElement(parent, name)
+    child.text = str(text)
+    return child
+
+
+def _money(amount: Decimal) -> str:
+    return f"{amount.quantize(Decimal('0.01'))}"
+
+
+def order_document(order: DotcomOrder) -> bytes:
+    """``<orders><order>…</order></orders>`` in the element order the classic endpoint used.
+    ``ship_date`` (underscore, as Dotcom spells it) is the day the order is sent."""
+    root = ET.Element("orders")
+    element = ET.SubElement(root, "order")
+    _element(element, "order-number", order.order_number)
+    _element(element, "ship_date", order.order_date.isoformat())
+    _element(element, "ship-method", order.ship_method)
+    _element(element, "invoice-number", order.invoice_number)
+    _element(element, "order-date", order.order_date.isoformat())
+    billing = ET.SubElement(element, "billing-information")
+    for name in BILLING_ELEMENTS:
+        _element(billing, f"billing-{name}", getattr(order.billing, name))
+    shipping = ET.SubElement(element, "shipping-information")
+    for name in SHIPPING_ELEMENTS:
+        _element(shipping, f"shipping-{name}", getattr(order.shipping, name))
+    lines = ET.SubElement(element, "line-items")
+    for line in order.lines:
+        item = ET.SubElement(lines, "line-item")
+        _element(item, "client-item", line.client_item)
+        _element(item, "sku", line.sku)
+        _element(item, "quantity", line.quantity)
+        _element(item, "price", _money(line.price))
+        _element(item, "tax", "0.00")
+        _element(item, "line-number", line.line_number)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def dotcom_time(moment: datetime, zone: ZoneInfo) -> str:
+    """``2013-10-29 03:15:21 -0400``: the cursor's format, and the query's."""
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+_CLASSIC = re.compile(
+    r"^(?P<day>\d{4}-\d{2}-\d{2})[ T](?P<time>\d{1,2}:\d{2}(?::\d{2})?)"
+    r"(?:\s*(?P<zone>[+-]\d{2}:?\d{2}|Z|UTC|GMT))?$"
+)
+
+
+def parse_cursor(raw: str, zone: ZoneInfo) -> datetime:
+    """A cursor as the hub or an operator writes it: ``2013-10-28 3:15:21 -0400`` (single-digit
+    hour too, ``UTC`` too), ISO 8601, or a date (midnight). Without an offset: ``zone``'s time.
+    ValueError when it is none of these."""
+    value = raw.strip()
+    if match := _CLASSIC.match(value):
+        clock = match["time"] if match["time"].count(":") == 2 else match["time"] + ":00"
+        offset = match["zone"] or ""
+        offset = "+0000" if offset in ("Z", "UTC", "GMT") else offset.replace(":", "")
+        moment = datetime.strptime(f"{match['day']} {clock}", "%Y-%m-%d %H:%M:%S")
+        if offset:
+            return datetime.strptime(f"{match['day']} {clock} {offset}", "%Y-%m-%d %H:%M:%S %z")
+        return moment.replace(tzinfo=zone)
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Shipments to ask for: the cursor up to now minus the lag. ``query_start`` reaches back
+    ``poll_overlap_seconds`` before the cursor."""
+
+    start: datetime
+    end: datetime
+    query_start: datetime
+
+    @property
+    def is_open(self) -> bool:
+        return self.end > self.start
+
+
+def poll_window(cursor: datetime | None, now: datetime, s: DotcomSettings) -> Window:
+    start = cursor or now - timedelta(hours=s.first_poll_lookback_hours)
+    end = (now - timedelta(seconds=s.poll_lag_seconds)).replace(microsecond=0)
+    return Window(start, end, start - timedelta(seconds=s.poll_overlap_seconds))
+
+
+def query_value(text: str) -> str:
+    """URL-encoded as Dotcom's examples are: ``%20`` for spaces, ``%2B`` for ``+``, ``:`` kept."""
+    return quote(text, safe=":")
+
+
+def shipments_url(base_url: str, start: datetime, end: datetime, zone: ZoneInfo) -> str:
+    """The exact URL string that is signed and sent."""
+    return (
+        f"{base_url}/shipment?fromShipDate={query_value(dotcom_time(start, zone))}"
+        f"&toShipDate={query_value(dotcom_time(end, zone))}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Dotcom's XML → shipment:confirm
+
+
+def number(quantity: Decimal) -> int | float:
+    """``2.00`` → 2; a fractional quantity stays fractional."""
+    return int(quantity) if quantity == quantity.to_integral_value() else float(quantity)
+
+
+def distinct(values: Iterable[str]) -> list[str]:
+    """Non-empty values, each once, in document order."""
+    return list(dict.fromkeys(v for v in values if v))
+
+
+def shipped_at(ship_date: str, zone: ZoneInfo) -> str | None:
+    """Dotcom's ``ship_date`` (``06/27/2012``, a day in the warehouse's zone) as ISO 8601:
+    midnight of that day in ``DOTCOM_TIMEZONE`` (``2012-06-27T00:00:00-04:00``). A date with a
+    time (``06/27/2012 3:04:05 PM``) keeps its time. None when it is neither."""
+    for layout in ("%m/%d/%Y", "%m/%d/%Y %I:%M:%S %p", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.strptime(ship_date, layout).replace(tzinfo=zone).isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+@dataclass(frozen=True)
+class SentShipment:
+    """What ``send_shipment`` kept about an order it sent."""
+
+    order_number: str | None
+    shipping_method: str | None
+
+    @classmethod
+    def from_memory(cls, value: Any) -> SentShipment | None:
+        if not isinstance(value, Mapping):
+            return None
+        return cls(value.get("order_number"), value.get("shipping_method"))
+
+
+def items_shipped(lines: Sequence[ShippedLine]) -> list[dict[str, Any]]:
+    """Quantities summed per SKU, in the order the SKUs first appear."""
+    totals: dict[str, Decimal] = {}
+    for line in lines:
+        totals[line.sku] = totals.get(line.sku, Decimal(0)) + line.quantity
+    return [{"sku": sku, "quantity": number(quantity)} for sku, quantity in totals.items()]
+
+
+def cartons(lines: Sequence[ShippedLine]) -> list[dict[str, Any]]:
+    seen = dict.fromkeys((line.carton_id, line.tracking_number) for line in lines)
+    return [
+        {"carton_id": carton or None, "tracking_number": tracking or None}
+        for carton, tracking in seen
+        if carton or tracking
+    ]
+
+
+def shipment_confirmation(
+    release: Release, zone: ZoneInfo, sent: SentShipment | None
+) -> ConfirmedShipment | None:
+    """The ``shipment:confirm`` shipment for a release, or None when nothing shipped in it.
+
+    Every tracking number of every carton is kept (``tracking`` is the first); carrier and
+    service come from the first shipped item that has them, and ``carriers`` lists every one
+    when items disagree. ``order_number`` is None when this endpoint never sent the order."""
+    lines = release.shipped_lines
+    if not lines:
+        return None
+    tracking_numbers = distinct(line.tracking_number for line in lines)
+    carriers = distinct(line.carrier for line in lines)
+    service = next((line.service for line in lines if line.service), None)
+    service_code = next((line.service_code for line in lines if line.service_code), None)
+    carrier = carriers[0] if carriers else None
+    dotcom_method = " ".join(filter(None, (carrier, service))) or None
+    return ConfirmedShipment(
+        number=release.client_order_number,
+        order_number=sent.order_number if sent else None,
+        tracking=tracking_numbers[0] if tracking_numbers else None,
+        tracking_numbers=tracking_numbers,
+        carrier=carrier,
+        carriers=carriers,
+        service=service,
+        service_code=service_code,
+        shipping_method=(sent.shipping_method if sent else None) or dotcom_method,
+        shipped_at=shipped_at(release.ship_date, zone),
+        items=items_shipped(lines),
+        cartons=cartons(lines),
+        dotcom_order_number=release.dcd_order_number,
+        dotcom_release=release.release,
+    )

@@ -1,0 +1,82 @@
+"""What every provider package shares: reading its ``<NAME>_*`` settings and checking them at
+start-up, and the credentials a message may carry.
+
+A provider package has four modules: ``settings`` (a pydantic ``BaseSettings`` read with
+``read_settings``), ``client`` (transport only, on ``worker.provider_http``), ``mapping`` (pure
+functions, hub objects to the provider's format and back) and ``handlers`` (its services,
+registered on an ``Integration``). Adding one touches its package, its simulator, its tests,
+the README and one line of ``worker.registry.BUILTIN_MODULES``.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings
+
+from worker.errors import ConfigurationError, HardError
+from worker.job import Job
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def read_settings(cls: type[S], provider: str) -> S:
+    """The provider's settings from the environment; a bad value is a HardError naming the
+    variable (its value is not repeated: it could be a secret)."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        raise HardError(
+            f"{provider} configuration is invalid",
+            [
+                f"{prefix}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False)
+            ],
+        ) from None
+
+
+def start_up_check(read: Callable[[], S], required: Callable[[S], Sequence[str]]) -> list[str]:
+    """An ``Integration.check``: an invalid value stops the process naming the variable; the
+    unset required variables (``required``) are returned."""
+    try:
+        s = read()
+    except HardError as exc:
+        raise ConfigurationError(f"{exc.subject}: {'; '.join(exc.reasons)}") from None
+    return list(required(s))
+
+
+def http_url(value: str | None) -> str | None:
+    """A settings validator: an http(s) base URL, without its trailing '/'."""
+    if value is None:
+        return None
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("must be an http(s) URL")
+    return value.rstrip("/")
+
+
+def credential(job: Job[Any], name: str, variable: str) -> str:
+    """A credential parameter as text; one with control characters (a pasted line break) is a
+    HardError naming it and where it may come from, never its value (never retried: the same
+    value fails every time)."""
+    value = job.param(name)
+    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise invalid_credential(name, variable, "has control characters (a line break, a tab...)")
+    return text
+
+
+def invalid_credential(name: str, variable: str, why: str) -> HardError:
+    return HardError(
+        f"Invalid {name}",
+        [f"{name} {why}: check the {name} parameter (or {variable}); its value is not shown"],
+    )
+
+
+def listing(names: Sequence[str], limit: int = 50) -> str:
+    """Names for a notification: the first ``limit``, and how many more."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"

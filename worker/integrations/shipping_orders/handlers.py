@@ -1,0 +1,382 @@
+"""The Shipping Order API's services: send, update, cancel, retry and get a shipment, poll the
+orders that changed, and take the API's webhooks.
+
+Every status the hub hears goes through one decision (``tell``): the canonical status of what
+the API said, reported only if it is news after what the hub was last told of that shipment
+(``worker.status``), and kept with the answer under a watch, so that a webhook, a poll and a
+send reporting the same shipment at once cannot both report it. ``shipment:confirm`` goes once,
+the first time a shipment is seen picked up or later. Only ``get_shipment`` answers the current
+status even when it was reported before: the hub asked for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from worker import registry
+from worker.errors import HardError
+from worker.hub import Answer, PollPayload, ShipmentChanged, ShipmentReady, ShipmentReference
+from worker.integrations.kit import credential, listing
+from worker.integrations.shipping_orders.client import Account, ShippingOrdersClient
+from worker.integrations.shipping_orders.mapping import (
+    ApiOrder,
+    HistoryEntry,
+    create_body,
+    cursor_text,
+    edit_body,
+    list_filters,
+    observed,
+    order_of,
+    parse_cursor,
+    poll_windows,
+    report,
+    shipment_update,
+    since_last,
+)
+from worker.integrations.shipping_orders.settings import (
+    CURSOR,
+    PROVIDER,
+    check_settings,
+    load_config,
+    shipping_orders_settings,
+    webhook_secret,
+)
+from worker.job import Job
+from worker.registry import Integration, Requirement, Schedule
+from worker.status import Progress, is_news
+from worker.webhooks import hex_hmac_sha256
+
+log = logging.getLogger(__name__)
+
+REFUSED = "The Shipping Order API refused the shipment"
+SENT = "Shipment sent to the Shipping Order API"
+POLLED = "Polled the Shipping Order API"
+ALREADY_CANCELLED = {"ORDER_ALREADY_CANCELED", "ORDER_ALREADY_CANCELLED"}
+SIGNATURE_HEADER = "X-DS-Signature"
+PROGRESS = "progress"  # handler memory: what the hub was last told of each shipment
+SENT_KIND = "sent"
+
+shipping_orders = registry.register(
+    Integration(
+        "shipping_orders",
+        PROVIDER,
+        "Multi-provider delivery orchestration: shipping orders placed with the best-fit "
+        "delivery provider, tracked through their lifecycle.",
+        config=load_config,
+        check=check_settings,
+    )
+)
+
+API_KEY = Requirement("api_key", "Your Shipping Order API key (x-api-key)")
+TENANT_ID = Requirement("tenant_id", "Your Shipping Order API tenant id (tenantId)")
+LOCATION = Requirement("location_external_id", "The location shipments are picked up from")
+LAST_POLLING = Requirement(CURSOR, "Orders changed since this time are polled", cursor=True)
+
+
+def client_for(job: Job[Any]) -> ShippingOrdersClient:
+    s = shipping_orders_settings()
+    base_url = s.base_url  # an unconfigured API says so before anything else
+    api_key = credential(job, "api_key", "SHIPPING_ORDERS_API_KEY")
+    tenant = credential(job, "tenant_id", "SHIPPING_ORDERS_TENANT_ID").strip()
+    return ShippingOrdersClient(base_url, Account(SecretStr(api_key.strip()), tenant), s.timeout)
+
+
+def tell(
+    job: Job[Any],
+    answer: Answer,
+    order: ApiOrder,
+    history: Sequence[HistoryEntry] = (),
+    *,
+    always: bool = False,
+) -> bool:
+    """Add to ``answer`` what is news about ``order`` (updates in order: the ``history``
+    entries after the last status told, then its current status; a confirm the first time it
+    is picked up) and keep the progress; with ``always``, the current status even when it is
+    not news. True when something was news."""
+    (kept,) = job.watch(PROGRESS, order.orderExternalId)
+    last = Progress.from_json(kept)
+    told = report(order, last, [*since_last(history, last), (observed(order), None)])
+    for update in told.updates:
+        answer.update(update)
+    if told.confirm is not None:
+        answer.confirm(told.confirm)
+    if told.progress is not None:
+        job.keep(PROGRESS, order.orderExternalId, told.progress.to_json())
+    elif always:
+        answer.update(shipment_update(order, observed(order), last.sequence if last else None))
+    if told.unknown:
+        answer.notify(
+            "warn",
+            "Unknown shipment status",
+            f"{PROVIDER} reported {', '.join(sorted(set(told.unknown)))} for shipment "
+            f"{order.orderExternalId}: not a status we know; reported as 'unknown'",
+        )
+    return bool(told.updates)
+
+
+def summary(order: ApiOrder) -> str:
+    provider = order.provider
+    who = " ".join(filter(None, (provider.name, provider.serviceType))) if provider else ""
+    parts = [f"shipment {order.orderExternalId} is {order.status}"]
+    if who:
+        parts.append(f"with {who}")
+    if order.trackingId:
+        parts.append(f"tracking {order.trackingId}")
+    return ", ".join(parts)
+
+
+@shipping_orders.service(
+    "send_shipment",
+    message="shipment:ready",
+    payload=ShipmentReady,
+    description="Send a shipment to the Shipping Order API, which places it with a provider.",
+    requires=[API_KEY, TENANT_ID, LOCATION],
+)
+def send_shipment(job: Job[ShipmentReady]) -> Answer:
+    """Send a shipment; answer its provider, service, tracking and status."""
+    client = client_for(job)
+    shipment = job.payload.shipment
+    body = create_body(job.payload, str(job.param("location_external_id")).strip())
+
+    def create(_key: str) -> dict[str, Any]:
+        # The API takes no idempotency key: orderExternalId is the guard. DUPLICATE_ID for our
+        # own number is success only when it holds what we send (job.already_there): a create
+        # whose answer was lost, or the same shipment sent by another message.
+        try:
+            return client.create(body)
+        except HardError as exc:
+            if exc.code != "DUPLICATE_ID":
+                raise
+            how = job.already_there(SENT_KIND, shipment.number, body, REFUSED)
+            log.info("shipping_orders: %s %s; reading it back", shipment.number, how)
+            return client.get(shipment.number)
+
+    order = order_of(job.once("create_order", create, sends=body))
+    job.keep_sent(SENT_KIND, shipment.number, body, order_number=shipment.order_number)
+    answer = job.answer()
+    tell(job, answer, order)
+    return answer.notify("info", SENT, summary(order))
+
+
+@shipping_orders.service(
+    "update_shipment",
+    message="shipment:update",
+    payload=ShipmentChanged,
+    description="Change a shipment already sent (address, contact, items).",
+    requires=[API_KEY, TENANT_ID],
+)
+def update_shipment(job: Job[ShipmentChanged]) -> Answer:
+    """PUT what changed; answer the status if it is news."""
+    changes = job.payload.shipment
+    order = order_of(client_for(job).edit(changes.number, edit_body(changes)))
+    answer = job.answer()
+    tell(job, answer, order)
+    return answer.notify("info", "Shipment changed at the Shipping Order API", summary(order))
+
+
+@shipping_orders.service(
+    "cancel_shipment",
+    message="shipment:cancel",
+    payload=ShipmentReference,
+    description="Cancel a shipment (already cancelled is success).",
+    requires=[API_KEY, TENANT_ID],
+)
+def cancel_shipment(job: Job[ShipmentReference]) -> Answer:
+    number = job.payload.shipment.number
+    client = client_for(job)
+    answer = job.answer()
+    try:
+        order = order_of(client.cancel(number))
+        subject = "Shipment cancelled"
+    except HardError as exc:
+        if exc.code not in ALREADY_CANCELLED:
+            raise
+        order = order_of(client.get(number))
+        subject = "Shipment was already cancelled"
+    tell(job, answer, order)
+    return answer.notify("info", subject, summary(order))
+
+
+@shipping_orders.service(
+    "retry_shipment",
+    message="shipping_orders:shipment:retry",
+    payload=ShipmentReference,
+    description="Place a failed shipment again (after fixing what made it fail).",
+    requires=[API_KEY, TENANT_ID],
+)
+def retry_shipment(job: Job[ShipmentReference]) -> Answer:
+    number = job.payload.shipment.number
+    order = order_of(job.once("retry_order", lambda _key: client_for(job).retry(number)))
+    answer = job.answer()
+    tell(job, answer, order)
+    return answer.notify("info", "Shipment placed again", summary(order))
+
+
+@shipping_orders.service(
+    "get_shipment",
+    message="shipping_orders:shipment:get",
+    payload=ShipmentReference,
+    description="Read a shipment and its status history.",
+    requires=[API_KEY, TENANT_ID],
+)
+def get_shipment(job: Job[ShipmentReference]) -> Answer:
+    """Answer the shipment's current status (reported or not) and its history."""
+    number = job.payload.shipment.number
+    client = client_for(job)
+    order = order_of(client.get(number))
+    entries = history_of(client, number)
+    answer = job.answer()
+    (kept,) = job.watch(PROGRESS, number)
+    tell(
+        job,
+        answer,
+        order,
+        [*since_last(entries, Progress.from_json(kept)), (observed(order), None)],
+        always=True,
+    )
+    history = [
+        {"provider_status": e.status, "at": e.updatedAtEpoch, "note": e.note} for e in entries
+    ]
+    return answer.notify(
+        "info", "Shipment read", f"{summary(order)}; {len(history)} status(es) in its history"
+    )
+
+
+def history_of(client: ShippingOrdersClient, number: str) -> list[HistoryEntry]:
+    """An order's history, oldest first; entries that cannot be read are left out."""
+    entries = []
+    for raw in client.history(number):
+        try:
+            entries.append(HistoryEntry.model_validate(raw))
+        except ValidationError:
+            log.warning("shipping_orders: %s: an unreadable history entry was left out", number)
+    return sorted(entries, key=lambda e: e.updatedAtEpoch or 0)
+
+
+def cursor_of(job: Job[Any]) -> tuple[str | None, datetime | None]:
+    raw = job.parameters.get(CURSOR)
+    if raw in (None, ""):
+        return None, None
+    try:
+        return str(raw), parse_cursor(str(raw))
+    except ValueError:
+        raise HardError(
+            f"Invalid {CURSOR}",
+            [f"{CURSOR} {raw!r} is not a time: use ISO 8601 ('2026-11-23T05:00:00Z')"],
+        ) from None
+
+
+@shipping_orders.service(
+    "tracking",
+    message="shipping_orders:shipment_results:poll",
+    payload=PollPayload,
+    description="Poll the orders that changed; report each new status once.",
+    requires=[API_KEY, TENANT_ID, LAST_POLLING],
+    schedule=Schedule(15, "minutes"),
+)
+def poll_orders(job: Job[PollPayload]) -> Answer:
+    """List the orders changed since the cursor (windows of at most 30 days, every page);
+    for each with news, read its history, so that statuses a lost webhook never told are
+    reported too, in order."""
+    s = shipping_orders_settings()
+    client = client_for(job)
+    _, cursor = cursor_of(job)
+    now = datetime.now(UTC)
+    windows = poll_windows(
+        cursor,
+        now,
+        timedelta(seconds=s.poll_overlap_seconds),
+        timedelta(hours=s.first_poll_lookback_hours),
+    )
+    answer = job.answer()
+    if windows.clamped:
+        answer.notify(
+            "warn",
+            "Polling window shortened",
+            f"{CURSOR} is older than the year the {PROVIDER} lists reach; polling from "
+            f"{cursor_text(windows.start)}",
+        )
+    latest = changed_orders(client, windows.each(), s.page_size)
+    kept = dict(zip(latest, job.recall(PROGRESS, *latest), strict=True))
+    news = [
+        number
+        for number, order in latest.items()
+        if is_news(Progress.from_json(kept[number]), observed(order))
+    ]
+    for number in news:
+        order = latest[number]
+        last = Progress.from_json(kept[number])
+        tell(
+            job,
+            answer,
+            order,
+            [*since_last(history_of(client, number), last), (observed(order), None)],
+        )
+    warn_unknown(job, answer, news)
+    answer.notify(
+        "info",
+        POLLED,
+        f"{len(latest)} order(s) changed from {cursor_text(windows.start)} to "
+        f"{cursor_text(windows.end)}; {len(news)} with news",
+    )
+    return answer.add_parameter(CURSOR, cursor_text(now))
+
+
+def changed_orders(
+    client: ShippingOrdersClient, windows: Sequence[tuple[datetime, datetime]], page_size: int
+) -> dict[str, ApiOrder]:
+    """Each order changed in the windows, as last seen (an order updated while the pages were
+    read can appear twice)."""
+    latest: dict[str, ApiOrder] = {}
+    for start, end in windows:
+        for raw in client.orders(list_filters(start, end, page_size)):
+            try:
+                order = order_of(raw)
+            except ValidationError:
+                log.warning("shipping_orders: a listed order without id or status was left out")
+                continue
+            latest[order.orderExternalId] = order
+    return latest
+
+
+def warn_unknown(job: Job[Any], answer: Answer, numbers: list[str]) -> None:
+    sent = job.recall(SENT_KIND, *numbers)
+    unknown = [n for n, kept in zip(numbers, sent, strict=True) if kept is None]
+    if unknown:
+        answer.notify(
+            "warn",
+            "Shipments this endpoint did not send",
+            f"No record of sending {listing(unknown)} to the {PROVIDER}; their updates are "
+            "reported anyway",
+        )
+
+
+def event_key(order: ApiOrder) -> str:
+    """An event's identity: the order, its status and when it changed."""
+    return f"{order.orderExternalId}:{order.status}:{order.lastUpdatedAt or ''}"
+
+
+@shipping_orders.webhook(
+    message="shipping_orders:order:event",
+    payload=ApiOrder,
+    verify=hex_hmac_sha256(SIGNATURE_HEADER, webhook_secret, "SHIPPING_ORDERS_WEBHOOK_SECRET"),
+    key=event_key,
+)
+def order_event(job: Job[ApiOrder]) -> Answer:
+    """A status change the API pushed: reported if it is news (the poll will not report it
+    again, nor will this report what the poll already did)."""
+    order = job.payload
+    answer = job.answer()
+    if not tell(job, answer, order):
+        answer.notify(
+            "info",
+            "Already reported",
+            f"Shipment {order.orderExternalId}: {order.status} was already reported or is older "
+            "than what was",
+        )
+    return answer
