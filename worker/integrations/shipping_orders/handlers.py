@@ -29,6 +29,7 @@ from worker.integrations.shipping_orders.mapping import (
     create_body,
     cursor_text,
     edit_body,
+    iso_ms,
     list_filters,
     observed,
     order_of,
@@ -231,20 +232,11 @@ def get_shipment(job: Job[ShipmentReference]) -> Answer:
     order = order_of(client.get(number))
     entries = history_of(client, number)
     answer = job.answer()
-    (kept,) = job.watch(PROGRESS, number)
-    tell(
-        job,
-        answer,
-        order,
-        [*since_last(entries, Progress.from_json(kept)), (observed(order), None)],
-        always=True,
+    tell(job, answer, order, entries, always=True)
+    history = "; ".join(
+        f"{e.status} at {iso_ms(e.updatedAtEpoch) or 'an unknown time'}" for e in entries
     )
-    history = [
-        {"provider_status": e.status, "at": e.updatedAtEpoch, "note": e.note} for e in entries
-    ]
-    return answer.notify(
-        "info", "Shipment read", f"{summary(order)}; {len(history)} status(es) in its history"
-    )
+    return answer.notify("info", "Shipment read", f"{summary(order)}. History: {history or 'none'}")
 
 
 def history_of(client: ShippingOrdersClient, number: str) -> list[HistoryEntry]:
@@ -309,14 +301,7 @@ def poll_orders(job: Job[PollPayload]) -> Answer:
         if is_news(Progress.from_json(kept[number]), observed(order))
     ]
     for number in news:
-        order = latest[number]
-        last = Progress.from_json(kept[number])
-        tell(
-            job,
-            answer,
-            order,
-            [*since_last(history_of(client, number), last), (observed(order), None)],
-        )
+        tell(job, answer, latest[number], history_of(client, number))
     warn_unknown(job, answer, news)
     answer.notify(
         "info",

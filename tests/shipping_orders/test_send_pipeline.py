@@ -1,0 +1,139 @@
+"""Sending shipments through the real pipeline when the API fails, refuses, or the worker dies:
+created once, answered with the API's own words, never a second order."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.shipping_orders.conftest import (
+    ShippingOrdersSimulator,
+    confirms,
+    ready_message,
+    so_env,
+    updates,
+)
+from tests.support.servers import HubServer
+from tests.support.stack import Stack, serving, wait_until
+
+
+def send(stack: Stack, body: dict, store: str):  # type: ignore[no-untyped-def]
+    return stack.post("/shipping_orders/send_shipment", body, wait=30, store=store)
+
+
+def number_of(body: dict) -> str:
+    return body["payload"]["shipment"]["number"]
+
+
+def test_a_create_whose_answer_was_lost_is_recognised_and_not_made_twice(
+    so_stack: Stack, sim: ShippingOrdersSimulator, hub: HubServer, store: str
+) -> None:
+    sim.fault("create", "lost_answer")  # stored at the API, answered 502
+    body = ready_message()
+    response = send(so_stack, body, store)
+    assert response.status_code == 200, response.text
+    number = number_of(body)
+    assert len(sim.orders_numbered(number)) == 1
+    assert sim.requests_to("create") == 2
+    record = so_stack.record("shipping_orders", body["message_id"])
+    assert record["attempts"] == 2
+    wait_until(lambda: updates(hub, number) == [("dispatched", "ORDER_DISPATCHED")])
+
+
+def test_the_same_shipment_sent_again_by_another_message_is_not_a_second_order(
+    so_stack: Stack, sim: ShippingOrdersSimulator, store: str
+) -> None:
+    first = ready_message()
+    assert send(so_stack, first, store).status_code == 200
+    again = json.loads(json.dumps(first))
+    again["message_id"] = first["message_id"] + "-again"
+    assert send(so_stack, again, store).status_code == 200
+    assert len(sim.orders_numbered(number_of(first))) == 1
+
+    changed = json.loads(json.dumps(again))
+    changed["message_id"] += "-changed"
+    changed["payload"]["shipment"]["shipping_address"]["address1"] = "7 Elm Rd."
+    refused = send(so_stack, changed, store)
+    assert refused.status_code == 500
+    assert "7 Elm Rd." in json.dumps(refused.json())
+
+
+@pytest.mark.parametrize("kind", ["PLACE_ORDER_FAILED", "UNMAPPED_ERROR", "TOO_MANY_REQUESTS"])
+def test_transient_refusals_are_retried_until_the_order_is_placed(
+    so_stack: Stack, sim: ShippingOrdersSimulator, store: str, kind: str
+) -> None:
+    sim.fault("create", "error", type=kind)
+    body = ready_message()
+    assert send(so_stack, body, store).status_code == 200
+    assert so_stack.record("shipping_orders", body["message_id"])["attempts"] == 2
+    assert len(sim.orders_numbered(number_of(body))) == 1
+
+
+def test_no_provider_matched_is_a_hard_error_in_the_apis_words(
+    so_stack: Stack, sim: ShippingOrdersSimulator, store: str
+) -> None:
+    sim.control(
+        "POST",
+        "locations",
+        {"locationExternalId": "capped", "rules": {"strategy": "cheapest", "price_cap": 0.5}},
+    )
+    body = ready_message()
+    body["payload"]["parameters"] = [
+        {"name": "shipping_orders.location_external_id", "value": "capped"}
+    ]
+    refused = send(so_stack, body, store)
+    assert refused.status_code == 500
+    (error,) = [n for n in refused.json()["notifications"] if n["level"] == "error"]
+    assert (
+        "NO_PROVIDER_MATCHED" in error["subject"] or "No Provider matched" in error["description"]
+    )
+    record = so_stack.record("shipping_orders", body["message_id"])
+    assert record["attempts"] == 1  # hard: not retried
+    assert sim.orders_numbered(number_of(body)) == []
+
+
+def test_a_wrong_key_in_the_message_is_refused_without_echoing_it(
+    so_stack: Stack, sim: ShippingOrdersSimulator, store: str
+) -> None:
+    body = ready_message()
+    body["payload"]["parameters"] = [{"name": "api_key", "value": "wrong-secret-key-123"}]
+    refused = send(so_stack, body, store)
+    assert refused.status_code == 500
+    text = json.dumps(refused.json())
+    assert "check api_key and tenant_id" in text
+    assert "wrong-secret-key-123" not in text
+
+
+@pytest.fixture
+def kill_stack(simulator_process: ShippingOrdersSimulator, hub: HubServer) -> Iterator[Stack]:
+    """A stack on a Redis of its own: no other worker may take its message."""
+    with serving(None, so_env(simulator_process, hub), worker="first") as running:
+        yield running
+
+
+def test_a_worker_killed_while_the_api_stores_the_order_gives_one_order_and_one_answer(
+    kill_stack: Stack, simulator_process: ShippingOrdersSimulator, hub: HubServer, store: str
+) -> None:
+    sim = simulator_process
+    sim.control("POST", "reset")
+    sim.configure(webhook_url=None)
+    sim.fault("create", "slow", delay_seconds=2.0)  # the API stores it after the worker died
+    body = ready_message()
+    number = number_of(body)
+    assert kill_stack.post("/shipping_orders/send_shipment", body, store=store).status_code == 200
+    wait_until(lambda: sim.requests_to("create") == 1, timeout=20)
+    kill_stack.services["first"].kill()  # kill -9 while the create is in flight
+    wait_until(lambda: len(sim.orders_numbered(number)) == 1, timeout=10)
+    kill_stack.start_worker("second")
+
+    record = kill_stack.wait_status("shipping_orders", body["message_id"], "succeeded", timeout=90)
+    assert record["attempts"] == 2
+    assert sim.requests_to("create") == 2  # made again, and recognised as our own
+    assert len(sim.orders_numbered(number)) == 1
+    wait_until(lambda: updates(hub, number) == [("dispatched", "ORDER_DISPATCHED")])
+    time.sleep(1)
+    assert updates(hub, number) == [("dispatched", "ORDER_DISPATCHED")]
+    assert confirms(hub, number) == []
