@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("SHIPHUB_STATE_DIR", ROOT / ".run"))
 REDIS_PORT = int(os.environ.get("SHIPHUB_REDIS_PORT", "6390"))
 DOTCOM_SIM_PORT = int(os.environ.get("DOTCOM_SIM_PORT", "8101"))
+SHIPPING_ORDERS_SIM_PORT = int(os.environ.get("SHIPPING_ORDERS_SIM_PORT", "8102"))
+RECEIVER_PORT = os.environ.get("PORT", "8000")
 
 # The embedded defaults: a working service with no account anywhere. Anything set in the
 # environment wins.
@@ -37,10 +39,33 @@ DEFAULTS = {
     "DOTCOM_POLL_LAG_SECONDS": "20",
     "DOTCOM_SIM_SHIP_AFTER": "2",
     "DOTCOM_SIM_VISIBLE_AFTER": "10",
-    "POLLS": "dotcom.tracking=60",
+    "SHIPPING_ORDERS_API_URL": f"http://127.0.0.1:{SHIPPING_ORDERS_SIM_PORT}",
+    "SHIPPING_ORDERS_API_KEY": "demo-so-key",
+    "SHIPPING_ORDERS_TENANT_ID": "demo-tenant",
+    "SHIPPING_ORDERS_LOCATION_EXTERNAL_ID": "store-1",
+    "SHIPPING_ORDERS_WEBHOOK_SECRET": "local-webhook-secret",
+    # The simulator moves each order one step every 5 s and signs its webhooks to the receiver.
+    "SHIPPING_ORDERS_SIM_STEP_SECONDS": "5",
+    "SHIPPING_ORDERS_SIM_WEBHOOK_URL": (
+        f"http://127.0.0.1:{RECEIVER_PORT}/webhooks/shipping_orders"
+    ),
+    "SHIPPING_ORDERS_SIM_WEBHOOK_SECRET": "local-webhook-secret",
+    "POLLS": "dotcom.tracking=60,shipping_orders.tracking=60",
     "WORKER_CONCURRENCY": "8",
     "WEB_CONCURRENCY": "1",
 }
+
+
+# (process name, module, the API URL variable that points at it, port)
+SIMULATORS = (
+    ("dotcom-simulator", "simulators.dotcom", "DOTCOM_API_URL", DOTCOM_SIM_PORT),
+    (
+        "shipping-orders-simulator",
+        "simulators.shipping_orders",
+        "SHIPPING_ORDERS_API_URL",
+        SHIPPING_ORDERS_SIM_PORT,
+    ),
+)
 
 
 def say(text: str) -> None:
@@ -125,13 +150,12 @@ class Stack:
         wait_port(REDIS_PORT, "Redis")
 
     def simulators(self) -> None:
-        if not self.env["DOTCOM_API_URL"].startswith(f"http://127.0.0.1:{DOTCOM_SIM_PORT}/"):
-            return
-        self.start(
-            "dotcom-simulator",
-            [sys.executable, "-m", "simulators.dotcom", "--port", str(DOTCOM_SIM_PORT)],
-        )
-        wait_port(DOTCOM_SIM_PORT, "the Dotcom simulator")
+        """Each provider's simulator, unless its API URL was pointed elsewhere."""
+        for name, module, variable, port in SIMULATORS:
+            if not self.env[variable].startswith(f"http://127.0.0.1:{port}"):
+                continue
+            self.start(name, [sys.executable, "-m", module, "--port", str(port)])
+            wait_port(port, f"the {name}")
 
     def services(self) -> None:
         for name, command in procfile().items():
@@ -199,6 +223,8 @@ def main() -> int:
         say(f"flower     http://127.0.0.1:{env['FLOWER_PORT']}/")
         say(f"metrics    {base}/metrics      health: {base}/healthz")
         say(f"dotcom sim {env['DOTCOM_API_URL']}")
+        say(f"shipping orders sim {env['SHIPPING_ORDERS_API_URL']}")
+        say(f"  its webhooks to   {base}/webhooks/shipping_orders")
         say(f"logs       {STATE}/*.log      Ctrl-C stops everything")
         if env.get("SHIPHUB_DEMO", "1") != "0":
             from devstack.demo import run_demo

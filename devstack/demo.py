@@ -1,7 +1,8 @@
-"""The demo ``bin/run`` plays once the service is up: the seed's sample ``shipment:ready`` (under a
-shipment number of its own) goes to the Dotcom simulator, and a later poll answers
-``shipment:confirm`` with its tracking numbers, both through the HTTP receiver like the hub would
-send them."""
+"""The demo ``bin/run`` plays once the service is up, through the HTTP receiver like the hub would
+send it: the seed's sample ``shipment:ready`` (under a shipment number of its own) goes to the
+Shipping Order API simulator, which places it with a delivery provider and moves it along (its
+webhooks report each step); a ``get`` shows where it is. Then the same sample goes to the Dotcom
+simulator, and a later poll answers ``shipment:confirm`` with its tracking numbers."""
 
 from __future__ import annotations
 
@@ -30,19 +31,68 @@ def post(base: str, path: str, body: dict[str, Any], headers: dict[str, str]) ->
     )
 
 
+def say_answer(answer: dict[str, Any]) -> None:
+    for message in answer.get("messages", []):
+        shipment = message["payload"]["shipment"]
+        extra = (
+            f"status {shipment['status']} ({shipment['provider_status']})"
+            if message["message"] == "shipment:update"
+            else "tracking "
+            + ", ".join(shipment.get("tracking_numbers") or [shipment.get("tracking") or "-"])
+        )
+        say(f"  {message['message']}: {shipment['number']} {extra}")
+    for parameter in answer.get("parameters", []):
+        say(f"  parameter {parameter['name']} = {parameter['value']}")
+    for note in answer.get("notifications", []):
+        say(f"  {note['level']}: {note['description']}")
+
+
+def sample(number: str) -> dict[str, Any]:
+    shipment = json.loads(SAMPLE.read_text())
+    shipment["message_id"] = uuid.uuid4().hex[:24]
+    shipment["payload"]["shipment"]["number"] = number
+    return shipment
+
+
 def run_demo(base: str, env: dict[str, str]) -> None:
     store = f"demo-{int(time.time())}"
     headers = {"X-Hub-Store": store}
     if env.get("ENDPOINT_KEY"):
         headers["X-Hub-Token"] = env["ENDPOINT_KEY"]
+    # The default store (HUB_STORE): the one the simulator's webhooks are taken for (its webhook
+    # URL carries no ?store=), so the webhooks and the hub's messages share one shipment history.
+    shipping_orders_demo(base, {k: v for k, v in headers.items() if k != "X-Hub-Store"})
+    dotcom_demo(base, env, headers, store)
+
+
+def shipping_orders_demo(base: str, headers: dict[str, str]) -> None:
+    number = f"S{int(time.time() * 1000) % 10**11:011d}"
+    say(f"POST /shipping_orders/send_shipment  (the seed's sample as shipment {number})")
+    sent = post(base, "/shipping_orders/send_shipment", sample(number), headers)
+    say(f"  -> {sent.status_code}")
+    say_answer(sent.json())
+    if sent.status_code != 200:
+        return
+    say("waiting 12 s: the simulator moves it along and signs a webhook for each step")
+    time.sleep(12)
+    get = {
+        "message_id": uuid.uuid4().hex[:24],
+        "message": "shipping_orders:shipment:get",
+        "payload": {"shipment": {"number": number}},
+    }
+    say(f"POST /shipping_orders/get_shipment  ({number})")
+    got = post(base, "/shipping_orders/get_shipment", get, headers)
+    say(f"  -> {got.status_code}")
+    say_answer(got.json())
+
+
+def dotcom_demo(base: str, env: dict[str, str], headers: dict[str, str], store: str) -> None:
     zone = ZoneInfo(env.get("DOTCOM_TIMEZONE", "America/New_York"))
     since = (datetime.now(zone) - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S %z")
 
-    shipment = json.loads(SAMPLE.read_text())
-    shipment["message_id"] = uuid.uuid4().hex[:24]
     # A shipment number of its own: the seed's (H67606710123) stays free for the README's curl.
     number = f"H{int(time.time() * 1000) % 10**11:011d}"
-    shipment["payload"]["shipment"]["number"] = number
+    shipment = sample(number)
     say(f"POST /dotcom/send_shipment  (the seed's sample as shipment {number}, store {store})")
     sent = post(base, "/dotcom/send_shipment", shipment, headers)
     say(f"  -> {sent.status_code} {json.dumps(sent.json().get('notifications'))}")
@@ -65,15 +115,5 @@ def run_demo(base: str, env: dict[str, str]) -> None:
     }
     say(f"POST /dotcom/tracking  (last_polling_datetime {since})")
     polled = post(base, "/dotcom/tracking", poll, headers)
-    answer = polled.json()
     say(f"  -> {polled.status_code}")
-    for message in answer.get("messages", []):
-        shipment = message["payload"]["shipment"]
-        say(
-            f"  {message['message']}: {shipment['number']} tracking "
-            f"{', '.join(shipment.get('tracking_numbers') or [shipment.get('tracking') or '-'])}"
-        )
-    for parameter in answer.get("parameters", []):
-        say(f"  parameter {parameter['name']} = {parameter['value']}")
-    for note in answer.get("notifications", []):
-        say(f"  {note['level']}: {note['description']}")
+    say_answer(polled.json())

@@ -23,7 +23,13 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
 ) -> None:
     ports = {
         name: str(free_port())
-        for name in ("PORT", "FLOWER_PORT", "SHIPHUB_REDIS_PORT", "DOTCOM_SIM_PORT")
+        for name in (
+            "PORT",
+            "FLOWER_PORT",
+            "SHIPHUB_REDIS_PORT",
+            "DOTCOM_SIM_PORT",
+            "SHIPPING_ORDERS_SIM_PORT",
+        )
     }
     passthrough = {
         k: v
@@ -57,7 +63,14 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
             lambda: requests.get(f"http://127.0.0.1:{ports['FLOWER_PORT']}/", timeout=2).ok,
             timeout=60,
         )
-        wait_until(lambda: "parameter dotcom.last_polling_datetime" in printed.read_text(), 60)
+        wait_until(lambda: "parameter dotcom.last_polling_datetime" in printed.read_text(), 90)
+        demo = printed.read_text()
+        # The Shipping Order API demo: placed with a provider, moved along by the simulator's
+        # clock, its webhooks verified and taken (get_shipment answers where it is now).
+        assert "shipment:update: S" in demo and "status dispatched (ORDER_DISPATCHED)" in demo
+        assert "POST /shipping_orders/get_shipment" in demo
+        after = demo.split("get_shipment")[-1]
+        assert "status assigned" in after or "status picked_up" in after, demo
 
         # The README's curl, right after the demo: the seed's sample as printed in the fixture.
         response = requests.post(
@@ -71,7 +84,15 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
         assert response.json()["notifications"][0]["subject"] == (
             "Successfully Sent Shipment to Dotcom Distribution"
         )
-        for name in ("web", "worker", "beat", "flower", "redis", "dotcom-simulator"):
+        for name in (
+            "web",
+            "worker",
+            "beat",
+            "flower",
+            "redis",
+            "dotcom-simulator",
+            "shipping-orders-simulator",
+        ):
             assert (tmp_path / f"{name}.log").exists(), name
         if redis == "redis-server":
             assert list((tmp_path / "redis").glob("appendonly*")), "Redis runs without AOF"
