@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,14 +15,12 @@ import requests
 
 from tests.pipeline.conftest import HUB_STORE, HUB_TOKEN, hub, redis_server
 from tests.support.servers import HubServer
+from tests.support.simulators import SimulatorProcess
 from tests.support.stack import (
     ROOT,
     RedisServer,
-    Service,
     Stack,
-    free_port,
     serving,
-    wait_until,
 )
 
 __all__ = ["hub", "redis_server"]  # session fixtures shared with the pipeline tests
@@ -90,42 +84,15 @@ def poll_message(**parameters: Any) -> dict[str, Any]:
     return body
 
 
-class DotcomSimulator:
+class DotcomSimulator(SimulatorProcess):
     """``python -m simulators.dotcom`` on a free port, and its control API."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.process = Service(
-            "dotcom-simulator",
-            [sys.executable, "-m", "simulators.dotcom", "--port", str(self.port)],
-            {**os.environ, "PYTHONPATH": str(ROOT), **env},
-            Path(tempfile.mkdtemp(prefix="shiphub-dotcom-sim-")),
-        )
-        wait_until(
-            lambda: (
-                self.process.running() and requests.get(f"{self.url}/_sim/health", timeout=2).ok
-            ),
-            timeout=20,
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__("simulators.dotcom", env)
 
     @property
     def api_url(self) -> str:
         return f"{self.url}{BASE_PATH}"
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        response = requests.request(method, f"{self.url}/_sim/{path}", json=body, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-    def reset(self) -> None:
-        self.control("POST", "reset")
 
     def orders(self) -> dict[str, Any]:
         return self.control("GET", "orders")
@@ -146,9 +113,6 @@ class DotcomSimulator:
 
     def fault(self, kind: str, route: str, count: int = 1) -> None:
         self.control("POST", "faults", {"kind": kind, "route": route, "count": count})
-
-    def logs(self) -> str:
-        return self.process.output()[-4000:]
 
 
 @pytest.fixture(scope="session")

@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from tests.pipeline.conftest import HUB_STORE, HUB_TOKEN, hub, redis_server
 from tests.support.servers import HubServer
-from tests.support.stack import ROOT, RedisServer, Service, Stack, free_port, serving, wait_until
+from tests.support.simulators import SimulatorProcess
+from tests.support.stack import ROOT, RedisServer, Stack, serving
 
 __all__ = ["hub", "redis_server"]  # session fixtures shared with the pipeline tests
 
@@ -59,38 +55,17 @@ def poll_message() -> dict[str, Any]:
     }
 
 
-class ShippingOrdersSimulator:
+class ShippingOrdersSimulator(SimulatorProcess):
     """``python -m simulators.shipping_orders`` on a free port, and its control API."""
 
     def __init__(self) -> None:
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "SHIPPING_ORDERS_SIM_STEP_SECONDS": "0",  # tests move orders themselves
-            "SHIPPING_ORDERS_SIM_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        }
-        self.process = Service(
-            "shipping-orders-simulator",
-            [sys.executable, "-m", "simulators.shipping_orders", "--port", str(self.port)],
-            env,
-            Path(tempfile.mkdtemp(prefix="shiphub-so-sim-")),
+        super().__init__(
+            "simulators.shipping_orders",
+            {
+                "SHIPPING_ORDERS_SIM_STEP_SECONDS": "0",  # tests move orders themselves
+                "SHIPPING_ORDERS_SIM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            },
         )
-        wait_until(
-            lambda: (
-                self.process.running() and requests.get(f"{self.url}/_sim/health", timeout=2).ok
-            ),
-            timeout=20,
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        response = requests.request(method, f"{self.url}/_sim/{path}", json=body, timeout=10)
-        response.raise_for_status()
-        return response.json()
 
     def configure(self, **changes: Any) -> None:
         self.control("POST", "config", changes)
@@ -116,9 +91,6 @@ class ShippingOrdersSimulator:
         return [
             w for w in self.control("GET", "webhooks")["webhooks"] if w["orderExternalId"] == number
         ]
-
-    def stop(self) -> None:
-        self.process.stop()
 
 
 @pytest.fixture(scope="session")

@@ -120,6 +120,13 @@ def tell(
     return bool(told.updates)
 
 
+def answer_with(job: Job[Any], order: ApiOrder, subject: str) -> Answer:
+    """The answer to a hub request about one order: its news, and what it is now."""
+    answer = job.answer()
+    tell(job, answer, order)
+    return answer.notify("info", subject, summary(order))
+
+
 def summary(order: ApiOrder) -> str:
     provider = order.provider
     who = " ".join(filter(None, (provider.name, provider.serviceType))) if provider else ""
@@ -159,9 +166,7 @@ def send_shipment(job: Job[ShipmentReady]) -> Answer:
 
     order = order_of(job.once("create_order", create, sends=body))
     job.keep_sent(SENT_KIND, shipment.number, body, order_number=shipment.order_number)
-    answer = job.answer()
-    tell(job, answer, order)
-    return answer.notify("info", SENT, summary(order))
+    return answer_with(job, order, SENT)
 
 
 @shipping_orders.service(
@@ -175,9 +180,7 @@ def update_shipment(job: Job[ShipmentChanged]) -> Answer:
     """PUT what changed; answer the status if it is news."""
     changes = job.payload.shipment
     order = order_of(client_for(job).edit(changes.number, edit_body(changes)))
-    answer = job.answer()
-    tell(job, answer, order)
-    return answer.notify("info", "Shipment changed at the Shipping Order API", summary(order))
+    return answer_with(job, order, "Shipment changed at the Shipping Order API")
 
 
 @shipping_orders.service(
@@ -190,17 +193,13 @@ def update_shipment(job: Job[ShipmentChanged]) -> Answer:
 def cancel_shipment(job: Job[ShipmentReference]) -> Answer:
     number = job.payload.shipment.number
     client = client_for(job)
-    answer = job.answer()
     try:
-        order = order_of(client.cancel(number))
-        subject = "Shipment cancelled"
+        cancelled = client.cancel(number)
     except HardError as exc:
         if exc.code not in ALREADY_CANCELLED:
             raise
-        order = order_of(client.get(number))
-        subject = "Shipment was already cancelled"
-    tell(job, answer, order)
-    return answer.notify("info", subject, summary(order))
+        return answer_with(job, order_of(client.get(number)), "Shipment was already cancelled")
+    return answer_with(job, order_of(cancelled), "Shipment cancelled")
 
 
 @shipping_orders.service(
@@ -213,9 +212,7 @@ def cancel_shipment(job: Job[ShipmentReference]) -> Answer:
 def retry_shipment(job: Job[ShipmentReference]) -> Answer:
     number = job.payload.shipment.number
     order = order_of(job.once("retry_order", lambda _key: client_for(job).retry(number)))
-    answer = job.answer()
-    tell(job, answer, order)
-    return answer.notify("info", "Shipment placed again", summary(order))
+    return answer_with(job, order, "Shipment placed again")
 
 
 @shipping_orders.service(
