@@ -132,8 +132,11 @@ def canonical(value: str) -> ShipmentStatus:
         return ShipmentStatus.UNKNOWN
 
 
-def is_news(last: Progress | None, seen: Observation) -> bool:
-    """Whether ``seen`` moves the shipment on from what the hub was last told.
+def is_news(last: Progress | None, seen: Observation, *, follows: bool = False) -> bool:
+    """Whether ``seen`` moves the shipment on from what the hub was last told. ``follows``:
+    the provider's own history puts ``seen`` after the last status told, so its place there
+    counts, not the clocks (two steps in one millisecond, a history and a webhook timed by
+    different clocks).
 
     * Nothing told yet: news.
     * The same status (canonical and raw): not news, whatever its time (the webhook and the poll
@@ -149,6 +152,8 @@ def is_news(last: Progress | None, seen: Observation) -> bool:
         return False
     if last.status in FINAL:
         return seen.status in AFTER_FINAL.get(last.status, frozenset())
+    if follows:
+        return True
     if seen.at_ms is not None and last.at_ms is not None and seen.at_ms != last.at_ms:
         return seen.at_ms > last.at_ms
     return RANK[seen.status] > RANK[last.status]

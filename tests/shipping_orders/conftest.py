@@ -110,6 +110,7 @@ def so_env(sim: ShippingOrdersSimulator, hub: HubServer) -> dict[str, str]:
         "SHIPPING_ORDERS_TENANT_ID": TENANT,
         "SHIPPING_ORDERS_LOCATION_EXTERNAL_ID": LOCATION,
         "SHIPPING_ORDERS_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "SHIPPING_ORDERS_PAGE_SIZE": "2",  # polls read several pages
     }
 
 

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import requests
 
@@ -220,3 +221,73 @@ def test_get_answers_the_current_status_and_a_failed_order_can_be_retried(
     )
     assert refused.status_code == 500
     assert "can no longer be retried" in json.dumps(refused.json())
+
+
+def test_a_poll_reads_every_page_of_every_window_and_reports_what_no_webhook_told(
+    so_stack: Stack, sim: ShippingOrdersSimulator, hub: HubServer, store: str
+) -> None:
+    """Webhooks off: five orders picked up are found by one poll from a cursor 45 days back
+    (two windows of at most 30 days, pages of two orders), each with its missed statuses in
+    order and one confirm; a second poll reports nothing again."""
+    sim.configure(webhook_url=None)
+    numbers = [send(so_stack, store)[0] for _ in range(5)]
+    for number in numbers:
+        sim.advance(number, "PICKUP_COMPLETED")
+    lists_before = sim.requests_to("list")
+    since = datetime.now(UTC) - timedelta(days=45)
+    message = poll_message()
+    message["payload"]["parameters"] = [
+        {"name": "shipping_orders.last_polling_datetime", "value": since.isoformat()}
+    ]
+    answer = so_stack.post("/shipping_orders/tracking", message, wait=30, store=store).json()
+
+    assert sim.requests_to("list") - lists_before >= 4  # 2 windows, the second in 3 pages
+    (cursor,) = answer["parameters"]
+    assert cursor["name"] == "shipping_orders.last_polling_datetime"
+    for number in numbers:
+        wait_until(lambda n=number: len(confirms(hub, n)) == 1)
+        assert updates(hub, number) == LIFECYCLE[:4]
+    again = poll(so_stack, store)
+    assert not again["messages"]
+
+
+def test_an_update_changes_the_order_and_a_late_package_change_is_refused(
+    so_stack: Stack, sim: ShippingOrdersSimulator, store: str
+) -> None:
+    number, _ = send(so_stack, store)
+    moved = {
+        "message_id": f"update-{number}",
+        "message": "shipment:update",
+        "payload": {
+            "shipment": {
+                "number": number,
+                "shipping_address": {
+                    "firstname": "Brian",
+                    "lastname": "Quinn",
+                    "address1": "7 Elm Rd.",
+                    "city": "Bethesda",
+                    "state": "Maryland",
+                    "zipcode": "20814",
+                    "country": "US",
+                },
+            }
+        },
+    }
+    changed = so_stack.post("/shipping_orders/update_shipment", moved, wait=20, store=store)
+    assert changed.status_code == 200, changed.text
+    order = sim.order(number)["order"]
+    assert (order["deliveryAddress"]["street1"], order["deliveryAddress"]["state"]) == (
+        "7 Elm Rd.",
+        "MD",
+    )
+
+    sim.advance(number, "PICKUP_COMPLETED")
+    late = {
+        "message_id": f"late-{number}",
+        "message": "shipment:update",
+        "payload": {"shipment": {"number": number, "items": [{"sku": "9011CC", "quantity": 3}]}},
+    }
+    refused = so_stack.post("/shipping_orders/update_shipment", late, wait=20, store=store)
+    assert refused.status_code == 500
+    assert "cannot be changed" in json.dumps(refused.json())
+    assert so_stack.record("shipping_orders", late["message_id"])["attempts"] == 1

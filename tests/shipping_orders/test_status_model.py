@@ -17,7 +17,6 @@ from worker.integrations.shipping_orders.mapping import (
     canonical_status,
     create_body,
     edit_body,
-    observed,
     order_of,
     poll_windows,
     report,
@@ -158,7 +157,7 @@ def test_a_poll_fills_the_gap_a_lost_webhook_left_in_order_with_one_confirm() ->
         entry("PICKUP_COMPLETED", 2000),
         entry("IN_TRANSIT", 3000),
     ]
-    result = report(order, last, [*since_last(history, last), (observed(order), None)])
+    result = report(order, last, history)
     assert [(u.status, u.provider_status, u.sequence) for u in result.updates] == [
         (S.PICKED_UP, "PICKUP_COMPLETED", 2),
         (S.IN_TRANSIT, "IN_TRANSIT", 3),
@@ -168,13 +167,13 @@ def test_a_poll_fills_the_gap_a_lost_webhook_left_in_order_with_one_confirm() ->
     assert result.confirm.order_number == "R1"
     assert result.progress is not None and result.progress.confirmed
 
-    again = report(order, result.progress, [(observed(order), None)])
+    again = report(order, result.progress)
     assert (again.updates, again.confirm, again.progress) == ([], None, None)
 
 
 def test_an_unmapped_status_is_reported_as_unknown_with_the_raw_word() -> None:
     order = order_of({**ORDER, "status": "ORDER_TELEPORTED"})
-    result = report(order, None, [(observed(order), None)])
+    result = report(order, None)
     (update,) = result.updates
     assert (update.status, update.provider_status) == (S.UNKNOWN, "ORDER_TELEPORTED")
     assert result.unknown == ["ORDER_TELEPORTED"]
@@ -235,3 +234,31 @@ def test_polls_read_in_windows_of_at_most_thirty_days_and_within_a_year() -> Non
     assert spans[0][0] == now - timedelta(days=75) and spans[-1][1] == now
     old = poll_windows(now - timedelta(days=500), now, timedelta(0), timedelta(hours=24))
     assert old.clamped and now - old.start < timedelta(days=365)
+
+
+def test_steps_of_one_millisecond_are_reported_in_the_historys_order() -> None:
+    """The API can record several steps at once: their place in the history counts."""
+    order = order_of({**ORDER, "status": "PICKUP_COMPLETED", "lastUpdatedAt": None})
+    last = told(seen(S.DISPATCHED, 1000, "ORDER_DISPATCHED"))
+    history = [
+        entry("ORDER_DISPATCHED", 1000),
+        entry("ORDER_ASSIGNED", 2000),
+        entry("PICKUP_STARTED", 2000),
+        entry("PICKUP_COMPLETED", 2000),
+    ]
+    result = report(order, last, history)
+    assert [u.provider_status for u in result.updates] == [
+        "ORDER_ASSIGNED",
+        "PICKUP_STARTED",
+        "PICKUP_COMPLETED",
+    ]
+
+
+def test_history_without_the_last_status_told_is_filtered_by_time() -> None:
+    order = order_of(ORDER)
+    last = told(seen(S.PICKED_UP, 2000, "PICKUP_COMPLETED"))
+    _, anchored = since_last([entry("ORDER_ASSIGNED", 1500)], last)
+    assert not anchored
+    assert report(order, last, [entry("ORDER_ASSIGNED", 1500)]).updates[0].provider_status == (
+        "IN_TRANSIT"
+    )

@@ -37,7 +37,6 @@ from worker.integrations.shipping_orders.mapping import (
     poll_windows,
     report,
     shipment_update,
-    since_last,
 )
 from worker.integrations.shipping_orders.settings import (
     CURSOR,
@@ -101,7 +100,7 @@ def tell(
     not news. True when something was news."""
     (kept,) = job.watch(PROGRESS, order.orderExternalId)
     last = Progress.from_json(kept)
-    told = report(order, last, [*since_last(history, last), (observed(order), None)])
+    told = report(order, last, history)
     for update in told.updates:
         answer.update(update)
     if told.confirm is not None:

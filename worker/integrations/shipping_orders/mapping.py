@@ -4,7 +4,7 @@ the API's orders, status histories and webhooks → canonical statuses, ``shipme
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -347,20 +347,19 @@ class Report:
     unknown: list[str]  # provider statuses with no canonical mapping
 
 
-def report(
-    order: ApiOrder,
-    last: Progress | None,
-    seen: Iterable[tuple[Observation, str | None]],
-) -> Report:
-    """Report each of ``seen`` (observations in the order they happened, with a note) that is
-    news after ``last``, never one that would move the order backwards; a confirm the first
-    time it is picked up or later."""
+def report(order: ApiOrder, last: Progress | None, history: Sequence[HistoryEntry] = ()) -> Report:
+    """Report what is news after ``last``: the ``history`` entries after the last status told
+    (in their order), then the order's current status; never a status that would move the
+    order backwards; a confirm the first time it is picked up or later."""
+    follow, anchored = since_last(history, last)
+    steps = [(seen, note, anchored) for seen, note in follow]
+    steps.append((observed(order), None, False))
     updates: list[ShipmentUpdate] = []
     unknown: list[str] = []
     confirm: ConfirmedShipment | None = None
     progress = last
-    for observation, note in seen:
-        if not is_news(progress, observation):
+    for observation, note, follows in steps:
+        if not is_news(progress, observation, follows=follows):
             continue
         if needs_confirm(progress, observation):
             confirm = confirmation(order)
@@ -373,16 +372,17 @@ def report(
 
 def since_last(
     entries: Sequence[HistoryEntry], last: Progress | None
-) -> list[tuple[Observation, str | None]]:
-    """History entries after the one the hub was last told of (found by status, so that the
-    clocks of the history and of the order need not agree); all of them when it is not there."""
+) -> tuple[list[tuple[Observation, str | None]], bool]:
+    """History entries after the one the hub was last told of, found by status (so that the
+    clocks of the history and of the order need not agree), and True; all of them and False
+    when it is not there (their times then decide)."""
     observations = [(observed_entry(e), e.note) for e in entries]
     if last is not None:
         for position in range(len(observations) - 1, -1, -1):
             seen = observations[position][0]
             if (seen.status, seen.provider_status) == (last.status, last.provider_status):
-                return observations[position + 1 :]
-    return observations
+                return observations[position + 1 :], True
+    return observations, False
 
 
 # ---------------------------------------------------------------------------------------------
