@@ -290,6 +290,43 @@ class ShipmentChanged(HubModel):
     shipment: ShipmentChanges
 
 
+class ShippedItem(HubModel):
+    """An item of a shipment the hub confirms; a channel's own ids ride as extra keys
+    (``ecomdash_line_item_id``), declared by the channel's own model."""
+
+    sku: str = Field(min_length=1)
+    quantity: int = Field(ge=1)
+
+
+class ShippedCarton(HubModel):
+    carton_id: str | None = None
+    tracking_number: str | None = None
+
+
+class ShippedShipment(HubModel):
+    """A shipment as the hub's ``shipment:confirm`` carries it to a sales channel (the shape
+    ``ConfirmedShipment`` sends). A channel subclasses it with the ids it needs, so a message
+    without them is refused at intake naming the field."""
+
+    number: str = Field(min_length=1)
+    order_number: str | None = None
+    tracking: str | None = None
+    tracking_numbers: list[str] = Field(default_factory=list)
+    tracking_url: str | None = None
+    carrier: str | None = None
+    service: str | None = None
+    shipped_at: str | None = None
+    items: list[ShippedItem] = Field(default_factory=list)
+    cartons: list[ShippedCarton] = Field(default_factory=list)
+
+    @property
+    def all_tracking(self) -> list[str]:
+        """Every tracking number, the first one first, none twice."""
+        numbers = [*([self.tracking] if self.tracking else []), *self.tracking_numbers]
+        numbers += [c.tracking_number for c in self.cartons if c.tracking_number]
+        return list(dict.fromkeys(n.strip() for n in numbers if n and n.strip()))
+
+
 class PollPayload(HubModel):
     """A poll: nothing in the payload besides the parameters."""
 

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 BUILTIN_MODULES: tuple[str, ...] = (
     "worker.integrations.dotcom",
     "worker.integrations.shipping_orders",
+    "worker.integrations.ecomdash",
+    "worker.integrations.duoplane",
+    "worker.integrations.spectrum",
 )
 HUB_QUEUE = "hub"
 # The service a webhook's handler belongs to: not listed in endpoint.json, not postable by the hub.
