@@ -1,0 +1,173 @@
+"""The batch: one call for records queued together, each message its own record's outcome.
+
+Redis is fakeredis (Lua included); ``send`` stands for ecomdash's answer, so these tests are
+about the queue and the outcome split; the pipeline tests make the real calls."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import fakeredis
+import pytest
+
+from worker.deadline import Deadline
+from worker.errors import HardError, TransientError
+from worker.integrations.ecomdash.batching import (
+    STATE_PREFIX,
+    Batcher,
+    Entry,
+    failed_all,
+    split,
+    unique,
+)
+from worker.integrations.ecomdash.mapping import SubmitAnswer
+
+
+def entry(message_id: str, shipment: int, tracking: str = "1Z") -> Entry:
+    record = {"ShipmentId": shipment, "TrackingNumber": tracking}
+    return Entry(message_id, record, f"{shipment}:{tracking}:", time.time())
+
+
+def answer(*results: tuple[int, bool, list[str] | None]) -> SubmitAnswer:
+    return SubmitAnswer.model_validate(
+        {
+            "status": "Success",
+            "messages": ["Found 1 shipments associated with sales order 86988"],
+            "data": [
+                {"Request": {"ShipmentId": s}, "WasSuccessful": ok, "Messages": m}
+                for s, ok, m in results
+            ],
+        }
+    )
+
+
+def test_a_record_refused_in_a_successful_call_fails_only_its_own_message() -> None:
+    entries = [entry("m1", 1), entry("m2", 2), entry("m3", 3)]
+    outcomes = split(
+        entries, answer((1, True, None), (2, False, ["Shipment 2 was not found."]), (3, True, None))
+    )
+    assert [outcomes[m].kind for m in ("m1", "m2", "m3")] == ["sent", "refused", "sent"]
+    assert outcomes["m2"].reasons == ["Shipment 2 was not found."]
+    assert "ShipmentId 2" in outcomes["m2"].subject
+    # top-level messages on success are kept as words, not taken for an error
+    assert outcomes["m1"].messages == ["Found 1 shipments associated with sales order 86988"]
+    with pytest.raises(HardError):
+        outcomes["m2"].raise_unless_sent()
+    assert outcomes["m1"].raise_unless_sent() is outcomes["m1"]
+
+
+def test_a_record_ecomdash_gave_no_result_for_is_retried() -> None:
+    outcomes = split([entry("m1", 1), entry("m2", 2)], answer((2, True, None)))
+    assert outcomes["m1"].kind == "retry" and outcomes["m2"].kind == "sent"
+
+
+def test_a_failed_call_fails_every_message_of_the_batch_the_same_way() -> None:
+    entries = [entry("m1", 1), entry("m2", 2)]
+    busy = failed_all(entries, TransientError("ecomdash answered HTTP 429", retry_after=7))
+    assert {o.kind for o in busy.values()} == {"retry"}
+    assert {o.retry_after for o in busy.values()} == {7}
+    with pytest.raises(TransientError):
+        busy["m1"].raise_unless_sent()
+    refused = failed_all(entries, HardError("key refused", ["check ecd_key"]))
+    assert {o.kind for o in refused.values()} == {"refused"}
+
+
+def test_the_same_delivery_twice_in_a_batch_is_sent_once() -> None:
+    sent, carried = unique([entry("m1", 1), entry("m2", 1), entry("m1", 1), entry("m3", 2)])
+    assert [e.message_id for e in sent] == ["m1", "m3"]
+    assert carried == {"m2": "m1"}
+
+
+class Ecomdash:
+    """Stands for ecomdash's answers: records every call; refuses ShipmentId 13."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self.calls: list[list[dict[str, Any]]] = []
+        self.seconds = seconds
+        self.lock = threading.Lock()
+
+    def __call__(self, records: list[dict[str, Any]]) -> SubmitAnswer:
+        with self.lock:
+            self.calls.append(records)
+        time.sleep(self.seconds)
+        return answer(
+            *[
+                (
+                    r["ShipmentId"],
+                    r["ShipmentId"] != 13,
+                    ["Shipment 13 was not found."] if r["ShipmentId"] == 13 else None,
+                )
+                for r in records
+            ]
+        )
+
+
+def batcher(redis: fakeredis.FakeRedis, send: Any, size: int = 100) -> Batcher:
+    return Batcher(redis, "q", "acct", 0.3, 2.0, size, 600, 5.0, send)
+
+
+def submit_all(b: Batcher, entries: list[Entry], seconds: float = 10.0) -> dict[str, Any]:
+    def one(e: Entry) -> Any:
+        with Deadline(seconds).running():
+            return b.submit(e)
+
+    with ThreadPoolExecutor(len(entries)) as pool:
+        return dict(zip([e.message_id for e in entries], pool.map(one, entries), strict=True))
+
+
+def test_records_queued_together_go_out_in_one_call_each_with_its_outcome() -> None:
+    redis = fakeredis.FakeRedis(decode_responses=True)
+    ecomdash = Ecomdash()
+    entries = [entry(f"m{i}", 100 + i) for i in range(20)] + [entry("bad", 13)]
+    outcomes = submit_all(batcher(redis, ecomdash), entries)
+    assert len(ecomdash.calls) == 1 and len(ecomdash.calls[0]) == 21
+    assert outcomes["bad"].kind == "refused"
+    assert {o.kind for m, o in outcomes.items() if m != "bad"} == {"sent"}
+    assert redis.llen("shiphub:ecomdash:queue:q") == 0
+
+
+def test_batches_are_bounded_by_the_batch_size() -> None:
+    redis = fakeredis.FakeRedis(decode_responses=True)
+    ecomdash = Ecomdash()
+    outcomes = submit_all(
+        batcher(redis, ecomdash, size=7), [entry(f"m{i}", i + 100) for i in range(20)]
+    )
+    assert {o.kind for o in outcomes.values()} == {"sent"}
+    assert max(len(c) for c in ecomdash.calls) <= 7
+    assert 3 <= len(ecomdash.calls) <= 4  # 20 records, 7 at most a call
+    assert sorted(r["ShipmentId"] for c in ecomdash.calls for r in c) == list(range(100, 120))
+
+
+def test_an_answered_message_is_not_sent_again_and_a_delivery_is_sent_once() -> None:
+    redis = fakeredis.FakeRedis(decode_responses=True)
+    ecomdash = Ecomdash()
+    b = batcher(redis, ecomdash)
+    first = submit_all(b, [entry("m1", 5)])["m1"]
+    again = submit_all(b, [entry("m1", 5)])["m1"]  # a retry of the same message
+    other = submit_all(b, [entry("m2", 5)])["m2"]  # another message, the same delivery
+    assert len(ecomdash.calls) == 1
+    assert first.kind == again.kind == "sent"
+    assert other.kind == "sent" and other.sent_by == "m1"
+
+
+def test_a_record_taken_by_a_leader_that_died_is_queued_again_by_its_handler() -> None:
+    redis = fakeredis.FakeRedis(decode_responses=True)
+    ecomdash = Ecomdash()
+    b = batcher(redis, ecomdash)
+    lost = entry("m1", 5)
+    # A leader took it and died: "sending" under a token no lock holds any more.
+    redis.set(STATE_PREFIX + "m1", '{"state": "sending", "leader": "dead-leader"}')
+    assert submit_all(b, [lost])["m1"].kind == "sent"
+    assert len(ecomdash.calls) == 1
+
+
+def test_a_handler_whose_outcome_does_not_come_in_time_raises_transient() -> None:
+    redis = fakeredis.FakeRedis(decode_responses=True)
+    b = batcher(redis, Ecomdash())
+    redis.set(b.lock_key, "a-live-leader", px=60_000)  # somebody else leads, slowly
+    with Deadline(1.0).running(), pytest.raises(TransientError):
+        b.submit(entry("m1", 5))
+    assert redis.llen(b.queue_key) == 1  # still queued for the leader

@@ -1,0 +1,100 @@
+"""ecomdash's configuration: the ``ECOMDASH_*`` environment."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.errors import HardError
+from worker.integrations.kit import http_url, read_settings, start_up_check
+
+PROVIDER = "ecomdash"
+API_URL_VARIABLE = "ECOMDASH_API_URL"
+NOT_CONFIGURED = "ecomdash is not configured"
+
+
+class EcomdashSettings(BaseSettings):
+    """``ECOMDASH_*``, checked when a process starts and read when a message is handled. An
+    empty variable is an unset one."""
+
+    model_config = SettingsConfigDict(env_prefix="ECOMDASH_", extra="ignore", env_ignore_empty=True)
+
+    # No default: unset, ecomdash is not configured and its messages are refused (the real
+    # gateway is https://ecomdash.azure-api.net/api; requests go to {url}/Shipments/...).
+    api_url: str | None = None
+    # The gateway's key (Ocp-Apim-Subscription-Key) and the customer's (ecd-subscription-key).
+    subscription_key: SecretStr | None = None
+    ecd_key: SecretStr | None = None
+    # Carrier name -> ecomdash CarrierId: JSON, one mapping or the hub's list of one-key hashes.
+    carrier_lookup: str | None = None
+    # Confirmations of one account arriving within this long of each other go out in one
+    # call, of at most batch_size records; the first waits at most batch_max_wait_seconds.
+    batch_window_seconds: float = Field(1.0, ge=0, le=30)
+    batch_size: int = Field(100, ge=1, le=1000)
+    batch_max_wait_seconds: float = Field(5.0, ge=0, le=60)
+    # ecomdash's limits per account: 120 calls a minute, 3 at once per operation.
+    calls_per_minute: int = Field(120, ge=1)
+    concurrent_calls: int = Field(3, ge=1)
+    # ecomdash writes dates without a zone: shipped_at is written as wall time in this zone.
+    time_zone: str = "UTC"
+    # How long a batch's outcome for one message is kept for that message's retries.
+    result_ttl_seconds: int = Field(24 * 3600, ge=60)
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    read_timeout_seconds: float = Field(30.0, gt=0)
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return http_url(value)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. America/Chicago)") from None
+        return value
+
+    @property
+    def base_url(self) -> str:
+        if self.api_url is None:
+            raise HardError(NOT_CONFIGURED, [f"{API_URL_VARIABLE} is not set"])
+        return self.api_url
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout_seconds, self.read_timeout_seconds)
+
+
+def ecomdash_settings() -> EcomdashSettings:
+    return read_settings(EcomdashSettings, PROVIDER)
+
+
+def check_settings() -> list[str]:
+    return start_up_check(
+        ecomdash_settings, lambda s: [API_URL_VARIABLE] if s.api_url is None else []
+    )
+
+
+def load_config() -> dict[str, Any]:
+    """Parameters from the environment, as the hub names them, for messages that carry none."""
+    s = ecomdash_settings()
+    values = {
+        "subscription_key": s.subscription_key,
+        "ecd_key": s.ecd_key,
+        "carrier_lookup": s.carrier_lookup,
+    }
+    return {
+        name: value
+        for name, value in values.items()
+        if value is not None
+        and (value.get_secret_value() if isinstance(value, SecretStr) else value) != ""
+    }
