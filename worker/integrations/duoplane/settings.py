@@ -1,0 +1,85 @@
+"""Duoplane's configuration: the ``DUOPLANE_*`` environment, checked at start-up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.errors import HardError
+from worker.integrations.kit import http_url, read_settings, start_up_check
+
+PROVIDER = "Duoplane"
+CURSOR = "last_polling_datetime"
+API_URL_VARIABLE = "DUOPLANE_API_URL"
+NOT_CONFIGURED = "Duoplane is not configured"
+MAX_PAGE_SIZE = 250  # the API's default and maximum per_page
+
+
+class DuoplaneSettings(BaseSettings):
+    """``DUOPLANE_*``, checked when a process starts and read when a message is handled. An
+    empty variable is an unset one."""
+
+    model_config = SettingsConfigDict(env_prefix="DUOPLANE_", extra="ignore", env_ignore_empty=True)
+
+    # No default: a forgotten setting must not send tracking anywhere unnoticed (the real API is
+    # https://app.duoplane.com; bin/run and the tests point it at the simulator).
+    api_url: str | None = None
+    api_key: str | None = None  # HTTP Basic user
+    password: SecretStr | None = None  # HTTP Basic password (the API password)
+    # The initial cursor, until a poll has stored one.
+    last_polling_datetime: str | None = None
+    # Without a cursor the first poll reads this far back.
+    first_poll_lookback_hours: float = Field(24.0, gt=0)
+    # Each poll re-reads this much before the cursor (shipments saved with an earlier
+    # updated_at than the moment they became visible); already confirmed ones are skipped.
+    poll_overlap_seconds: float = Field(300.0, ge=0)
+    page_size: int = Field(MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    # Duoplane's leaky bucket per API user: 40 requests, draining 2 per second.
+    rate_capacity: float = Field(40.0, ge=1)
+    rate_per_second: float = Field(2.0, gt=0)
+    # Added to every Duoplane-Retry-After-Seconds we honour (public clients add a margin).
+    retry_after_margin_seconds: float = Field(0.25, ge=0)
+    # A read answered 429 is waited out and sent again this many times within the attempt
+    # before the attempt gives up (TransientError); a create answered 429 is never resent here.
+    rate_limited_retries: int = Field(3, ge=0, le=10)
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    read_timeout_seconds: float = Field(30.0, gt=0)
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return http_url(value)
+
+    @property
+    def base_url(self) -> str:
+        if self.api_url is None:
+            raise HardError(
+                NOT_CONFIGURED,
+                [f"{API_URL_VARIABLE} is not set: set it to https://app.duoplane.com"],
+            )
+        return self.api_url
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout_seconds, self.read_timeout_seconds)
+
+
+def duoplane_settings() -> DuoplaneSettings:
+    return read_settings(DuoplaneSettings, PROVIDER)
+
+
+def check_settings() -> list[str]:
+    return start_up_check(
+        duoplane_settings, lambda s: [API_URL_VARIABLE] if s.api_url is None else []
+    )
+
+
+def load_config() -> dict[str, Any]:
+    """Parameters from the environment, as the hub names them, for scheduled polls and for
+    messages that carry none."""
+    s = duoplane_settings()
+    password = s.password if s.password and s.password.get_secret_value() else None
+    values = {"api_key": s.api_key, "password": password, CURSOR: s.last_polling_datetime}
+    return {name: value for name, value in values.items() if value not in (None, "")}
