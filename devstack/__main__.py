@@ -23,6 +23,9 @@ STATE = Path(os.environ.get("SHIPHUB_STATE_DIR", ROOT / ".run"))
 REDIS_PORT = int(os.environ.get("SHIPHUB_REDIS_PORT", "6390"))
 DOTCOM_SIM_PORT = int(os.environ.get("DOTCOM_SIM_PORT", "8101"))
 SHIPPING_ORDERS_SIM_PORT = int(os.environ.get("SHIPPING_ORDERS_SIM_PORT", "8102"))
+DUOPLANE_SIM_PORT = int(os.environ.get("DUOPLANE_SIM_PORT", "8103"))
+SPECTRUM_SIM_PORT = int(os.environ.get("SPECTRUM_SIM_PORT", "8104"))
+ECOMDASH_SIM_PORT = int(os.environ.get("ECOMDASH_SIM_PORT", "8105"))
 RECEIVER_PORT = os.environ.get("PORT", "8000")
 
 # The embedded defaults: a working service with no account anywhere. Anything set in the
@@ -50,7 +53,16 @@ DEFAULTS = {
         f"http://127.0.0.1:{RECEIVER_PORT}/webhooks/shipping_orders"
     ),
     "SHIPPING_ORDERS_SIM_WEBHOOK_SECRET": "local-webhook-secret",
-    "POLLS": "dotcom.tracking=60,shipping_orders.tracking=60",
+    "DUOPLANE_API_URL": f"http://127.0.0.1:{DUOPLANE_SIM_PORT}",
+    "DUOPLANE_API_KEY": "demo-dp-key",
+    "DUOPLANE_PASSWORD": "demo-dp-password",
+    "ECOMDASH_API_URL": f"http://127.0.0.1:{ECOMDASH_SIM_PORT}/api",
+    "ECOMDASH_SUBSCRIPTION_KEY": "demo-apim-key",
+    "ECOMDASH_ECD_KEY": "demo-ecd-key",
+    "ECOMDASH_CARRIER_LOOKUP": '{"UPS": 1, "FedEx": 2, "USPS": 3}',
+    "SPECTRUM_API_URL": f"http://127.0.0.1:{SPECTRUM_SIM_PORT}",
+    "SPECTRUM_API_TOKEN": "demo-spectrum-token",
+    "POLLS": "dotcom.tracking=60,shipping_orders.tracking=60,duoplane.tracking=60",
     "WORKER_CONCURRENCY": "8",
     "WEB_CONCURRENCY": "1",
 }
@@ -65,6 +77,9 @@ SIMULATORS = (
         "SHIPPING_ORDERS_API_URL",
         SHIPPING_ORDERS_SIM_PORT,
     ),
+    ("duoplane-simulator", "simulators.duoplane", "DUOPLANE_API_URL", DUOPLANE_SIM_PORT),
+    ("spectrum-simulator", "simulators.spectrum", "SPECTRUM_API_URL", SPECTRUM_SIM_PORT),
+    ("ecomdash-simulator", "simulators.ecomdash", "ECOMDASH_API_URL", ECOMDASH_SIM_PORT),
 )
 
 
@@ -225,6 +240,8 @@ def main() -> int:
         say(f"dotcom sim {env['DOTCOM_API_URL']}")
         say(f"shipping orders sim {env['SHIPPING_ORDERS_API_URL']}")
         say(f"  its webhooks to   {base}/webhooks/shipping_orders")
+        for name in ("ECOMDASH", "DUOPLANE", "SPECTRUM"):
+            say(f"{name.lower()} sim {env[f'{name}_API_URL']}")
         say(f"logs       {STATE}/*.log      Ctrl-C stops everything")
         if env.get("SHIPHUB_DEMO", "1") != "0":
             from devstack.demo import run_demo

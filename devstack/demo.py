@@ -62,7 +62,9 @@ def run_demo(base: str, env: dict[str, str]) -> None:
     # The default store (HUB_STORE): the one the simulator's webhooks are taken for (its webhook
     # URL carries no ?store=), so the webhooks and the hub's messages share one shipment history.
     shipping_orders_demo(base, {k: v for k, v in headers.items() if k != "X-Hub-Store"})
-    dotcom_demo(base, env, headers, store)
+    confirm = dotcom_demo(base, env, headers, store)
+    if confirm is not None:
+        channels_demo(base, headers, confirm)
 
 
 def shipping_orders_demo(base: str, headers: dict[str, str]) -> None:
@@ -86,7 +88,10 @@ def shipping_orders_demo(base: str, headers: dict[str, str]) -> None:
     say_answer(got.json())
 
 
-def dotcom_demo(base: str, env: dict[str, str], headers: dict[str, str], store: str) -> None:
+def dotcom_demo(
+    base: str, env: dict[str, str], headers: dict[str, str], store: str
+) -> dict[str, Any] | None:
+    """Send the sample to Dotcom, poll it; the ``shipment:confirm`` the poll answers."""
     zone = ZoneInfo(env.get("DOTCOM_TIMEZONE", "America/New_York"))
     since = (datetime.now(zone) - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S %z")
 
@@ -97,7 +102,7 @@ def dotcom_demo(base: str, env: dict[str, str], headers: dict[str, str], store: 
     sent = post(base, "/dotcom/send_shipment", shipment, headers)
     say(f"  -> {sent.status_code} {json.dumps(sent.json().get('notifications'))}")
     if sent.status_code != 200:
-        return
+        return None
 
     lag = (
         float(env.get("DOTCOM_SIM_SHIP_AFTER", 0))
@@ -117,3 +122,50 @@ def dotcom_demo(base: str, env: dict[str, str], headers: dict[str, str], store: 
     polled = post(base, "/dotcom/tracking", poll, headers)
     say(f"  -> {polled.status_code}")
     say_answer(polled.json())
+    confirms = [
+        m["payload"]["shipment"]
+        for m in polled.json().get("messages", [])
+        if m["message"] == "shipment:confirm" and m["payload"]["shipment"]["number"] == number
+    ]
+    return confirms[0] if confirms else None
+
+
+# What the hub knows of the sample shipment at each sales channel (the simulators' seeded ids):
+# the sample's two items are order items 239417 and 239418 of Duoplane's purchase order 987654,
+# recipe sets ABCD1234 and EFGH5678 of Spectrum's order R805661123, line items 204051 and 204052
+# of ecomdash's shipment 20405.
+CHANNEL_IDS: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {
+    "ecomdash": (
+        {"ecomdash_shipment_id": 20405},
+        [{"ecomdash_line_item_id": 204051}, {"ecomdash_line_item_id": 204052}],
+    ),
+    "duoplane": (
+        {"duoplane_purchase_order_id": 987654},
+        [{"duoplane_order_item_id": 239417}, {"duoplane_order_item_id": 239418}],
+    ),
+    "spectrum": (
+        {"purchase_order_number": "R805661123"},
+        [{"spectrum_recipe_set_id": "ABCD1234"}, {"spectrum_recipe_set_id": "EFGH5678"}],
+    ),
+}
+
+
+def channels_demo(base: str, headers: dict[str, str], confirm: dict[str, Any]) -> None:
+    """Dotcom's ``shipment:confirm``, as the hub would route it, to every sales channel."""
+    for channel, (ids, item_ids) in CHANNEL_IDS.items():
+        shipment = {**confirm, **ids}
+        shipment["items"] = [
+            {**item, **extra} for item, extra in zip(confirm["items"], item_ids, strict=False)
+        ]
+        message = {
+            "message_id": uuid.uuid4().hex[:24],
+            "message": "shipment:confirm",
+            "payload": {"shipment": shipment},
+        }
+        say(
+            f"POST /{channel}/send_tracking  (shipment {confirm['number']}, tracking "
+            f"{', '.join(confirm.get('tracking_numbers') or [])})"
+        )
+        sent = post(base, f"/{channel}/send_tracking", message, headers)
+        say(f"  -> {sent.status_code}")
+        say_answer(sent.json())

@@ -29,6 +29,9 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
             "SHIPHUB_REDIS_PORT",
             "DOTCOM_SIM_PORT",
             "SHIPPING_ORDERS_SIM_PORT",
+            "DUOPLANE_SIM_PORT",
+            "SPECTRUM_SIM_PORT",
+            "ECOMDASH_SIM_PORT",
         )
     }
     passthrough = {
@@ -63,8 +66,33 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
             lambda: requests.get(f"http://127.0.0.1:{ports['FLOWER_PORT']}/", timeout=2).ok,
             timeout=60,
         )
-        wait_until(lambda: "parameter dotcom.last_polling_datetime" in printed.read_text(), 90)
+        wait_until(lambda: "POST /spectrum/send_tracking" in printed.read_text(), 90)
+        wait_until(
+            lambda: printed.read_text().split("POST /spectrum/send_tracking")[1].count("\n") >= 3,
+            30,
+        )
         demo = printed.read_text()
+        # Dotcom's shipment:confirm went to every sales channel: each simulator holds exactly
+        # one tracking update.
+        for channel in ("ecomdash", "duoplane", "spectrum"):
+            assert f"POST /{channel}/send_tracking" in demo
+        sim = "http://127.0.0.1:{}/_sim/{}".format
+        held = {
+            "ecomdash": requests.get(sim(ports["ECOMDASH_SIM_PORT"], "tracking"), timeout=5).json(),
+            "duoplane": requests.get(
+                sim(ports["DUOPLANE_SIM_PORT"], "shipments"), timeout=5
+            ).json(),
+            "spectrum": requests.get(
+                sim(ports["SPECTRUM_SIM_PORT"], "notifications"), timeout=5
+            ).json(),
+        }
+        for channel, listing in held.items():
+            entries = (
+                next(v for v in listing.values() if isinstance(v, list))
+                if isinstance(listing, dict)
+                else listing
+            )
+            assert len(entries) == 1, (channel, listing)
         # The Shipping Order API demo: placed with a provider, moved along by the simulator's
         # clock, its webhooks verified and taken (get_shipment answers where it is now).
         assert "shipment:update: S" in demo and "status dispatched (ORDER_DISPATCHED)" in demo
@@ -92,6 +120,9 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
             "redis",
             "dotcom-simulator",
             "shipping-orders-simulator",
+            "ecomdash-simulator",
+            "duoplane-simulator",
+            "spectrum-simulator",
         ):
             assert (tmp_path / f"{name}.log").exists(), name
         if redis == "redis-server":
