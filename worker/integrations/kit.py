@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
-from pydantic import SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings
 
 from worker.errors import ConfigurationError, HardError
@@ -56,6 +56,56 @@ def http_url(value: str | None) -> str | None:
     if not value.startswith(("https://", "http://")):
         raise ValueError("must be an http(s) URL")
     return value.rstrip("/")
+
+
+class ProviderSettings(BaseSettings):
+    """What every provider's ``<NAME>_*`` settings share: the API's base URL, with no default
+    (a forgotten setting must not send anything anywhere unnoticed: ``bin/run`` and the tests
+    point it at the simulator), and the timeouts of one request. A provider subclasses it with
+    its ``env_prefix``, its name and its own settings."""
+
+    provider: ClassVar[str] = ""
+    api_url_hint: ClassVar[str] = ""  # what to set the URL to, said when it is unset
+
+    api_url: str | None = None
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    read_timeout_seconds: float = Field(30.0, gt=0)
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return http_url(value)
+
+    @classmethod
+    def api_url_variable(cls) -> str:
+        return f"{cls.model_config.get('env_prefix', '')}API_URL"
+
+    @property
+    def base_url(self) -> str:
+        """Where requests go; a HardError naming the variable when it is not set."""
+        if self.api_url is None:
+            hint = f": {self.api_url_hint}" if self.api_url_hint else ""
+            raise HardError(
+                f"{self.provider} is not configured",
+                [f"{self.api_url_variable()} is not set{hint}"],
+            )
+        return self.api_url
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout_seconds, self.read_timeout_seconds)
+
+    @classmethod
+    def current(cls) -> Self:
+        """The settings now; a bad value is a HardError naming the variable."""
+        return read_settings(cls, cls.provider)
+
+    @classmethod
+    def check(cls) -> list[str]:
+        """The start-up check (``Integration.check``): without the URL, not configured."""
+        return start_up_check(
+            cls.current, lambda s: [cls.api_url_variable()] if s.api_url is None else []
+        )
 
 
 def credential(job: Job[Any], name: str, variable: str) -> str:

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from worker.errors import HardError
-from worker.integrations.kit import http_url, read_settings, start_up_check
+from worker.integrations.kit import ProviderSettings
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "Dotcom Distribution"
 CURSOR = "last_polling_datetime"
-NOT_CONFIGURED = "Dotcom Distribution is not configured"
 API_URL_VARIABLE = "DOTCOM_API_URL"
 API_URL_HINT = "set it to Dotcom's API base URL (its test service and the live one differ)"
 
@@ -25,16 +23,18 @@ API_URL_HINT = "set it to Dotcom's API base URL (its test service and the live o
 # Configuration
 
 
-class DotcomSettings(BaseSettings):
+class DotcomSettings(ProviderSettings):
     """``DOTCOM_*`` environment configuration, checked when a process starts (``check_settings``)
     and read when a message is handled. An empty variable is an unset one."""
 
     model_config = SettingsConfigDict(env_prefix="DOTCOM_", extra="ignore", env_ignore_empty=True)
 
+    provider: ClassVar[str] = PROVIDER
+    api_url_hint: ClassVar[str] = API_URL_HINT
+
     # Only configuration chooses where requests (and their signatures) go; never a hub message.
     # No default: a production install that forgot it must not send real orders to Dotcom's
     # test service unnoticed (``bin/run`` and the tests set it to the simulator).
-    api_url: str | None = None
     api_key: str | None = None
     password: SecretStr | None = None
     # JSON: the hub's list of one-key hashes, or one mapping (as the parameter).
@@ -50,13 +50,7 @@ class DotcomSettings(BaseSettings):
     first_poll_lookback_hours: float = Field(24.0, gt=0)
     # Dotcom is in New Jersey: cursors, query dates, order dates and ship dates use this zone.
     timezone: str = "America/New_York"
-    connect_timeout_seconds: float = Field(5.0, gt=0)
     read_timeout_seconds: float = Field(60.0, gt=0)
-
-    @field_validator("api_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return http_url(value)
 
     @field_validator("timezone")
     @classmethod
@@ -68,32 +62,17 @@ class DotcomSettings(BaseSettings):
         return value
 
     @property
-    def base_url(self) -> str:
-        """Where requests go; a HardError naming DOTCOM_API_URL when it is not set."""
-        if self.api_url is None:
-            raise HardError(NOT_CONFIGURED, [f"{API_URL_VARIABLE} is not set: {API_URL_HINT}"])
-        return self.api_url
-
-    @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-    @property
-    def timeout(self) -> tuple[float, float]:
-        return (self.connect_timeout_seconds, self.read_timeout_seconds)
 
 
 def dotcom_settings() -> DotcomSettings:
     """The current ``DOTCOM_*`` settings; a bad value is a hard error naming the variable."""
-    return read_settings(DotcomSettings, PROVIDER)
+    return DotcomSettings.current()
 
 
 def check_settings() -> list[str]:
-    """The start-up check (``Integration.check``): an invalid ``DOTCOM_*`` value stops the
-    process naming the variable; without DOTCOM_API_URL Dotcom is not configured."""
-    return start_up_check(
-        dotcom_settings, lambda s: [API_URL_VARIABLE] if s.api_url is None else []
-    )
+    return DotcomSettings.check()
 
 
 def load_config() -> dict[str, Any]:

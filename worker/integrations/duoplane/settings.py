@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from worker.errors import HardError
-from worker.integrations.kit import http_url, read_settings, start_up_check
+from worker.integrations.kit import ProviderSettings
 
 PROVIDER = "Duoplane"
 CURSOR = "last_polling_datetime"
 API_URL_VARIABLE = "DUOPLANE_API_URL"
-NOT_CONFIGURED = "Duoplane is not configured"
 MAX_PAGE_SIZE = 250  # the API's default and maximum per_page
 
 
-class DuoplaneSettings(BaseSettings):
+class DuoplaneSettings(ProviderSettings):
     """``DUOPLANE_*``, checked when a process starts and read when a message is handled. An
     empty variable is an unset one."""
 
     model_config = SettingsConfigDict(env_prefix="DUOPLANE_", extra="ignore", env_ignore_empty=True)
 
+    provider: ClassVar[str] = PROVIDER
+    api_url_hint: ClassVar[str] = "set it to https://app.duoplane.com"
+
     # No default: a forgotten setting must not send tracking anywhere unnoticed (the real API is
     # https://app.duoplane.com; bin/run and the tests point it at the simulator).
-    api_url: str | None = None
     api_key: str | None = None  # HTTP Basic user
     password: SecretStr | None = None  # HTTP Basic password (the API password)
     # The initial cursor, until a poll has stored one.
@@ -44,36 +44,14 @@ class DuoplaneSettings(BaseSettings):
     # A read answered 429 is waited out and sent again this many times within the attempt
     # before the attempt gives up (TransientError); a create answered 429 is never resent here.
     rate_limited_retries: int = Field(3, ge=0, le=10)
-    connect_timeout_seconds: float = Field(5.0, gt=0)
-    read_timeout_seconds: float = Field(30.0, gt=0)
-
-    @field_validator("api_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return http_url(value)
-
-    @property
-    def base_url(self) -> str:
-        if self.api_url is None:
-            raise HardError(
-                NOT_CONFIGURED,
-                [f"{API_URL_VARIABLE} is not set: set it to https://app.duoplane.com"],
-            )
-        return self.api_url
-
-    @property
-    def timeout(self) -> tuple[float, float]:
-        return (self.connect_timeout_seconds, self.read_timeout_seconds)
 
 
 def duoplane_settings() -> DuoplaneSettings:
-    return read_settings(DuoplaneSettings, PROVIDER)
+    return DuoplaneSettings.current()
 
 
 def check_settings() -> list[str]:
-    return start_up_check(
-        duoplane_settings, lambda s: [API_URL_VARIABLE] if s.api_url is None else []
-    )
+    return DuoplaneSettings.check()
 
 
 def load_config() -> dict[str, Any]:

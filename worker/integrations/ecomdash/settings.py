@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from worker.errors import HardError
-from worker.integrations.kit import http_url, read_settings, start_up_check
+from worker.integrations.kit import ProviderSettings
 
 PROVIDER = "ecomdash"
 API_URL_VARIABLE = "ECOMDASH_API_URL"
-NOT_CONFIGURED = "ecomdash is not configured"
 
 
-class EcomdashSettings(BaseSettings):
+class EcomdashSettings(ProviderSettings):
     """``ECOMDASH_*``, checked when a process starts and read when a message is handled. An
     empty variable is an unset one."""
 
     model_config = SettingsConfigDict(env_prefix="ECOMDASH_", extra="ignore", env_ignore_empty=True)
 
+    provider: ClassVar[str] = PROVIDER
+
     # No default: unset, ecomdash is not configured and its messages are refused (the real
     # gateway is https://ecomdash.azure-api.net/api; requests go to {url}/Shipments/...).
-    api_url: str | None = None
     # The gateway's key (Ocp-Apim-Subscription-Key) and the customer's (ecd-subscription-key).
     subscription_key: SecretStr | None = None
     ecd_key: SecretStr | None = None
@@ -42,13 +41,6 @@ class EcomdashSettings(BaseSettings):
     time_zone: str = "UTC"
     # How long a batch's outcome for one message is kept for that message's retries.
     result_ttl_seconds: int = Field(24 * 3600, ge=60)
-    connect_timeout_seconds: float = Field(5.0, gt=0)
-    read_timeout_seconds: float = Field(30.0, gt=0)
-
-    @field_validator("api_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return http_url(value)
 
     @field_validator("time_zone")
     @classmethod
@@ -60,28 +52,16 @@ class EcomdashSettings(BaseSettings):
         return value
 
     @property
-    def base_url(self) -> str:
-        if self.api_url is None:
-            raise HardError(NOT_CONFIGURED, [f"{API_URL_VARIABLE} is not set"])
-        return self.api_url
-
-    @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
 
-    @property
-    def timeout(self) -> tuple[float, float]:
-        return (self.connect_timeout_seconds, self.read_timeout_seconds)
-
 
 def ecomdash_settings() -> EcomdashSettings:
-    return read_settings(EcomdashSettings, PROVIDER)
+    return EcomdashSettings.current()
 
 
 def check_settings() -> list[str]:
-    return start_up_check(
-        ecomdash_settings, lambda s: [API_URL_VARIABLE] if s.api_url is None else []
-    )
+    return EcomdashSettings.check()
 
 
 def load_config() -> dict[str, Any]:

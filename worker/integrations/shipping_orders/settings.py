@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from worker.errors import HardError
-from worker.integrations.kit import http_url, read_settings, start_up_check
+from worker.integrations.kit import ProviderSettings
 
 PROVIDER = "Shipping Order API"
 CURSOR = "last_polling_datetime"
 API_URL_VARIABLE = "SHIPPING_ORDERS_API_URL"
-NOT_CONFIGURED = "The Shipping Order API is not configured"
 
 
-class ShippingOrdersSettings(BaseSettings):
+class ShippingOrdersSettings(ProviderSettings):
     """``SHIPPING_ORDERS_*``, checked when a process starts and read when a message is handled.
     An empty variable is an unset one."""
 
@@ -24,9 +22,10 @@ class ShippingOrdersSettings(BaseSettings):
         env_prefix="SHIPPING_ORDERS_", extra="ignore", env_ignore_empty=True
     )
 
+    provider: ClassVar[str] = PROVIDER
+
     # No default: a forgotten setting must not send real orders anywhere unnoticed (bin/run and
     # the tests point it at the simulator).
-    api_url: str | None = None
     api_key: SecretStr | None = None
     tenant_id: str | None = None
     location_external_id: str | None = None
@@ -42,33 +41,14 @@ class ShippingOrdersSettings(BaseSettings):
     poll_overlap_seconds: float = Field(300.0, ge=0)
     # Orders per list page (the API's maximum is 1000).
     page_size: int = Field(1000, ge=1, le=1000)
-    connect_timeout_seconds: float = Field(5.0, gt=0)
-    read_timeout_seconds: float = Field(30.0, gt=0)
-
-    @field_validator("api_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return http_url(value)
-
-    @property
-    def base_url(self) -> str:
-        if self.api_url is None:
-            raise HardError(NOT_CONFIGURED, [f"{API_URL_VARIABLE} is not set"])
-        return self.api_url
-
-    @property
-    def timeout(self) -> tuple[float, float]:
-        return (self.connect_timeout_seconds, self.read_timeout_seconds)
 
 
 def shipping_orders_settings() -> ShippingOrdersSettings:
-    return read_settings(ShippingOrdersSettings, PROVIDER)
+    return ShippingOrdersSettings.current()
 
 
 def check_settings() -> list[str]:
-    return start_up_check(
-        shipping_orders_settings, lambda s: [API_URL_VARIABLE] if s.api_url is None else []
-    )
+    return ShippingOrdersSettings.check()
 
 
 def webhook_secret() -> SecretStr | None:

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from worker.errors import HardError
-from worker.integrations.kit import http_url, read_settings, start_up_check
+from worker.integrations.kit import ProviderSettings
 
 PROVIDER = "Spectrum"
 API_URL_VARIABLE = "SPECTRUM_API_URL"
 API_TOKEN_VARIABLE = "SPECTRUM_API_TOKEN"
-NOT_CONFIGURED = "Spectrum is not configured"
 
 
-class SpectrumSettings(BaseSettings):
+class SpectrumSettings(ProviderSettings):
     """``SPECTRUM_*``, checked when a process starts and read when a message is handled. An
     empty variable is an unset one."""
 
     model_config = SettingsConfigDict(env_prefix="SPECTRUM_", extra="ignore", env_ignore_empty=True)
 
+    provider: ClassVar[str] = PROVIDER
+
     # No default: Spectrum has one host per environment (api., staging., dev., demo.), and a
     # forgotten setting must not send tracking to the wrong one unnoticed.
-    api_url: str | None = None
     # The SPECTRUM_API_TOKEN header's value, when a message carries no api_token parameter.
     api_token: SecretStr | None = None
     # Spectrum answers 403 past ~100 requests per 60 s per endpoint: we stay under it, across
@@ -36,23 +35,6 @@ class SpectrumSettings(BaseSettings):
     forbidden_retries: int = Field(3, ge=0)
     # After a 403 no call to the environment is made for this long (the window to drain).
     forbidden_pause_seconds: float = Field(30.0, ge=0)
-    connect_timeout_seconds: float = Field(5.0, gt=0)
-    read_timeout_seconds: float = Field(30.0, gt=0)
-
-    @field_validator("api_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return http_url(value)
-
-    @property
-    def base_url(self) -> str:
-        if self.api_url is None:
-            raise HardError(NOT_CONFIGURED, [f"{API_URL_VARIABLE} is not set"])
-        return self.api_url
-
-    @property
-    def timeout(self) -> tuple[float, float]:
-        return (self.connect_timeout_seconds, self.read_timeout_seconds)
 
     @property
     def per_second(self) -> float:
@@ -60,13 +42,11 @@ class SpectrumSettings(BaseSettings):
 
 
 def spectrum_settings() -> SpectrumSettings:
-    return read_settings(SpectrumSettings, PROVIDER)
+    return SpectrumSettings.current()
 
 
 def check_settings() -> list[str]:
-    return start_up_check(
-        spectrum_settings, lambda s: [API_URL_VARIABLE] if s.api_url is None else []
-    )
+    return SpectrumSettings.check()
 
 
 def load_config() -> dict[str, Any]:
