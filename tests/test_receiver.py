@@ -427,3 +427,18 @@ def test_empty_attempt_limits_mean_no_limit(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_fakeredis_supports_the_scripts() -> None:
     assert fakeredis.FakeRedis().eval("return 1", 0) == 1
+
+
+def test_metrics_list_every_counter_even_at_zero(client: FlaskClient) -> None:
+    text = client.get("/metrics").get_data(as_text=True)
+    for counter in (
+        "shiphub_messages_accepted_total",
+        "shiphub_messages_duplicate_total",
+        "shiphub_messages_succeeded_total",
+        "shiphub_messages_failed_total",
+        "shiphub_messages_dead_total",
+        "shiphub_messages_republished_total",
+        "shiphub_deliveries_succeeded_total",
+        "shiphub_deliveries_dead_total",
+    ):
+        assert f"\n{counter} 0\n" in f"\n{text}", counter

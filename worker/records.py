@@ -47,6 +47,17 @@ OUTBOX = PREFIX + "outbox"
 DEAD_MESSAGES = PREFIX + "dead:messages"
 DEAD_DELIVERIES = PREFIX + "dead:deliveries"
 STATS = PREFIX + "stats"
+# Every counter kept in STATS: listed (at 0) before it first counts.
+COUNTERS = (
+    "messages_accepted",
+    "messages_duplicate",
+    "messages_succeeded",
+    "messages_failed",
+    "messages_dead",
+    "messages_republished",
+    "deliveries_succeeded",
+    "deliveries_dead",
+)
 
 FINISHED = frozenset({"succeeded", "failed", "dead"})
 REPLAYABLE = frozenset({"failed", "dead"})
@@ -693,7 +704,8 @@ class Records:
         self.redis.hincrby(STATS, name, by)
 
     def stats(self) -> dict[str, int]:
-        return {k: int(v) for k, v in self.redis.hgetall(STATS).items()}
+        counted = {k: int(v) for k, v in self.redis.hgetall(STATS).items()}
+        return dict.fromkeys(COUNTERS, 0) | counted
 
     def sizes(self) -> dict[str, int]:
         with self.redis.pipeline(transaction=False) as pipe:

@@ -17,6 +17,85 @@ from tests.support.stack import ROOT, free_port, wait_until
 FIXTURES = ROOT / "tests" / "fixtures" / "dotcom"
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses a TCP port is listening on (``/proc/net/tcp``)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
+def minimal_env(tmp_path: Path, ports: dict[str, str]) -> dict[str, str]:
+    passthrough = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "SYSTEMROOT")
+    }
+    return {**passthrough, **ports, "SHIPHUB_STATE_DIR": str(tmp_path), "SHIPHUB_DEMO": "0"}
+
+
+RUN_PORTS = (
+    "PORT",
+    "FLOWER_PORT",
+    "SHIPHUB_REDIS_PORT",
+    "DOTCOM_SIM_PORT",
+    "SHIPPING_ORDERS_SIM_PORT",
+    "DUOPLANE_SIM_PORT",
+    "SPECTRUM_SIM_PORT",
+    "ECOMDASH_SIM_PORT",
+)
+
+
+def test_run_command_started_in_the_background_stops_on_sigint(tmp_path: Path) -> None:
+    """A background job inherits SIGINT ignored; bin/run must still stop on it."""
+    ports = {name: str(free_port()) for name in RUN_PORTS}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "devstack"],
+        cwd=ROOT,
+        env=minimal_env(tmp_path, ports),
+        stdout=(tmp_path / "run.out").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as `bin/run &`
+    )
+    base = f"http://127.0.0.1:{ports['PORT']}"
+    try:
+        wait_until(lambda: requests.get(f"{base}/healthz", timeout=2).ok, timeout=90)
+        os.kill(run.pid, signal.SIGINT)
+        run.wait(60)
+        assert run.returncode == 0
+        wait_until(lambda: not listening_addresses(int(ports["PORT"])), timeout=20)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+
+
+def test_a_second_run_names_the_port_that_is_taken_before_starting_anything(
+    tmp_path: Path,
+) -> None:
+    ports = {name: str(free_port()) for name in RUN_PORTS}
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(ports["DOTCOM_SIM_PORT"])))
+        taken.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "devstack"],
+            cwd=ROOT,
+            env=minimal_env(tmp_path, ports),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    said = result.stdout + result.stderr
+    assert f"port {ports['DOTCOM_SIM_PORT']}" in said and "in use" in said, said
+    assert "[run] receiver" not in said  # no URL printed as if it had started
+
+
 @pytest.mark.parametrize("redis", ["redis-server", "fake"])
 def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
     tmp_path: Path, redis: str
@@ -112,6 +191,16 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
         assert response.json()["notifications"][0]["subject"] == (
             "Successfully Sent Shipment to Dotcom Distribution"
         )
+        # The poll fixture right after it: its own message, not a conflict with the curl's id.
+        polled = requests.post(
+            f"{base}/dotcom/tracking",
+            data=(FIXTURES / "shipment_results_poll.json").read_bytes(),
+            headers={"X-Hub-Wait": "30"},
+            timeout=60,
+        )
+        assert polled.status_code == 200, polled.text
+        # Insecure development mode (no ENDPOINT_KEY): the receiver listens on loopback only.
+        assert listening_addresses(int(ports["PORT"])) == {"127.0.0.1"}
         for name in (
             "web",
             "worker",
