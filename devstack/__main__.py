@@ -218,6 +218,8 @@ def environment() -> dict[str, str]:
         env["SHIPHUB_SECRET_KEY"] = local_secret_key()
     if not env.get("ENDPOINT_KEY"):
         env["SHIPHUB_INSECURE_DEV"] = "1"
+        # No token: nothing but this machine may reach the receiver.
+        env.setdefault("WEB_ADDRESS", "127.0.0.1")
         say(
             "WARNING: ENDPOINT_KEY is not set: the receiver accepts requests without a token "
             "(SHIPHUB_INSECURE_DEV=1). Set ENDPOINT_KEY for anything but local development."
@@ -225,10 +227,31 @@ def environment() -> dict[str, str]:
     return env
 
 
+def taken_ports(env: dict[str, str]) -> list[str]:
+    """The ports this run would listen on that something else already holds (Redis aside: one
+    already listening on its port is used)."""
+    wanted = {"the receiver (PORT)": env["PORT"], "Flower (FLOWER_PORT)": env["FLOWER_PORT"]}
+    for name, _module, variable, port in SIMULATORS:
+        if env[variable].startswith(f"http://127.0.0.1:{port}"):
+            wanted[f"the {name}"] = str(port)
+    return [
+        f"port {port} ({what}) is in use" for what, port in wanted.items() if port_open(int(port))
+    ]
+
+
+def stop_on(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main() -> int:
     env = environment()
+    if taken := taken_ports(env):
+        say("cannot start: " + "; ".join(taken) + " (another bin/run? stop it, or set the port)")
+        return 1
     stack = Stack(env)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # SIGINT too, explicitly: started in the background (`bin/run &`) it arrives ignored.
+    signal.signal(signal.SIGTERM, stop_on)
+    signal.signal(signal.SIGINT, stop_on)
     try:
         stack.redis()
         stack.simulators()

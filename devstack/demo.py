@@ -65,6 +65,11 @@ def run_demo(base: str, env: dict[str, str]) -> None:
     confirm = dotcom_demo(base, env, headers, store)
     if confirm is not None:
         channels_demo(base, headers, confirm)
+    say(
+        f"done. The stack keeps running: polls every 60 s, Shipping Order API shipments move a "
+        f"step every 5 s; the README's commands work now. Records: {base}/messages/<integration>"
+        "/<message_id>; Ctrl-C stops everything."
+    )
 
 
 def shipping_orders_demo(base: str, headers: dict[str, str]) -> None:
