@@ -14,16 +14,18 @@ import socket
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 import urllib3.exceptions
+from pydantic import BaseModel, ValidationError
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from worker import deadline
 from worker.errors import HardError, TransientError
 
+M = TypeVar("M", bound=BaseModel)
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 EXCERPT = 300
@@ -293,6 +295,22 @@ def classify(
         )
         return TransientError(subject, found, retry_after=hint, status=status, code=code)
     return HardError(subject, found, status=status, code=code)
+
+
+def json_body(
+    response: requests.Response, provider: str, what: str, model: type[M] | None = None
+) -> Any:
+    """A 2xx answer's JSON (validated into ``model`` when given), or a TransientError quoting an
+    excerpt of it: an answer that is not what the provider sends may be a proxy's page, and the
+    next attempt reads it again."""
+    try:
+        body = response.json()
+        return model.model_validate(body) if model is not None else body
+    except (ValueError, ValidationError):
+        raise TransientError(
+            f"{provider} answered {what} with something unreadable",
+            [excerpt(text_of(response, provider))],
+        ) from None
 
 
 def _safe_type(

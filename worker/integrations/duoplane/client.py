@@ -106,13 +106,7 @@ class DuoplaneClient:
         params: Mapping[str, Any] | None = None,
     ) -> Any:
         response = self._paced(method, path, body, params)
-        try:
-            return response.json()
-        except ValueError:
-            raise TransientError(
-                f"{PROVIDER} answered {method} {path} with something that is not JSON",
-                [provider_http.excerpt(provider_http.text_of(response, PROVIDER))],
-            ) from None
+        return provider_http.json_body(response, PROVIDER, f"{method} {path}")
 
     def _paced(
         self,

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from worker import provider_http
-from worker.errors import HardError, TransientError
+from worker.errors import HardError
 from worker.integrations.ecomdash.mapping import SubmitAnswer
 from worker.integrations.ecomdash.settings import PROVIDER
 
@@ -69,14 +69,8 @@ class EcomdashClient:
             )
         except HardError as exc:
             raise refused_key(exc) or exc from None
-        try:
-            return SubmitAnswer.model_validate(response.json())
-        except (ValueError, ValidationError):
-            # The records may have been taken: retried, the next call says how they stand.
-            raise TransientError(
-                f"{PROVIDER} answered submitTrackingInfo with something unreadable",
-                [provider_http.excerpt(provider_http.text_of(response, PROVIDER))],
-            ) from None
+        # Unreadable: the records may have been taken; retried, the next call says how they stand.
+        return provider_http.json_body(response, PROVIDER, "submitTrackingInfo", SubmitAnswer)
 
 
 def refused_key(exc: HardError) -> HardError | None:

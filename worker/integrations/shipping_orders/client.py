@@ -118,13 +118,7 @@ class ShippingOrdersClient:
                     code=exc.code,
                 ) from None
             raise
-        try:
-            return response.json()
-        except ValueError:
-            raise TransientError(
-                f"{PROVIDER} answered {method} {path} with something that is not JSON",
-                [provider_http.excerpt(provider_http.text_of(response, PROVIDER))],
-            ) from None
+        return provider_http.json_body(response, PROVIDER, f"{method} {path}")
 
 
 def _segment(number: str) -> str:
