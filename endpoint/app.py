@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Any
 
@@ -15,11 +14,12 @@ from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from endpoint import replies
+from endpoint import openapi, ops, replies
+from endpoint.access import EXTENSION, Wiring, token_ok
 from endpoint.body import BadBody, TooLarge, parse_event, parse_message, read_body
+from endpoint.metrics import render as metrics_text
 from endpoint.waiting import TooManyWaiting, Waiting
-from worker import registry
-from worker.delivery import push_soon
+from worker import registry, replay
 from worker.hub import HubMessage, store_problem
 from worker.intake import Publish, Submission, Unavailable, submit
 from worker.outbox import Outbox
@@ -29,7 +29,6 @@ from worker.settings import Settings
 from worker.webhooks import event_message_id
 
 log = logging.getLogger(__name__)
-TOKEN_HEADERS = ("X-Hub-Token", "X-Augury-Token")
 MAX_WAIT_SECONDS = 180.0
 
 
@@ -62,15 +61,12 @@ def create_app(
     if s.endpoint_key is None:
         log.warning("SHIPHUB_INSECURE_DEV is on and ENDPOINT_KEY is unset: every request is let in")
 
-    def authorized() -> bool:
-        if s.endpoint_key is None:
-            return True
-        key = s.endpoint_key.get_secret_value().encode()
-        given = next((request.headers[h] for h in TOKEN_HEADERS if h in request.headers), None)
-        return given is not None and hmac.compare_digest(given.encode(), key)
+    app.extensions[EXTENSION] = Wiring(s, records, outbox, publish)
+    app.register_blueprint(ops.blueprint)
+    app.register_blueprint(openapi.blueprint)
 
     def require_auth() -> Response | None:
-        if not authorized():
+        if not token_ok(s):
             return replies.error(401, "Unauthorized", "Missing or wrong X-Hub-Token header")
         return None
 
@@ -104,7 +100,7 @@ def create_app(
     @app.get("/metrics")
     def metrics() -> Response:
         try:
-            text = replies.prometheus(records.stats(), records.sizes())
+            text = metrics_text(records)
         except redis.RedisError:
             return replies.unavailable("Redis is unavailable")
         return Response(text, mimetype="text/plain; version=0.0.4")
@@ -147,20 +143,11 @@ def create_app(
     def replay_message(integration: str, message_id: str) -> Response:
         if denied := require_auth() or require_known(integration):
             return denied
-        record = records.requeue(integration, message_id)
-        handler = registry.handler_for(
-            integration, record.fields.get("message") if record else None
-        )
-        if record is None or handler is None:
-            return replies.error(
-                409,
-                "Not replayable",
-                "Only a failed or dead message of a known integration can be replayed",
-                message_id=message_id,
-            )
         try:
-            publish(handler, message_id, record.queued_at)
-        except Exception:  # requeued: the watchdog publishes it when the broker takes it
+            replayed = replay.replay_message(records, publish, integration, message_id)
+        except replay.NotReplayable as exc:
+            return replies.error(409, "Not replayable", str(exc), message_id=message_id)
+        if replayed == "accepted":
             return replies.accepted(message_id, "queued for a replay")
         return jsonify(message_id=message_id, status="queued")
 
@@ -168,11 +155,10 @@ def create_app(
     def replay_delivery(integration: str, message_id: str) -> Response:
         if denied := require_auth() or require_known(integration):
             return denied
-        if not outbox.redeliver(integration, message_id):
-            return replies.error(
-                409, "Not replayable", "Only a dead delivery can be replayed", message_id=message_id
-            )
-        push_soon(outbox, integration, message_id)
+        try:
+            replay.replay_delivery(outbox, integration, message_id)
+        except replay.NotReplayable as exc:
+            return replies.error(409, "Not replayable", str(exc), message_id=message_id)
         return jsonify(message_id=message_id, delivery="pending")
 
     @app.post("/<integration>/<service>")

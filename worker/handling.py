@@ -30,7 +30,7 @@ from typing import Any, Literal, TypeVar
 import redis
 from pydantic import ValidationError
 
-from worker import delivery, leases
+from worker import delivery, leases, logs
 from worker.deadline import Deadline
 from worker.errors import HardError, ProviderError
 from worker.hub import Answer, HubMessage, fold_parameters, qualify
@@ -138,6 +138,7 @@ class _Attempt:
         if begun.outcome != "started":
             log.info("%s: %s, nothing to do", self.name, begun.outcome)
             return Handled(begun.outcome)  # type: ignore[arg-type]
+        logs.bind(attempt=begun.attempt)
         with (
             self.keeper.hold(
                 lease_key(self.integration.name, self.message_id),

@@ -47,6 +47,11 @@ OUTBOX = PREFIX + "outbox"
 DEAD_MESSAGES = PREFIX + "dead:messages"
 DEAD_DELIVERIES = PREFIX + "dead:deliveries"
 STATS = PREFIX + "stats"
+# The latest messages received (member -> received_at), for operators; capped at RECENT_KEPT.
+RECENT = PREFIX + "recent"
+RECENT_KEPT = 1000
+# When each store's cursor last moved ("<integration>:<store>" -> epoch seconds).
+POLLED = PREFIX + "polled"
 # Every counter kept in STATS: listed (at 0) before it first counts.
 COUNTERS = (
     "messages_accepted",
@@ -110,9 +115,10 @@ def done_channel(integration: str, message_id: str) -> str:
     return f"{PREFIX}done:{integration}:{message_id}"
 
 
-# Create the record unless it exists; count it accepted. A record whose publish never completed
-# (the receiver died between record and publish) is taken over after ARGV[4] seconds, so a
-# retry publishes it at once. Returns created | takeover | publishing | exists | conflict.
+# Create the record unless it exists; count it accepted; list it among the recent ones. A record
+# whose publish never completed (the receiver died between record and publish) is taken over
+# after ARGV[4] seconds, so a retry publishes it at once.
+# Returns created | takeover | publishing | exists | conflict.
 _ACCEPT = """
 local fp = redis.call('HGET', KEYS[1], 'fingerprint')
 local now = tonumber(ARGV[2])
@@ -122,6 +128,8 @@ if not fp then
              'published', '0', 'status', 'queued', 'attempts', '0', unpack(ARGV, 6))
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[5])
   redis.call('HINCRBY', KEYS[3], 'messages_accepted', 1)
+  redis.call('ZADD', KEYS[4], now, ARGV[5])
+  if redis.call('ZCARD', KEYS[4]) > %d then redis.call('ZPOPMIN', KEYS[4]) end
   return 'created'
 end
 if fp ~= ARGV[1] then return 'conflict' end
@@ -135,7 +143,7 @@ if redis.call('HGET', KEYS[1], 'published') == '0' then
   return 'publishing'
 end
 return 'exists'
-"""
+""".replace("%d", str(RECENT_KEPT))
 
 # The broker took the message: the watchdog looks again after the queued deadline.
 _PUBLISHED = """
@@ -226,6 +234,16 @@ for _, m in ipairs(old) do
 end
 return gone
 """
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a store's polls continue from, and when that last moved."""
+
+    integration: str
+    store: str
+    moved_at: float
+    values: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -358,7 +376,7 @@ class Records:
         flat: list[str] = [x for pair in fields.items() for x in pair]
         return self._run(
             "accept",
-            [record_key(integration, message_id), WATCH, STATS],
+            [record_key(integration, message_id), WATCH, STATS, RECENT],
             [
                 fingerprint,
                 repr(time.time() if now is None else now),
@@ -646,6 +664,7 @@ class Records:
                     cursor_key(integration, store),
                     mapping={k: json.dumps(v) for k, v in cursor.items()},
                 )
+                pipe.hset(POLLED, member(integration, store), repr(now))
             for kind, name, value in keep or []:
                 pipe.set(
                     memory_key(integration, store, kind, name),
@@ -672,6 +691,12 @@ class Records:
         raw = self.redis.hgetall(cursor_key(integration, store))
         return {name: json.loads(value) for name, value in raw.items()}
 
+    def cursors(self) -> list[Cursor]:
+        """Every store's cursor, with when it last moved (newest first)."""
+        moved = {split_member(m): float(at) for m, at in self.redis.hgetall(POLLED).items()}
+        found = [Cursor(i, store, at, self.cursor(i, store)) for (i, store), at in moved.items()]
+        return sorted(found, key=lambda c: c.moved_at, reverse=True)
+
     # -- watchdog and listings -------------------------------------------------------------
     def overdue(self, now: float, limit: int = 500) -> list[tuple[str, str]]:
         return [split_member(m) for m in self.redis.zrangebyscore(WATCH, 0, now, 0, limit)]
@@ -694,6 +719,15 @@ class Records:
             self._run("prune", [listed], [older_than, RECORD_PREFIX, limit])
             for listed in (DEAD_MESSAGES, DEAD_DELIVERIES)
         )
+
+    def recent(self, limit: int = 50) -> list[Record]:
+        """The latest messages received, newest first (those whose records expired left out)."""
+        members = self.redis.zrevrange(RECENT, 0, limit - 1)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for m in members:
+                pipe.hgetall(record_key(*split_member(m)))
+            found = pipe.execute()
+        return [Record(*split_member(m), f) for m, f in zip(members, found, strict=True) if f]
 
     def dead(self, which: str, limit: int = 100) -> list[tuple[str, str, float]]:
         key = DEAD_MESSAGES if which == "messages" else DEAD_DELIVERIES

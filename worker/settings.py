@@ -7,6 +7,7 @@ integration's own settings class (``DOTCOM_API_KEY``...), next to its code.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -84,6 +85,12 @@ class Settings(BaseSettings):
 
     # Extra integration modules to load (a plugin hook; the tests use it for a test integration).
     shiphub_integration_modules: str = ""
+    # Operators. Logs: "json" (one object per line), "text", or "auto" (JSON unless on a
+    # terminal). The /ops page: basic auth with OPS_PASSWORD (any user name), or the endpoint
+    # token as the password when OPS_PASSWORD is unset.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    ops_password: SecretStr | None = None
 
     @field_validator("shiphub_secret_key")
     @classmethod

@@ -1,0 +1,38 @@
+"""What every route of the receiver shares: the process's wiring, and who may come in."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from flask import current_app, request
+
+from worker.intake import Publish
+from worker.outbox import Outbox
+from worker.records import Records
+from worker.settings import Settings
+
+TOKEN_HEADERS = ("X-Hub-Token", "X-Augury-Token")
+EXTENSION = "shiphub"
+
+
+@dataclass(frozen=True)
+class Wiring:
+    settings: Settings
+    records: Records
+    outbox: Outbox
+    publish: Publish
+
+
+def wiring() -> Wiring:
+    """The receiver's wiring, from a blueprint's route (set by ``create_app``)."""
+    return current_app.extensions[EXTENSION]
+
+
+def token_ok(s: Settings) -> bool:
+    """The request carries the endpoint token (or none is required: insecure development)."""
+    if s.endpoint_key is None:
+        return True
+    key = s.endpoint_key.get_secret_value().encode()
+    given = next((request.headers[h] for h in TOKEN_HEADERS if h in request.headers), None)
+    return given is not None and hmac.compare_digest(given.encode(), key)

@@ -1,0 +1,1 @@
+"""``shiphub``: the operator's command line."""
