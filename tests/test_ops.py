@@ -1,0 +1,615 @@
+"""The /ops page over fakeredis: who comes in, what it shows (escaped), its Replay forms (and
+their protection against cross-site requests), and its error pages. The browser test against a
+real stack is ``tests/ops/test_ops_browser.py``."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import fakeredis
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from endpoint import ops
+from endpoint.app import create_app
+from tests.conftest import ENDPOINT_KEY, Publisher, settle, unit_settings
+from worker.outbox import Outbox
+from worker.records import Records, Timing
+
+OPS_PASSWORD = "ops-unit-password"
+SECRET_KEY = "4xK0gvQb0Z1m2Ab3yQ9cJ7dXo8hS5kLr6tW1uE2iV3c="  # unit_settings' key
+OTHER_SECRET_KEY = "Jm3cQ2k6Y8d9sX1vB4nT7wR0pL5hG2fE9aZ6uK3iO1c="
+SCRIPT_ID = "<script>alert(1)</script>"
+HOSTILE_ERROR = 'Acme said <img src=x onerror="alert(2)"> & left'
+
+
+def basic(password: str, user: str = "anyone") -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+OPS = basic(OPS_PASSWORD)
+
+
+class Page(HTMLParser):
+    """The rows of the page's tables (by the row's class) as the text of their cells, the text of
+    elements with an id (``notice``, ``status``, ``last-error`` ...), its forms (their hidden
+    fields), its links and its whole text."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.rows: dict[str, list[list[str]]] = {}
+        self.by_id: dict[str, str] = {}
+        self.forms: list[dict[str, str]] = []
+        self.links: list[str] = []
+        self.parts: list[str] = []
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+        self._element: tuple[str, str, list[str]] | None = None
+        self.feed(html)
+
+    @property
+    def text(self) -> str:
+        return " ".join("".join(self.parts).split())
+
+    @property
+    def notice(self) -> str:
+        return self.by_id.get("notice", "")
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "tr":
+            self._row = []
+            self.rows.setdefault(found.get("class") or "", []).append(self._row)
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "form":
+            self.forms.append({"action": found.get("action") or ""})
+        elif tag == "input" and self.forms:
+            self.forms[-1][found.get("name") or ""] = found.get("value") or ""
+        elif tag == "a":
+            self.links.append(found.get("href") or "")
+        if found.get("id") and tag in ("p", "dd", "pre"):
+            self._element = (tag, found["id"] or "", [])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif self._element is not None and tag == self._element[0]:
+            _, name, buffer = self._element
+            self.by_id[name] = " ".join("".join(buffer).split())
+            self._element = None
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._element is not None:
+            self._element[2].append(data)
+
+    def table(self, kind: str) -> list[list[str]]:
+        return self.rows.get(kind, [])
+
+    def form_for(self, kind: str, message_id: str) -> dict[str, str]:
+        return next(f for f in self.forms if f["kind"] == kind and f["message_id"] == message_id)
+
+
+def page(response: TestResponse) -> Page:
+    assert response.mimetype == "text/html", response.data[:300]
+    return Page(response.get_data(as_text=True))
+
+
+def app_with(records: Records, publisher: Publisher, **overrides: Any) -> Flask:
+    return create_app(unit_settings(**overrides), records, publisher)
+
+
+@pytest.fixture
+def ops_client(records: Records, publisher: Publisher) -> Iterator[FlaskClient]:
+    """The receiver with OPS_PASSWORD set."""
+    with app_with(records, publisher, ops_password=OPS_PASSWORD).test_client() as client:
+        yield client
+
+
+def post_order(client: FlaskClient, message_id: str, number: str = "N-1") -> None:
+    body = {
+        "message_id": message_id,
+        "message": "order:ready",
+        "payload": {"order": {"number": number}},
+    }
+    response = client.post("/acme/send_order", json=body, headers={"X-Hub-Token": ENDPOINT_KEY})
+    assert response.status_code == 200, response.json
+
+
+def dead_message(client: FlaskClient, records: Records, message_id: str, error: str) -> None:
+    post_order(client, message_id)
+    assert settle(records, message_id, "dead", error=error) == "written"
+
+
+def dead_delivery(client: FlaskClient, records: Records, message_id: str, error: str) -> None:
+    """A succeeded message whose one push failed for good."""
+    post_order(client, message_id)
+    assert settle(records, message_id, "succeeded", push=True) == "written"
+    outbox = Outbox(records.redis, records.timing)
+    claim = outbox.claim("acme", message_id)
+    assert claim is not None and outbox.take("acme", message_id, claim, 10) is not None
+    assert outbox.failed("acme", message_id, claim, error, None) == "dead"
+
+
+def replay_form(client: FlaskClient, kind: str, message_id: str) -> dict[str, str]:
+    """The Replay form the page shows for this message (or delivery)."""
+    return page(client.get("/ops", headers=OPS)).form_for(kind, message_id)
+
+
+def submit(
+    client: FlaskClient, form: dict[str, str], headers: dict[str, str] | None = None
+) -> TestResponse:
+    fields = {k: v for k, v in form.items() if k != "action"}
+    return client.post(form["action"], data=fields, headers={**OPS, **(headers or {})})
+
+
+# -- who comes in ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "path", ["/ops", "/ops/messages/acme/some-id", "/ops/nowhere", "/ops/replay"]
+)
+def test_without_credentials_every_ops_path_answers_401_with_a_basic_challenge(
+    ops_client: FlaskClient, path: str
+) -> None:
+    response = ops_client.get(path)
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith('Basic realm="shiphub operations"')
+    assert "operations password" in page(response).text
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        basic("wrong"),
+        basic(ENDPOINT_KEY),  # OPS_PASSWORD is set: the endpoint token is not the password
+        {"Authorization": f"Bearer {OPS_PASSWORD}"},
+        {"Authorization": "Basic not-base64!"},
+        {"X-Hub-Token": ENDPOINT_KEY},
+    ],
+)
+def test_a_wrong_password_or_scheme_is_refused(
+    ops_client: FlaskClient, headers: dict[str, str]
+) -> None:
+    assert ops_client.get("/ops", headers=headers).status_code == 401
+
+
+def test_the_ops_password_with_any_user_name_comes_in(ops_client: FlaskClient) -> None:
+    assert ops_client.get("/ops", headers=basic(OPS_PASSWORD, "ops")).status_code == 200
+    assert ops_client.get("/ops", headers=basic(OPS_PASSWORD, "")).status_code == 200
+
+
+def test_without_ops_password_the_endpoint_token_is_the_password(
+    records: Records, publisher: Publisher
+) -> None:
+    client = app_with(records, publisher).test_client()
+
+    assert client.get("/ops").status_code == 401
+    assert client.get("/ops", headers=basic("wrong")).status_code == 401
+    assert client.get("/ops", headers=basic(ENDPOINT_KEY)).status_code == 200
+
+
+def test_in_insecure_development_without_any_password_the_page_is_open(
+    records: Records, publisher: Publisher
+) -> None:
+    client = app_with(
+        records, publisher, endpoint_key=None, shiphub_secret_key=None, shiphub_insecure_dev=True
+    ).test_client()
+
+    response = client.get("/ops")
+
+    assert response.status_code == 200
+    assert "WWW-Authenticate" not in response.headers
+
+
+def test_in_insecure_development_an_ops_password_still_guards_the_page(
+    records: Records, publisher: Publisher
+) -> None:
+    client = app_with(
+        records, publisher, endpoint_key=None, shiphub_insecure_dev=True, ops_password="pw"
+    ).test_client()
+
+    assert client.get("/ops").status_code == 401
+    assert client.get("/ops", headers=basic("pw")).status_code == 200
+
+
+def test_a_replay_without_credentials_replays_nothing(
+    ops_client: FlaskClient, records: Records, publisher: Publisher
+) -> None:
+    dead_message(ops_client, records, "dead-1", "boom")
+    form = replay_form(ops_client, "message", "dead-1")
+    fields = {k: v for k, v in form.items() if k != "action"}
+
+    response = ops_client.post("/ops/replay", data=fields)
+
+    assert response.status_code == 401
+    record = records.get("acme", "dead-1")
+    assert record is not None and record.status == "dead"
+
+
+def test_the_page_never_shows_a_secret(ops_client: FlaskClient, records: Records) -> None:
+    post_order(ops_client, "with-cursor")
+    records.begin("acme", "with-cursor", "lease")
+    records.finish(
+        "acme",
+        "with-cursor",
+        "succeeded",
+        {
+            "message_id": "with-cursor",
+            "parameters": [
+                {"name": "acme.last_id", "value": 41},
+                {"name": "acme.api_key", "value": "leaked-api-key"},
+            ],
+        },
+        error=None,
+        cursor={"last_id": 41, "api_key": "leaked-api-key", "password": "leaked-password"},
+        push=False,
+        lease_token="lease",
+    )
+
+    overview = ops_client.get("/ops", headers=OPS)
+    detail = ops_client.get("/ops/messages/acme/with-cursor", headers=OPS)
+
+    for response in (overview, detail):
+        html = response.get_data(as_text=True)
+        for secret in (OPS_PASSWORD, ENDPOINT_KEY, SECRET_KEY, "leaked-api-key", "leaked-password"):
+            assert secret not in html
+    (cursor,) = page(overview).table("cursor")
+    assert cursor[0] == "acme" and cursor[1] == "default"
+    assert "api_key = (hidden)" in cursor[3] and "password = (hidden)" in cursor[3]
+    assert "last_id = 41" in cursor[3]
+    assert '"value": "(hidden)"' in page(detail).by_id["answer"]
+
+
+# -- what it shows ---------------------------------------------------------------------------
+def test_the_page_lists_integrations_with_their_queues_and_counters(
+    ops_client: FlaskClient, records: Records
+) -> None:
+    records.redis.rpush("acme", "t1", "t2", "t3")  # kombu's list for the queue
+    records.redis.rpush("acme\x06\x163", "t4")  # and its list for priority step 3
+    records.redis.rpush("hub", "push")
+    post_order(ops_client, "counted")
+
+    shown = page(ops_client.get("/ops", headers=OPS))
+
+    queues = {row[2]: row for row in shown.table("queue")}
+    assert queues["acme"] == ["acme", "Acme (test)", "acme", "4"]
+    assert queues["hub"][3] == "1"
+    assert {"dotcom", "shipping_orders", "ecomdash", "duoplane", "spectrum"} <= set(queues)
+    assert queues["dotcom"][3] == "0"
+    counters = dict(shown.table("counter"))
+    assert counters["messages_accepted"] == "1" and counters["messages_dead"] == "0"
+    sizes = dict(shown.table("size"))
+    assert sizes["unfinished_messages"] == "1" and sizes["dead_deliveries"] == "0"
+
+
+def test_recent_messages_show_their_state_and_link_to_their_record(
+    ops_client: FlaskClient, records: Records
+) -> None:
+    post_order(ops_client, "older")
+    post_order(ops_client, "newer", number="N-2")
+    settle(records, "older", "failed", error="refused by acme")
+
+    shown = page(ops_client.get("/ops", headers=OPS))
+
+    newer, older = shown.table("recent-message")
+    assert newer[:5] == ["acme", "newer", "order:ready", "queued", "0"]
+    assert older[:5] == ["acme", "older", "order:ready", "failed", "1"]
+    assert older[7] == "refused by acme"
+    assert older[5].endswith(" UTC") and older[6].endswith(" UTC")
+    assert "/ops/messages/acme/older" in shown.links
+
+
+def test_dead_messages_deliveries_and_pending_pushes_are_listed(
+    ops_client: FlaskClient, records: Records
+) -> None:
+    dead_message(ops_client, records, "dead-m", "HTTP 500 from acme")
+    dead_delivery(ops_client, records, "dead-d", "hub answered HTTP 503")
+    post_order(ops_client, "pending-p", number="N-3")
+    settle(records, "pending-p", "succeeded", push=True)
+
+    shown = page(ops_client.get("/ops", headers=OPS))
+
+    (dead,) = shown.table("dead-message")
+    assert dead[:3] == ["acme", "dead-m", "order:ready"]
+    assert dead[4:6] == ["1", "HTTP 500 from acme"]
+    (gone,) = shown.table("dead-delivery")
+    assert gone[:2] == ["acme", "dead-d"] and gone[4:6] == ["1", "hub answered HTTP 503"]
+    pending_ids = [row[1] for row in shown.table("pending-push")]
+    assert "pending-p" in pending_ids and "dead-d" not in pending_ids
+    assert shown.form_for("message", "dead-m")["integration"] == "acme"
+    assert shown.form_for("delivery", "dead-d")["integration"] == "acme"
+
+
+def test_the_message_view_shows_the_record_the_answer_and_the_delivery(
+    ops_client: FlaskClient, records: Records
+) -> None:
+    dead_delivery(ops_client, records, "viewed", "hub answered HTTP 502")
+
+    response = ops_client.get("/ops/messages/acme/viewed", headers=OPS)
+
+    assert response.status_code == 200
+    shown = page(response)
+    assert shown.by_id["status"] == "succeeded"
+    assert shown.by_id["delivery-status"] == "dead"
+    assert shown.by_id["delivery-error"] == "hub answered HTTP 502"
+    assert '"message_id": "viewed"' in shown.by_id["answer"]
+    assert shown.form_for("delivery", "viewed")["back"] == "message"
+    assert [f["kind"] for f in shown.forms] == ["delivery"]  # a succeeded message stands
+
+
+def test_message_ids_and_errors_are_text_never_markup(
+    ops_client: FlaskClient, records: Records
+) -> None:
+    dead_message(ops_client, records, SCRIPT_ID, HOSTILE_ERROR)
+
+    overview = ops_client.get("/ops", headers=OPS)
+    html = overview.get_data(as_text=True)
+    shown = page(overview)
+
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    (dead,) = shown.table("dead-message")
+    assert dead[1] == SCRIPT_ID and dead[5] == HOSTILE_ERROR
+    assert shown.form_for("message", SCRIPT_ID)["message_id"] == SCRIPT_ID
+    (link,) = {href for href in shown.links if "alert" in href}
+    detail = ops_client.get(link, headers=OPS)
+    assert detail.status_code == 200
+    detail_html = detail.get_data(as_text=True)
+    assert "<script>" not in detail_html and "<img" not in detail_html
+    assert page(detail).by_id["last-error"] == HOSTILE_ERROR
+    assert page(detail).form_for("message", SCRIPT_ID)["message_id"] == SCRIPT_ID
+
+
+# -- Replay buttons --------------------------------------------------------------------------
+def test_a_replay_redirects_back_and_says_it_was_queued(
+    ops_client: FlaskClient, records: Records, publisher: Publisher
+) -> None:
+    dead_message(ops_client, records, "again", "boom")
+    form = replay_form(ops_client, "message", "again")
+    publisher.published.clear()
+
+    response = submit(ops_client, form)
+
+    assert response.status_code == 303
+    target = urlsplit(response.headers["Location"])
+    assert target.path == "/ops"
+    assert parse_qs(target.query)["replayed"] == ["queued"]
+    assert publisher.published == [("acme.order_ready", "again")]
+    record = records.get("acme", "again")
+    assert record is not None and record.status == "queued"
+    shown = page(ops_client.get(response.headers["Location"], headers=OPS))
+    assert shown.notice == "Message again of acme: replayed, queued for a worker."
+    assert shown.table("dead-message") == []
+
+
+def test_a_replay_the_broker_does_not_take_says_accepted(
+    ops_client: FlaskClient, records: Records, publisher: Publisher
+) -> None:
+    dead_message(ops_client, records, "later", "boom")
+    form = replay_form(ops_client, "message", "later")
+    publisher.fail = True
+
+    response = submit(ops_client, form)
+
+    shown = page(ops_client.get(response.headers["Location"], headers=OPS))
+    assert "recorded but not taken by the broker" in shown.notice
+    record = records.get("acme", "later")
+    assert record is not None and record.status == "queued"
+
+
+def test_a_message_that_cannot_be_replayed_is_said_so(
+    ops_client: FlaskClient, records: Records, publisher: Publisher
+) -> None:
+    dead_message(ops_client, records, "twice", "boom")
+    form = replay_form(ops_client, "message", "twice")
+    publisher.published.clear()
+    assert submit(ops_client, form).status_code == 303
+    settle(records, "twice", "succeeded")
+
+    response = submit(ops_client, form)  # the same form again, now that it succeeded
+
+    shown = page(ops_client.get(response.headers["Location"], headers=OPS))
+    assert "not replayed: only a failed or dead message" in shown.notice
+    assert publisher.published == [("acme.order_ready", "twice")]
+
+
+def test_a_dead_delivery_is_replayed_from_the_message_view(
+    ops_client: FlaskClient, records: Records, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[tuple[str, str, str]] = []  # push tasks, which the broker would take
+    monkeypatch.setattr("worker.app.send_push", lambda *task: sent.append(task))
+    dead_delivery(ops_client, records, "push-again", "hub answered HTTP 503")
+    form = page(ops_client.get("/ops/messages/acme/push-again", headers=OPS)).form_for(
+        "delivery", "push-again"
+    )
+
+    response = submit(ops_client, form)
+
+    assert response.status_code == 303
+    assert urlsplit(response.headers["Location"]).path == "/ops/messages/acme/push-again"
+    shown = page(ops_client.get(response.headers["Location"], headers=OPS))
+    assert "delivery replayed, its answer is pushed to the hub shortly" in shown.notice
+    assert shown.by_id["delivery-status"] == "pending"
+    assert [task[:2] for task in sent] == [("acme", "push-again")]
+    assert records.dead("deliveries") == []
+
+
+def test_a_replay_from_another_site_is_refused(
+    ops_client: FlaskClient, records: Records, publisher: Publisher
+) -> None:
+    dead_message(ops_client, records, "target", "boom")
+    form = replay_form(ops_client, "message", "target")
+    publisher.published.clear()
+
+    for headers in (
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://localhost.evil.example"},
+        {"Referer": "http://evil.example/ops"},
+    ):
+        response = submit(ops_client, form, headers)
+        assert response.status_code == 403, headers
+        assert "another site" in page(response).text
+
+    assert publisher.published == []
+    same_site = submit(ops_client, form, {"Origin": "http://localhost"})
+    assert same_site.status_code == 303
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"token": ""},
+        {"token": "garbage"},
+        {"message_id": "another-one"},  # a token made for another message
+        {"kind": "delivery"},  # ... or another kind of replay
+        {"token": "99999999999999.abc"},
+        {"token": "\u00b2.abc"},  # a digit to str.isdigit, not to int()
+    ],
+)
+def test_a_replay_without_its_own_token_is_refused(
+    ops_client: FlaskClient, records: Records, publisher: Publisher, forged: dict[str, str]
+) -> None:
+    dead_message(ops_client, records, "guarded", "boom")
+    post_order(ops_client, "another-one", number="N-9")
+    settle(records, "another-one", "dead")
+    form = {**replay_form(ops_client, "message", "guarded"), **forged}
+    publisher.published.clear()
+
+    response = submit(ops_client, form)
+
+    assert response.status_code == 403
+    assert publisher.published == []
+
+
+def test_a_stale_form_is_refused(
+    ops_client: FlaskClient, records: Records, publisher: Publisher
+) -> None:
+    dead_message(ops_client, records, "old-form", "boom")
+    settings = unit_settings(ops_password=OPS_PASSWORD)
+    issued = int(time.time() - ops.FORM_MAX_AGE_SECONDS - 60)
+    fields = {"kind": "message", "integration": "acme", "message_id": "old-form"}
+    old = ops.form_token(settings, "message", "acme", "old-form", issued)
+    fresh = ops.form_token(settings, "message", "acme", "old-form")
+
+    assert submit(ops_client, {"action": "/ops/replay", **fields, "token": old}).status_code == 403
+    assert (
+        submit(ops_client, {"action": "/ops/replay", **fields, "token": fresh}).status_code == 303
+    )
+
+
+def test_form_tokens_are_keyed_by_the_secret_key_so_every_process_agrees(
+    records: Records, publisher: Publisher
+) -> None:
+    same = unit_settings(shiphub_secret_key=f"{SECRET_KEY},{OTHER_SECRET_KEY}")
+    other = unit_settings(shiphub_secret_key=OTHER_SECRET_KEY)
+    token = ops.form_token(unit_settings(), "message", "acme", "m")
+
+    assert ops.form_token_ok(same, token, "message", "acme", "m")
+    assert not ops.form_token_ok(other, token, "message", "acme", "m")
+    assert SECRET_KEY not in token
+
+
+def test_a_replay_of_an_unknown_integration_is_404_and_a_bad_form_400(
+    ops_client: FlaskClient,
+) -> None:
+    settings = unit_settings(ops_password=OPS_PASSWORD)
+    token = ops.form_token(settings, "message", "nope", "m")
+    unknown = {"action": "/ops/replay", "kind": "message", "integration": "nope"}
+
+    response = submit(ops_client, {**unknown, "message_id": "m", "token": token})
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    bad = submit(ops_client, {**unknown, "kind": "everything", "message_id": "m"})
+    assert bad.status_code == 400 and bad.mimetype == "text/html"
+
+
+def test_a_crafted_notice_puts_no_text_of_its_own_on_the_page(ops_client: FlaskClient) -> None:
+    crafted = ops_client.get(
+        "/ops?kind=message&replayed=Your+account+is+closed&integration=acme&message_id=x",
+        headers=OPS,
+    )
+    escaped = ops_client.get(
+        f"/ops?kind=message&replayed=queued&integration=acme&message_id={SCRIPT_ID}", headers=OPS
+    )
+
+    assert page(crafted).notice == "" and "account is closed" not in crafted.get_data(as_text=True)
+    assert "<script>" not in escaped.get_data(as_text=True)
+    assert page(escaped).notice.startswith(f"Message {SCRIPT_ID} of acme: replayed")
+
+
+# -- errors and protection ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("/ops/nowhere/at/all", "no such page"),
+        ("/ops/messages/acme", "no such page"),
+        ("/ops/messages/nope/some-id", "No integration 'nope'"),
+        ("/ops/messages/acme/never-received", "No message 'never-received' for 'acme'"),
+    ],
+)
+def test_bad_paths_unknown_integrations_and_messages_are_404_pages(
+    ops_client: FlaskClient, path: str, says: str
+) -> None:
+    response = ops_client.get(path, headers=OPS)
+
+    assert response.status_code == 404
+    assert says in page(response).text
+
+
+def test_redis_down_is_a_503_page(records: Records, publisher: Publisher) -> None:
+    server = fakeredis.FakeServer()
+    down = Records(fakeredis.FakeRedis(server=server, decode_responses=True), Timing())
+    client = app_with(down, publisher, ops_password=OPS_PASSWORD).test_client()
+    server.connected = False
+    settings = unit_settings(ops_password=OPS_PASSWORD)
+    form = {
+        "action": "/ops/replay",
+        "kind": "message",
+        "integration": "acme",
+        "message_id": "m",
+        "token": ops.form_token(settings, "message", "acme", "m"),
+    }
+
+    for response in (
+        client.get("/ops", headers=OPS),
+        client.get("/ops/messages/acme/m", headers=OPS),
+        submit(client, form),
+    ):
+        assert response.status_code == 503
+        assert response.mimetype == "text/html"
+        assert response.headers["Retry-After"] == "5"
+        assert "Redis is unavailable" in page(response).text
+
+
+def test_the_page_cannot_be_framed_cached_or_run_scripts(ops_client: FlaskClient) -> None:
+    for response in (ops_client.get("/ops", headers=OPS), ops_client.get("/ops")):
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert "script-src" not in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_an_unexpected_error_is_a_500_page_that_tells_nothing_inside(
+    ops_client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_: object) -> None:
+        raise RuntimeError(f"internal detail {OPS_PASSWORD}")
+
+    monkeypatch.setattr(ops, "overview", broken)
+
+    response = ops_client.get("/ops", headers=OPS)
+
+    assert response.status_code == 500 and response.mimetype == "text/html"
+    assert "it was logged" in page(response).text
+    assert "internal detail" not in response.get_data(as_text=True)
