@@ -101,7 +101,7 @@ def drain(
 def unfinished(stack: Stack) -> int:
     metrics = requests.get(f"{stack.url}/metrics", timeout=5).text
     line = next(x for x in metrics.splitlines() if x.startswith("shiphub_unfinished_messages "))
-    return int(line.split()[1])
+    return int(float(line.split()[1]))
 
 
 def main() -> None:

@@ -128,14 +128,3 @@ def still_running(record: Record, *, pushed: bool, busy: bool = False) -> Respon
             "record": record.view(),
         },
     )
-
-
-def prometheus(stats: dict[str, int], sizes: dict[str, int]) -> str:
-    lines = []
-    for name, value in sorted(stats.items()):
-        metric = f"shiphub_{name}_total"
-        lines += [f"# TYPE {metric} counter", f"{metric} {value}"]
-    for name, value in sorted(sizes.items()):
-        metric = f"shiphub_{name}"
-        lines += [f"# TYPE {metric} gauge", f"{metric} {value}"]
-    return "\n".join(lines) + "\n"

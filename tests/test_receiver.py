@@ -13,6 +13,7 @@ from typing import Any
 import fakeredis
 import pytest
 from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from endpoint.app import create_app
 from tests.conftest import ENDPOINT_KEY, Publisher, auth, settle, unit_settings
@@ -429,16 +430,72 @@ def test_fakeredis_supports_the_scripts() -> None:
     assert fakeredis.FakeRedis().eval("return 1", 0) == 1
 
 
-def test_metrics_list_every_counter_even_at_zero(client: FlaskClient) -> None:
-    text = client.get("/metrics").get_data(as_text=True)
-    for counter in (
-        "shiphub_messages_accepted_total",
-        "shiphub_messages_duplicate_total",
-        "shiphub_messages_succeeded_total",
-        "shiphub_messages_failed_total",
-        "shiphub_messages_dead_total",
-        "shiphub_messages_republished_total",
-        "shiphub_deliveries_succeeded_total",
-        "shiphub_deliveries_dead_total",
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a Prometheus text page, by name and labels."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample(found: dict[Any, float], name: str, **labels: str) -> float:
+    return found[(name, frozenset(labels.items()))]
+
+
+def test_metrics_list_every_family_at_zero_before_it_first_counts(client: FlaskClient) -> None:
+    response = client.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    found = samples(response.get_data(as_text=True))
+    for outcome in ("accepted", "duplicate", "republished", "retrying", "succeeded", "failed"):
+        labels = {"integration": "acme", "service": "send_order", "outcome": outcome}
+        assert sample(found, "shiphub_messages_total", **labels) == 0, outcome
+    acme = {"integration": "acme"}
+    assert sample(found, "shiphub_messages_total", **acme, service="tracking", outcome="dead") == 0
+    assert sample(found, "shiphub_retries_total", **acme, reason="timeout") == 0
+    assert sample(found, "shiphub_deliveries_total", **acme, outcome="dead") == 0
+    handler_seconds = "shiphub_handler_duration_seconds"
+    assert sample(found, f"{handler_seconds}_count", **acme, service="send_order") == 0
+    assert sample(found, f"{handler_seconds}_bucket", **acme, service="send_order", le="+Inf") == 0
+    call_seconds = "shiphub_provider_call_duration_seconds"
+    assert sample(found, f"{call_seconds}_count", **acme, outcome="timeout") == 0
+    for gauge in (
+        "shiphub_unfinished_messages",
+        "shiphub_retries_scheduled",
+        "shiphub_outbox_pending",
+        "shiphub_outbox_oldest_age_seconds",
+        "shiphub_dead_messages",
+        "shiphub_dead_deliveries",
     ):
-        assert f"\n{counter} 0\n" in f"\n{text}", counter
+        assert sample(found, gauge) == 0, gauge
+    families = {f.name for f in text_string_to_metric_families(response.get_data(as_text=True))}
+    assert {"shiphub_poll_lag_seconds", "shiphub_poll_cursor_age_seconds"} <= families
+
+
+def test_metrics_count_an_accepted_message_by_integration_and_service(
+    client: FlaskClient,
+) -> None:
+    assert post(client, order("m-metrics")).status_code == 200
+
+    found = samples(client.get("/metrics").get_data(as_text=True))
+
+    labels = {"integration": "acme", "service": "send_order"}
+    assert sample(found, "shiphub_messages_total", **labels, outcome="accepted") == 1
+    assert sample(found, "shiphub_messages_total", **labels, outcome="succeeded") == 0
+    assert sample(found, "shiphub_unfinished_messages") == 1
+
+
+def test_metrics_without_redis_is_503(publisher: Publisher) -> None:
+    unreachable = Records(
+        __import__("worker.runtime", fromlist=["redis_client"]).redis_client(
+            "redis://127.0.0.1:1/0"
+        )
+    )
+    app = create_app(unit_settings(), unreachable, publisher)
+
+    response = app.test_client().get("/metrics")
+
+    assert response.status_code == 503
+    assert "Redis" in errors(response)[0]

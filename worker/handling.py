@@ -15,6 +15,10 @@ Outcomes (``Handled.outcome``):
 
 Every write after ``begin`` is fenced by the lease (``worker.records``); the lease and a poll's
 per-store lock are renewed while the attempt runs, until its deadline (``worker.leases``).
+
+What an attempt observes (its handler's time, its provider calls; ``worker.metrics``) is written
+with its outcome: in the transaction that stores the answer, or with a retry's reason in one
+pipelined write after the retry is scheduled.
 """
 
 from __future__ import annotations
@@ -30,13 +34,15 @@ from typing import Any, Literal, TypeVar
 import redis
 from pydantic import ValidationError
 
-from worker import delivery, leases, logs
-from worker.deadline import Deadline
-from worker.errors import HardError, ProviderError
+from worker import delivery, leases, logs, metrics
+from worker.deadline import Deadline, DeadlineExceeded
+from worker.errors import HardError, ProviderError, TransientError
 from worker.hub import Answer, HubMessage, fold_parameters, qualify
 from worker.job import Job
 from worker.outbox import Outbox
+from worker.pacing import TooLong
 from worker.patience import patiently
+from worker.provider_http import NoAnswer, Unreachable
 from worker.records import (
     WATCH,
     Begun,
@@ -132,6 +138,7 @@ class _Attempt:
         self.lease = uuid.uuid4().hex
         self.name = f"{integration.name}/{message_id}"
         self.watched: list[Keep] = []
+        self.observed = metrics.Tally()
 
     def run(self) -> Handled:
         begun = self.records.begin(self.integration.name, self.message_id, self.lease)
@@ -150,13 +157,26 @@ class _Attempt:
             self.deadline.running(),
         ):
             try:
-                answer, kept = self._run_handler(begun)
+                answer, kept = self._timed_handler(begun)
             except HardError as exc:
                 return self._finish("failed", _error_answer(self.message_id, exc), str(exc))
             except Exception as exc:  # transient, the deadline, Redis, or a bug
                 return self._retry_or_die(begun, exc)
             status = "failed" if answer.failed else "succeeded"
             return self._finish(status, answer, None, kept)
+
+    def _timed_handler(self, begun: Begun) -> tuple[Answer, list[Keep]]:
+        """Run the handler, its time and its provider calls gathered in ``observed``."""
+        started = time.monotonic()
+        try:
+            with metrics.attempt(self.integration.name, self.observed):
+                return self._run_handler(begun)
+        finally:
+            self.observed.observe(
+                metrics.HANDLER_SECONDS,
+                (self.integration.name, self.handler.service),
+                time.monotonic() - started,
+            )
 
     def _run_handler(self, begun: Begun) -> tuple[Answer, list[Keep]]:
         # Validated on receipt (under the rules of its day); only its payload is checked again.
@@ -204,7 +224,9 @@ class _Attempt:
         )
         if not scheduled:
             log.warning("%s: lost its lease; its retry was refused (%s)", self.name, error)
+            self._write_observed()
             return Handled("stale", error)
+        self._write_observed(retry_reason(exc))
         return Handled("retrying", error, next_at)
 
     def _finish(
@@ -236,14 +258,17 @@ class _Attempt:
                 expect=self.watched if status == "succeeded" else [],
                 push=bool(self.s.hub_push_url),
                 lease_token=self.lease,
+                observed=self.observed,
             )
         )
         if written == "stale":
             log.warning("%s: lost its lease; its %s answer was refused", self.name, status)
+            self._write_observed()
             return Handled("stale", error or "")
         if written == "conflict":
             return self._run_again()
         if written != "written":
+            self._write_observed()
             return Handled(written)
         if self.s.hub_push_url:
             delivery.push_soon(self.outbox, integration, self.message_id)
@@ -260,13 +285,50 @@ class _Attempt:
                 self.integration.name, self.message_id, why, at, self.lease
             )
         ):
+            self._write_observed()
             return Handled("stale", why)
+        self._write_observed("conflict")
         return Handled("retrying", why, at)
+
+    def _write_observed(self, retry: metrics.RetryReason | None = None) -> None:
+        """Write what this attempt observed when no transaction of ours took it (a retry, with
+        its reason; a refused write): one pipelined round trip. Numbers only: a Redis error
+        here is logged, never the attempt's."""
+        integration = self.integration.name
+        try:
+            with self.records.redis.pipeline() as pipe:
+                if retry is not None:
+                    service = self.handler.service
+                    metrics.increment(pipe, metrics.MESSAGES, integration, service, "retrying")
+                    metrics.increment(pipe, metrics.RETRIES, integration, retry)
+                self.observed.write(pipe)
+                pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("%s: its metrics were not written (%r)", self.name, exc)
 
     def _patiently(self, write: Callable[[], T]) -> T:
         """A write after a Redis error under the handler: Redis may be restarting, so try again
         for as long as the lease would last rather than leave the message to the watchdog."""
         return patiently(write, self.records.timing.lease_seconds, self.name)
+
+
+def retry_reason(exc: BaseException) -> metrics.RetryReason:
+    """Why a retry was scheduled, in a small closed set an operator can alert on."""
+    if isinstance(exc, DeadlineExceeded):
+        return "deadline"
+    if isinstance(exc, redis.RedisError):
+        return "redis"
+    if not isinstance(exc, TransientError):
+        return "unexpected"
+    if isinstance(exc, TooLong) or exc.status == 429:
+        return "rate_limited"
+    if exc.status is not None and exc.status >= 500:
+        return "provider_5xx"
+    if isinstance(exc, NoAnswer):
+        return "timeout"
+    if isinstance(exc, Unreachable):
+        return "connection"
+    return "provider_transient"
 
 
 def _error_answer(

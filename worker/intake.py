@@ -94,7 +94,7 @@ def submit(
             return Submission("queued" if queued else "accepted", None)
         if outcome == "conflict":
             return Submission("conflict", records.get(integration, message_id))
-        records.count("messages_duplicate")
+        records.count("messages_duplicate", integration=integration, service=handler.service)
         return Submission("duplicate", records.get(integration, message_id))
     except redis.RedisError as exc:
         raise Unavailable(f"Redis is unavailable: {exc.__class__.__name__}") from exc

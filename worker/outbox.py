@@ -11,7 +11,9 @@ it a fresh claim number and moves its score to a reclaim time (so a claim whose 
 comes back by itself). A push task carries its claim; *taking* the push checks and consumes that
 claim in one step, so a duplicate task (a redelivery, a stray kick) pushes nothing. Only the
 holder of the taken claim records the outcome and schedules the next push; a holder that was
-superseded (it stalled past its reclaim time) has its outcome refused.
+superseded (it stalled past its reclaim time) has its outcome refused. The script that records an
+outcome also counts it (``worker.metrics``: deliveries by outcome, and when each answer waiting
+here became ready).
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from typing import Any, Literal
 
 import redis
 
+from worker import metrics
 from worker.records import (
     DEAD_DELIVERIES,
     OUTBOX,
     RECORD_PREFIX,
-    STATS,
     Timing,
     member,
     record_key,
@@ -84,19 +86,24 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 return 1
 """
 
+# The whole answer reached the hub: counted (field ARGV[5] of the deliveries counter KEYS[3]),
+# and off the outbox's ready times (KEYS[4]).
 _DELIVERED = """
 if redis.call('HGET', KEYS[1], 'push_holder') ~= ARGV[1] then return 0 end
 redis.call('HINCRBY', KEYS[1], 'delivery_attempts', 1)
 redis.call('HSET', KEYS[1], 'delivery', 'delivered', 'delivered_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'delivery_error', 'push_holder', 'next_push_at')
 redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('ZREM', KEYS[4], ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('HINCRBY', KEYS[3], 'deliveries_succeeded', 1)
+redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
 return 1
 """
 
 # A failed push: schedule the next one (ARGV[5]), or make the delivery dead (''). ARGV[7] says
-# whether it timed out (counted in a row) or failed otherwise (the count starts over).
+# whether it timed out (counted in a row) or failed otherwise (the count starts over). Counted
+# in the deliveries counter KEYS[4] as retrying (field ARGV[8]) or dead (ARGV[9]); a dead one
+# leaves the outbox's ready times (KEYS[5]).
 _FAILED = """
 if redis.call('HGET', KEYS[1], 'push_holder') ~= ARGV[1] then return 0 end
 redis.call('HINCRBY', KEYS[1], 'delivery_attempts', 1)
@@ -113,15 +120,18 @@ if ARGV[5] == '' then
   redis.call('ZREM', KEYS[2], ARGV[3])
   redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
   redis.call('EXPIRE', KEYS[1], ARGV[6])
-  redis.call('HINCRBY', KEYS[4], 'deliveries_dead', 1)
+  redis.call('ZREM', KEYS[5], ARGV[3])
+  redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
   return 2
 end
 redis.call('HSET', KEYS[1], 'next_push_at', ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
+redis.call('HINCRBY', KEYS[4], ARGV[8], 1)
 return 1
 """
 
-# Replay a dead delivery: pending again, due now, off the dead list.
+# Replay a dead delivery: pending again, due now, off the dead list; its answer is ready again
+# now (KEYS[4]).
 _REDELIVER = """
 if redis.call('HGET', KEYS[1], 'delivery') ~= 'dead' then return 0 end
 redis.call('HSET', KEYS[1], 'delivery', 'pending', 'delivery_attempts', '0',
@@ -129,6 +139,7 @@ redis.call('HSET', KEYS[1], 'delivery', 'pending', 'delivery_attempts', '0',
 redis.call('PERSIST', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[1], ARGV[2])
 return 1
 """
 
@@ -230,12 +241,18 @@ class Outbox:
         return bool(
             self._scripts.run(
                 "delivered",
-                [record_key(integration, message_id), OUTBOX, STATS],
+                [
+                    record_key(integration, message_id),
+                    OUTBOX,
+                    metrics.DELIVERIES.key,
+                    metrics.OUTBOX_READY,
+                ],
                 [
                     claim,
                     repr(time.time()),
                     member(integration, message_id),
                     self.timing.record_ttl_seconds,
+                    metrics.DELIVERIES.field(integration, "delivered"),
                 ],
             )
         )
@@ -253,7 +270,13 @@ class Outbox:
         """Count a failed push; schedule the next at ``next_at``, or make it dead (None)."""
         outcome = self._scripts.run(
             "failed",
-            [record_key(integration, message_id), OUTBOX, DEAD_DELIVERIES, STATS],
+            [
+                record_key(integration, message_id),
+                OUTBOX,
+                DEAD_DELIVERIES,
+                metrics.DELIVERIES.key,
+                metrics.OUTBOX_READY,
+            ],
             [
                 claim,
                 repr(time.time()),
@@ -262,6 +285,8 @@ class Outbox:
                 "" if next_at is None else repr(next_at),
                 self.timing.record_ttl_seconds,
                 "1" if timed_out else "0",
+                metrics.DELIVERIES.field(integration, "retrying"),
+                metrics.DELIVERIES.field(integration, "dead"),
             ],
         )
         return {0: "stale", 1: "retrying", 2: "dead"}[int(outcome)]  # type: ignore[return-value]
@@ -271,7 +296,12 @@ class Outbox:
         return bool(
             self._scripts.run(
                 "redeliver",
-                [record_key(integration, message_id), OUTBOX, DEAD_DELIVERIES],
+                [
+                    record_key(integration, message_id),
+                    OUTBOX,
+                    DEAD_DELIVERIES,
+                    metrics.OUTBOX_READY,
+                ],
                 [repr(time.time()), member(integration, message_id)],
             )
         )

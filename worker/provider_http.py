@@ -3,7 +3,9 @@
 Written once so that each provider module only says what is special about its API (auth, body
 shapes, where its error reasons live). Every call honours the running handler's deadline
 (``worker.deadline``): its timeouts are what is left of it, and its body is read in bounded
-steps that stop when it passes.
+steps that stop when it passes. Every call is timed and counted by how it ended (ok, http_error,
+timeout, connection) for the running attempt (``worker.metrics``); a timeout and an unreachable
+provider are errors of their own (``NoAnswer``, ``Unreachable``), so a retry says why.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pydantic import BaseModel, ValidationError
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from worker import deadline
+from worker import deadline, metrics
+from worker.deadline import DeadlineExceeded
 from worker.errors import HardError, TransientError
 
 M = TypeVar("M", bound=BaseModel)
@@ -44,6 +47,14 @@ PUBLIC_HEADERS = frozenset(
         "user-agent",
     )
 )
+
+
+class NoAnswer(TransientError):
+    """The provider did not answer in time: its connect or read timeout passed."""
+
+
+class Unreachable(TransientError):
+    """The provider could not be reached, or its answer was cut off."""
 
 
 def pooled_session(pool_size: int = 16, user_agent: str = "shiphub/0.1") -> requests.Session:
@@ -115,16 +126,19 @@ def call(
     sent_headers = CaseInsensitiveDict(session.headers)
     sent_headers.update(given)
     refuse_unsendable_headers(sent_headers, provider)
+    started = time.monotonic()
     try:
         response = _send(session, method, url, timeout, exact_url, given, kwargs)
     except requests.Timeout as exc:
+        _counted("timeout", started)
         _raise_if_out_of_time()
-        raise TransientError(
+        raise NoAnswer(
             f"{provider} did not answer in time", [scrubbed(str(exc), sent_headers)]
         ) from None
     except requests.ConnectionError as exc:
+        _counted("connection", started)
         _raise_if_out_of_time()
-        raise TransientError(
+        raise Unreachable(
             f"{provider} could not be reached", [scrubbed(str(exc), sent_headers)]
         ) from None
     except (requests.RequestException, UnicodeError) as exc:
@@ -134,16 +148,26 @@ def call(
             [f"{type(exc).__name__}; its text is not shown, as it can quote a header value"],
         ) from None
     if 200 <= response.status_code < 300 and stream:
+        _counted("ok", started)  # until its headers: the caller reads the body
         return response
     try:
         _read_whole(response, provider)
-        if 200 <= response.status_code < 300:
+        ok = 200 <= response.status_code < 300
+        _counted("ok" if ok else "http_error", started)
+        if ok:
             return response
         raise classify(
             response, provider, retry_after_headers, reasons, error_type, transient_types
         )
+    except (Unreachable, DeadlineExceeded) as exc:  # the body was cut off, or ran out of time
+        _counted("connection" if isinstance(exc, Unreachable) else "timeout", started)
+        raise
     finally:
         response.close()
+
+
+def _counted(outcome: metrics.CallOutcome, started: float) -> None:
+    metrics.provider_call(outcome, time.monotonic() - started)
 
 
 def _send(
@@ -233,7 +257,7 @@ def body_chunks(response: requests.Response, provider: str = "The provider") -> 
             OSError,
         ) as exc:
             _raise_if_out_of_time()
-            raise TransientError(f"{provider}'s answer was cut off", [str(exc)]) from None
+            raise Unreachable(f"{provider}'s answer was cut off", [str(exc)]) from None
         if not chunk:
             return
         yield chunk

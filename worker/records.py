@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 import redis
 
+from worker import metrics
 from worker.redis_scripts import Scripts
 
 PREFIX = "shiphub:"
@@ -46,22 +47,18 @@ DUE = PREFIX + "due"
 OUTBOX = PREFIX + "outbox"
 DEAD_MESSAGES = PREFIX + "dead:messages"
 DEAD_DELIVERIES = PREFIX + "dead:deliveries"
-STATS = PREFIX + "stats"
+# Unlabelled totals kept for callers that read them as they were (``Records.count`` writes them);
+# the metrics themselves are labelled, in ``worker.metrics``.
 # The latest messages received (member -> received_at), for operators; capped at RECENT_KEPT.
 RECENT = PREFIX + "recent"
 RECENT_KEPT = 1000
 # When each store's cursor last moved ("<integration>:<store>" -> epoch seconds).
 POLLED = PREFIX + "polled"
-# Every counter kept in STATS: listed (at 0) before it first counts.
+# The totals ``Records.stats()`` gives (at 0 before they first count): ``messages_<outcome>``
+# and ``deliveries_<outcome>``, summed over the labelled counters of ``worker.metrics``.
 COUNTERS = (
-    "messages_accepted",
-    "messages_duplicate",
-    "messages_succeeded",
-    "messages_failed",
-    "messages_dead",
-    "messages_republished",
-    "deliveries_succeeded",
-    "deliveries_dead",
+    *(f"messages_{outcome}" for outcome in metrics.MESSAGE_OUTCOMES),
+    *(f"deliveries_{outcome}" for outcome in metrics.DELIVERY_OUTCOMES),
 )
 
 FINISHED = frozenset({"succeeded", "failed", "dead"})
@@ -115,19 +112,19 @@ def done_channel(integration: str, message_id: str) -> str:
     return f"{PREFIX}done:{integration}:{message_id}"
 
 
-# Create the record unless it exists; count it accepted; list it among the recent ones. A record
-# whose publish never completed (the receiver died between record and publish) is taken over
-# after ARGV[4] seconds, so a retry publishes it at once.
-# Returns created | takeover | publishing | exists | conflict.
+# Create the record unless it exists; count it accepted (field ARGV[6] of the messages counter);
+# list it among the recent ones. A record whose publish never completed (the receiver died
+# between record and publish) is taken over after ARGV[4] seconds, so a retry publishes it at
+# once. Returns created | takeover | publishing | exists | conflict.
 _ACCEPT = """
 local fp = redis.call('HGET', KEYS[1], 'fingerprint')
 local now = tonumber(ARGV[2])
 if not fp then
   redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'received_at', ARGV[2],
              'updated_at', ARGV[2], 'queued_at', ARGV[2], 'publish_token', ARGV[3],
-             'published', '0', 'status', 'queued', 'attempts', '0', unpack(ARGV, 6))
+             'published', '0', 'status', 'queued', 'attempts', '0', unpack(ARGV, 7))
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[5])
-  redis.call('HINCRBY', KEYS[3], 'messages_accepted', 1)
+  redis.call('HINCRBY', KEYS[3], ARGV[6], 1)
   redis.call('ZADD', KEYS[4], now, ARGV[5])
   if redis.call('ZCARD', KEYS[4]) > %d then redis.call('ZPOPMIN', KEYS[4]) end
   return 'created'
@@ -374,15 +371,17 @@ class Records:
     ) -> str:
         """Record a message (``now`` is also the stamp its broker message will carry)."""
         flat: list[str] = [x for pair in fields.items() for x in pair]
+        service = fields.get("service") or metrics.UNKNOWN
         return self._run(
             "accept",
-            [record_key(integration, message_id), WATCH, STATS, RECENT],
+            [record_key(integration, message_id), WATCH, metrics.MESSAGES.key, RECENT],
             [
                 fingerprint,
                 repr(time.time() if now is None else now),
                 token,
                 self.timing.publish_stale_seconds,
                 member(integration, message_id),
+                metrics.MESSAGES.field(integration, service, "accepted"),
                 *flat,
             ],
         )
@@ -601,6 +600,7 @@ class Records:
         lease_token: str,
         keep: list[Keep] | None = None,
         expect: list[Keep] | None = None,
+        observed: metrics.Tally | None = None,
     ) -> Write:
         """Store the answer, the outbox entry, the cursor and what the handler keeps in one
         transaction, and release the lease, only if ``lease_token`` still holds it and the
@@ -608,7 +608,8 @@ class Records:
 
         ``expect`` is handler memory read with ``Job.watch``: if any of it changed since (another
         message reported the same shipment first), nothing is written ("conflict") and the
-        handler runs again on what is there now."""
+        handler runs again on what is there now. The outcome is counted in the same
+        transaction, with what the attempt ``observed`` (``worker.metrics``)."""
         key, lease = record_key(integration, message_id), lease_key(integration, message_id)
         who = member(integration, message_id)
         now = time.time()
@@ -618,7 +619,7 @@ class Records:
             watched = {memory_key(integration, at, k, n): v for k, n, v in expect}
 
         def commit(pipe: redis.client.Pipeline) -> Write:
-            current, store = pipe.hmget(key, "status", "store")
+            current, store, service = pipe.hmget(key, "status", "store", "service")
             if current is None:
                 return "missing"
             if current in FINISHED:
@@ -651,6 +652,7 @@ class Records:
                     "delivery_since": repr(now),
                 }
                 pipe.zadd(OUTBOX, {who: now})
+                pipe.zadd(metrics.OUTBOX_READY, {who: now})
             pipe.hset(key, mapping=update)
             pipe.hdel(key, "next_attempt_at", "parameters")  # nothing secret outlives the message
             pipe.delete(lease)
@@ -673,7 +675,11 @@ class Records:
                 )
             if not push:
                 pipe.expire(key, self.timing.record_ttl_seconds)
-            pipe.hincrby(STATS, f"messages_{status}", 1)
+            metrics.increment(
+                pipe, metrics.MESSAGES, integration, service or metrics.UNKNOWN, status
+            )
+            if observed:
+                observed.write(pipe)
             pipe.publish(done_channel(integration, message_id), status)
             return "written"
 
@@ -734,12 +740,35 @@ class Records:
         rows = self.redis.zrevrange(key, 0, limit - 1, withscores=True)
         return [(*split_member(m), score) for m, score in rows]
 
-    def count(self, name: str, by: int = 1) -> None:
-        self.redis.hincrby(STATS, name, by)
+    def count(
+        self,
+        name: str,
+        by: int = 1,
+        *,
+        integration: str = metrics.UNKNOWN,
+        service: str = metrics.UNKNOWN,
+    ) -> None:
+        """Count what a caller saw outside any transaction of ours: ``messages_duplicate``,
+        ``messages_republished``, in the labelled messages counter."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            outcome = name.removeprefix("messages_")
+            if outcome != name:
+                metrics.increment(pipe, metrics.MESSAGES, integration, service, outcome, by=by)
+            pipe.execute()
 
     def stats(self) -> dict[str, int]:
-        counted = {k: int(v) for k, v in self.redis.hgetall(STATS).items()}
-        return dict.fromkeys(COUNTERS, 0) | counted
+        """Totals over every integration and service: ``messages_<outcome>`` and
+        ``deliveries_<outcome>``, each at 0 before it first counts."""
+        stored = metrics.read(self.redis).counters
+        totals = dict.fromkeys(COUNTERS, 0)
+        for family, prefix in (
+            (metrics.MESSAGES, "messages_"),
+            (metrics.DELIVERIES, "deliveries_"),
+        ):
+            for labels, value in stored[family].items():
+                name = prefix + labels[-1]
+                totals[name] = totals.get(name, 0) + int(value)
+        return totals
 
     def sizes(self) -> dict[str, int]:
         with self.redis.pipeline(transaction=False) as pipe:

@@ -69,7 +69,7 @@ def sweep(
                 "watchdog: could not republish %s/%s: %r", integration_name, message_id, exc
             )
             continue
-        records.count("messages_republished")
+        records.count("messages_republished", integration=integration_name, service=handler.service)
         done.republished.append(member(integration_name, message_id))
         log.warning(
             "watchdog: %s/%s was lost (%s); republished",

@@ -26,7 +26,9 @@ def dead_ids(stack: Stack) -> dict[str, list[str]]:
 
 def gauge(stack: Stack, name: str) -> int:
     text = requests.get(f"{stack.url}/metrics", timeout=5).text
-    return int(next(line.split()[1] for line in text.splitlines() if line.startswith(name + " ")))
+    return int(
+        float(next(line.split()[1] for line in text.splitlines() if line.startswith(name + " ")))
+    )
 
 
 @pytest.fixture
