@@ -247,3 +247,51 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
     assert ("using the fakeredis TCP server" in output) == (redis == "fake")
     assert "[run] receiver" in output
     assert run.returncode == 0, output
+
+
+def test_a_second_run_on_the_same_records_runs_its_demo_and_the_readme_again(
+    tmp_path: Path,
+) -> None:
+    """Records persist across runs (AOF): the demo and every README command must still work
+    on the second run, answered from the records where the ids are the same."""
+    ports = {name: str(free_port()) for name in RUN_PORTS}
+    env = {
+        **minimal_env(tmp_path, ports),
+        "SHIPHUB_DEMO": "1",
+        "SHIPHUB_REDIS": "redis-server",
+        "DOTCOM_SIM_SHIP_AFTER": "0",
+        "DOTCOM_SIM_VISIBLE_AFTER": "0",
+        "DOTCOM_POLL_LAG_SECONDS": "1",
+    }
+    base = f"http://127.0.0.1:{ports['PORT']}"
+    for turn in (1, 2):
+        printed = tmp_path / f"run-{turn}.out"
+        run = subprocess.Popen(
+            [sys.executable, "-m", "devstack"],
+            cwd=ROOT,
+            env=env,
+            stdout=printed.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_until(lambda out=printed: "[demo] done." in out.read_text(), timeout=240)
+            if turn == 2:
+                walked = subprocess.run(
+                    ["bash", "-c", readme_walkthrough(ports)],
+                    cwd=ROOT,
+                    env={**env, "SHIPHUB_URL": base},
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                )
+                said = walked.stdout + walked.stderr
+                assert walked.returncode == 0, said
+                assert "Traceback" not in said and "Internal error" not in said, said
+                assert "Successfully Sent Shipment to Dotcom Distribution" in said, said
+        finally:
+            os.killpg(run.pid, signal.SIGINT)
+            run.wait(60)
+        output = printed.read_text()
+        assert run.returncode == 0, output
+        assert "Traceback" not in output, output
