@@ -2,6 +2,11 @@
 
 ``create_app()`` is the factory gunicorn runs (``Procfile``). The flow of ``POST
 /<integration>/<service>`` reads top to bottom in ``receive``.
+
+Logs: each request's lines carry the integration, service and message_id it is about (from its
+URL, then from the parsed message), and each message or event offered gets one intake line:
+queued, accepted, duplicate, conflict or refused, with the status code and, when refused, the
+reason (the reply's subject, never the body).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import logging
 from typing import Any
 
 import redis
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -19,7 +24,7 @@ from endpoint.access import EXTENSION, Wiring, token_ok
 from endpoint.body import BadBody, TooLarge, parse_event, parse_message, read_body
 from endpoint.metrics import render as metrics_text
 from endpoint.waiting import TooManyWaiting, Waiting
-from worker import registry, replay
+from worker import logs, registry, replay
 from worker.hub import HubMessage, store_problem
 from worker.intake import Publish, Submission, Unavailable, submit
 from worker.outbox import Outbox
@@ -30,6 +35,8 @@ from worker.webhooks import event_message_id
 
 log = logging.getLogger(__name__)
 MAX_WAIT_SECONDS = 180.0
+# The routes that take messages and events: one intake line each (``_log_intake``).
+INTAKE_ENDPOINTS = frozenset({"receive", "receive_event"})
 
 
 def create_app(
@@ -64,6 +71,19 @@ def create_app(
     app.extensions[EXTENSION] = Wiring(s, records, outbox, publish)
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(openapi.blueprint)
+
+    @app.before_request
+    def bind_log_fields() -> None:
+        """A request's lines say what it is about, from its URL's names (integration, service,
+        message_id); a keep-alive connection's next request starts afresh."""
+        logs.clear()
+        logs.bind(**{k: v for k, v in (request.view_args or {}).items() if k in logs.FIELDS})
+
+    @app.after_request
+    def log_intake(response: Response) -> Response:
+        if request.endpoint in INTAKE_ENDPOINTS:
+            _log_intake(response)
+        return response
 
     def require_auth() -> Response | None:
         if not token_ok(s):
@@ -182,7 +202,10 @@ def create_app(
         except TooLarge as exc:
             return replies.error(413, "Message too large", str(exc))
         except BadBody as exc:
+            if exc.message_id:
+                logs.bind(message_id=exc.message_id)
             return replies.error(exc.status, exc.subject, str(exc), message_id=exc.message_id)
+        logs.bind(message_id=message.message_id)
         handler = svc.handlers.get(message.message)
         if handler is None:
             return replies.error(
@@ -204,6 +227,7 @@ def create_app(
             submission = submit(records, publish, handler, message, store, parameters_sealer)
         except Unavailable as exc:
             return replies.unavailable(str(exc), message_id=message.message_id)
+        g.intake = submission.outcome
         return _answer(records, waiting, s, integration, message, submission, wait)
 
     @app.post("/webhooks/<integration>")
@@ -224,7 +248,7 @@ def create_app(
         except BadBody as exc:
             return replies.error(exc.status, exc.subject, str(exc))
         if problem := hook.verify(request.headers, raw):
-            log.warning("webhook %s refused: %s", integration, problem)
+            g.intake_reason = f"Unverified event: {problem}"
             return replies.error(401, "Unverified event", problem)
         try:
             event = parse_event(raw)
@@ -242,10 +266,12 @@ def create_app(
         )
         handler = found.handler(hook.message) if found else None
         assert handler is not None  # registered with the webhook
+        logs.bind(message_id=message.message_id, service=handler.service)
         try:
             submission = submit(records, publish, handler, message, store, parameters_sealer)
         except Unavailable as exc:
             return replies.unavailable(str(exc), message_id=message.message_id)
+        g.intake = submission.outcome
         if submission.outcome in ("duplicate", "conflict"):
             return jsonify(message_id=message.message_id, status="duplicate")
         return jsonify(message_id=message.message_id, status="queued")
@@ -272,6 +298,37 @@ def create_app(
         )
 
     return app
+
+
+def _log_intake(response: Response) -> None:
+    """One line per message or event offered: what became of it, the status code, and why it
+    was refused (the reply's subject, or the webhook's verification problem; never the body)."""
+    outcome = g.get("intake", "refused")
+    status = response.status_code
+    reason = g.get("intake_reason") or (_subject(response) if outcome == "refused" else None)
+    if outcome == "conflict":
+        reason = "this message_id was received with another body"
+    line = f"intake {outcome}: HTTP {status}" + (f" ({reason})" if reason else "")
+    fields = {"intake": outcome, "status": status, **({"reason": reason} if reason else {})}
+    log.log(_intake_level(outcome, status), line, extra=fields)
+
+
+def _intake_level(outcome: str, status: int) -> int:
+    """Not taken for want of Redis: an error; a wrong token or a reused message_id: a warning."""
+    if outcome == "refused" and status >= 500:
+        return logging.ERROR
+    if status == 401 or outcome == "conflict":
+        return logging.WARNING
+    return logging.INFO
+
+
+def _subject(response: Response) -> str | None:
+    """The first notification's subject of an error reply: a fixed phrase of ours."""
+    body = response.get_json(silent=True)
+    notes = body.get("notifications") if isinstance(body, dict) else None
+    if isinstance(notes, list) and notes and isinstance(notes[0], dict):
+        return str(notes[0].get("subject"))
+    return None
 
 
 def _wait_seconds(s: Settings) -> float:

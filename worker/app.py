@@ -9,20 +9,37 @@ task's state.
 
 Every worker process also runs the scheduler (``worker.scheduler``): due retries, due pushes,
 and the watchdog's sweep.
+
+Logs (``worker.logs``): Celery's own logging is replaced by ours (its ``setup_logging`` signal),
+in workers and beat alike, and in Flower as it loads this app. Each task binds what its lines
+are about (message_id, integration, service) as it starts, from its name and arguments, and
+forgets it as it ends; Celery's "received" line is named the same way.
 """
 
 from __future__ import annotations
 
+import ast
 import logging
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import click
 from celery import Celery, bootsteps
+from celery.apps import worker as celery_worker
 from celery.exceptions import Retry
-from celery.signals import beat_init, worker_init
+from celery.signals import (
+    beat_init,
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_ready,
+    worker_shutting_down,
+)
 
-from worker import delivery, registry, runtime
+from worker import delivery, logs, registry, runtime
 from worker.broker import MESSAGE_HEADER, QUEUED_AT_HEADER, BrokerView
 from worker.handling import handle
 from worker.intake import Unavailable, submit
@@ -34,6 +51,18 @@ from worker.watchdog import sweep
 
 log = logging.getLogger(__name__)
 
+
+def _loaded_by_celery() -> bool:
+    """Loaded by the ``celery`` command (``celery -A worker.app worker|beat|flower``): Celery's
+    ``setup_logging`` signal comes later (and never for Flower, whose tornado adds a handler of
+    its own unless the root logger has one), so the lines written while this app loads (an
+    integration that is not configured, a warning) would otherwise be plain text."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.find_root().command.name == "celery"
+
+
+if _loaded_by_celery():
+    logs.configure()
 registry.load(settings().shiphub_integration_modules)
 app = Celery("shiphub")
 app.config_from_object("celeryconfig")
@@ -74,8 +103,13 @@ def _retry(reason: str, at: float | None) -> Retry:
     return Retry(reason, exc=TryingAgain(reason), when=when)
 
 
+# Message tasks by name: what their log lines are about.
+_MESSAGE_TASKS: dict[str, registry.Handler] = {}
+
+
 def _message_task(handler: registry.Handler) -> None:
     integration = registry.integrations()[handler.integration]
+    _MESSAGE_TASKS[handler.task_name] = handler
 
     @app.task(name=handler.task_name, queue=handler.queue, throws=(MessageFailed,))
     def run(integration_name: str, message_id: str) -> str:
@@ -156,6 +190,82 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
 
 
 app.conf.beat_schedule = beat_schedule()
+
+
+def message_fields(task_name: str, args: Sequence[Any]) -> dict[str, Any]:
+    """What a task's log lines are about, from its name and arguments: a message task's and a
+    delivery's are ``(integration, message_id, ...)``, a poll's ``(integration, service, ...)``
+    (its message_id is bound once the poll message is made)."""
+    if len(args) < 2:
+        return {}
+    handler = _MESSAGE_TASKS.get(task_name)
+    if handler is not None:
+        return {
+            "message_id": args[1],
+            "integration": handler.integration,
+            "service": handler.service,
+        }
+    if task_name == delivery.DELIVER_TASK:
+        return {"message_id": args[1], "integration": args[0]}
+    if task_name == POLL_TASK:
+        return {"integration": args[0], "service": args[1]}
+    return {}
+
+
+@task_prerun.connect
+def _bind_message(task: Any = None, args: Sequence[Any] | None = None, **_: Any) -> None:
+    logs.clear()
+    if task is not None:
+        logs.bind(**message_fields(task.name, args or ()))
+
+
+@task_postrun.connect
+def _forget_message(**_: Any) -> None:
+    logs.clear()  # the pool's thread goes on to another task
+
+
+class _ReceivedMessage(logging.Filter):
+    """Celery's "Task ... received" line is written by the consumer before any task runs, with
+    the task's name and its arguments' repr in ``data``: name its message from them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        data = getattr(record, "data", None)
+        if isinstance(data, dict):
+            for name, value in message_fields(str(data.get("name")), _args(data)).items():
+                setattr(record, name, value)
+        return True
+
+
+def _args(data: dict[str, Any]) -> Sequence[Any]:
+    try:
+        args = ast.literal_eval(str(data.get("args")))
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return ()
+    return args if isinstance(args, list | tuple) else ()
+
+
+logging.getLogger("celery.worker.strategy").addFilter(_ReceivedMessage())
+
+
+@setup_logging.connect
+def _structured_logs(**_: Any) -> None:
+    """Workers and beat log through ``worker.logs`` (LOG_FORMAT, LOG_LEVEL), not Celery's own
+    set-up: its ``--loglevel`` is ignored."""
+    logs.configure()
+
+
+@worker_ready.connect
+def _quiet_shutdown_notice(sender: Any = None, **_: Any) -> None:
+    """Celery prints "worker: Warm shutdown (MainProcess)" on SIGTERM straight to standard output,
+    outside logging; the same handler without its print (``_shutdown_notice`` logs it)."""
+    worker = getattr(sender, "controller", None)
+    if worker is not None:
+        celery_worker.install_worker_term_handler(worker, verbose=False)
+
+
+@worker_shutting_down.connect
+def _shutdown_notice(how: str = "", **_: Any) -> None:
+    log.info("worker: %s shutdown", how.lower())
 
 
 @worker_init.connect

@@ -1,0 +1,59 @@
+"""gunicorn's configuration beyond the Procfile's command line: its logs.
+
+gunicorn reads ``./gunicorn.conf.py`` by default, so every way of starting the receiver from the
+checkout (the Procfile, ``bin/run``, the tests) gets the same structured lines as the workers
+(``worker.logs``): gunicorn's error log (the master's and its workers' lines) and its access
+log, one line per request, go through the root logger's handler at ``LOG_LEVEL``. An access line
+gives the method, the path without its query string (a query may carry a secret), the status,
+the size and the time taken, and the message it was about; never a request header.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from gunicorn import glogging
+
+from worker import logs
+
+
+class StructuredLogger(glogging.Logger):
+    """gunicorn's logger class, writing through ``worker.logs`` instead of its own handlers."""
+
+    def setup(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self._access_log_enabled = True
+        logs.configure()
+        for logger in (self.error_log, self.access_log):
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)  # LOG_LEVEL, on the root logger, decides
+            logger.propagate = True
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        method, path = environ.get("REQUEST_METHOD", "-"), environ.get("PATH_INFO", "-")
+        duration_ms = round(request_time.total_seconds() * 1000, 1)
+        try:
+            self.access_log.info(
+                "%s %s %s in %s ms",
+                method,
+                path,
+                status,
+                duration_ms,
+                extra={
+                    "method": method,
+                    "path": path,
+                    "status": int(status),
+                    "bytes": getattr(resp, "sent", None),
+                    "duration_ms": duration_ms,
+                    "remote_addr": environ.get("REMOTE_ADDR"),
+                },
+            )
+        finally:
+            logs.clear()  # this greenlet may serve the connection's next request
+
+
+logger_class = StructuredLogger
