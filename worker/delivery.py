@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 import requests
 
+from worker import logs
 from worker.outbox import Outbox, TakenPush
 from worker.patience import patiently
 from worker.provider_http import excerpt, pooled_session, retry_after_seconds
@@ -153,6 +154,7 @@ def deliver(outbox: Outbox, integration: str, message_id: str, claim: str, s: Se
     )
     if taken is None or not s.hub_push_url:
         return Pushed("stale")
+    logs.bind(service=taken.service, attempt=taken.attempts + 1)  # this push's number
     bodies = push_bodies(taken.answer or {"message_id": message_id}, s.hub_push_max_bytes)
     timeout = _timeout(s, taken.timeouts)
     for number in range(taken.part, len(bodies) + 1):

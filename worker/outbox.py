@@ -73,7 +73,7 @@ redis.call('HSET', KEYS[1], 'push_claim', '', 'push_holder', ARGV[1])
 redis.call('HSETNX', KEYS[1], 'delivery_since', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 return redis.call('HMGET', KEYS[1], 'answer', 'delivery_attempts', 'delivery_since',
-                  'delivery_id', 'delivery_part', 'delivery_timeouts', 'store')
+                  'delivery_id', 'delivery_part', 'delivery_timeouts', 'store', 'service')
 """
 
 # One part of a multi-part answer reached the hub: the next part is pushed next, and the
@@ -160,6 +160,7 @@ class TakenPush:
     part: int  # the part to push next (1 unless earlier parts already reached the hub)
     timeouts: int  # pushes in a row that timed out
     store: str  # the hub store the message came for
+    service: str  # the service that answered the message
 
 
 class Outbox:
@@ -214,7 +215,7 @@ class Outbox:
         )
         if not found:
             return None
-        answer, attempts, since, delivery_id, part, timeouts, store = found
+        answer, attempts, since, delivery_id, part, timeouts, store, service = found
         return TakenPush(
             answer=json.loads(answer) if answer else None,
             attempts=int(attempts or 0),
@@ -223,6 +224,7 @@ class Outbox:
             part=int(part or 1),
             timeouts=int(timeouts or 0),
             store=store or "",
+            service=service or "",
         )
 
     def part_delivered(

@@ -68,7 +68,11 @@ class Scheduler:
                 self.publish(handler, message_id, now)
             except Exception as exc:
                 log.warning(
-                    "could not publish %s/%s (%r); next tick", integration_name, message_id, exc
+                    "could not publish %s/%s (%r); next tick",
+                    integration_name,
+                    message_id,
+                    exc,
+                    extra={"message_id": message_id, "integration": integration_name},
                 )
                 self.records.defer(integration_name, message_id, now + 1)
                 continue

@@ -60,13 +60,22 @@ def sweep(
         if still is not None:
             records.postpone(integration_name, message_id, still)
             continue
+        about = {
+            "message_id": message_id,
+            "integration": integration_name,
+            "service": handler.service,
+        }
         stamp = time.time()
         records.mark_requeued(integration_name, message_id, stamp)
         try:
             publish(handler, message_id, stamp)
         except Exception as exc:  # looked at again after the queued deadline
             log.warning(
-                "watchdog: could not republish %s/%s: %r", integration_name, message_id, exc
+                "watchdog: could not republish %s/%s: %r",
+                integration_name,
+                message_id,
+                exc,
+                extra=about,
             )
             continue
         records.count("messages_republished", integration=integration_name, service=handler.service)
@@ -76,6 +85,7 @@ def sweep(
             integration_name,
             message_id,
             record.status,
+            extra=about,
         )
     return done
 

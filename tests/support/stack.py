@@ -262,7 +262,7 @@ class Stack:
 
     def _celery(self, name: str, *args: str) -> Service:
         return self._start(
-            name, [sys.executable, "-m", "celery", "-A", "worker.app", *args, "--loglevel", "INFO"]
+            name, [sys.executable, "-m", "celery", "-A", "worker.app", "--quiet", *args]
         )
 
     def _start(self, name: str, argv: list[str]) -> Service:
