@@ -37,9 +37,10 @@ def minimal_env(tmp_path: Path, ports: dict[str, str]) -> dict[str, str]:
     return {**passthrough, **ports, "SHIPHUB_STATE_DIR": str(tmp_path), "SHIPHUB_DEMO": "0"}
 
 
-def readme_walkthrough(ports: dict[str, str]) -> str:
+def readme_walkthrough(ports: dict[str, str], state_dir: Path) -> str:
     """Every ``sh`` block of the README after the set-up one, as one script that stops at the
-    first command that fails, on this run's ports instead of the defaults."""
+    first command that fails, on this run's ports and state directory instead of the
+    defaults."""
     blocks, block = [], None
     for line in (ROOT / "README.md").read_text().splitlines():
         if block is None and line.strip() == "```sh":
@@ -62,7 +63,7 @@ def readme_walkthrough(ports: dict[str, str]) -> str:
     ):
         for host in ("localhost", "127.0.0.1"):
             script = script.replace(f"{host}:{default}", f"{host}:{ports[name]}")
-    return "set -e\n" + script
+    return "set -e\n" + script.replace(" .run/", f" {state_dir}/")
 
 
 RUN_PORTS = (
@@ -209,7 +210,7 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
 
         # Every command the README shows, in order, right after the demo.
         walked = subprocess.run(
-            ["bash", "-c", readme_walkthrough(ports)],
+            ["bash", "-c", readme_walkthrough(ports, tmp_path)],
             cwd=ROOT,
             env={**env, "SHIPHUB_URL": base},
             capture_output=True,
@@ -221,6 +222,8 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
         assert "Traceback" not in said and "Internal error" not in said, said
         # The first curl: the seed's sample, sent to Dotcom (not "already exists").
         assert "Successfully Sent Shipment to Dotcom Distribution" in said, said
+        # jq follows that message through the receiver's and the worker's logs.
+        assert '"logger":"endpoint.app"' in said and '"attempt":1' in said, said
         # Insecure development mode (no ENDPOINT_KEY): the receiver listens on loopback only.
         assert listening_addresses(int(ports["PORT"])) == {"127.0.0.1"}
         for name in (
@@ -278,7 +281,7 @@ def test_a_second_run_on_the_same_records_runs_its_demo_and_the_readme_again(
             wait_until(lambda out=printed: "[demo] done." in out.read_text(), timeout=240)
             if turn == 2:
                 walked = subprocess.run(
-                    ["bash", "-c", readme_walkthrough(ports)],
+                    ["bash", "-c", readme_walkthrough(ports, tmp_path)],
                     cwd=ROOT,
                     env={**env, "SHIPHUB_URL": base},
                     capture_output=True,
