@@ -1,0 +1,93 @@
+"""Fixtures for fuzzing the receiver from its OpenAPI document: the real receiver (Flask app from
+``create_app``) over the real ``Records`` on this directory's own redis-server, in process.
+
+The broker is a stand-in that does what a worker would, at once: it takes the message's lease
+and finishes it as succeeded. So a request that waits (``X-Hub-Wait``) gets its answer at once
+instead of waiting out the seconds schemathesis asked for, and the wait path's replies are
+fuzzed too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from flask import Flask
+
+from endpoint.app import create_app
+from tests.conftest import settle
+from tests.pipeline.conftest import redis_server
+from tests.support.stack import RedisServer
+from worker import runtime
+from worker.records import Records
+from worker.registry import Handler
+from worker.settings import Settings
+
+__all__ = ["redis_server"]  # this directory's own redis-server
+
+ENDPOINT_KEY = "fuzz-endpoint-key"
+WEBHOOK_SECRET = "fuzz-webhook-secret"
+WEBHOOK_SECRET_VARIABLE = "SHIPPING_ORDERS_WEBHOOK_SECRET"
+
+
+@dataclass
+class InstantWorker:
+    """Publish: note what was published, then handle it as a worker would, at once."""
+
+    records: Records
+    published: list[tuple[str, str]] = field(default_factory=list)
+
+    def __call__(self, handler: Handler, message_id: str, queued_at: float = 0.0) -> None:
+        self.published.append((handler.integration, message_id))
+        answer = {
+            "message_id": message_id,
+            "messages": [],
+            "parameters": [],
+            "notifications": [
+                {"level": "info", "subject": "Handled", "description": handler.task_name}
+            ],
+        }
+        settle(self.records, message_id, "succeeded", answer, integration=handler.integration)
+
+
+@dataclass
+class Receiver:
+    app: Flask
+    records: Records
+    worker: InstantWorker
+
+
+def fuzz_settings(redis_url: str) -> Settings:
+    return Settings(
+        endpoint_key=ENDPOINT_KEY,
+        shiphub_secret_key="4xK0gvQb0Z1m2Ab3yQ9cJ7dXo8hS5kLr6tW1uE2iV3c=",
+        redis_url=redis_url,
+        max_body_bytes=4096,  # small enough that some generated bodies get 413
+    )
+
+
+def sign(body: bytes) -> str:
+    """The Shipping Order API's webhook signature over ``body``."""
+    return hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def receiver(redis_server: RedisServer) -> Iterator[Receiver]:
+    """The receiver on the real Redis, with the webhook secret set and the broker health check
+    pointed at that Redis (``GET /healthz`` pings both)."""
+    from worker.app import app as celery_app
+
+    s = fuzz_settings(redis_server.url)
+    records = Records(runtime.redis_client(redis_server.url), runtime.timing(s))
+    worker = InstantWorker(records)
+    broker_url = celery_app.conf.broker_url
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(WEBHOOK_SECRET_VARIABLE, WEBHOOK_SECRET)
+        celery_app.conf.broker_url = redis_server.url
+        try:
+            yield Receiver(create_app(s, records, worker), records, worker)
+        finally:
+            celery_app.conf.broker_url = broker_url
