@@ -409,6 +409,7 @@ def test_unknown_route_and_method_are_json_errors(client: FlaskClient) -> None:
     response = client.put("/acme/send_order", headers=auth())
     assert response.status_code == 405
     assert response.json["notifications"][0]["level"] == "error"
+    assert "POST" in response.headers["Allow"]  # RFC 9110: a 405 says what is allowed
 
 
 def test_settings_take_a_backoff_and_time_limit_beyond_the_visibility_timeout() -> None:
