@@ -180,7 +180,6 @@ class _Schemas:
         refs, top = models_json_schema(inputs, ref_template=REF_TEMPLATE)
         self._refs = refs
         self.components: dict[str, Any] = top.get("$defs", {})
-        _standard_bounds(self.components)
         for model in shapes.replies():
             if self.ref(model) != _component(model):  # pydantic renamed it: a name collision
                 raise RuntimeError(f"{model.__name__} is named {self.ref(model)} in the schemas")
@@ -203,34 +202,6 @@ class _Schemas:
             "allOf": [properties["payload"], carried],
             "description": f"What `{handler.message}` carries, with its parameters",
         }
-
-
-# Bounds pydantic leaves under its own names when a constraint follows a BeforeValidator
-# (``Annotated[int, BeforeValidator(f), Field(gt=0)]``): JSON Schema's names for them.
-_BOUNDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
-
-
-def _standard_bounds(node: Any) -> None:
-    """Rename pydantic's ``gt``/``ge``/``lt``/``le`` to JSON Schema's keywords, in place, so
-    that validators and generators (schemathesis) see the bound. Only a numeric schema's bound
-    is renamed, never a property that happens to be called ``gt``."""
-    if isinstance(node, list):
-        for item in node:
-            _standard_bounds(item)
-        return
-    if not isinstance(node, dict):
-        return
-    if node.get("type") in ("integer", "number"):
-        for pydantic_name, keyword in _BOUNDS.items():
-            bound = node.get(pydantic_name)
-            if isinstance(bound, int | float) and not isinstance(bound, bool):
-                node[keyword] = node.pop(pydantic_name)
-    for key, value in node.items():
-        if key == "properties" and isinstance(value, dict):
-            for schema in value.values():
-                _standard_bounds(schema)
-        else:
-            _standard_bounds(value)
 
 
 def _hub_handlers(integration: Integration) -> list[Handler]:

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from worker.errors import HardError
 from worker.integrations.ecomdash.mapping import (
+    EcomdashShipment,
     SubmitAnswer,
     TrackingConfirmation,
     carrier_ids,
@@ -243,3 +244,9 @@ def test_results_match_records_by_position_or_by_shipment_id() -> None:
     fewer = SubmitAnswer.model_validate({**SEED_ANSWER, "data": SEED_ANSWER["data"][1:]})
     found = results_for(records, fewer)
     assert found[0] is None and found[1] is not None and found[1].WasSuccessful
+
+
+def test_the_id_bound_is_in_json_schema_terms_for_clients_and_the_openapi_document() -> None:
+    schema = EcomdashShipment.model_json_schema()["properties"]["ecomdash_shipment_id"]
+
+    assert schema == {"exclusiveMinimum": 0, "title": "Ecomdash Shipment Id", "type": "integer"}

@@ -62,7 +62,9 @@ def _whole_number(value: Any) -> Any:
     return value
 
 
-EcomdashId = Annotated[int, BeforeValidator(_whole_number), Field(gt=0)]
+# The bound before the validator: pydantic then writes it as JSON Schema's exclusiveMinimum
+# (after it, as a non-standard "gt" that clients and the OpenAPI document's fuzzer ignore).
+EcomdashId = Annotated[int, Field(gt=0), BeforeValidator(_whole_number)]
 
 
 class EcomdashItem(ShippedItem):
