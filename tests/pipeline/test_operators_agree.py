@@ -17,7 +17,7 @@ import requests
 from tests.pipeline.conftest import stack_env
 from tests.pipeline.test_pipeline import order_message
 from tests.support.servers import HubServer, ProviderServer
-from tests.support.stack import ROOT, RedisServer, Stack, free_port, serving, wait_until
+from tests.support.stack import ROOT, Stack, free_port, serving, wait_until
 
 REFUSAL = "No such SKU: WIDGET-9"
 
