@@ -86,13 +86,16 @@ def test_flower_metrics_logs_cli_and_ops_agree_about_one_failed_message(
 
         # /metrics: one failed message of acme's send_order.
         text = requests.get(f"{stack.url}/metrics", timeout=10).text
-        assert metric(
-            text,
-            "shiphub_messages_total",
-            integration="acme",
-            service="send_order",
-            outcome="failed",
-        ) == 1
+        assert (
+            metric(
+                text,
+                "shiphub_messages_total",
+                integration="acme",
+                service="send_order",
+                outcome="failed",
+            )
+            == 1
+        )
 
         # The logs: the worker's line about its outcome names it, its service and its attempt.
         about = [
