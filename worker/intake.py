@@ -28,6 +28,7 @@ from typing import Literal
 
 import redis
 
+from worker import replication
 from worker.hub import HubMessage
 from worker.records import Record, Records
 from worker.registry import Handler
@@ -89,6 +90,7 @@ def submit(
         outcome = records.accept(
             integration, message_id, fingerprint(message), uuid.uuid4().hex, fields, now
         )
+        replication.confirm(records.redis)  # on enough replicas before anyone is told
         if outcome in ("created", "takeover"):
             queued = _publish(records, publish, handler, message_id, now)
             return Submission("queued" if queued else "accepted", None)
