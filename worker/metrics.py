@@ -29,7 +29,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import redis
 from prometheus_client.utils import floatToGoString
@@ -44,15 +44,6 @@ UNKNOWN = "unknown"
 MessageOutcome = Literal[
     "accepted", "duplicate", "republished", "retrying", "succeeded", "failed", "dead"
 ]
-MESSAGE_OUTCOMES: tuple[MessageOutcome, ...] = (
-    "accepted",
-    "duplicate",
-    "republished",
-    "retrying",
-    "succeeded",
-    "failed",
-    "dead",
-)
 RetryReason = Literal[
     "timeout",
     "connection",
@@ -64,21 +55,13 @@ RetryReason = Literal[
     "conflict",
     "unexpected",
 ]
-RETRY_REASONS: tuple[RetryReason, ...] = (
-    "timeout",
-    "connection",
-    "provider_5xx",
-    "rate_limited",
-    "provider_transient",
-    "deadline",
-    "redis",
-    "conflict",
-    "unexpected",
-)
 DeliveryOutcome = Literal["delivered", "retrying", "dead"]
-DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = ("delivered", "retrying", "dead")
 CallOutcome = Literal["ok", "http_error", "timeout", "connection"]
-CALL_OUTCOMES: tuple[CallOutcome, ...] = ("ok", "http_error", "timeout", "connection")
+# Each closed set of label values, in order: every series is listed (at 0) from the first scrape.
+MESSAGE_OUTCOMES: tuple[MessageOutcome, ...] = get_args(MessageOutcome)
+RETRY_REASONS: tuple[RetryReason, ...] = get_args(RetryReason)
+DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = get_args(DeliveryOutcome)
+CALL_OUTCOMES: tuple[CallOutcome, ...] = get_args(CallOutcome)
 
 
 @dataclass(frozen=True)
