@@ -66,6 +66,24 @@ def readme_walkthrough(ports: dict[str, str], state_dir: Path) -> str:
     return "set -e\n" + script.replace(" .run/", f" {state_dir}/")
 
 
+def walk_the_readme(ports: dict[str, str], state_dir: Path, env: dict[str, str]) -> str:
+    """Run the README's commands against a running ``bin/run``; what they printed."""
+    walked = subprocess.run(
+        ["bash", "-c", readme_walkthrough(ports, state_dir)],
+        cwd=ROOT,
+        env={**env, "SHIPHUB_URL": f"http://127.0.0.1:{ports['PORT']}"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    said = walked.stdout + walked.stderr
+    assert walked.returncode == 0, said
+    assert "Traceback" not in said and "Internal error" not in said, said
+    # The first curl: the seed's sample, sent to Dotcom (not "already exists").
+    assert "Successfully Sent Shipment to Dotcom Distribution" in said, said
+    return said
+
+
 RUN_PORTS = (
     "PORT",
     "FLOWER_PORT",
@@ -209,19 +227,7 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
         assert "status assigned" in after or "status picked_up" in after, demo
 
         # Every command the README shows, in order, right after the demo.
-        walked = subprocess.run(
-            ["bash", "-c", readme_walkthrough(ports, tmp_path)],
-            cwd=ROOT,
-            env={**env, "SHIPHUB_URL": base},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        said = walked.stdout + walked.stderr
-        assert walked.returncode == 0, said
-        assert "Traceback" not in said and "Internal error" not in said, said
-        # The first curl: the seed's sample, sent to Dotcom (not "already exists").
-        assert "Successfully Sent Shipment to Dotcom Distribution" in said, said
+        said = walk_the_readme(ports, tmp_path, env)
         # jq follows that message through the receiver's and the worker's logs.
         assert '"logger":"endpoint.app"' in said and '"attempt":1' in said, said
         # Insecure development mode (no ENDPOINT_KEY): the receiver listens on loopback only.
@@ -266,7 +272,6 @@ def test_a_second_run_on_the_same_records_runs_its_demo_and_the_readme_again(
         "DOTCOM_SIM_VISIBLE_AFTER": "0",
         "DOTCOM_POLL_LAG_SECONDS": "1",
     }
-    base = f"http://127.0.0.1:{ports['PORT']}"
     for turn in (1, 2):
         printed = tmp_path / f"run-{turn}.out"
         run = subprocess.Popen(
@@ -280,18 +285,7 @@ def test_a_second_run_on_the_same_records_runs_its_demo_and_the_readme_again(
         try:
             wait_until(lambda out=printed: "[demo] done." in out.read_text(), timeout=240)
             if turn == 2:
-                walked = subprocess.run(
-                    ["bash", "-c", readme_walkthrough(ports, tmp_path)],
-                    cwd=ROOT,
-                    env={**env, "SHIPHUB_URL": base},
-                    capture_output=True,
-                    text=True,
-                    timeout=600,
-                )
-                said = walked.stdout + walked.stderr
-                assert walked.returncode == 0, said
-                assert "Traceback" not in said and "Internal error" not in said, said
-                assert "Successfully Sent Shipment to Dotcom Distribution" in said, said
+                walk_the_readme(ports, tmp_path, env)
         finally:
             os.killpg(run.pid, signal.SIGINT)
             run.wait(60)
