@@ -18,15 +18,17 @@
 
 from kombu import Exchange, Queue
 
-from worker import registry
+from worker import broker, registry
 from worker.settings import settings
 
 _s = settings()
 registry.load(_s.shiphub_integration_modules)
+_sentinels = _s.sentinels
 
-broker_url = _s.redis_url
-# kombu's Redis transport, with the fix that keeps a worker alive through a Redis restart.
-broker_transport = "worker.broker:Transport"
+# kombu's Redis transport, with the fix that keeps a worker alive through a Redis restart; behind
+# Sentinel, kombu's Sentinel transport with the same fix, following the master.
+broker_url = _sentinels.kombu_url if _sentinels else _s.redis_url
+broker_transport = f"{broker.__name__}:{'SentinelTransport' if _sentinels else 'Transport'}"
 broker_connection_retry_on_startup = True
 broker_connection_timeout = 2.0
 broker_transport_options = {
@@ -38,6 +40,13 @@ broker_transport_options = {
     "socket_connect_timeout": 2.0,
     "health_check_interval": 10,
 }
+if _sentinels:
+    broker_transport_options |= {
+        "master_name": _sentinels.master,
+        # Asking the sentinels where the master is: short, so that one sentinel that is down
+        # costs little before the next is asked.
+        "sentinel_kwargs": {"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
+    }
 
 task_serializer = "json"
 accept_content = ["json"]
@@ -68,9 +77,22 @@ task_default_queue = registry.HUB_QUEUE
 task_queues = [Queue(name, Exchange(name), routing_key=name) for name in registry.queues()]
 task_routes = ("worker.routing.route",)
 
-# redbeat (one beat acts), riding out Redis outages (worker/beat.py).
+# redbeat (one beat acts), riding out Redis outages (worker/beat.py); behind Sentinel, its
+# own spelling (a redis-sentinel:// URL, the sentinels and the master's name in its options).
 beat_scheduler = "worker.beat:Scheduler"
-redbeat_redis_url = _s.redis_url
+redbeat_redis_url = "redis-sentinel://" if _sentinels else _s.redis_url
+redbeat_redis_options = (
+    {
+        "sentinels": list(_sentinels.addresses),
+        "service_name": _sentinels.master,
+        "db": _sentinels.db,
+        "password": _sentinels.password,
+        "socket_timeout": 5.0,
+        "sentinel_kwargs": {"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
+    }
+    if _sentinels
+    else {}
+)
 redbeat_key_prefix = "shiphub:redbeat"
 redbeat_lock_timeout = 60
 beat_max_loop_interval = 5

@@ -7,7 +7,9 @@ read with ``GET /messages/...``), which a hub already handles for a wait that ru
 
 One pub/sub subscription per process (to every message's "done" channel) wakes the waiting
 requests; each also re-reads its record every second, so a notification missed during a Redis
-outage costs at most a second.
+outage costs at most a second. The subscription uses the records client, so behind Redis Sentinel
+it follows the master like every other connection: after a failover the old master's connection
+fails, and the subscription is made again on the new one.
 """
 
 from __future__ import annotations

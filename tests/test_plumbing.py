@@ -7,6 +7,7 @@ import hmac
 
 import pytest
 import requests
+from pydantic import ValidationError
 
 from worker import registry
 from worker.delivery import signed_headers
@@ -174,3 +175,60 @@ def test_poll_message_id_is_fixed_within_an_interval(acme: dict[str, registry.In
 
     assert a.message_id == b.message_id != c.message_id
     assert a.message == "acme:shipments:poll"
+
+
+def test_a_sentinel_redis_url_names_every_sentinel_the_master_its_database_and_password() -> None:
+    s = Settings(
+        redis_url="sentinel://:pw@h1:26379;sentinel://h2:26380;sentinel://h3/2",
+        redis_sentinel_master="shiphub",
+    )
+
+    where = s.sentinels
+
+    assert where is not None
+    assert where.addresses == (("h1", 26379), ("h2", 26380), ("h3", 26379))
+    assert (where.master, where.db, where.password) == ("shiphub", 2, "pw")
+    # kombu parses each part on its own when it moves on to the next: each is complete.
+    assert where.kombu_url.split(";") == [
+        "sentinel://:pw@h1:26379/2",
+        "sentinel://:pw@h2:26380/2",
+        "sentinel://:pw@h3:26379/2",
+    ]
+    assert Settings(redis_url="redis://127.0.0.1:6379/0").sentinels is None
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("sentinel://:s3cret@h1:port", "invalid port"),
+        ("sentinel://:a@h1;sentinel://:b@h2", "different passwords or databases"),
+        ("sentinel://h1/1;sentinel://h2/2", "different passwords or databases"),
+        ("sentinel://h1/first", "the database is a number"),
+        ("sentinel://h1;redis://h2", "is not sentinel://host:port"),
+    ],
+)
+def test_a_sentinel_url_that_cannot_work_is_refused_naming_the_problem_not_the_password(
+    url: str, problem: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(redis_url=url)
+
+    said = refused.value.errors()[0]["msg"]  # what the refusal to start prints
+    assert "REDIS_URL" in said and problem in said and "s3cret" not in said
+
+
+def test_a_sentinel_url_in_kombus_hands_stays_on_our_fixed_transport_after_a_switch() -> None:
+    from kombu import Connection
+
+    from worker import broker
+
+    connection = Connection(
+        "sentinel://127.0.0.1:1/0;sentinel://127.0.0.1:2/0",
+        transport="worker.broker:SentinelTransport",
+    )
+    connection.maybe_switch_next()  # what kombu does after a connection error
+
+    assert connection.port == 2
+    assert connection.transport_cls in ("sentinel", "worker.broker:SentinelTransport")
+    assert connection.transport.Channel is broker.SentinelChannel
+    assert issubclass(broker.SentinelChannel, broker.kombu_redis.SentinelChannel)

@@ -5,12 +5,15 @@ redbeat extends its lock on every tick; when Redis is away that raises ``Connect
 Celery's beat service exits (redbeat#285), leaving polls unsent until a person restarts it. Here
 a tick that meets an unavailable Redis tries again shortly; a lock that was lost meanwhile (the
 outage outlasted it, or another beat took over) is taken again if it is free, and otherwise this
-beat stands by as a second beat does at start-up, taking over when the lock comes free.
+beat stands by as a second beat does at start-up, taking over when the lock comes free. A beat
+that starts while Redis is away (or while Sentinel has no master yet, during a failover) waits
+for it instead of exiting.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis
@@ -23,6 +26,14 @@ RETRY_SECONDS = 2.0
 class Scheduler(RedBeatScheduler):
     _standing_by = False
     _unavailable = False
+
+    def setup_schedule(self) -> None:
+        while True:
+            try:
+                return super().setup_schedule()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                log.warning("beat: Redis is unavailable at start (%r); waiting for it", exc)
+                time.sleep(RETRY_SECONDS)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         try:

@@ -13,6 +13,12 @@ celery/kombu#582 (same error), #1733 (the BRPOP read in ``close()``); no release
 Selected with ``broker_transport = "worker.broker:Transport"``; ``broker_url`` stays
 ``redis://...``.
 
+**Behind Redis Sentinel** (``sentinel://...;sentinel://...``) the same fix rides on kombu's
+``SentinelChannel`` (``SentinelTransport``). kombu moves a failing connection on to the next
+``;`` part and then picks the transport by that part's scheme, which would be kombu's own
+``sentinel`` transport without the fix from the second connection error on; so importing this
+module makes the ``sentinel`` scheme name ours.
+
 **What the watchdog reads.** kombu keeps a queue as a Redis list (oldest message at the tail)
 and a worker's reserved, unacknowledged messages in the ``unacked`` hash (delivery tag → message)
 and ``unacked_index`` zset (delivery tag → when reserved). ``BrokerView`` reads them to tell a
@@ -24,6 +30,7 @@ from __future__ import annotations
 import json
 from queue import Empty
 
+import kombu.transport
 import redis
 from kombu.transport import redis as kombu_redis
 
@@ -75,21 +82,43 @@ def _headers(raw: str | bytes) -> dict:
         return {}
 
 
-class Channel(kombu_redis.Channel):
+class _ClosedIsAConnectionError:
+    """The fix, for kombu's Redis channels (plain and Sentinel)."""
+
+    connection: kombu_redis.Transport
+    _in_poll: bool
+    connection_errors: tuple[type[BaseException], ...]
+
     def _connparams(self, asynchronous: bool = False) -> dict:
         transport = self.connection
         if transport is None or transport.client is None:
             raise redis.ConnectionError("the broker channel was used after its connection closed")
-        return super()._connparams(asynchronous=asynchronous)
+        return super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
 
     def close(self) -> None:
         if self._in_poll:  # read the pending BRPOP reply, tolerating a broker that is gone
             try:
-                self._brpop_read()
+                self._brpop_read()  # type: ignore[attr-defined]
             except (Empty, *self.connection_errors):
                 pass
-        super().close()
+        super().close()  # type: ignore[misc]
+
+
+class Channel(_ClosedIsAConnectionError, kombu_redis.Channel):
+    pass
 
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+class SentinelChannel(_ClosedIsAConnectionError, kombu_redis.SentinelChannel):
+    pass
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel
+
+
+kombu.transport.TRANSPORT_ALIASES["sentinel"] = f"{__name__}:SentinelTransport"
+kombu.transport._transport_cache.pop("sentinel", None)

@@ -6,8 +6,10 @@ integration's own settings class (``DOTCOM_API_KEY``...), next to its code.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,7 +25,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
 
     port: int = 8000
+    # redis://[:password@]host:port/db, or Redis Sentinel: sentinel://host:port;sentinel://...
+    # (each sentinel a part; password and db may be on any part) with REDIS_SENTINEL_MASTER.
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_sentinel_master: str = "mymaster"
+    # Answer a message 200 only once this many replicas acknowledged its record (Redis WAIT),
+    # waiting at most REDIS_REPLICAS_TIMEOUT_SECONDS (under the records client's 5 s socket
+    # timeout); 0: do not wait for replicas.
+    redis_min_replicas_acked: int = Field(0, ge=0)
+    redis_replicas_timeout_seconds: float = Field(1.0, gt=0, le=4)
     # Redis connections per process for records (the broker has its own pool): more requests or
     # threads than this wait their turn rather than each opening a connection.
     redis_max_connections: int = Field(50, ge=2)
@@ -99,6 +109,20 @@ class Settings(BaseSettings):
             raise ValueError(f"SHIPHUB_SECRET_KEY {problem}")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value.startswith("sentinel://"):
+            sentinels_in(value)  # raises ValueError naming the problem
+        return value
+
+    @property
+    def sentinels(self) -> Sentinels | None:
+        """Where Redis is when ``REDIS_URL`` names Sentinels (None: a plain ``redis://``)."""
+        if not self.redis_url.startswith("sentinel://"):
+            return None
+        return sentinels_in(self.redis_url, self.redis_sentinel_master)
+
     @field_validator("hub_store")
     @classmethod
     def _store_is_a_key_part(cls, value: str) -> str:
@@ -146,6 +170,59 @@ class Settings(BaseSettings):
                 "(credentials) unsealed. Set it to a Fernet key, or SHIPHUB_INSECURE_DEV=1 for "
                 "local development only."
             )
+
+
+@dataclass(frozen=True)
+class Sentinels:
+    """Redis behind Sentinel: the sentinels to ask, the master's name, and what every connection
+    to the master uses (its password, its database)."""
+
+    addresses: tuple[tuple[str, int], ...]
+    master: str
+    db: int = 0
+    password: str | None = None
+
+    @property
+    def kombu_url(self) -> str:
+        """kombu's spelling: every part complete, because kombu parses each ``;`` part on its own
+        when it moves on to the next one after a connection error."""
+        auth = f":{self.password}@" if self.password else ""
+        return ";".join(
+            f"sentinel://{auth}{host}:{port}/{self.db}" for host, port in self.addresses
+        )
+
+
+def sentinels_in(url: str, master: str = "mymaster") -> Sentinels:
+    """Parse ``sentinel://[:password@]host:port[/db];sentinel://host:port...``: a password or a
+    database may be given on any part, and must agree where given on several."""
+    addresses: list[tuple[str, int]] = []
+    passwords: set[str] = set()
+    dbs: set[int] = set()
+    for part in filter(None, (piece.strip() for piece in url.split(";"))):
+        where = urlsplit(part)
+        if where.scheme != "sentinel" or not where.hostname:
+            raise ValueError(f"REDIS_URL: {_hidden(part)!r} is not sentinel://host:port")
+        try:
+            addresses.append((where.hostname, where.port or 26379))
+        except ValueError:
+            raise ValueError(f"REDIS_URL: {_hidden(part)!r} has an invalid port") from None
+        if where.password:
+            passwords.add(where.password)
+        if where.path.strip("/"):
+            if not where.path.strip("/").isdigit():
+                raise ValueError(f"REDIS_URL: {_hidden(part)!r}: the database is a number")
+            dbs.add(int(where.path.strip("/")))
+    if len(passwords) > 1 or len(dbs) > 1:
+        raise ValueError("REDIS_URL: the sentinel parts name different passwords or databases")
+    if not addresses:
+        raise ValueError("REDIS_URL: no sentinel named")
+    return Sentinels(tuple(addresses), master, dbs.pop() if dbs else 0, next(iter(passwords), None))
+
+
+def _hidden(part: str) -> str:
+    """A URL part as an error may show it: without its password."""
+    where = urlsplit(part)
+    return part.replace(f":{where.password}@", ":***@") if where.password else part
 
 
 @lru_cache(maxsize=1)

@@ -10,7 +10,12 @@ from worker.errors import ConfigurationError
 
 
 @pytest.mark.parametrize(
-    ("variable", "value"), [("HUB_STORE", "shop:eu"), ("RETRY_FOR_SECONDS", "-1")]
+    ("variable", "value"),
+    [
+        ("HUB_STORE", "shop:eu"),
+        ("RETRY_FOR_SECONDS", "-1"),
+        ("REDIS_URL", "sentinel://127.0.0.1:26379;sentinel://127.0.0.1:sentinel"),
+    ],
 )
 def test_web_worker_and_beat_stop_at_start_naming_an_invalid_setting(
     redis_server: RedisServer, variable: str, value: str
