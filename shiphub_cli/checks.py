@@ -23,6 +23,7 @@ from shiphub_cli.receiver import Receiver, Unreachable
 from worker import registry
 from worker.errors import ConfigurationError, HardError
 from worker.polling import ScheduleError, configured_polls
+from worker.runtime import redis_client
 from worker.settings import Settings
 
 Level = Literal["ok", "note", "problem"]
@@ -59,7 +60,14 @@ def run_checks(receiver: Receiver, token_set: bool) -> list[Check]:
     )
     found += list(_integrations(modules))
     found += list(_polls(settings.polls if settings else _env("POLLS") or "auto"))
-    found.append(_redis(settings.redis_url if settings else _env("REDIS_URL") or _default_redis()))
+    found.append(
+        _redis(
+            settings.redis_url if settings else _env("REDIS_URL") or _default_redis(),
+            settings.redis_sentinel_master
+            if settings
+            else _env("REDIS_SENTINEL_MASTER") or "mymaster",
+        )
+    )
     found += list(_receiver(receiver, token_set))
     return found
 
@@ -168,16 +176,17 @@ def _polls(spec: str) -> Iterator[Check]:
     yield Check("POLLS", "ok", f"{spec!r}: {listed or 'nothing is polled'}")
 
 
-def _redis(url: str) -> Check:
+def _redis(url: str, master: str) -> Check:
+    """Redis as the service reaches it (a ``sentinel://`` URL through its sentinels)."""
     try:
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        )
+        client = redis_client(url, socket_timeout=REDIS_TIMEOUT_SECONDS, master=master)
         client.ping()
     except ValueError:
-        return Check("REDIS_URL", "problem", "not a Redis URL (redis://host:port/db)")
+        return Check(
+            "REDIS_URL",
+            "problem",
+            "not a Redis URL (redis://host:port/db, or sentinel://host:port;sentinel://...)",
+        )
     except redis.RedisError as exc:
         return Check(
             "REDIS_URL",

@@ -300,3 +300,9 @@ def test_a_task_is_named_from_its_arguments_and_forgotten_when_it_ends() -> None
     received.data = {"name": "shiphub.deliver", "args": "['dotcom', 'm-3', 'c']"}
     assert _ReceivedMessage().filter(received)
     assert (received.message_id, received.integration) == ("m-3", "dotcom")
+
+
+def test_a_redis_password_on_any_sentinel_part_is_a_known_secret() -> None:
+    environ = {"REDIS_URL": "sentinel://h1:26379;sentinel://:redis-pass-2@h2:26379/0"}
+
+    assert "redis-pass-2" in logs.known_secrets(environ)

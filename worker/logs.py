@@ -115,7 +115,7 @@ def known_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     found += env.get("SHIPHUB_SECRET_KEY", "").split(",")
     for login in env.get("FLOWER_BASIC_AUTH", "").split(","):
         found += [login, login.partition(":")[2]]
-    found.append(_url_password(env.get("REDIS_URL", "")))
+    found += [_url_password(part) for part in env.get("REDIS_URL", "").split(";")]
     return sorted({value.strip() for value in found if value and value.strip()})
 
 
