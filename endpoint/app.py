@@ -5,7 +5,7 @@
 
 Logs: each request's lines carry the integration, service and message_id it is about (from its
 URL, then from the parsed message), and each message or event offered gets one intake line:
-queued, accepted, duplicate, conflict or refused, with the status code and, when refused, the
+queued, duplicate, conflict or refused, with the status code and, when refused, the
 reason (the reply's subject, never the body).
 """
 
@@ -25,10 +25,12 @@ from endpoint.body import BadBody, TooLarge, parse_event, parse_message, read_bo
 from endpoint.metrics import render as metrics_text
 from endpoint.waiting import TooManyWaiting, Waiting
 from worker import logs, registry, replay
+from worker.enqueue import Envelope
 from worker.hub import HubMessage, store_problem
-from worker.intake import Publish, Submission, Unavailable, submit
+from worker.intake import Enqueue, Publish, Submission, Unavailable, submit
 from worker.outbox import Outbox
 from worker.records import Records
+from worker.registry import Handler
 from worker.sealing import sealer
 from worker.settings import Settings
 from worker.webhooks import event_message_id
@@ -43,8 +45,11 @@ def create_app(
     settings: Settings | None = None,
     records: Records | None = None,
     publish: Publish | None = None,
+    enqueue: Enqueue | None = None,
 ) -> Flask:
-    """Build the receiver. Tests may pass their own Redis-backed records and publisher."""
+    """Build the receiver. Tests may pass their own Redis-backed records and publisher (for
+    replays). New messages are recorded and queued in one step (``worker.intake``), with broker
+    messages built for the service's Celery app unless ``enqueue`` is given."""
     from worker import runtime
     from worker.settings import settings as load_settings
 
@@ -61,6 +66,8 @@ def create_app(
         from worker.app import publish as celery_publish
 
         publish = celery_publish
+    if enqueue is None:
+        enqueue = _service_enqueue
 
     app = Flask("shiphub")
     app.config["MAX_CONTENT_LENGTH"] = s.max_body_bytes
@@ -224,7 +231,7 @@ def create_app(
         except BadBody as exc:
             return replies.error(exc.status, exc.subject, str(exc), message_id=message.message_id)
         try:
-            submission = submit(records, publish, handler, message, store, parameters_sealer)
+            submission = submit(records, enqueue, handler, message, store, parameters_sealer)
         except Unavailable as exc:
             return replies.unavailable(str(exc), message_id=message.message_id)
         g.intake = submission.outcome
@@ -268,7 +275,7 @@ def create_app(
         assert handler is not None  # registered with the webhook
         logs.bind(message_id=message.message_id, service=handler.service)
         try:
-            submission = submit(records, publish, handler, message, store, parameters_sealer)
+            submission = submit(records, enqueue, handler, message, store, parameters_sealer)
         except Unavailable as exc:
             return replies.unavailable(str(exc), message_id=message.message_id)
         g.intake = submission.outcome
@@ -399,11 +406,17 @@ def _answer(
             return replies.finished(record)
         if record is not None:
             return replies.still_running(record, pushed=bool(s.hub_push_url), busy=busy)
-    if submission.outcome == "accepted":
-        return replies.accepted(message.message_id, "queued")
     return replies.queued(
         message.message_id, submission.record, duplicate=submission.outcome == "duplicate"
     )
+
+
+def _service_enqueue(handler: Handler, message_id: str, queued_at: float) -> Envelope:
+    """The service's Celery app builds the broker message (imported at first use: a receiver
+    built for tests that never takes a message does not load the Celery app)."""
+    from worker.app import enqueue
+
+    return enqueue(handler, message_id, queued_at)
 
 
 def _check(probe: Any) -> str:

@@ -449,9 +449,9 @@ def _hub_service(integration: Integration, service: Service, schemas: _Schemas) 
         f"{integration.display}: {service.name} ({takes})",
         {
             "200": _json(
-                "Queued (recorded and published) or accepted (recorded; the watchdog publishes "
-                "it); a duplicate (same id, same body) with its record; or, when the request "
-                "waited and the message succeeded, its answer",
+                "Queued (recorded and queued, in one step); a duplicate (same id, same body) "
+                "with its record; or, when the request waited and the message succeeded, its "
+                "answer",
                 {
                     "anyOf": [
                         _component(shapes.Queued),

@@ -81,7 +81,9 @@ def queued(message_id: str, record: Record | None, *, duplicate: bool) -> Respon
 
 
 def accepted(message_id: str, what: str) -> Response:
-    """Recorded, but the broker did not take it: the watchdog publishes it shortly."""
+    """A replay reset the record, but the broker did not take its publish: the watchdog
+    publishes it shortly. (A new message is never answered this way: it is recorded and queued
+    in one step, or neither, and then the answer is 503.)"""
     return _reply(
         200,
         {

@@ -47,9 +47,10 @@ class ErrorReply(Reply):
 
 
 class Queued(Reply):
-    """``queued``: recorded in Redis and published; ``accepted``: recorded, but the broker did
-    not take it yet (the watchdog publishes it within about a minute). Either way the message
-    is kept; posting it again is safe."""
+    """``queued``: recorded in Redis and queued (a new message: both in one step; a replay:
+    reset, then published); ``accepted``, only for a replay: reset, but the broker did not take
+    it yet (the watchdog publishes it within about a minute). Either way the message is kept;
+    posting it again is safe."""
 
     message_id: str
     status: Literal["queued", "accepted"]

@@ -61,8 +61,11 @@ def refused(response: Any, status: int) -> str:
 
 
 def nothing_taken(publisher: Publisher, records: Records) -> None:
+    """Nothing recorded, nothing queued: neither pushed with a record (the intake's one step,
+    onto the integration's broker list) nor published through Celery."""
     assert publisher.published == []
     assert records.redis.keys("shiphub:msg:*") == []
+    assert records.redis.llen("acme") == 0
 
 
 def nested(depth: int, kind: str = "list") -> str:

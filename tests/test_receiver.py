@@ -1,13 +1,13 @@
 """The receiver's HTTP protocol, every status code, through the Flask test client.
 
-Redis is fakeredis here and the broker is a recording stand-in; the same paths run against
-real redis-server, gunicorn and Celery in tests/pipeline."""
+Redis is fakeredis here: a new message's task is pushed onto its queue's list in the records'
+Redis, where these tests read it; replays go through a recording stand-in for Celery's publish.
+The same paths run against real redis-server, gunicorn and Celery in tests/pipeline."""
 
 from __future__ import annotations
 
 import io
 import json
-import time
 from typing import Any
 
 import fakeredis
@@ -198,7 +198,16 @@ def test_missing_payload_object_is_422_naming_its_path(client: FlaskClient) -> N
 
 
 # -- 200, duplicates, 409 ----------------------------------------------------------------------
-def test_accepted_message_is_recorded_then_published_then_200(
+def queued_tasks(records: Records, queue: str = "acme") -> list[tuple[str, str]]:
+    """The tasks waiting in a queue's broker list, oldest first: (task name, message id)."""
+    found = []
+    for raw in reversed(records.redis.lrange(queue, 0, -1)):
+        headers = json.loads(raw)["headers"]
+        found.append((headers["task"], headers["shiphub_message"].partition(":")[2]))
+    return found
+
+
+def test_a_new_message_is_recorded_and_queued_in_one_step_then_200(
     client: FlaskClient, publisher: Publisher, records: Records
 ) -> None:
     response = post(client, order("m-ok"))
@@ -206,13 +215,14 @@ def test_accepted_message_is_recorded_then_published_then_200(
     assert response.status_code == 200
     assert response.json["status"] == "queued"
     assert response.json["notifications"][0]["level"] == "info"
-    assert publisher.published == [("acme.order_ready", "m-ok")]
+    assert queued_tasks(records) == [("acme.order_ready", "m-ok")]
+    assert publisher.published == []  # not a Celery publish: the record's script queued it
     record = records.get("acme", "m-ok")
-    assert record is not None and record.fields["published"] == "1"
+    assert record is not None and record.status == "queued"
 
 
-def test_duplicate_is_not_published_again_and_answers_the_record(
-    client: FlaskClient, publisher: Publisher
+def test_duplicate_is_not_queued_again_and_answers_the_record(
+    client: FlaskClient, records: Records
 ) -> None:
     post(client, order("m-dup"))
 
@@ -221,16 +231,16 @@ def test_duplicate_is_not_published_again_and_answers_the_record(
     assert again.status_code == 200
     assert again.json["status"] == "queued"
     assert again.json["record"]["message_id"] == "m-dup"
-    assert publisher.published == [("acme.order_ready", "m-dup")]
+    assert queued_tasks(records) == [("acme.order_ready", "m-dup")]
 
 
-def test_same_id_different_body_is_409(client: FlaskClient, publisher: Publisher) -> None:
+def test_same_id_different_body_is_409(client: FlaskClient, records: Records) -> None:
     post(client, order("m-c", number="H1"))
 
     response = post(client, order("m-c", number="H2"))
 
     assert response.status_code == 409
-    assert len(publisher.published) == 1
+    assert queued_tasks(records) == [("acme.order_ready", "m-c")]
 
 
 def test_same_id_in_another_integration_is_another_message(
@@ -241,29 +251,44 @@ def test_same_id_in_another_integration_is_another_message(
     assert records.get("other", "m-x") is None
 
 
-# -- 503, and a broker that fails after the record is written --------------------------------
-def test_a_failed_publish_keeps_the_record_answers_accepted_and_the_watchdog_publishes_it(
+# -- 503: nothing recorded, nothing queued -------------------------------------------------------
+def test_a_celery_publish_that_would_fail_does_not_touch_the_intake(
     client: FlaskClient, publisher: Publisher, records: Records
 ) -> None:
+    """There is no "recorded, not yet queued" outcome any more: the intake does not publish."""
     publisher.fail = True
+
+    response = post(client, order("m-pub"))
+
+    assert response.status_code == 200
+    assert response.json["status"] == "queued"
+    assert queued_tasks(records) == [("acme.order_ready", "m-pub")]
+
+
+def test_redis_away_answers_503_with_nothing_recorded_nor_queued_and_the_retry_queues_once(
+    publisher: Publisher,
+) -> None:
+    server = fakeredis.FakeServer()
+    records = Records(fakeredis.FakeRedis(server=server, decode_responses=True))
+    client = create_app(unit_settings(), records, publisher).test_client()
+    assert post(client, order("m-before")).status_code == 200
+    server.connected = False
 
     response = post(client, order("m-503"))
 
-    assert response.status_code == 200
-    assert response.json["status"] == "accepted"  # recorded, not yet queued
-    assert "queued" in response.json["notifications"][0]["description"]
-    assert records.get("acme", "m-503") is not None  # never deleted: it was accepted
-    publisher.fail = False
-    again = post(client, order("m-503"))  # the hub's retry is a duplicate of a kept message
-    assert again.status_code == 200
-    assert again.json["record"]["status"] == "queued"
-    assert publisher.published == []
-
-    from worker.broker import BrokerView
-    from worker.watchdog import sweep
-
-    sweep(records, publisher, BrokerView(records.redis), now=time.time() + 60)
-    assert publisher.published == [("acme.order_ready", "m-503")]
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert "Redis" in errors(response)[0]
+    server.connected = True
+    assert records.get("acme", "m-503") is None
+    assert queued_tasks(records) == [("acme.order_ready", "m-before")]
+    retried = post(client, order("m-503"))  # the hub sends it again
+    assert (retried.status_code, retried.json["status"]) == (200, "queued")
+    assert post(client, order("m-503")).json["record"]["status"] == "queued"  # a duplicate
+    assert queued_tasks(records) == [
+        ("acme.order_ready", "m-before"),
+        ("acme.order_ready", "m-503"),
+    ]
 
 
 def test_redis_down_is_503(publisher: Publisher) -> None:
@@ -500,3 +525,25 @@ def test_metrics_without_redis_is_503(publisher: Publisher) -> None:
 
     assert response.status_code == 503
     assert "Redis" in errors(response)[0]
+
+
+def test_a_new_message_and_a_duplicate_each_cost_one_round_trip_to_redis(
+    client: FlaskClient, records: Records, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every command or pipeline takes a connection from the pool once: count those."""
+    post(client, order("m-warm"))  # the scripts are loaded on first use
+    pool = records.redis.connection_pool
+    taken = 0
+    get_connection = pool.get_connection
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal taken
+        taken += 1
+        return get_connection(*args, **kwargs)
+
+    monkeypatch.setattr(pool, "get_connection", counted)
+
+    assert post(client, order("m-one")).json["status"] == "queued"
+    assert taken == 1
+    assert post(client, order("m-one")).json["record"]["message_id"] == "m-one"
+    assert taken == 2

@@ -6,7 +6,9 @@ import json
 import time
 
 import pytest
+import redis
 
+from worker.enqueue import Envelope
 from worker.outbox import Outbox
 from worker.records import (
     DEAD_DELIVERIES,
@@ -14,6 +16,7 @@ from worker.records import (
     DUE,
     OUTBOX,
     WATCH,
+    Received,
     Records,
     cursor_key,
     lease_key,
@@ -21,6 +24,7 @@ from worker.records import (
 )
 
 FIELDS = {"integration": "acme", "message_id": "m", "message": "order:ready", "body": "{}"}
+ENVELOPE = Envelope("acme", '{"headers": {"shiphub_message": "acme:m"}}')
 
 
 def accept(records: Records, digest: str = "d1", token: str = "t1") -> str:
@@ -47,25 +51,63 @@ def started(records: Records, lease: str = "lease") -> None:
     assert records.begin("acme", "m", lease).outcome == "started"
 
 
-def test_first_accept_creates_then_same_content_is_publishing_then_exists(records: Records) -> None:
-    assert accept(records) == "created"
-    assert accept(records, token="t2") == "publishing"
-    records.mark_published("acme", "m", time.time())
-    assert accept(records, token="t3") == "exists"
-    assert records.stats()["messages_accepted"] == 1
+def receive(records: Records, digest: str = "d1", now: float | None = None) -> Received:
+    return records.receive("acme", "m", digest, FIELDS, ENVELOPE, now or time.time())
 
 
-def test_other_content_under_the_same_id_is_a_conflict(records: Records) -> None:
-    accept(records)
+def test_receive_records_and_queues_in_one_step_and_a_duplicate_gets_the_record(
+    records: Records,
+) -> None:
+    now = time.time()
+
+    assert receive(records, now=now) == Received("created", None)
+
+    assert records.redis.lrange("acme", 0, -1) == [ENVELOPE.message]
+    record = records.get("acme", "m")
+    assert (record.status, record.queued_at) == ("queued", pytest.approx(now))
+    assert "published" not in record.fields and "publish_token" not in record.fields
+    deadline = now + records.timing.queued_deadline_seconds
+    assert records.redis.zscore(WATCH, "acme:m") == pytest.approx(deadline)
+
+    again = receive(records)
+    assert again.outcome == "exists" and again.record == record
+    assert records.redis.llen("acme") == 1  # a duplicate queues nothing
+    assert (records.stats()["messages_accepted"], records.stats()["messages_duplicate"]) == (1, 1)
+
+
+def test_other_content_under_the_same_id_is_a_conflict_and_queues_nothing(
+    records: Records,
+) -> None:
+    receive(records)
+    conflict = receive(records, digest="d2")
+
+    assert conflict.outcome == "conflict"
+    assert conflict.record is not None and conflict.record.fields["fingerprint"] == "d1"
+    assert records.redis.llen("acme") == 1
     assert accept(records, digest="d2") == "conflict"
 
 
-def test_a_record_whose_publisher_died_is_taken_over_when_stale(records: Records) -> None:
-    accept(records)
-    time.sleep(records.timing.publish_stale_seconds + 0.05)
+def test_when_the_queue_cannot_take_the_message_nothing_is_recorded(records: Records) -> None:
+    """The push is the script's first write: if it fails, no record is left behind."""
+    records.redis.set("acme", "not a list")
 
-    assert accept(records, token="t2") == "takeover"
-    assert records.get("acme", "m").fields["publish_token"] == "t2"
+    with pytest.raises(redis.ResponseError):
+        receive(records)
+
+    assert records.get("acme", "m") is None
+    assert records.redis.zscore(WATCH, "acme:m") is None
+    assert records.stats()["messages_accepted"] == 0
+
+
+def test_accept_records_without_queuing_for_callers_that_publish_themselves(
+    records: Records,
+) -> None:
+    assert accept(records) == "created"
+    assert accept(records, token="t2") == "exists"
+    assert accept(records, digest="d2") == "conflict"
+    assert not records.redis.exists("acme")
+    assert records.stats()["messages_accepted"] == 1
+    assert records.stats()["messages_duplicate"] == 0  # counted by the intake only
 
 
 def test_begin_counts_attempts_refuses_a_held_lease_and_returns_what_the_handler_needs(

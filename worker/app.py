@@ -41,6 +41,7 @@ from celery.signals import (
 
 from worker import delivery, logs, registry, runtime
 from worker.broker import MESSAGE_HEADER, QUEUED_AT_HEADER, BrokerView
+from worker.enqueue import Envelopes
 from worker.handling import handle
 from worker.intake import Unavailable, submit
 from worker.polling import POLL_TASK, configured_polls, poll_message
@@ -82,7 +83,9 @@ class TryingAgain(Exception):
 
 def publish(handler: registry.Handler, message_id: str, queued_at: float) -> None:
     """Publish the task for a recorded message, stamped with when it was queued (the watchdog
-    tells a queued message from a lost one by it)."""
+    tells a queued message from a lost one by it): for replays, due retries and the watchdog.
+    New messages are not published here: their broker message is pushed by the same Lua script
+    that records them (``enqueue``, ``worker.intake``)."""
     app.send_task(
         handler.task_name,
         args=[handler.integration, message_id],
@@ -92,6 +95,12 @@ def publish(handler: registry.Handler, message_id: str, queued_at: float) -> Non
             MESSAGE_HEADER: f"{handler.integration}:{message_id}",
         },
     )
+
+
+# The broker message of a new message's task, built as ``publish`` would send it, for the intake's
+# one-step record-and-queue (``worker.enqueue``; the records' Redis is the broker's).
+envelopes = Envelopes(app)
+enqueue = envelopes.build
 
 
 def send_push(integration: str, message_id: str, claim: str) -> None:
@@ -166,7 +175,7 @@ def poll(integration_name: str, service_name: str, every_seconds: int) -> str:
     try:
         outcome = submit(
             runtime.records(),
-            publish,
+            enqueue,
             handler,
             message,
             settings().hub_store,

@@ -1,27 +1,27 @@
-"""Record, then enqueue: the step between a validated message and a worker.
+"""Record and enqueue in one step: the step between a validated message and a worker.
 
-Used by the HTTP receiver and by scheduled polls alike. The order is what makes it safe:
+Used by the HTTP receiver and by scheduled polls alike. The message's broker message is built
+first, in Python, exactly as Celery and kombu's Redis transport would have put it in Redis
+(``worker.enqueue``); then one Lua script (``Records.receive``) creates the record and pushes
+that broker message onto the integration's queue, or finds the record already there. So:
 
-1. The record is created (a Lua script, so concurrent posts of one id meet exactly one
-   ``created``), stamped with the time its broker message will carry.
-2. The task is published to the integration's queue.
-3. The record is marked published.
+* a message is never recorded without being queued, nor queued without being recorded: there is
+  no window between the two for a crash or a broker outage to fall into, hence no "recorded but
+  not yet published" state to repair;
+* a new message costs one round trip to Redis, and so does a duplicate (the script returns the
+  record it found, and counts the duplicate);
+* if Redis cannot be reached, nothing happened: the caller answers 503 and the hub sends the
+  message again (``Unavailable``). There is no "accepted but not queued" answer any more.
 
-A recorded message is never deleted to undo a publish: once step 1 has happened the message is
-accepted, and every caller is told only what is true. If the publish fails, the caller hears
-"accepted" (recorded, queued later) and the watchdog publishes it; a concurrent or retried post of
-the same message hears "duplicate" and gets the record. If the process dies between 1 and 2, a
-later post of the same id takes the record over once it is stale and publishes it, and the
-watchdog would anyway.
+The records and the broker must be the same Redis (they are: both ``REDIS_URL``). Retries,
+replays and the watchdog's republishing still go through Celery (``worker.app.publish``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -29,28 +29,31 @@ from typing import Literal
 import redis
 
 from worker import replication
+from worker.enqueue import Envelope
 from worker.hub import HubMessage
 from worker.records import Record, Records
 from worker.registry import Handler
 from worker.sealing import Sealer
 
-log = logging.getLogger(__name__)
-
-# Publish a recorded message's task, stamped with when it was queued (``worker.app.publish``).
+# Publish a recorded message's task through Celery, stamped with when it was queued
+# (``worker.app.publish``): for replays, due retries and the watchdog, not for the intake.
 Publish = Callable[[Handler, str, float], None]
+# The broker message of a message's task, stamped with when it was queued
+# (``worker.enqueue.Envelopes.build``).
+Enqueue = Callable[[Handler, str, float], Envelope]
 
 
 class Unavailable(Exception):
-    """Redis cannot be reached: the caller should answer 503 and be retried."""
+    """Redis cannot be reached: nothing was recorded or queued; the caller should answer 503
+    and be retried."""
 
 
 @dataclass(frozen=True)
 class Submission:
-    """``queued``: recorded and published; ``accepted``: recorded, the publish failed (the
-    watchdog publishes it); ``duplicate``/``conflict``: already recorded (with this body, or
-    another), ``record`` is that record."""
+    """``queued``: recorded and queued, in one step; ``duplicate``/``conflict``: already
+    recorded (with this body, or another), ``record`` is that record."""
 
-    outcome: Literal["queued", "accepted", "duplicate", "conflict"]
+    outcome: Literal["queued", "duplicate", "conflict"]
     record: Record | None
 
 
@@ -67,7 +70,7 @@ def fingerprint(message: HubMessage) -> str:
 
 def submit(
     records: Records,
-    publish: Publish,
+    enqueue: Enqueue,
     handler: Handler,
     message: HubMessage,
     store: str,
@@ -86,34 +89,16 @@ def submit(
     if parameters:  # credentials: stored sealed, dropped when the message finishes
         fields["parameters"] = sealer.seal(json.dumps(parameters))
     now = time.time()
+    envelope = enqueue(handler, message_id, now)
     try:
-        outcome = records.accept(
-            integration, message_id, fingerprint(message), uuid.uuid4().hex, fields, now
+        received = records.receive(
+            integration, message_id, fingerprint(message), fields, envelope, now
         )
         replication.confirm(records.redis)  # on enough replicas before anyone is told
-        if outcome in ("created", "takeover"):
-            queued = _publish(records, publish, handler, message_id, now)
-            return Submission("queued" if queued else "accepted", None)
-        if outcome == "conflict":
-            return Submission("conflict", records.get(integration, message_id))
-        records.count("messages_duplicate", integration=integration, service=handler.service)
-        return Submission("duplicate", records.get(integration, message_id))
     except redis.RedisError as exc:
         raise Unavailable(f"Redis is unavailable: {exc.__class__.__name__}") from exc
-
-
-def _publish(
-    records: Records, publish: Publish, handler: Handler, message_id: str, queued_at: float
-) -> bool:
-    try:
-        publish(handler, message_id, queued_at)
-    except Exception as exc:
-        log.warning(
-            "publish of %s/%s failed (%r); it is recorded and the watchdog will publish it",
-            handler.integration,
-            message_id,
-            exc,
-        )
-        return False
-    records.mark_published(handler.integration, message_id, queued_at)
-    return True
+    if received.outcome == "created":
+        return Submission("queued", None)
+    if received.outcome == "conflict":
+        return Submission("conflict", received.record)
+    return Submission("duplicate", received.record)

@@ -33,12 +33,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import redis
 
 from worker import metrics
 from worker.redis_scripts import Scripts
+
+if TYPE_CHECKING:
+    from worker.enqueue import Envelope
 
 PREFIX = "shiphub:"
 RECORD_PREFIX = PREFIX + "msg:"
@@ -112,40 +115,44 @@ def done_channel(integration: str, message_id: str) -> str:
     return f"{PREFIX}done:{integration}:{message_id}"
 
 
-# Create the record unless it exists; count it accepted (field ARGV[6] of the messages counter);
-# list it among the recent ones. A record whose publish never completed (the receiver died
-# between record and publish) is taken over after ARGV[4] seconds, so a retry publishes it at
-# once. Returns created | takeover | publishing | exists | conflict.
+# Create the record unless it exists, and in the same step queue its task: LPUSH the broker
+# message ARGV[7] (built by ``worker.enqueue`` exactly as kombu's Redis transport would) onto the
+# queue's list KEYS[5], so a message is never recorded without being queued nor queued without
+# being recorded. The broker's Redis must be this one (both are REDIS_URL). Count it accepted
+# (field ARGV[5] of the messages counter), watch it (ARGV[3]: when it must have started), list it
+# among the recent ones. An existing record is counted a duplicate (field ARGV[6], if given) and
+# returned with the outcome, so a duplicate also costs one round trip. The push comes first: a
+# script that fails midway keeps the writes made before the error (Redis does not roll back), so
+# the one write that can fail on a key we do not own (the broker's list) must precede the record.
+# Returns {created} | {exists, field, value, ...} | {conflict, field, value, ...}.
 _ACCEPT = """
 local fp = redis.call('HGET', KEYS[1], 'fingerprint')
-local now = tonumber(ARGV[2])
 if not fp then
+  if ARGV[7] ~= '' then redis.call('LPUSH', KEYS[5], ARGV[7]) end
+  local now = tonumber(ARGV[2])
   redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'received_at', ARGV[2],
-             'updated_at', ARGV[2], 'queued_at', ARGV[2], 'publish_token', ARGV[3],
-             'published', '0', 'status', 'queued', 'attempts', '0', unpack(ARGV, 7))
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[5])
-  redis.call('HINCRBY', KEYS[3], ARGV[6], 1)
-  redis.call('ZADD', KEYS[4], now, ARGV[5])
+             'updated_at', ARGV[2], 'queued_at', ARGV[2], 'status', 'queued', 'attempts', '0',
+             unpack(ARGV, 8))
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), ARGV[4])
+  redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
+  redis.call('ZADD', KEYS[4], now, ARGV[4])
   if redis.call('ZCARD', KEYS[4]) > %d then redis.call('ZPOPMIN', KEYS[4]) end
-  return 'created'
+  return {'created'}
 end
-if fp ~= ARGV[1] then return 'conflict' end
-if redis.call('HGET', KEYS[1], 'published') == '0' then
-  local since = tonumber(redis.call('HGET', KEYS[1], 'updated_at'))
-  if now - since >= tonumber(ARGV[4]) then
-    redis.call('HSET', KEYS[1], 'publish_token', ARGV[3], 'updated_at', ARGV[2],
-               'queued_at', ARGV[2])
-    return 'takeover'
-  end
-  return 'publishing'
+local found = redis.call('HGETALL', KEYS[1])
+if fp ~= ARGV[1] then
+  table.insert(found, 1, 'conflict')
+  return found
 end
-return 'exists'
+if ARGV[6] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[6], 1) end
+table.insert(found, 1, 'exists')
+return found
 """.replace("%d", str(RECENT_KEPT))
 
-# The broker took the message: the watchdog looks again after the queued deadline.
+# A record made without its broker message (``Records.accept``, for tools and tests that drive a
+# record by hand) about to be published by the caller: watched from ``queued_at``.
 _PUBLISHED = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'published', '1')
 if redis.call('HGET', KEYS[1], 'status') == 'queued' then
   redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
 end
@@ -157,7 +164,7 @@ return 1
 _REQUEUED = """
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st or st == 'succeeded' or st == 'failed' or st == 'dead' then return 0 end
-redis.call('HSET', KEYS[1], 'queued_at', ARGV[1], 'published', '1')
+redis.call('HSET', KEYS[1], 'queued_at', ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 return 1
 """
@@ -175,8 +182,7 @@ if st == 'retrying' then
 end
 if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return {'busy'} end
 local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'status', 'processing', 'started_at', ARGV[1], 'updated_at', ARGV[1],
-           'published', '1')
+redis.call('HSET', KEYS[1], 'status', 'processing', 'started_at', ARGV[1], 'updated_at', ARGV[1])
 redis.call('HSETNX', KEYS[1], 'retry_since', ARGV[1])
 redis.call('HDEL', KEYS[1], 'next_attempt_at')
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
@@ -206,7 +212,7 @@ for _, m in ipairs(due) do
   local key = ARGV[4] .. m
   local st = redis.call('HGET', key, 'status')
   if st and st ~= 'succeeded' and st ~= 'failed' and st ~= 'dead' then
-    redis.call('HSET', key, 'queued_at', ARGV[1], 'published', '1')
+    redis.call('HSET', key, 'queued_at', ARGV[1])
     redis.call('ZADD', KEYS[2], ARGV[3], m)
     out[#out + 1] = m
   end
@@ -317,11 +323,23 @@ def _iso(epoch: str | None) -> str | None:
 class Timing:
     """How long things may take before someone looks at them; derived from the settings."""
 
-    publish_stale_seconds: float = 10.0  # an unpublished record this old lost its receiver
+    # Not read any more (the intake records and queues in one step, so no record waits for its
+    # publish); kept so that callers which set it keep working.
+    publish_stale_seconds: float = 10.0
     queued_deadline_seconds: float = 60.0  # a published message not started by then is checked
     lease_seconds: float = 30.0
     record_ttl_seconds: int = 7 * 24 * 3600
     memory_ttl_seconds: int = 180 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Received:
+    """What ``Records.receive`` did: ``created`` (recorded and queued in one step), or found the
+    message already recorded: ``exists`` (same content) or ``conflict`` (other content), with
+    that ``record``."""
+
+    outcome: Literal["created", "exists", "conflict"]
+    record: Record | None
 
 
 @dataclass(frozen=True)
@@ -360,6 +378,33 @@ class Records:
         return self._scripts.run(name, keys, args)
 
     # -- receiving ---------------------------------------------------------------------------
+    def receive(
+        self,
+        integration: str,
+        message_id: str,
+        fingerprint: str,
+        fields: Mapping[str, str],
+        envelope: Envelope,
+        now: float,
+    ) -> Received:
+        """Record a message and queue its broker message in one step (one round trip), or find
+        the record already there: ``created`` (recorded and queued), ``exists`` (the same
+        message, counted a duplicate) or ``conflict`` (the same id with another content), with
+        the record found. ``now`` is the stamp ``envelope`` carries (``shiphub_queued_at``)."""
+        service = fields.get("service") or metrics.UNKNOWN
+        found = self._accept(
+            integration,
+            message_id,
+            fingerprint,
+            fields,
+            now,
+            envelope,
+            metrics.MESSAGES.field(integration, service, "duplicate"),
+        )
+        outcome, *flat = found
+        record = Record(integration, message_id, dict(zip(flat[::2], flat[1::2], strict=True)))
+        return Received(outcome, record if flat else None)
+
     def accept(
         self,
         integration: str,
@@ -369,24 +414,44 @@ class Records:
         fields: Mapping[str, str],
         now: float | None = None,
     ) -> str:
-        """Record a message (``now`` is also the stamp its broker message will carry)."""
+        """Record a message without queuing anything (``created`` | ``exists`` | ``conflict``):
+        for tools and tests that drive a record by hand and publish it themselves
+        (``mark_published``); nothing else counts it. ``token`` is not used any more: the intake
+        (``receive``) has no publish to hand over."""
+        del token
+        when = time.time() if now is None else now
+        return self._accept(integration, message_id, fingerprint, fields, when, None, "")[0]
+
+    def _accept(
+        self,
+        integration: str,
+        message_id: str,
+        fingerprint: str,
+        fields: Mapping[str, str],
+        now: float,
+        envelope: Envelope | None,
+        duplicate_field: str,
+    ) -> list[str]:
         flat: list[str] = [x for pair in fields.items() for x in pair]
         service = fields.get("service") or metrics.UNKNOWN
+        key = record_key(integration, message_id)
         return self._run(
             "accept",
-            [record_key(integration, message_id), WATCH, metrics.MESSAGES.key, RECENT],
+            [key, WATCH, metrics.MESSAGES.key, RECENT, envelope.queue_key if envelope else key],
             [
                 fingerprint,
-                repr(time.time() if now is None else now),
-                token,
-                self.timing.publish_stale_seconds,
+                repr(now),
+                now + self.timing.queued_deadline_seconds,
                 member(integration, message_id),
                 metrics.MESSAGES.field(integration, service, "accepted"),
+                duplicate_field,
+                envelope.message if envelope else "",
                 *flat,
             ],
         )
 
     def mark_published(self, integration: str, message_id: str, queued_at: float) -> None:
+        """A record made with ``accept`` was published by its caller: watch it from then."""
         self._run(
             "published",
             [record_key(integration, message_id), WATCH],
@@ -507,7 +572,6 @@ class Records:
                 key,
                 mapping={
                     "status": "queued",
-                    "published": "1",
                     "attempts": "0",
                     "updated_at": repr(now),
                     "queued_at": repr(now),

@@ -7,13 +7,18 @@ or only slow, and republishes only what is lost:
 * finished or gone: forgotten;
 * waiting in the due set for a retry: not lost (the scheduler publishes it when due);
 * processing: lost only if its lease has run out (a live handler renews it);
-* never published (its receiver died between record and publish): lost;
-* published: lost unless the broker still holds it. Kombu's Redis transport keeps a queue as a
+* queued: lost unless the broker still holds it. Kombu's Redis transport keeps a queue as a
   list, oldest message at the tail, and every broker message carries the time it was published
   (``shiphub_queued_at``, also kept in the record): if the oldest message still waiting in the
   queue was published at or before this one, this one is still queued behind it. A message a
   worker has reserved (kombu's ``unacked`` hash) is not lost either, unless it was reserved so
   long ago that its worker must have died.
+
+A new message's record and its broker message are written by one Lua script
+(``worker.intake``), so no record waits for a publish that never came; what remains to repair
+is a broker message that went missing afterwards (a worker that died holding it past the
+visibility timeout, a Redis that lost its last writes, a queue purged by hand) and the publishes
+that still go through Celery (due retries, replays, this sweep's own), which can fail.
 
 A long backlog is therefore never republished as "lost" just because it waited. The sweep also
 takes expired records off the dead lists. Workers sweep every ``WATCHDOG_INTERVAL_SECONDS`` (one
@@ -102,8 +107,6 @@ def _still_moving(
     if record.status == "processing":
         if records.lease_held(integration, message_id):
             return now + timing.lease_seconds + 1
-        return None
-    if record.fields.get("published") != "1":
         return None
     reserved = broker.reserved_since(member(integration, message_id))
     if reserved is not None and now - reserved < timing.queued_deadline_seconds:

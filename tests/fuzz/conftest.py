@@ -1,16 +1,18 @@
 """Fixtures for fuzzing the receiver from its OpenAPI document: the real receiver (Flask app from
 ``create_app``) over the real ``Records`` on this directory's own redis-server, in process.
 
-The broker is a stand-in that does what a worker would, at once: it takes the message's lease
-and finishes it as succeeded. So a request that waits (``X-Hub-Wait``) gets its answer at once
-instead of waiting out the seconds schemathesis asked for, and the wait path's replies are
-fuzzed too.
+A stand-in worker does what a worker would, at once: it takes each message off its broker queue
+(where intake's script put it) and finishes it as succeeded. So a request that waits
+(``X-Hub-Wait``) gets its answer at once instead of waiting out the seconds schemathesis asked
+for, and the wait path's replies are fuzzed too. (Replays still publish through ``publish``.)
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -21,7 +23,8 @@ from endpoint.app import create_app
 from tests.conftest import settle
 from tests.pipeline.conftest import redis_server
 from tests.support.stack import RedisServer
-from worker import runtime
+from worker import registry, runtime
+from worker.broker import MESSAGE_HEADER
 from worker.records import Records
 from worker.registry import Handler
 from worker.settings import Settings
@@ -35,22 +38,36 @@ WEBHOOK_SECRET_VARIABLE = "SHIPPING_ORDERS_WEBHOOK_SECRET"
 
 @dataclass
 class InstantWorker:
-    """Publish: note what was published, then handle it as a worker would, at once."""
+    """Takes each queued message off its broker queue and finishes it as succeeded at once; as
+    ``publish`` (replays), does the same for the message published."""
 
     records: Records
     published: list[tuple[str, str]] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def __call__(self, handler: Handler, message_id: str, queued_at: float = 0.0) -> None:
-        self.published.append((handler.integration, message_id))
+        self.handle(handler.integration, message_id)
+
+    def handle(self, integration: str, message_id: str) -> None:
+        self.published.append((integration, message_id))
         answer = {
             "message_id": message_id,
             "messages": [],
             "parameters": [],
-            "notifications": [
-                {"level": "info", "subject": "Handled", "description": handler.task_name}
-            ],
+            "notifications": [{"level": "info", "subject": "Handled", "description": integration}],
         }
-        settle(self.records, message_id, "succeeded", answer, integration=handler.integration)
+        settle(self.records, message_id, "succeeded", answer, integration=integration)
+
+    def consume(self) -> None:
+        """Until stopped: each broker message of an integration's queue, handled at once."""
+        queues = [q for q in registry.queues() if q != registry.HUB_QUEUE]
+        while not self.stopping.is_set():
+            taken = self.records.redis.brpop(queues, timeout=1)
+            if taken is None:
+                continue
+            envelope = json.loads(taken[1])
+            integration, _, message_id = envelope["headers"][MESSAGE_HEADER].partition(":")
+            self.handle(integration, message_id)
 
 
 @dataclass
@@ -83,6 +100,8 @@ def receiver(redis_server: RedisServer) -> Iterator[Receiver]:
     s = fuzz_settings(redis_server.url)
     records = Records(runtime.redis_client(redis_server.url), runtime.timing(s))
     worker = InstantWorker(records)
+    consumer = threading.Thread(target=worker.consume, name="instant-worker", daemon=True)
+    consumer.start()
     broker_url = celery_app.conf.broker_url
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(WEBHOOK_SECRET_VARIABLE, WEBHOOK_SECRET)
@@ -91,3 +110,5 @@ def receiver(redis_server: RedisServer) -> Iterator[Receiver]:
             yield Receiver(create_app(s, records, worker), records, worker)
         finally:
             celery_app.conf.broker_url = broker_url
+            worker.stopping.set()
+            consumer.join(5)

@@ -125,10 +125,11 @@ def _signed(case: Any, headers: dict[str, str]) -> dict[str, Any]:
 
 
 def _note_taken(case: Any, response: Any) -> None:
-    """Remember which route took which message: a 200 of a hub service (queued, accepted, a
-    duplicate, or the answer of a request that waited) or of a webhook."""
+    """Remember which route took which message: a 200 of a hub service (queued, a duplicate, or
+    the answer of a request that waited), a 202 (it waited and the answer is not there yet), or
+    a webhook's 200."""
     parts = case.path.strip("/").split("/")
-    if response.status_code != 200 or case.method != "POST" or parts[-1] == "replay":
+    if response.status_code not in (200, 202) or case.method != "POST" or parts[-1] == "replay":
         return
     integration, service = (parts[1], WEBHOOK_SERVICE) if parts[0] == "webhooks" else parts
     TRAFFIC.taken.setdefault((integration, response.json()["message_id"]), set()).add(service)

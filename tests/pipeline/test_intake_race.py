@@ -1,11 +1,15 @@
-"""A publish slower than a retried post, then failing: the message the retry was told about
-must stay recorded and be published by the watchdog (real redis-server, real HTTP)."""
+"""Concurrent posts against the one-step intake (real redis-server, real HTTP, many threads):
+a message is never recorded without being queued nor queued twice, and concurrent posts of one
+message meet exactly one "new" answer."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -13,72 +17,91 @@ import requests
 from werkzeug.serving import make_server
 
 from endpoint.app import create_app
-from tests.conftest import auth, unit_settings
+from tests.conftest import Publisher, auth, unit_settings
 from tests.support.stack import RedisServer
-from worker.records import Records, Timing
-from worker.registry import Handler
+from worker.records import RECORD_PREFIX, Records
 from worker.runtime import redis_client
 
 
-class SlowFailingBroker:
-    """The first publish hangs for ``delay`` seconds and then fails; later ones succeed."""
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.started = threading.Event()
-        self.published: list[str] = []
-        self.calls = 0
-
-    def __call__(self, handler: Handler, message_id: str, *stamp: Any) -> None:
-        self.calls += 1
-        if self.calls == 1:
-            self.started.set()
-            time.sleep(self.delay)
-            raise ConnectionError("the broker timed out")
-        self.published.append(message_id)
-
-
 @pytest.fixture
-def served(redis_server: RedisServer) -> Iterator[tuple[str, Records, SlowFailingBroker]]:
-    records = Records(redis_client(redis_server.url), Timing(publish_stale_seconds=10))
-    broker = SlowFailingBroker(delay=2.5)
-    server = make_server(
-        "127.0.0.1", 0, create_app(unit_settings(), records, broker), threaded=True
+def served() -> Iterator[tuple[str, Records, Publisher]]:
+    """The receiver on its own redis-server (its queue is counted exactly; no worker runs)."""
+    server = RedisServer().start()
+    records = Records(redis_client(server.url))
+    publisher = Publisher()
+    publisher.fail = True  # a Celery publish would fail: the intake must not need one
+    http = make_server(
+        "127.0.0.1", 0, create_app(unit_settings(), records, publisher), threaded=True
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", records, broker
-    server.shutdown()
+    try:
+        yield f"http://127.0.0.1:{http.server_port}", records, publisher
+    finally:
+        http.shutdown()
+        server.stop()
 
 
-def test_a_publish_that_fails_after_a_retry_was_answered_never_loses_the_message(
-    served: tuple[str, Records, SlowFailingBroker],
-) -> None:
-    url, records, broker = served
-    body = {
-        "message_id": f"race-{time.time_ns()}",
+def order(message_id: str) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
         "message": "order:ready",
         "payload": {"order": {"number": "H77", "quantity": 1}},
     }
-    replies: list[requests.Response] = []
-    first = threading.Thread(
-        target=lambda: replies.append(
-            requests.post(f"{url}/acme/send_order", json=body, headers=auth(), timeout=30)
-        )
-    )
-    first.start()
-    assert broker.started.wait(10)
 
-    retried = requests.post(f"{url}/acme/send_order", json=body, headers=auth(), timeout=30)
-    first.join()
 
-    assert retried.status_code == 200
-    assert records.get("acme", body["message_id"]) is not None  # nothing is ever deleted
-    assert replies[0].status_code == 200
-    assert replies[0].json()["status"] == "accepted"  # recorded; not "queued", which it is not
+def post_all(url: str, bodies: list[dict[str, Any]]) -> list[requests.Response]:
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=16))
 
-    from worker.broker import BrokerView
-    from worker.watchdog import sweep
+    def post(body: dict[str, Any]) -> requests.Response:
+        return session.post(f"{url}/acme/send_order", json=body, headers=auth(), timeout=60)
 
-    sweep(records, broker, BrokerView(records.redis), now=time.time() + 11)
-    assert broker.published == [body["message_id"]]
+    with ThreadPoolExecutor(16) as pool:
+        return list(pool.map(post, bodies))
+
+
+def queued(records: Records) -> list[dict[str, Any]]:
+    """The broker messages waiting in the acme queue: their headers."""
+    return [json.loads(raw)["headers"] for raw in records.redis.lrange("acme", 0, -1)]
+
+
+def test_concurrent_posts_of_one_message_record_it_once_and_queue_it_once(
+    served: tuple[str, Records, Publisher],
+) -> None:
+    url, records, publisher = served
+    message_id = f"race-{time.time_ns()}"
+
+    replies = post_all(url, [order(message_id)] * 40)
+
+    assert [r.status_code for r in replies] == [200] * 40
+    new = [r for r in replies if "record" not in r.json()]  # the duplicates carry the record
+    assert len(new) == 1 and new[0].json()["status"] == "queued"
+    assert [h["shiphub_message"] for h in queued(records)] == [f"acme:{message_id}"]
+    assert records.stats()["messages_accepted"] == 1
+    assert records.stats()["messages_duplicate"] == 39
+    assert publisher.published == []
+
+
+def test_every_recorded_message_is_in_its_queue_exactly_once_with_the_same_stamp(
+    served: tuple[str, Records, Publisher],
+) -> None:
+    url, records, _ = served
+    ids = [f"load-{n}-{time.time_ns()}" for n in range(150)]
+    bodies = [order(message_id) for message_id in ids for _ in range(2)]  # each one twice
+
+    replies = post_all(url, bodies)
+
+    assert Counter(r.status_code for r in replies) == {200: len(bodies)}
+    recorded = {
+        key.removeprefix(f"{RECORD_PREFIX}acme:")
+        for key in records.redis.keys(f"{RECORD_PREFIX}acme:*")
+    }
+    headers = queued(records)
+    in_queue = Counter(h["shiphub_message"].removeprefix("acme:") for h in headers)
+    assert recorded == set(ids)
+    assert in_queue == dict.fromkeys(ids, 1)
+    for h in headers:  # the stamp the watchdog compares is the record's own
+        record = records.get("acme", h["shiphub_message"].removeprefix("acme:"))
+        assert record is not None and record.queued_at == h["shiphub_queued_at"]
+        assert h["task"] == "acme.order_ready"

@@ -114,12 +114,14 @@ def test_scheduled_polls_run_without_a_hub_message_from_exactly_one_beat(
     assert record["status"] == "succeeded"
 
 
-def test_a_recorded_message_whose_publish_was_lost_is_republished_by_the_watchdog(
+def test_a_recorded_message_whose_broker_message_was_lost_is_republished_by_the_watchdog(
     stack: Stack, provider: ProviderServer, hub: HubServer
 ) -> None:
+    """The intake records and queues in one step; the broker message can still go missing later
+    (a Redis that lost its last writes, a queue purged by hand): a record with nothing queued."""
     body = order_message()
     records = Records(redis_client(stack.redis.url))
-    fields = {  # what the receiver records before it publishes; then it "dies"
+    fields = {  # a record whose broker message is gone
         "integration": "acme",
         "message_id": body["message_id"],
         "message": body["message"],

@@ -1,0 +1,181 @@
+"""A message task's broker message, built here so the record and its queue entry are one write.
+
+Publishing a task through Celery is a round trip of its own after the record's (and a window
+between the two in which a message is recorded but not queued). Instead, the intake builds the
+very message ``app.send_task`` would have put in Redis and hands it to the accept script, which
+creates the record and ``LPUSH``es this message onto the queue's list in one step
+(``worker.records``). A worker reads it as any Celery task: Flower, retries and routing are
+unchanged.
+
+What is built, step by step as Celery 5 and kombu's Redis transport do it:
+
+* Celery's task message protocol v2 (``app.amqp.as_task_v2``): headers (task name, id, root id,
+  time limits, argsrepr, origin...), properties (correlation id, reply-to) and the body
+  ``[args, kwargs, embed]``, plus our two headers (``worker.broker``);
+* the task's route (``app.amqp.router``: the integration's queue), sent through the anonymous
+  direct exchange (``exchange: ""``, routing key = queue name), delivery mode 2, priority 0
+  unless the task says otherwise;
+* kombu's envelope (``Producer.publish`` -> ``Channel.prepare_message`` ->
+  ``_inplace_augment_message``): the body serialized as JSON, then base64 (``body_encoding``), a
+  fresh ``delivery_tag``, ``delivery_info`` with exchange and routing key; and the list it goes to
+  (``Channel._q_for_pri``: the queue name, suffixed for a non-zero priority step).
+
+What does not change per task name (route, time limits, list name) is worked out once. No kombu
+connection is opened: the accept script writes to the records' Redis, which must be the broker's
+(both are ``REDIS_URL``). ``tests/test_enqueue.py`` holds this to what ``send_task`` pushes.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+from celery.utils.nodenames import anon_nodename
+from celery.utils.saferepr import saferepr
+from kombu.serialization import dumps as serialize
+from kombu.transport import redis as kombu_redis
+from kombu.utils.json import dumps as envelope_json
+from kombu.utils.uuid import uuid
+
+from worker.broker import MESSAGE_HEADER, QUEUED_AT_HEADER
+from worker.registry import Handler
+
+# Protocol v2 headers that differ from one message to the next (set in ``Envelopes.build``).
+# Below this length a list of strings' saferepr is its repr (saferepr shortens longer strings).
+_SAFEREPR_PLAIN = 200
+_PER_MESSAGE = frozenset({"id", "root_id", "argsrepr", "origin"})
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One broker message as kombu's Redis transport stores it, and the list it goes onto."""
+
+    queue_key: str
+    message: str
+
+
+@dataclass(frozen=True)
+class _Route:
+    """What every message of one task name shares."""
+
+    queue: str
+    list_key: str
+    exchange: str
+    routing_key: str
+    delivery_mode: int
+    priority: int
+    serializer: str
+    headers: dict[str, Any]  # protocol v2 headers without those of one message (_PER_MESSAGE)
+    embed: dict[str, Any]  # the body's third part: callbacks, errbacks, chain, chord
+
+
+class Envelopes:
+    """Builds message tasks' broker messages for one Celery app (one per process)."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        self._routes: dict[str, _Route] = {}
+        options = app.conf.broker_transport_options or {}
+        self._priority_steps: list[int] = list(
+            options.get("priority_steps", kombu_redis.PRIORITY_STEPS)
+        )
+        self._sep: str = options.get("sep", kombu_redis.Channel.sep)
+        if options.get("global_keyprefix"):
+            raise ValueError("a broker global_keyprefix is not supported by the atomic intake")
+
+    def build(self, handler: Handler, message_id: str, queued_at: float) -> Envelope:
+        """The broker message for a recorded message's task, stamped with when it was queued."""
+        route = self._route(handler)
+        task_id = uuid()
+        args = [handler.integration, message_id]
+        headers = {
+            **route.headers,
+            "id": task_id,
+            "root_id": task_id,
+            "argsrepr": self._argsrepr(args),
+            "origin": anon_nodename(),  # this process's, as Celery stamps it
+            QUEUED_AT_HEADER: queued_at,
+            MESSAGE_HEADER: f"{handler.integration}:{message_id}",
+        }
+        content_type, content_encoding, data = serialize(
+            [args, {}, route.embed], serializer=route.serializer
+        )
+        raw = data.encode(content_encoding or "utf-8") if isinstance(data, str) else data
+        message = {
+            "body": base64.b64encode(raw).decode("ascii"),
+            "content-encoding": content_encoding,
+            "content-type": content_type,
+            "headers": headers,
+            "properties": {
+                "correlation_id": task_id,
+                "reply_to": self.app.thread_oid,
+                "delivery_mode": route.delivery_mode,
+                "delivery_info": {"exchange": route.exchange, "routing_key": route.routing_key},
+                "priority": route.priority,
+                "body_encoding": "base64",
+                "delivery_tag": uuid(),
+            },
+        }
+        return Envelope(route.list_key, envelope_json(message))
+
+    def _route(self, handler: Handler) -> _Route:
+        route = self._routes.get(handler.task_name)
+        if route is None:
+            route = self._routes[handler.task_name] = self._resolve(handler)
+        return route
+
+    def _resolve(self, handler: Handler) -> _Route:
+        """What ``send_task(name, queue=handler.queue)`` decides once per name: the task's own
+        options, the router's queue, the exchange and priority kombu will use."""
+        task = self.app.tasks.get(handler.task_name)
+        exec_options: dict[str, Any] = {}
+        if task is not None:
+            exec_options = {k: v for k, v in task._get_exec_options().items() if v is not None}
+        options = {**exec_options, "queue": handler.queue}
+        time_limit = options.pop("time_limit", None)
+        soft_time_limit = options.pop("soft_time_limit", None)
+        routed = self.app.amqp.router.route(options, handler.task_name, [], {}, task)
+        queue = routed["queue"]
+        exchange_type = queue.exchange.type if queue.exchange is not None else "direct"
+        if exchange_type != "direct":
+            raise ValueError(f"queue {queue.name!r}: only direct exchanges are supported")
+        delivery_mode = getattr(queue.exchange, "delivery_mode", None) or 2
+        priority = self._priority(routed.get("priority") or 0)
+        list_key = f"{queue.name}{self._sep}{priority}" if priority else queue.name
+        headers, _, body, _ = self.app.amqp.as_task_v2(
+            "",
+            handler.task_name,
+            args=[],
+            kwargs={},
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
+            ignore_result=None,
+        )
+        return _Route(
+            headers={k: v for k, v in headers.items() if k not in _PER_MESSAGE},
+            embed=body[2],
+            queue=queue.name,
+            list_key=list_key,
+            exchange="",  # Celery's anonymous exchange for a direct queue: the key is the queue
+            routing_key=queue.name,
+            delivery_mode=delivery_mode,
+            priority=routed.get("priority") or 0,
+            serializer=routed.get("serializer") or self.app.conf.task_serializer,
+        )
+
+    def _argsrepr(self, args: list[str]) -> str:
+        """Celery's ``argsrepr`` header (``saferepr``), which for a short list of short strings
+        is their plain ``repr``: computed the cheap way when it is the same."""
+        maxsize = self.app.amqp.argsrepr_maxsize
+        plain = repr(args)
+        if len(plain) < min(maxsize, _SAFEREPR_PLAIN):
+            return plain
+        return saferepr(args, maxsize, maxlevels=self.app.conf.task_repr_maxlevels)
+
+    def _priority(self, requested: int) -> int:
+        """kombu's priority step for a message priority (``Channel.priority``)."""
+        clamped = max(0, min(9, int(requested)))
+        return self._priority_steps[bisect.bisect(self._priority_steps, clamped) - 1]
