@@ -403,7 +403,11 @@ def _answer(
         except redis.RedisError:
             return replies.unavailable("Redis is unavailable", message_id=message.message_id)
         if record is not None and record.finished:
-            return replies.finished(record)
+            try:
+                ahead = records.parts(integration, message.message_id)
+            except redis.RedisError:
+                return replies.unavailable("Redis is unavailable", message_id=message.message_id)
+            return replies.finished(record, ahead)
         if record is not None:
             return replies.still_running(record, pushed=bool(s.hub_push_url), busy=busy)
     return replies.queued(

@@ -101,12 +101,13 @@ def accepted(message_id: str, what: str) -> Response:
     )
 
 
-def finished(record: Record) -> Response:
-    """The classic answer: 200 on success; 500 when the provider refused or retries ran out."""
+def finished(record: Record, ahead: list[Any]) -> Response:
+    """The classic answer: 200 on success; 500 when the provider refused or retries ran out.
+    ``ahead``: the messages of parts stored ahead of the answer's end, first."""
     answer = record.answer or {"message_id": record.message_id}
     body = {
         "message_id": record.message_id,
-        "messages": answer.get("messages", []),
+        "messages": [*ahead, *answer.get("messages", [])],
         "parameters": answer.get("parameters", []),
         "notifications": answer.get("notifications", []),
     }

@@ -75,28 +75,38 @@ def _encode(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-def push_bodies(answer: dict[str, Any], max_bytes: int) -> list[bytes]:
+def push_bodies(answer: dict[str, Any], max_bytes: int, ahead: int = 0) -> list[bytes]:
     """The answer as one push body, or as parts of at most ``max_bytes`` each (a single message
-    bigger than that goes alone). The same answer always splits the same way."""
+    bigger than that goes alone). The same answer always splits the same way. After ``ahead``
+    parts stored ahead of it (``Records.add_part``), its own parts are numbered after those,
+    and the last carries its parameters and notifications."""
     whole = _encode(answer)
-    if len(whole) <= max_bytes:
+    if not ahead and len(whole) <= max_bytes:
         return [whole]
-    messages = answer.get("messages", [])
+    message_id = answer.get("message_id")
     tail = {
         "parameters": answer.get("parameters", []),
         "notifications": answer.get("notifications", []),
     }
-    envelope = len(
+    groups = message_groups(answer.get("messages", []), max_bytes, _envelope(message_id, tail))
+    parts = ahead + len(groups)
+    return [
         _encode(
             {
-                "message_id": answer.get("message_id"),
-                "part": 99999,
-                "parts": 99999,
-                "messages": [],
-                **tail,
+                "message_id": message_id,
+                "part": number,
+                "parts": parts,
+                "messages": group,
+                **(tail if number == parts else {"parameters": [], "notifications": []}),
             }
         )
-    )
+        for number, group in enumerate(groups, start=ahead + 1)
+    ]
+
+
+def message_groups(messages: list[Any], max_bytes: int, envelope: int) -> list[list[Any]]:
+    """Messages in order, grouped so that each group in a body of ``envelope`` bytes stays
+    within ``max_bytes`` (a message bigger than that alone); always at least one group."""
     groups: list[list[Any]] = [[]]
     size = envelope
     for message in messages:
@@ -106,19 +116,38 @@ def push_bodies(answer: dict[str, Any], max_bytes: int) -> list[bytes]:
             size, grows = envelope, grows - 1
         groups[-1].append(message)
         size += grows
-    parts = len(groups)
-    return [
+    return groups
+
+
+def _envelope(message_id: Any, tail: dict[str, Any] | None = None) -> int:
+    """The size of a part's body with no messages."""
+    empty = {"parameters": [], "notifications": []}
+    return len(
         _encode(
             {
-                "message_id": answer.get("message_id"),
-                "part": number,
-                "parts": parts,
-                "messages": group,
-                **(tail if number == parts else {"parameters": [], "notifications": []}),
+                "message_id": message_id,
+                "part": 99999,
+                "parts": 99999,
+                "messages": [],
+                **(tail or empty),
             }
         )
-        for number, group in enumerate(groups, start=1)
-    ]
+    )
+
+
+def parts_ahead(message_id: str, messages: list[Any], max_bytes: int) -> list[str]:
+    """Messages of an answer stored ahead of its end, as the JSON arrays of the push parts they
+    will go out in (``Records.add_part``)."""
+    if not messages:
+        return []
+    groups = message_groups(messages, max_bytes, _envelope(message_id))
+    return [_encode(group).decode() for group in groups]
+
+
+def part_ahead_body(message_id: str, number: int, parts: int, messages: str) -> bytes:
+    """The push body of a part stored ahead, around its stored JSON array, without parsing it."""
+    head = _encode({"message_id": message_id, "part": number, "parts": parts})[:-1]
+    return head + b',"messages":' + messages.encode() + b',"parameters":[],"notifications":[]}'
 
 
 @lru_cache(maxsize=1)
@@ -155,13 +184,25 @@ def deliver(outbox: Outbox, integration: str, message_id: str, claim: str, s: Se
     if taken is None or not s.hub_push_url:
         return Pushed("stale")
     logs.bind(service=taken.service, attempt=taken.attempts + 1)  # this push's number
-    bodies = push_bodies(taken.answer or {"message_id": message_id}, s.hub_push_max_bytes)
+    bodies = push_bodies(
+        taken.answer or {"message_id": message_id}, s.hub_push_max_bytes, taken.parts_ahead
+    )
+    parts = taken.parts_ahead + len(bodies)
     timeout = _timeout(s, taken.timeouts)
-    for number in range(taken.part, len(bodies) + 1):
-        failure = _push(bodies[number - 1], taken, (number, len(bodies)), s, timeout)
+    for number in range(taken.part, parts + 1):
+        if number <= taken.parts_ahead:
+            stored = patiently(
+                lambda n=number: outbox.part_ahead(integration, message_id, n),
+                PATIENCE_SECONDS,
+                name,
+            )
+            body = part_ahead_body(message_id, number, parts, stored)
+        else:
+            body = bodies[number - taken.parts_ahead - 1]
+        failure = _push(body, taken, (number, parts), s, timeout)
         if failure is not None:
             return _failed(outbox, integration, message_id, claim, taken, failure, timeout, s)
-        if number < len(bodies) and not patiently(
+        if number < parts and not patiently(
             lambda n=number: outbox.part_delivered(integration, message_id, claim, n, longest),
             PATIENCE_SECONDS,
             name,

@@ -120,6 +120,11 @@ def handle(
         records.release(lock, token)
 
 
+class PartRefused(Exception):
+    """A part of the answer could not be stored: the lease is lost or the message finished
+    (another holder runs it); the attempt stops there."""
+
+
 class _Attempt:
     def __init__(
         self,
@@ -195,15 +200,27 @@ class _Attempt:
             store=begun.store,
             attempt=begun.attempt,
             records=self.records,
+            part_store=self._store_part,
         )
         self.watched = job.watched
         return self.handler.handle(job), job.kept
+
+    def _store_part(self, messages: list[Any], kept: list[Keep]) -> None:
+        """``Job.send_ahead``: the messages as push-sized parts, stored under this lease."""
+        parts = delivery.parts_ahead(self.message_id, messages, self.s.hub_push_max_bytes)
+        written = self._patiently(
+            lambda: self.records.add_part(
+                self.integration.name, self.message_id, parts, lease_token=self.lease, keep=kept
+            )
+        )
+        if written != "written":
+            raise PartRefused(f"{self.name}: a part of its answer was refused ({written})")
 
     def _retry_or_die(self, begun: Begun, exc: Exception) -> Handled:
         error = _describe(exc)
         if isinstance(exc, redis.RedisError):
             log.warning("%s: Redis failed under the handler (%s); retrying it", self.name, error)
-        elif not isinstance(exc, ProviderError):
+        elif not isinstance(exc, ProviderError | PartRefused):
             log.exception("%s: unexpected error", self.name)
         now = time.time()
         policy = self.s.handler_retries

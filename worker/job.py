@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -27,6 +27,9 @@ class Job(Generic[P]):
     attempt: int
     records: Records
     _earlier_sends: Any = field(default=None, init=False, repr=False)
+    # Stores messages ahead of the answer's end, with what was kept about them (the handling
+    # sets it; without it ``send_ahead`` keeps everything for the end).
+    part_store: Callable[[list[Any], list[Keep]], None] | None = None
     kept: list[Keep] = field(default_factory=list, init=False, repr=False)
     watched: list[Keep] = field(default_factory=list, init=False, repr=False)
 
@@ -120,9 +123,37 @@ class Job(Generic[P]):
         poll leaves no trace that would hide its results from the next one."""
         self.kept.append((kind, name, value))
 
+    def send_ahead(self, answer: Answer) -> None:
+        """Store the messages the answer holds so far as parts of it, with what the handler
+        kept about them, now (one transaction), and forget them: a poll that reads a hundred
+        thousand shipments answers in batches instead of holding one huge answer. The parts
+        are pushed before the rest of the answer, whatever becomes of this attempt; a later
+        attempt finds their kept values, so nothing is sent twice. Not for a handler that
+        ``watch``es: what it read is checked only when the answer ends."""
+        if self.part_store is None or not answer.messages:
+            return
+        if self.watched:
+            raise RuntimeError("send_ahead is not for a handler that watches what it read")
+        self.part_store([m.model_dump(mode="json") for m in answer.messages], list(self.kept))
+        answer.messages.clear()
+        self.kept.clear()
+
     def recall(self, kind: str, *names: str) -> list[Any]:
         """Values kept by earlier messages of this integration and store (None where absent)."""
         return self.records.recall(self.integration, self.store, kind, list(names))
+
+    def recall_found(self, kind: str, names: Sequence[str], batch: int = 1000) -> dict[str, Any]:
+        """``recall`` for many names, in round trips of ``batch``: the values found, by name
+        (absent ones left out)."""
+        found: dict[str, Any] = {}
+        for first in range(0, len(names), batch):
+            some = names[first : first + batch]
+            found.update(
+                (name, value)
+                for name, value in zip(some, self.recall(kind, *some), strict=True)
+                if value is not None
+            )
+        return found
 
     def watch(self, kind: str, *names: str) -> list[Any]:
         """``recall``, for a decision that must not be made twice: if another message changes

@@ -32,6 +32,7 @@ from worker.records import (
     RECORD_PREFIX,
     Timing,
     member,
+    parts_key,
     record_key,
     split_member,
 )
@@ -72,8 +73,10 @@ if redis.call('HGET', KEYS[1], 'delivery') ~= 'pending' then return false end
 redis.call('HSET', KEYS[1], 'push_claim', '', 'push_holder', ARGV[1])
 redis.call('HSETNX', KEYS[1], 'delivery_since', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-return redis.call('HMGET', KEYS[1], 'answer', 'delivery_attempts', 'delivery_since',
-                  'delivery_id', 'delivery_part', 'delivery_timeouts', 'store', 'service')
+local found = redis.call('HMGET', KEYS[1], 'answer', 'delivery_attempts', 'delivery_since',
+                         'delivery_id', 'delivery_part', 'delivery_timeouts', 'store', 'service')
+found[#found + 1] = redis.call('LLEN', KEYS[3])
+return found
 """
 
 # One part of a multi-part answer reached the hub: the next part is pushed next, and the
@@ -87,7 +90,7 @@ return 1
 """
 
 # The whole answer reached the hub: counted (field ARGV[5] of the deliveries counter KEYS[3]),
-# and off the outbox's ready times (KEYS[4]).
+# and off the outbox's ready times (KEYS[4]); its parts stored ahead (KEYS[5]) expire with it.
 _DELIVERED = """
 if redis.call('HGET', KEYS[1], 'push_holder') ~= ARGV[1] then return 0 end
 redis.call('HINCRBY', KEYS[1], 'delivery_attempts', 1)
@@ -96,6 +99,7 @@ redis.call('HDEL', KEYS[1], 'delivery_error', 'push_holder', 'next_push_at')
 redis.call('ZREM', KEYS[2], ARGV[3])
 redis.call('ZREM', KEYS[4], ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[5], ARGV[4])
 redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
 return 1
 """
@@ -103,7 +107,7 @@ return 1
 # A failed push: schedule the next one (ARGV[5]), or make the delivery dead (''). ARGV[7] says
 # whether it timed out (counted in a row) or failed otherwise (the count starts over). Counted
 # in the deliveries counter KEYS[4] as retrying (field ARGV[8]) or dead (ARGV[9]); a dead one
-# leaves the outbox's ready times (KEYS[5]).
+# leaves the outbox's ready times (KEYS[5]) and its parts stored ahead (KEYS[6]) expire with it.
 _FAILED = """
 if redis.call('HGET', KEYS[1], 'push_holder') ~= ARGV[1] then return 0 end
 redis.call('HINCRBY', KEYS[1], 'delivery_attempts', 1)
@@ -120,6 +124,7 @@ if ARGV[5] == '' then
   redis.call('ZREM', KEYS[2], ARGV[3])
   redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
   redis.call('EXPIRE', KEYS[1], ARGV[6])
+  redis.call('EXPIRE', KEYS[6], ARGV[6])
   redis.call('ZREM', KEYS[5], ARGV[3])
   redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
   return 2
@@ -137,6 +142,7 @@ if redis.call('HGET', KEYS[1], 'delivery') ~= 'dead' then return 0 end
 redis.call('HSET', KEYS[1], 'delivery', 'pending', 'delivery_attempts', '0',
            'delivery_since', ARGV[1], 'delivery_timeouts', '0')
 redis.call('PERSIST', KEYS[1])
+redis.call('PERSIST', KEYS[5])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[4], ARGV[1], ARGV[2])
@@ -161,6 +167,7 @@ class TakenPush:
     timeouts: int  # pushes in a row that timed out
     store: str  # the hub store the message came for
     service: str  # the service that answered the message
+    parts_ahead: int = 0  # parts stored ahead of the answer (``Records.add_part``), pushed first
 
 
 class Outbox:
@@ -210,12 +217,12 @@ class Outbox:
         now = time.time()
         found = self._scripts.run(
             "take",
-            [record_key(integration, message_id), OUTBOX],
+            [record_key(integration, message_id), OUTBOX, parts_key(integration, message_id)],
             [claim, now + push_seconds + 30, member(integration, message_id), repr(now)],
         )
         if not found:
             return None
-        answer, attempts, since, delivery_id, part, timeouts, store, service = found
+        answer, attempts, since, delivery_id, part, timeouts, store, service, ahead = found
         return TakenPush(
             answer=json.loads(answer) if answer else None,
             attempts=int(attempts or 0),
@@ -225,7 +232,15 @@ class Outbox:
             timeouts=int(timeouts or 0),
             store=store or "",
             service=service or "",
+            parts_ahead=int(ahead or 0),
         )
+
+    def part_ahead(self, integration: str, message_id: str, number: int) -> str:
+        """Part ``number`` (from 1) of those stored ahead: the JSON array of its messages."""
+        raw = self.redis.lindex(parts_key(integration, message_id), number - 1)
+        if raw is None:
+            raise LookupError(f"part {number} of {integration}/{message_id} is gone")
+        return raw
 
     def part_delivered(
         self, integration: str, message_id: str, claim: str, part: int, push_seconds: float
@@ -248,6 +263,7 @@ class Outbox:
                     OUTBOX,
                     metrics.DELIVERIES.key,
                     metrics.OUTBOX_READY,
+                    parts_key(integration, message_id),
                 ],
                 [
                     claim,
@@ -278,6 +294,7 @@ class Outbox:
                 DEAD_DELIVERIES,
                 metrics.DELIVERIES.key,
                 metrics.OUTBOX_READY,
+                parts_key(integration, message_id),
             ],
             [
                 claim,
@@ -303,6 +320,7 @@ class Outbox:
                     OUTBOX,
                     DEAD_DELIVERIES,
                     metrics.OUTBOX_READY,
+                    parts_key(integration, message_id),
                 ],
                 [repr(time.time()), member(integration, message_id)],
             )

@@ -102,6 +102,13 @@ def cursor_key(integration: str, store: str) -> str:
     return f"{PREFIX}cursor:{integration}:{store}"
 
 
+def parts_key(integration: str, message_id: str) -> str:
+    """The parts of a message's answer stored ahead of its end (``Records.add_part``): a list,
+    each element a JSON array of hub messages, pushed in order before the rest of the answer.
+    It lives and expires with the record."""
+    return f"{PREFIX}parts:{integration}:{message_id}"
+
+
 def memory_key(integration: str, store: str, kind: str, name: str) -> str:
     return f"{PREFIX}memory:{integration}:{store}:{kind}:{name}"
 
@@ -568,6 +575,12 @@ class Records:
             if not fields or fields.get("status") not in REPLAYABLE:
                 return None
             pipe.multi()
+            if fields.get("delivery") == "delivered":
+                pipe.delete(parts_key(integration, message_id))  # the hub has them
+            else:
+                # Parts stored ahead were kept (written with what the handler kept): the
+                # hub must still get them, with the new answer.
+                pipe.persist(parts_key(integration, message_id))
             pipe.hset(
                 key,
                 mapping={
@@ -739,6 +752,7 @@ class Records:
                 )
             if not push:
                 pipe.expire(key, self.timing.record_ttl_seconds)
+                pipe.expire(parts_key(integration, message_id), self.timing.record_ttl_seconds)
             metrics.increment(
                 pipe, metrics.MESSAGES, integration, service or metrics.UNKNOWN, status
             )
@@ -748,6 +762,49 @@ class Records:
             return "written"
 
         return self.redis.transaction(commit, key, lease, *watched, value_from_callable=True)
+
+    def add_part(
+        self,
+        integration: str,
+        message_id: str,
+        parts: list[str],
+        *,
+        lease_token: str,
+        keep: list[Keep],
+    ) -> Write:
+        """Store parts of the answer ahead of its end (each a JSON array of hub messages), with
+        what the handler keeps about them, in one transaction fenced like ``finish``: a long
+        poll's answer leaves the worker's memory as it is made, and a later attempt (the worker
+        died) finds these already kept, so it neither loses nor repeats them. They are pushed
+        before the rest of the answer, whatever status it ends with."""
+        key, lease = record_key(integration, message_id), lease_key(integration, message_id)
+
+        def commit(pipe: redis.client.Pipeline) -> Write:
+            current, store = pipe.hmget(key, "status", "store")
+            if current is None:
+                return "missing"
+            if current in FINISHED:
+                return "finished"
+            if pipe.get(lease) != lease_token:
+                return "stale"
+            pipe.multi()
+            if parts:
+                pipe.rpush(parts_key(integration, message_id), *parts)
+            for kind, name, value in keep:
+                pipe.set(
+                    memory_key(integration, store or "default", kind, name),
+                    json.dumps(value),
+                    ex=self.timing.memory_ttl_seconds,
+                )
+            return "written"
+
+        return self.redis.transaction(commit, key, lease, value_from_callable=True)
+
+    def parts(self, integration: str, message_id: str) -> list[Any]:
+        """The messages of the parts stored ahead of the answer, in order (all of them: for a
+        hub that waits for the whole answer)."""
+        raw = self.redis.lrange(parts_key(integration, message_id), 0, -1)
+        return [message for part in raw for message in json.loads(part)]
 
     # -- what handlers keep for later messages ---------------------------------------------
     def recall(self, integration: str, store: str, kind: str, names: list[str]) -> list[Any]:

@@ -11,7 +11,8 @@ the README and one line of ``worker.registry.BUILTIN_MODULES``.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any, ClassVar, Self, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -21,6 +22,7 @@ from worker.errors import ConfigurationError, HardError
 from worker.job import Job
 
 S = TypeVar("S", bound=BaseSettings)
+T = TypeVar("T")
 
 
 def read_settings(cls: type[S], provider: str) -> S:
@@ -124,6 +126,14 @@ def invalid_credential(name: str, variable: str, why: str) -> HardError:
         f"Invalid {name}",
         [f"{name} {why}: check the {name} parameter (or {variable}); its value is not shown"],
     )
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Items in lists of ``size`` (the last shorter), read lazily: Python 3.12's
+    ``itertools.batched``, for 3.11."""
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
 
 
 def listing(names: Sequence[str], limit: int = 50) -> str:

@@ -16,7 +16,7 @@ from worker import registry
 from worker.errors import HardError
 from worker.hub import Answer, PollPayload, ShipmentReady
 from worker.integrations.dotcom.client import Credentials, DotcomClient
-from worker.integrations.dotcom.documents import is_duplicate_order
+from worker.integrations.dotcom.documents import Release, is_duplicate_order
 from worker.integrations.dotcom.mapping import (
     DotcomOrder,
     SentShipment,
@@ -38,7 +38,7 @@ from worker.integrations.dotcom.settings import (
     dotcom_settings,
     load_config,
 )
-from worker.integrations.kit import credential, invalid_credential, listing
+from worker.integrations.kit import batched, credential, invalid_credential
 from worker.job import Job
 from worker.registry import Integration, Requirement, Schedule
 
@@ -48,7 +48,8 @@ SENT_NOTICE = "Successfully Sent Shipment to Dotcom Distribution"  # the seed's 
 REFUSED = "Dotcom Distribution refused the shipment"
 ALREADY_SENT = "Shipment already sent to Dotcom Distribution"
 POLLED = "Polled Dotcom Distribution shipments"
-RECALL_BATCH = 1000
+RECALL_BATCH = 1000  # releases read from memory, confirmed and sent ahead together
+UNKNOWN_SHOWN = 50
 
 dotcom = registry.register(
     Integration(
@@ -147,19 +148,6 @@ def order_content(order: DotcomOrder) -> dict[str, Any]:
     return json.loads(json.dumps(content, default=str))
 
 
-def recall_all(job: Job[Any], kind: str, names: Sequence[str]) -> dict[str, Any]:
-    """What earlier messages kept under these names (absent ones left out), in batches."""
-    found: dict[str, Any] = {}
-    for first in range(0, len(names), RECALL_BATCH):
-        batch = names[first : first + RECALL_BATCH]
-        found.update(
-            (name, value)
-            for name, value in zip(batch, job.recall(kind, *batch), strict=True)
-            if value is not None
-        )
-    return found
-
-
 def cursor_of(job: Job[Any], zone: ZoneInfo) -> tuple[str | None, datetime | None]:
     raw = job.parameters.get(CURSOR)
     if raw in (None, ""):
@@ -199,11 +187,64 @@ def poll_shipment_results(job: Job[PollPayload]) -> Answer:
         ).add_parameter(CURSOR, raw_cursor or dotcom_time(window.start, zone))
 
     url = shipments_url(s.base_url, window.query_start, window.end, zone)
-    releases = {r.key: r for r in client.shipments(url) if r.shipped}
-    confirmed = recall_all(job, "confirmed", list(releases))
+    tally = PollTally()
+    for batch in batched((r for r in client.shipments(url) if r.shipped), RECALL_BATCH):
+        # The batch before this one leaves memory, stored with what it kept: the answer never
+        # holds more than one batch (a poll of one batch answers in one piece, as ever).
+        job.send_ahead(answer)
+        confirm_new(job, answer, batch, zone, tally)
+    if tally.unknown:
+        answer.notify(
+            "warn",
+            "Shipments this endpoint did not send",
+            f"No record of sending {tally.unknown_listing()} to {PROVIDER}: their "
+            "shipment:confirm messages carry no order_number",
+        )
+    summary = f"{tally.new} new shipment(s) {span}" if tally.new else f"No new shipments {span}"
+    if tally.already:
+        summary += f"; {tally.already} already confirmed"
+    answer.notify("info", POLLED, summary)
+    return answer.add_parameter(CURSOR, dotcom_time(window.end, zone))
+
+
+@dataclasses.dataclass
+class PollTally:
+    """What a poll found, counted as its releases stream by (its notifications)."""
+
+    new: int = 0
+    already: int = 0
+    unknown: dict[str, None] = dataclasses.field(default_factory=dict)  # the first names
+    more_unknown: int = 0
+
+    def add_unknown(self, client_order_number: str) -> None:
+        if client_order_number in self.unknown:
+            return
+        if len(self.unknown) < UNKNOWN_SHOWN:
+            self.unknown[client_order_number] = None
+        else:
+            self.more_unknown += 1  # not told apart beyond the names shown: memory stays flat
+
+    def unknown_listing(self) -> str:
+        shown = ", ".join(self.unknown)
+        return f"{shown} and {self.more_unknown} more" if self.more_unknown else shown
+
+
+def confirm_new(
+    job: Job[Any], answer: Answer, batch: Sequence[Release], zone: ZoneInfo, tally: PollTally
+) -> None:
+    """Confirm the releases of this batch no earlier message confirmed (each once)."""
+    releases = {r.key: r for r in batch}
+    confirmed = job.recall_found("confirmed", list(releases))
     new = [release for key, release in releases.items() if key not in confirmed]
-    sent = recall_all(job, "sent", distinct(r.client_order_number for r in new))
-    unknown: list[str] = []
+    sent = job.recall_found("sent", distinct(r.client_order_number for r in new))
+    # Confirmed by an earlier attempt of this very poll: in its answer, sent ahead.
+    ours = sum(
+        1
+        for kept in confirmed.values()
+        if isinstance(kept, dict) and kept.get("message_id") == job.message_id
+    )
+    tally.new += ours
+    tally.already += len(releases) - len(new) - ours
     for release in new:
         record = SentShipment.from_memory(sent.get(release.client_order_number))
         confirmed_shipment = shipment_confirmation(release, zone, record)
@@ -215,18 +256,6 @@ def poll_shipment_results(job: Job[PollPayload]) -> Answer:
             release.key,
             {"message_id": job.message_id, "tracking": confirmed_shipment.tracking},
         )
+        tally.new += 1
         if record is None or record.order_number is None:
-            unknown.append(release.client_order_number)
-    if unknown:
-        answer.notify(
-            "warn",
-            "Shipments this endpoint did not send",
-            f"No record of sending {listing(distinct(unknown))} to {PROVIDER}: their "
-            "shipment:confirm messages carry no order_number",
-        )
-    already = len(releases) - len(new)
-    summary = f"{len(new)} new shipment(s) {span}" if new else f"No new shipments {span}"
-    if already:
-        summary += f"; {already} already confirmed"
-    answer.notify("info", POLLED, summary)
-    return answer.add_parameter(CURSOR, dotcom_time(window.end, zone))
+            tally.add_unknown(release.client_order_number)

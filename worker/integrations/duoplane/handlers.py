@@ -11,7 +11,8 @@ read, so a create that landed while its worker died is found on the repeat, not 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,7 +41,7 @@ from worker.integrations.duoplane.settings import (
     duoplane_settings,
     load_config,
 )
-from worker.integrations.kit import credential, invalid_credential, listing
+from worker.integrations.kit import batched, credential, invalid_credential, listing
 from worker.job import Job
 from worker.pacing import Bucket
 from worker.registry import Integration, Requirement, Schedule
@@ -54,7 +55,7 @@ REFUSED = "Duoplane refused the shipment"
 POLLED = "Polled Duoplane shipments"
 DELIVERED = "delivered"  # per confirmation (delivered_key): what send_tracking created
 CONFIRMED = "confirmed"  # per Duoplane shipment id: the hub knows it (sent or polled)
-RECALL_BATCH = 1000
+BATCH = 1000  # shipments confirmed and sent ahead together
 
 duoplane = registry.register(
     Integration(
@@ -196,19 +197,6 @@ def cursor_of(job: Job[Any]) -> datetime | None:
         ) from None
 
 
-def recall_all(job: Job[Any], kind: str, names: Sequence[str]) -> dict[str, Any]:
-    """What earlier messages kept under these names (absent ones left out), in batches."""
-    found: dict[str, Any] = {}
-    for first in range(0, len(names), RECALL_BATCH):
-        batch = names[first : first + RECALL_BATCH]
-        found.update(
-            (name, value)
-            for name, value in zip(batch, job.recall(kind, *batch), strict=True)
-            if value is not None
-        )
-    return found
-
-
 @duoplane.service(
     "tracking",
     message="duoplane:shipment_results:poll",
@@ -229,14 +217,53 @@ def poll_shipments(job: Job[PollPayload]) -> Answer:
         timedelta(seconds=s.poll_overlap_seconds),
         timedelta(hours=s.first_poll_lookback_hours),
     )
-    latest: dict[int, ApiShipment] = {}
-    pages = 0
-    for page in client.shipment_pages({"updated_at_min": query_time(start)}, s.page_size):
-        pages += 1
-        latest.update((shipment.id, shipment) for shipment in shipments_of(page))
-    confirmed = recall_all(job, CONFIRMED, [str(i) for i in latest])
-    new = [shipment for i, shipment in latest.items() if str(i) not in confirmed]
     answer = job.answer()
+    tally = PollTally()
+    pages = client.shipment_pages({"updated_at_min": query_time(start)}, s.page_size)
+    for batch in batched(tally.shipments(pages), BATCH):
+        # The batch before this one leaves memory, stored with what it kept (so a shipment seen
+        # again on a later page is already confirmed); one batch answers in one piece.
+        job.send_ahead(answer)
+        confirm_new(job, answer, batch, tally)
+    span = f"updated since {query_time(start)} ({tally.pages} page(s))"
+    summary = f"{tally.new} new shipment(s) {span}" if tally.new else f"No new shipments {span}"
+    if tally.already:
+        summary += f"; {tally.already} already confirmed"
+    answer.notify("info", POLLED, summary)
+    return answer.add_parameter(CURSOR, query_time(now))
+
+
+@dataclass
+class PollTally:
+    """What a poll found, counted as its shipments stream by."""
+
+    new: int = 0
+    already: int = 0
+    pages: int = 0
+
+    def shipments(self, pages: Iterable[Sequence[dict[str, Any]]]) -> Iterator[ApiShipment]:
+        """The shipments of page after page, counting the pages."""
+        for page in pages:
+            self.pages += 1
+            yield from shipments_of(page)
+
+
+def confirm_new(
+    job: Job[Any], answer: Answer, batch: Sequence[ApiShipment], tally: PollTally
+) -> None:
+    """Confirm the shipments of this batch no earlier message confirmed (each once; the latest
+    row of a shipment the batch holds twice)."""
+    latest = {shipment.id: shipment for shipment in batch}
+    confirmed = job.recall_found(CONFIRMED, [str(i) for i in latest])
+    new = [shipment for i, shipment in latest.items() if str(i) not in confirmed]
+    # Confirmed by an earlier attempt of this very poll: in its answer, sent ahead.
+    ours = sum(
+        1
+        for kept in confirmed.values()
+        if isinstance(kept, dict) and kept.get("message_id") == job.message_id
+    )
+    tally.new += len(new) + ours
+    tally.already += len(latest) - len(new) - ours
     for shipment in new:
         answer.confirm(confirmation(shipment))
         job.keep(
@@ -244,9 +271,3 @@ def poll_shipments(job: Job[PollPayload]) -> Answer:
             str(shipment.id),
             {"message_id": job.message_id, "tracking": shipment.tracking_numbers},
         )
-    span = f"updated since {query_time(start)} ({pages} page(s))"
-    summary = f"{len(new)} new shipment(s) {span}" if new else f"No new shipments {span}"
-    if len(latest) > len(new):
-        summary += f"; {len(latest) - len(new)} already confirmed"
-    answer.notify("info", POLLED, summary)
-    return answer.add_parameter(CURSOR, query_time(now))
