@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import requests
 
-from worker import logs
+from worker import logs, replication
 from worker.outbox import Outbox, TakenPush
 from worker.patience import patiently
 from worker.provider_http import excerpt, pooled_session, retry_after_seconds
@@ -212,6 +212,7 @@ def deliver(outbox: Outbox, integration: str, message_id: str, claim: str, s: Se
         lambda: outbox.delivered(integration, message_id, claim), PATIENCE_SECONDS, name
     ):
         log.warning("push of %s/%s landed after its claim was superseded", integration, message_id)
+    replication.replicated(outbox.redis, name)  # else a failover may push it again (same id)
     return Pushed("delivered")
 
 

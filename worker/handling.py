@@ -34,7 +34,7 @@ from typing import Any, Literal, TypeVar
 import redis
 from pydantic import ValidationError
 
-from worker import delivery, leases, logs, metrics
+from worker import delivery, leases, logs, metrics, replication
 from worker.deadline import Deadline, DeadlineExceeded
 from worker.errors import HardError, ProviderError, TransientError
 from worker.hub import Answer, HubMessage, fold_parameters, qualify
@@ -287,7 +287,8 @@ class _Attempt:
         if written != "written":
             self._write_observed()
             return Handled(written)
-        if self.s.hub_push_url:
+        # Pushed now once replicas have the answer; else by the scheduler, once they have it.
+        if self.s.hub_push_url and replication.replicated(self.records.redis, self.name):
             delivery.push_soon(self.outbox, integration, self.message_id)
         return Handled(status, _summary(answer) if error is None else error)
 

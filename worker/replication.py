@@ -1,6 +1,8 @@
 """Replicas: with ``REDIS_MIN_REPLICAS_ACKED`` set, the receiver answers 200 only after that many
 replicas have the message's record, so that a failover to one of them (Redis Sentinel) loses
-nothing that was acknowledged.
+nothing that was acknowledged. Workers wait for them too before they push an answer (a failover
+that lost the answer would have the message handled and pushed again) and after a push (it would
+be pushed again).
 
 Redis replicates asynchronously: a primary that dies can take its last writes with it, and the
 replica promoted in its place never had them. ``WAIT n timeout`` blocks until ``n`` replicas have
@@ -14,9 +16,13 @@ a replica has the record it finds.
 
 from __future__ import annotations
 
+import logging
+
 import redis
 
 from worker.settings import settings
+
+log = logging.getLogger(__name__)
 
 # Written on every confirmation (one small key, always the same).
 MARK = "shiphub:replicated"
@@ -45,3 +51,15 @@ def confirm(
         _, acknowledged = pipe.execute()
     if acknowledged < wanted:
         raise NotOnReplicas(f"{acknowledged} of {wanted} replicas acknowledged in {seconds:g} s")
+
+
+def replicated(client: redis.Redis, what: str) -> bool:
+    """``confirm`` for a worker, where nobody waits for a 200: True once enough replicas have
+    every write so far (at once without ``REDIS_MIN_REPLICAS_ACKED``); False (logged) when they
+    do not in time, or Redis is away."""
+    try:
+        confirm(client)
+    except redis.RedisError as exc:
+        log.warning("%s: not on enough Redis replicas yet (%s)", what, exc)
+        return False
+    return True

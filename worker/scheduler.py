@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from worker import registry
+from worker import registry, replication
 from worker.intake import Publish
 from worker.outbox import Outbox
 from worker.records import PREFIX, Records
@@ -80,6 +80,10 @@ class Scheduler:
         return published
 
     def push_due(self, now: float) -> int:
+        """Start a push of every due answer, once replicas have every answer written so far
+        (``REDIS_MIN_REPLICAS_ACKED``: one wait covers the whole tick)."""
+        if not replication.replicated(self.outbox.redis, "answers due to be pushed"):
+            return 0
         started = 0
         for claimed in self.outbox.claim_due(now):
             try:
