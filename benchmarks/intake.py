@@ -1,0 +1,102 @@
+"""Intake against its floors, in interleaved rounds: the receiver rows of ``benchmarks.floors``
+measured round after round, each round running (b) one round trip, (c) the naive floor and
+(d) shiphub's intake of new messages one after the other, so that a machine whose load drifts
+during the run moves every row alike. It prints each round's ratios and their medians.
+
+    python -m benchmarks.intake [--rounds 5] [--seconds 10] [--connections 50]
+
+The target (issue 11): new messages at >= 0.8 of one round trip, p99 no worse than the naive
+floor's. Every app is served by the Procfile's own ``web`` line; wrk drives it with
+``benchmarks/wrk/messages.lua`` (a unique message id and shipment number per request).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from dataclasses import dataclass
+
+from benchmarks.floors import (
+    DOTCOM_ENV,
+    PATH,
+    Load,
+    load_line,
+    machine,
+    require_wrk,
+    run_tag,
+    settle,
+    template_file,
+    web,
+    wrk,
+)
+from tests.support.stack import RedisServer, Stack
+
+ROWS = (
+    ("(b) one round trip", "benchmarks.floor_apps:one_round_trip"),
+    ("(c) naive floor", "benchmarks.floor_apps:naive"),
+    ("(d) shiphub, new messages", "endpoint.wsgi:app"),
+)
+
+
+@dataclass(frozen=True)
+class Round:
+    b: Load
+    c: Load
+    d: Load
+
+    def line(self, number: int) -> str:
+        b, c, d = self.b, self.c, self.d
+        return (
+            f"round {number}: (d) {d.rate:6.0f} req/s   (d)/(b) {d.rate / b.rate:.2f}   "
+            f"(d)/(c) {d.rate / c.rate:.2f}   p99 (d) {d.p99_ms:.1f} ms vs (c) {c.p99_ms:.1f} ms"
+        )
+
+
+def one_round(stack: Stack, server: RedisServer, args: argparse.Namespace) -> Round:
+    url, template, loads = f"{stack.url}{PATH}", template_file(), []
+    for name, spec in ROWS:
+        with web(stack, spec, name.split()[0].strip("()")):
+            wrk(url, template, run_tag(), args.warmup, args.connections)
+            settle(server.client())
+            load = wrk(url, template, run_tag(), args.seconds, args.connections)
+            print(load_line(name, load), flush=True)
+            loads.append(load)
+    return Round(*loads)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args()
+    require_wrk()
+    server = RedisServer().start()
+    stack = Stack(server, {**DOTCOM_ENV, "DOTCOM_API_URL": "http://127.0.0.1:9/unused"})
+    rounds: list[Round] = []
+    try:
+        print(machine(server), flush=True)
+        for number in range(1, args.rounds + 1):
+            rounds.append(one_round(stack, server, args))
+            print(rounds[-1].line(number), flush=True)
+            server.client().flushall()  # each round starts from an empty Redis
+    finally:
+        stack.stop()
+        server.stop()
+    median = statistics.median
+    print("\n" + "=" * 100)
+    for number, found in enumerate(rounds, start=1):
+        print(found.line(number))
+    print(
+        f"medians over {len(rounds)} rounds: (b) {median(r.b.rate for r in rounds):.0f}  "
+        f"(c) {median(r.c.rate for r in rounds):.0f}  (d) {median(r.d.rate for r in rounds):.0f}"
+        f" req/s;  (d)/(b) {median(r.d.rate / r.b.rate for r in rounds):.2f}  "
+        f"(d)/(c) {median(r.d.rate / r.c.rate for r in rounds):.2f};  p99 (d) "
+        f"{median(r.d.p99_ms for r in rounds):.1f} ms, (c) {median(r.c.p99_ms for r in rounds):.1f}"
+        f" ms, (b) {median(r.b.p99_ms for r in rounds):.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
