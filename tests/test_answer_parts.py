@@ -5,13 +5,12 @@ written with what the handler kept, pushed first and in order, living as long as
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from tests.test_delivery import Hub
 from worker.delivery import deliver, part_ahead_body, parts_ahead, push_bodies
 from worker.outbox import Outbox
 from worker.records import Records, lease_key, parts_key
@@ -24,32 +23,9 @@ def confirm(number: int) -> dict[str, Any]:
     return {"message": "shipment:confirm", "payload": {"shipment": {"number": f"H{number:05d}"}}}
 
 
-class Hub:
-    """Takes every push (200) and keeps its body and part header, in order."""
-
-    def __init__(self) -> None:
-        self.pushes: list[tuple[str, dict[str, Any]]] = []
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                hub.pushes.append((self.headers["X-Hub-Delivery-Part"], json.loads(body)))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
 @pytest.fixture
 def hub() -> Iterator[Hub]:
-    running = Hub()
+    running = Hub(status=200)
     yield running
     running.server.shutdown()
 

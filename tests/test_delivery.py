@@ -3,10 +3,12 @@ Retry-After, no redirects."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -18,11 +20,13 @@ from worker.settings import Settings
 
 
 class Hub:
-    """Answers pushes with ``status`` (and ``headers``); counts what reaches each path."""
+    """Answers pushes with ``status`` (and ``headers``); counts what reaches each path, and keeps
+    each push's ``X-Hub-Delivery-Part`` and body in order."""
 
-    def __init__(self) -> None:
-        self.status, self.headers = 503, {}
+    def __init__(self, status: int = 503) -> None:
+        self.status, self.headers = status, {}
         self.hits: dict[str, int] = {}
+        self.pushes: list[tuple[str, dict[str, Any]]] = []
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -30,8 +34,10 @@ class Hub:
                 pass
 
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 hub.hits[self.path] = hub.hits.get(self.path, 0) + 1
+                part = self.headers.get("X-Hub-Delivery-Part", "")
+                hub.pushes.append((part, json.loads(body) if body else {}))
                 status = 200 if self.path == "/elsewhere" else hub.status
                 self.send_response(status)
                 for name, value in hub.headers.items():

@@ -320,6 +320,20 @@ class Record:
         return view
 
 
+def _fenced(
+    pipe: redis.client.Pipeline, status: str | None, lease: str, lease_token: str
+) -> Write | None:
+    """Why a handler's write must not be applied (the record is gone, the message finished, the
+    lease is another holder's), read in a watched transaction; None: it may."""
+    if status is None:
+        return "missing"
+    if status in FINISHED:
+        return "finished"
+    if pipe.get(lease) != lease_token:
+        return "stale"
+    return None
+
+
 def _iso(epoch: str | None) -> str | None:
     if not epoch:
         return None
@@ -697,12 +711,8 @@ class Records:
 
         def commit(pipe: redis.client.Pipeline) -> Write:
             current, store, service = pipe.hmget(key, "status", "store", "service")
-            if current is None:
-                return "missing"
-            if current in FINISHED:
-                return "finished"
-            if pipe.get(lease) != lease_token:
-                return "stale"
+            if refused := _fenced(pipe, current, lease, lease_token):
+                return refused
             if watched:
                 now_there = pipe.mget(list(watched))
                 if any(
@@ -781,12 +791,8 @@ class Records:
 
         def commit(pipe: redis.client.Pipeline) -> Write:
             current, store = pipe.hmget(key, "status", "store")
-            if current is None:
-                return "missing"
-            if current in FINISHED:
-                return "finished"
-            if pipe.get(lease) != lease_token:
-                return "stale"
+            if refused := _fenced(pipe, current, lease, lease_token):
+                return refused
             pipe.multi()
             if parts:
                 pipe.rpush(parts_key(integration, message_id), *parts)
