@@ -104,12 +104,19 @@ class SimulatorState:
         self.lock = threading.Lock()
         self.orders: dict[str, StoredOrder] = {}
         self.releases: dict[tuple[str, str], Release] = {}
+        # Each client order's Dotcom number, as its releases carry it (found without a scan).
+        self.dcd_numbers: dict[str, str] = {}
         self.requests: dict[str, int] = dict.fromkeys(API_ROUTES, 0)
         # Not reset by /_sim/reset: numbers stay unique for the life of the process.
         self._sequence = itertools.count(1)
 
+    def keep_release(self, release: Release) -> None:
+        self.releases[(release.client_order_number, release.release)] = release
+        self.dcd_numbers.setdefault(release.client_order_number, release.dcd_order_number)
+
     def reset(self) -> None:
         self.orders.clear()
+        self.dcd_numbers.clear()
         self.releases.clear()
         self.requests = dict.fromkeys(API_ROUTES, 0)
 

@@ -103,7 +103,7 @@ class DotcomSimulator:
             order_date=stored.order_date,
             ship_to=stored.ship_to,
         )
-        self.state.releases[(number, "01")] = release
+        self.state.keep_release(release)
 
     def _default_items(self, order: ET.Element) -> list[ShipItem]:
         """Everything ships at once: one UPS Ground carton, one tracking number."""
@@ -180,7 +180,7 @@ class DotcomSimulator:
         """Add (or replace, for the same order and release number) a shipment release."""
         with self.state.lock:
             release = self._release_from_json(payload)
-            self.state.releases[(release.client_order_number, release.release)] = release
+            self.state.keep_release(release)
         return release
 
     def _release_from_json(self, payload: Mapping[str, Any]) -> Release:
@@ -212,10 +212,7 @@ class DotcomSimulator:
         stored = self.state.orders.get(client_order_number)
         if stored:
             return stored.dcd_order_number
-        for (number, _), release in self.state.releases.items():
-            if number == client_order_number:
-                return release.dcd_order_number
-        return self._new_dcd_order_number()
+        return self.state.dcd_numbers.get(client_order_number) or self._new_dcd_order_number()
 
     def _item_from_json(self, raw: Any) -> ShipItem:
         if not isinstance(raw, Mapping):
