@@ -5,7 +5,8 @@ checkout (the Procfile, ``bin/run``, the tests) gets the same structured lines a
 (``worker.logs``): gunicorn's error log (the master's and its workers' lines) and its access
 log, one line per request, go through the root logger's handler at ``LOG_LEVEL``. An access line
 gives the method, the path without its query string (a query may carry a secret), the status,
-the size and the time taken, and the message it was about; never a request header.
+the size and the time taken, and the message it was about (for a message or event offered, what
+became of it: the intake); never a request header.
 """
 
 from __future__ import annotations
@@ -36,14 +37,19 @@ class StructuredLogger(glogging.Logger):
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
         method, path = environ.get("REQUEST_METHOD", "-"), environ.get("PATH_INFO", "-")
         duration_ms = round(request_time.total_seconds() * 1000, 1)
+        # A message or event offered: what became of it rides on this line (``endpoint.app``).
+        level, words, intake = environ.get(logs.INTAKE_ENVIRON, (logging.INFO, "", {}))
         try:
-            self.access_log.info(
-                "%s %s %s in %s ms",
+            self.access_log.log(
+                level,
+                "%s %s %s in %s ms%s",
                 method,
                 path,
                 status,
                 duration_ms,
+                f": {words}" if words else "",
                 extra={
+                    **intake,
                     "method": method,
                     "path": path,
                     "status": int(status),

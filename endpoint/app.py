@@ -313,15 +313,20 @@ def create_app(
 
 def _log_intake(response: Response) -> None:
     """One line per message or event offered: what became of it, the status code, and why it
-    was refused (the reply's subject, or the webhook's verification problem; never the body)."""
+    was refused (the reply's subject, or the webhook's verification problem; never the body).
+    Under gunicorn it is the request's access line (``gunicorn.conf.py``)."""
     outcome = g.get("intake", "refused")
     status = response.status_code
     reason = g.get("intake_reason") or (_subject(response) if outcome == "refused" else None)
     if outcome == "conflict":
         reason = "this message_id was received with another body"
-    line = f"intake {outcome}: HTTP {status}" + (f" ({reason})" if reason else "")
+    words = f"intake {outcome}" + (f" ({reason})" if reason else "")
     fields = {"intake": outcome, "status": status, **({"reason": reason} if reason else {})}
-    log.log(_intake_level(outcome, status), line, extra=fields)
+    level = _intake_level(outcome, status)
+    if "gunicorn.socket" in request.environ:  # the access line says it, with the request's facts
+        request.environ[logs.INTAKE_ENVIRON] = (level, words, fields)
+    else:
+        log.log(level, f"{words}: HTTP {status}", extra=fields)
 
 
 def _intake_level(outcome: str, status: int) -> int:

@@ -48,6 +48,9 @@ SECRET_SUFFIXES = ("_KEY", "_PASSWORD", "_SECRET", "_TOKEN")
 # Record attributes that are not fields of a line: Celery passes its message's formatting
 # arguments (task arguments, a traceback's text) as ``data``, already in the message.
 _NOT_FIELDS = (*RESERVED_ATTRS, "data", "taskName")
+# Where the receiver leaves what became of a message it was offered (level, words, fields) for
+# gunicorn's access line to carry: one line per request, not an intake line and an access line.
+INTAKE_ENVIRON = "shiphub.intake"
 _MARK = "_shiphub_logs"
 
 _EMPTY: MappingProxyType[str, Any] = MappingProxyType({})

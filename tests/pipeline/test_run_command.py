@@ -229,7 +229,7 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
         # Every command the README shows, in order, right after the demo.
         said = walk_the_readme(ports, tmp_path, env)
         # jq follows that message through the receiver's and the worker's logs.
-        assert '"logger":"endpoint.app"' in said and '"attempt":1' in said, said
+        assert "intake queued" in said and '"attempt":1' in said, said
         # Insecure development mode (no ENDPOINT_KEY): the receiver listens on loopback only.
         assert listening_addresses(int(ports["PORT"])) == {"127.0.0.1"}
         for name in (
