@@ -16,6 +16,7 @@ from worker import registry
 from worker.errors import HardError
 from worker.hub import PollPayload, ShipmentReady
 from worker.integrations.dotcom.handlers import dotcom, poll_shipment_results, send_shipment
+from worker.integrations.dotcom.settings import dotcom_settings
 from worker.job import Job
 from worker.polling import Poll, configured_polls
 from worker.records import Records
@@ -125,3 +126,16 @@ def test_web_worker_and_beat_refuse_to_start_with_an_invalid_url(bad_url_stack: 
 
     bad_url_stack.start_beat()
     assert_exited_naming(bad_url_stack, "beat", "DOTCOM_API_URL")
+
+
+def test_settings_are_read_once_and_again_when_a_variable_changes(
+    account: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOTCOM_API_URL", "http://127.0.0.1:9/one")
+    first = dotcom_settings()
+    assert dotcom_settings() is first  # not parsed again per message
+    monkeypatch.setenv("DOTCOM_API_URL", "http://127.0.0.1:9/two")
+    assert dotcom_settings().api_url == "http://127.0.0.1:9/two"
+    monkeypatch.setenv("DOTCOM_READ_TIMEOUT_SECONDS", "-1")
+    with pytest.raises(HardError, match="DOTCOM_READ_TIMEOUT_SECONDS"):
+        dotcom_settings()

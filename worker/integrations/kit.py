@@ -10,8 +10,10 @@ the README and one line of ``worker.registry.BUILTIN_MODULES``.
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import lru_cache
 from itertools import islice
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -27,7 +29,18 @@ T = TypeVar("T")
 
 def read_settings(cls: type[S], provider: str) -> S:
     """The provider's settings from the environment; a bad value is a HardError naming the
-    variable (its value is not repeated: it could be a secret)."""
+    variable (its value is not repeated: it could be a secret).
+
+    Read again only when one of the class's variables changed: reading them costs a
+    millisecond or more (pydantic-settings looks at every variable), twice per message."""
+    prefix = str(cls.model_config.get("env_prefix", "")).upper()
+    variables = tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(prefix)))
+    return _read_settings(cls, provider, variables)
+
+
+@lru_cache(maxsize=64)
+def _read_settings(cls: type[S], provider: str, variables: tuple[tuple[str, str], ...]) -> S:
+    del variables  # the cache's key: what the environment held for this class
     try:
         return cls()
     except ValidationError as exc:
