@@ -95,6 +95,18 @@ class _ClosedIsAConnectionError:
             raise redis.ConnectionError("the broker channel was used after its connection closed")
         return super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
 
+    def _create_client(self, asynchronous: bool = False) -> redis.Redis:
+        """One client per connection pool: kombu makes a new one for each call that needs a
+        client (every ack), and making a redis-py client costs more than the command it sends.
+        The client is thread-safe: each command takes a connection from the pool."""
+        if asynchronous:
+            return super()._create_client(asynchronous=True)  # type: ignore[misc]
+        pool = self.pool  # type: ignore[attr-defined]
+        cached = self.__dict__.get("_client_for_pool")
+        if cached is None or cached[0] is not pool:
+            cached = self.__dict__["_client_for_pool"] = (pool, super()._create_client())  # type: ignore[misc]
+        return cached[1]
+
     def close(self) -> None:
         if self._in_poll:  # read the pending BRPOP reply, tolerating a broker that is gone
             try:
