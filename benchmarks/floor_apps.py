@@ -12,17 +12,26 @@ distance between a floor and shiphub's receiver is what shiphub adds, not a diff
 
 Each answers 200 ``{"status": "queued"}`` for a new id and ``{"status": "duplicate"}`` for one
 it has seen, so a client sees the same kind of reply as from shiphub.
+
+The drains' floor is ``drain_floor``, a Celery app with shiphub's ``celeryconfig`` (transport,
+prefetch, late acks) and task events (batched, ``worker.app.TaskEventBatches``), its workers
+started as the drains start shiphub's (threads pool, 16). Its one task ``floor.wait`` only
+sleeps as long as the provider call would take and counts itself done (one ``INCR``): what
+Celery and kombu can drain at best on this machine, so that the distance between it and
+shiphub's drain is what shiphub's handling adds.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from functools import lru_cache
 
 import redis
 from celery import Celery
 from flask import Flask, Response, jsonify, request
 
+from worker.app import TaskEventBatches
 from worker.runtime import redis_client
 
 # Where the naive floor publishes: a queue no worker listens to (the run deletes it afterwards).
@@ -89,3 +98,21 @@ def naive_post(integration: str, service: str) -> Response:
         return jsonify(message_id=message_id, status="duplicate")
     _celery().send_task(FLOOR_TASK, args=[integration, message_id], queue=FLOOR_QUEUE)
     return jsonify(message_id=message_id, status="queued")
+
+
+# --------------------------------------------------------------------------------------------
+# The drains' floor: a Celery worker with nothing to do but wait
+
+DRAIN_QUEUE = "floor-drain"
+DRAIN_TASK = "floor.wait"
+
+drain_floor = Celery("floor-drain")
+drain_floor.config_from_object("celeryconfig")
+drain_floor.steps["consumer"].add(TaskEventBatches)  # as shiphub's workers send task events
+
+
+@drain_floor.task(name=DRAIN_TASK)
+def wait(seconds: float, counter: str) -> None:
+    """Stand in for a handler whose provider call takes ``seconds``, then count one done."""
+    time.sleep(seconds)
+    _redis().incr(counter)

@@ -1,6 +1,7 @@
 """Floors: how far shiphub is from what its parts can do at best, measured in one run.
 
-    python -m benchmarks.floors [--quick] [--seconds 10] [--connections 50] [--releases 20000]
+    python -m benchmarks.floors [--quick] [--seconds 10] [--connections 50]
+                                [--releases 100000] [--shipments 10000]
                                 [--skip receiver profile handling pushes memory poll]
 
 Everything runs on loopback with the real pieces (redis-server with AOF, gunicorn as the
@@ -14,11 +15,13 @@ ratio against floors measured in the same run:
    (e) the same messages again (duplicates). Then the Redis commands each message costs
    (``MONITOR``) and where the receiver's time goes (py-spy, if installed);
 2. handling: a backlog whose Dotcom calls take 100 ms, drained by one worker process (threads,
-   16) and by two, against the bound concurrency / latency;
+   16) and by two, against the bound concurrency / latency, each after Celery's own floor
+   (tasks that only sleep 100 ms, ``benchmarks.floor_apps.drain_floor``);
 3. pushes: an outbox drained against a hub that answers in 50 ms, against the same bound;
 4. Redis memory per finished message, and what is left of it after ``RECORD_TTL_SECONDS``;
-5. a Dotcom poll of ``--releases`` shipped releases (20,000; ``--releases 100000`` for the
-   issue's figure): wall time, the worker's peak RSS growth, Redis memory per release.
+5. big polls (``benchmarks.polls``): a Dotcom poll of ``--releases`` shipped releases (100,000)
+   and a Duoplane poll of ``--shipments`` shipments (10,000): wall time, when the answer's last
+   part was pushed, the worker's peak RSS growth, Redis memory per confirmation.
 
 The profiles need py-spy (``.venv/bin/pip install py-spy``; not a dependency of the service) and
 ptrace (root, or CAP_SYS_PTRACE); without it the rest runs. wrk: ``apt-get install -y wrk``.
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import platform
 import re
@@ -48,13 +52,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
 import requests
 
-from tests.support.servers import HubServer, _HubHandler
+from benchmarks import polls
+from benchmarks.polls import keep_alive
+from tests.support.servers import HubServer
 from tests.support.simulators import SimulatorProcess
 from tests.support.stack import ROOT, RedisServer, Service, Stack, wait_until
 from worker.records import OUTBOX, RECORD_PREFIX, Records, Timing
@@ -346,15 +351,16 @@ def poster(stack: Stack, template: Path, run: str) -> Callable[[], None]:
 
 
 @contextmanager
-def spying(pids: list[int], out_dir: Path) -> Iterator[list[Path]]:
-    """py-spy ``record`` of each process while the block runs (raw collapsed stacks, idle
-    threads left out, sampled without pausing the process); stopped with SIGINT, on which
-    py-spy writes what it has."""
+def spying(pids: list[int], out_dir: Path, idle: bool = False) -> Iterator[list[Path]]:
+    """py-spy ``record`` of each process while the block runs (raw collapsed stacks, sampled
+    without pausing the process); stopped with SIGINT, on which py-spy writes what it has. Idle
+    threads are left out, unless ``idle``: then every thread is sampled, named (``--threads``),
+    so that a thread's waiting shows too (``thread_states``)."""
     outputs = [out_dir / f"py-spy-{pid}.txt" for pid in pids]
     spies = [
         subprocess.Popen(
             [
-                "py-spy",
+                str(py_spy()),
                 "record",
                 "--pid",
                 str(pid),
@@ -363,6 +369,7 @@ def spying(pids: list[int], out_dir: Path) -> Iterator[list[Path]]:
                 "--format",
                 "raw",
                 "--nonblocking",
+                *(["--idle", "--threads"] if idle else []),
                 "--output",
                 str(out),
             ],
@@ -387,9 +394,9 @@ def spying(pids: list[int], out_dir: Path) -> Iterator[list[Path]]:
 # Where time goes: a sample counts for the first bucket one of its frames matches.
 Buckets = list[tuple[str, tuple[str, ...]]]
 RECEIVER_BUCKETS: Buckets = [
-    ("Celery publish (send_task)", ("send_task (celery/app/base.py",)),
-    ("records.accept (Lua script)", ("accept (worker/records.py",)),
-    ("mark_published", ("mark_published (worker/records.py",)),
+    ("envelope (kombu message, built)", ("worker/enqueue.py",)),
+    ("records.receive (Lua: record + LPUSH)", ("receive (worker/records.py",)),
+    ("Celery publish (send_task, floors only)", ("send_task (celery/app/base.py",)),
     ("read + parse body", ("read_body (endpoint/body.py", "parse_message (endpoint/body.py")),
     ("pydantic validation", ("model_validate", "validate_python")),
     ("answer (record read, reply)", ("_answer (endpoint/app.py", "records.py)")),
@@ -421,15 +428,10 @@ def summarise_profile(paths: list[Path], buckets_of: Buckets, who: str) -> list[
     leaves: Counter[str] = Counter()
     total = 0
     for path in paths:
-        if not path.exists():
-            continue
-        for line in path.read_text().splitlines():
-            stack, _, count_text = line.rpartition(" ")
-            if not count_text.isdigit():
+        for thread, frames, count in _samples(path):
+            if _thread_state(thread, frames)[1] == "waiting":
                 continue
-            count = int(count_text)
             total += count
-            frames = stack.split(";")
             for name, needles in buckets_of:
                 if any(n in f for f in frames for n in needles):
                     buckets[name] += count
@@ -444,9 +446,80 @@ def summarise_profile(paths: list[Path], buckets_of: Buckets, who: str) -> list[
     return lines
 
 
+def _samples(path: Path) -> Iterator[tuple[str, list[str], int]]:
+    """(thread name, frames outermost first, samples) per line of a raw py-spy record; the
+    thread name is "" unless it was recorded with ``--threads``."""
+    if not path.exists():
+        return
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        frames = stack.split(";")
+        thread = ""
+        if frames and frames[0].startswith("thread ("):
+            thread = frames.pop(0).partition("): ")[2]
+        yield thread, frames, int(count_text)
+
+
+# What a worker's thread is doing in one sample: (which thread, "busy" or "waiting").
+_POLL = "poll (kombu/utils/eventio.py"
+_IDLE_LEAVES = ("wait (threading.py", "_loop (worker/leases.py", "select (selectors.py")
+
+
+def _thread_state(thread: str, frames: list[str]) -> tuple[str, str]:
+    if not frames:
+        return thread, "waiting"  # a thread py-spy saw no Python frame of
+    if not thread:
+        return "", "busy"  # recorded without idle threads: every sample is a busy one
+    if thread == "MainThread":
+        return "consumer", "waiting" if any(_POLL in f for f in frames) else "busy"
+    if thread.startswith("ThreadPoolExecutor"):
+        running = any("apply_target (celery/" in f for f in frames)
+        return "pool", "busy" if running else "waiting"
+    idle = any(x in frames[-1] for x in _IDLE_LEAVES)
+    return "other", "waiting" if idle else "busy"
+
+
+def thread_states(paths: list[Path]) -> list[str]:
+    """How a worker's threads spent the drain (a record with ``idle``): Celery's consumer (the
+    process's main thread: fetching, acknowledging, sending events, one after another) busy or
+    waiting for the broker, and the pool's threads running a task or waiting for one. A pool
+    that waits while its consumer is busy is fed too slowly: the consumer is the limit."""
+    states: Counter[tuple[str, str]] = Counter()
+    for path in paths:
+        for thread, frames, count in _samples(path):
+            states[_thread_state(thread, frames)] += count
+    lines = []
+    consumer = states["consumer", "busy"] + states["consumer", "waiting"]
+    if consumer:
+        lines.append(
+            f"  Celery's consumer thread: {states['consumer', 'busy'] / consumer:.0%} busy "
+            "(taking messages, acknowledging, sending task events; a Redis round trip each), "
+            f"{states['consumer', 'waiting'] / consumer:.0%} waiting in poll"
+        )
+    pool = states["pool", "busy"] + states["pool", "waiting"]
+    if pool:
+        lines.append(
+            f"  pool threads: {states['pool', 'busy'] / pool:.0%} of their time running a task, "
+            f"{states['pool', 'waiting'] / pool:.0%} waiting for one"
+        )
+    return lines
+
+
+def py_spy() -> Path | None:
+    """py-spy on the PATH, or beside this Python (``.venv/bin/pip install py-spy`` puts it in
+    ``.venv/bin``, which need not be on the PATH)."""
+    found = shutil.which("py-spy")
+    if found is not None:
+        return Path(found)
+    beside = Path(sys.executable).parent / "py-spy"
+    return beside if beside.exists() else None
+
+
 def profile_dir() -> Path | None:
     """Where py-spy writes, or None when py-spy is not installed."""
-    if shutil.which("py-spy") is None:
+    if py_spy() is None:
         return None
     return Path(tempfile.mkdtemp(prefix="shiphub-floors-profile-"))
 
@@ -636,21 +709,28 @@ def unfinished(stack: Stack) -> int:
 WORKER_ARGS: list[str] = []
 
 
-def start_workers(stack: Stack, processes: int, tag: str) -> list[Service]:
-    """Start ``processes`` workers at once (so none has a head start) and wait for all."""
+def start_workers(
+    stack: Stack, processes: int, tag: str, app: str = "worker.app", queues: str = ""
+) -> list[Service]:
+    """Start ``processes`` workers of ``app`` at once (so none has a head start), as the
+    Procfile's ``worker`` line runs them, and wait for all."""
+    argv = [sys.executable, "-m", "celery", "-A", app, "--quiet", "worker"]
     services = [
-        stack._celery(
+        stack._start(
             f"worker-{tag}-{i}",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "16",
-            "--hostname",
-            f"worker-{tag}-{i}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            *WORKER_ARGS,
+            [
+                *argv,
+                "--pool",
+                "threads",
+                "--concurrency",
+                "16",
+                "--hostname",
+                f"worker-{tag}-{i}@%h",
+                "--without-mingle",
+                "--without-gossip",
+                *(["--queues", queues] if queues else []),
+                *WORKER_ARGS,
+            ],
         )
         for i in range(processes)
     ]
@@ -668,12 +748,22 @@ class Drain:
     cpu_ms: float  # CPU of the worker processes per item
     cores: float  # CPU of the worker processes per second of the drain
     others: dict[str, float]  # CPU of the other processes (simulator, Redis...) per second
+    machine: float  # share of all the machine's cores busy meanwhile (any process)
 
     def describe(self, unit: str) -> str:
         others = ", ".join(f"{name} {cores:.2f}" for name, cores in self.others.items())
-        return f"worker CPU {self.cpu_ms:.1f} ms/{unit}, {self.cores:.2f} cores" + (
-            f" (others, cores: {others})" if others else ""
+        return (
+            f"worker CPU {self.cpu_ms:.1f} ms/{unit}, {self.cores:.2f} cores"
+            + (f" (others, cores: {others})" if others else "")
+            + f"; machine {self.machine:.0%} busy"
         )
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(idle, total) CPU ticks of the whole machine so far (``/proc/stat``): a drain on a
+    machine whose cores are all busy is bound by CPU, however little its own process takes."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return values[3] + values[4], sum(values)  # idle + iowait, all
 
 
 def cpu_seconds(pid: int) -> float:
@@ -689,28 +779,67 @@ def drain(
     done: Callable[[], int],
     profile: list[str] | None = None,
     others: dict[str, int] | None = None,
+    app: str = "worker.app",
+    queues: str = "",
 ) -> Drain:
     """Items per second from the moment every worker is ready until ``done()`` (what is left)
     reaches 0, counting only what was left at that moment (no head start for early workers),
     and what CPU the workers spent meanwhile."""
-    workers = start_workers(stack, processes, tag)
+    workers = start_workers(stack, processes, tag, app, queues)
     pids = [w.process.pid for w in workers]
     cpu_before = sum(map(cpu_seconds, pids))
     others = others or {}
     others_before = {name: cpu_seconds(pid) for name, pid in others.items()}
+    idle_before, ticks_before = machine_ticks()
     started, left = time.perf_counter(), done()
     out_dir = profile_dir() if profile is not None else None
-    with spying(pids, out_dir) if out_dir else contextlib.nullcontext([]) as outputs:
+    with spying(pids, out_dir, idle=True) if out_dir else contextlib.nullcontext([]) as outputs:
         wait_until(lambda: done() == 0, timeout=1800, every=0.1)
         elapsed = time.perf_counter() - started
         cpu = sum(map(cpu_seconds, pids)) - cpu_before
         others_cpu = {n: (cpu_seconds(p) - others_before[n]) / elapsed for n, p in others.items()}
+        idle_after, ticks_after = machine_ticks()
     if profile is not None and outputs:
+        profile += thread_states(outputs)
         profile += summarise_profile(outputs, WORKER_BUCKETS, "the worker's busy threads")
         profile.append(f"  (raw stacks: {out_dir})")
     for worker in workers:
         worker.stop()
-    return Drain(left / elapsed, cpu * 1000 / max(1, left), cpu / elapsed, others_cpu)
+    busy = 1 - (idle_after - idle_before) / max(1, ticks_after - ticks_before)
+    return Drain(left / elapsed, cpu * 1000 / max(1, left), cpu / elapsed, others_cpu, busy)
+
+
+def floor_drain(
+    server: RedisServer, stack: Stack, processes: int, latency: float, count: int
+) -> Drain:
+    """The drains' floor (``benchmarks.floor_apps.drain_floor``): ``count`` tasks that only
+    sleep ``latency``, queued with no worker running, drained by ``processes`` workers started
+    as shiphub's are. What Celery and kombu themselves can do here, with shiphub's settings."""
+    logging.disable(logging.WARNING)  # the app's start-up notes ("... is not configured")
+    try:
+        from benchmarks.floor_apps import DRAIN_QUEUE, DRAIN_TASK, drain_floor
+    finally:
+        logging.disable(logging.NOTSET)
+
+    drain_floor.conf.broker_url = server.url
+    counter = f"floor:drained:{uuid.uuid4().hex}"
+    with drain_floor.producer_or_acquire() as producer:
+        for _ in range(count):
+            drain_floor.send_task(
+                DRAIN_TASK, args=[latency, counter], queue=DRAIN_QUEUE, producer=producer
+            )
+    client = server.client()
+    try:
+        return drain(
+            stack,
+            processes,
+            f"f{processes}",
+            lambda: count - int(client.get(counter) or 0),
+            app="benchmarks.floor_apps:drain_floor",
+            queues=DRAIN_QUEUE,
+        )
+    finally:
+        client.delete(counter)
 
 
 def handling_phase(args: argparse.Namespace, server: RedisServer, table: Table) -> None:
@@ -739,10 +868,16 @@ def handling_phase(args: argparse.Namespace, server: RedisServer, table: Table) 
                 "redis": server.process.pid,  # type: ignore[union-attr]
                 "receiver": worker_pids(web)[0],
             }
+            bound = processes * 16 / latency
+            floor = floor_drain(server, stack, processes, latency, count)
+            table.add(
+                f"{f'Celery floor, {processes} process(es)':<34} "
+                f"{floor.rate:8.1f} tasks/s bound {bound:.0f}/s   "
+                f"ratio {floor.rate / bound:.2f}   {floor.describe('task')}"
+            )
             drained = drain(
                 stack, processes, f"h{processes}", lambda: unfinished(stack), profile, others
             )
-            bound = processes * 16 / latency
             table.add(
                 f"{f'{processes} worker process(es), {count} messages':<34} "
                 f"{drained.rate:8.1f} msg/s   bound {bound:.0f}/s   "
@@ -789,17 +924,6 @@ def finished_with_push(records: Records, message_id: str) -> None:
         push=True,
         lease_token=lease,
     )
-
-
-class _KeepAliveHubHandler(_HubHandler):
-    protocol_version = "HTTP/1.1"  # every reply has a Content-Length: connections are kept
-
-
-def keep_alive(hub: HubServer) -> HubServer:
-    """The test hub, keeping its connections open as a real hub (behind any web server) does:
-    the HTTP/1.0 default would make every push open a TCP connection, a cost of the test hub."""
-    hub.httpd.RequestHandlerClass = _KeepAliveHubHandler
-    return hub
 
 
 def pushes_phase(args: argparse.Namespace, server: RedisServer, table: Table) -> None:
@@ -924,107 +1048,16 @@ def _key_kinds(client: redis.Redis) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# 5. A Dotcom poll of many shipped releases
-
-
-def rss_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (peak) of a process, in KiB."""
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            found[name] = int(value.split()[0])
-    return found
-
-
-def inject_releases(sim: SimulatorProcess, count: int, shipped_at: datetime) -> None:
-    """``count`` shipped releases (one item each) into the simulator, 8 clients at a time."""
-    session = requests.Session()
-    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=8))
-    run = uuid.uuid4().hex[:4].upper()
-
-    def inject(i: int) -> None:
-        release = {
-            "client_order_number": f"P{run}{i:07d}",
-            "release": "01",
-            "ship_datetime": shipped_at.isoformat(),
-            "items": [{"sku": "9011CC", "quantity_shipped": 1}],
-        }
-        response = session.post(f"{sim.url}/_sim/shipments", json=release, timeout=30)
-        response.raise_for_status()
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(inject, range(count)))
+# 5. Big polls (``benchmarks.polls``): Dotcom's shipped releases, Duoplane's shipments
 
 
 def poll_phase(args: argparse.Namespace, table: Table) -> None:
-    count = args.releases
-    server = RedisServer().start()
-    sim = SimulatorProcess("simulators.dotcom", {})
-    hub = keep_alive(HubServer(HUB_TOKEN, HUB_STORE))
-    stack = Stack(
-        server,
-        {
-            **DOTCOM_ENV,
-            "DOTCOM_API_URL": f"{sim.url}/dcd_api_test/DCDAPIService.svc",
-            "HUB_PUSH_URL": f"{hub.url}/push",
-            "HUB_ACCESS_TOKEN": HUB_TOKEN,
-            "HUB_STORE": HUB_STORE,
-            "DOTCOM_POLL_LAG_SECONDS": "1",
-            "TASK_TIME_LIMIT_SECONDS": "1800",
-        },
-    )
-    client = server.client()
-    now = datetime.now(UTC)
-    started = time.monotonic()
-    inject_releases(sim, count, now - timedelta(hours=1))
-    injected = time.monotonic() - started
-    try:
-        stack.start_web()
-        worker = stack.start_worker("worker-poll", "threads", 16)
-        time.sleep(2)
-        before = rss_kib(worker.process.pid)
-        memory_before = int(client.info("memory")["used_memory"])
-        body = json.loads((ROOT / "tests/fixtures/dotcom/shipment_results_poll.json").read_text())
-        body["message_id"] = f"poll-{uuid.uuid4().hex[:12]}"
-        cursor = (now - timedelta(hours=3)).strftime("%Y-%m-%d %H:%M:%S +0000")
-        body["payload"]["parameters"] = [{"name": "dotcom.last_polling_datetime", "value": cursor}]
-        started = time.monotonic()
-        stack.post("/dotcom/tracking", body).raise_for_status()
-        record = stack.wait_status(
-            "dotcom", body["message_id"], "succeeded", "failed", "dead", timeout=3600
-        )
-        took = time.monotonic() - started
-        wait_until(lambda: client.zcard(OUTBOX) == 0, timeout=600, every=0.1)
-        pushed = time.monotonic() - started
-        after = rss_kib(worker.process.pid)
-        memory_after = int(client.info("memory")["used_memory"])
-        confirmed = sum(1 for _ in client.scan_iter("shiphub:memory:*", count=1000))
-    finally:
-        stack.stop()
-        sim.stop()
-        hub.close()
-        server.stop()
     table.add(
-        f"\n5. Dotcom poll of {count} shipped releases (injected in {injected:.0f} s), "
-        f"one worker, its answer pushed to a hub"
+        "\n5. big polls: one worker, the provider's simulator, the answer pushed to a hub in parts"
     )
-    mib = 1024
-    table.add(
-        f"{'poll, wall time':<34} {took:8.1f} s   status {record['status']}   "
-        f"{confirmed} memory keys; pushed by {pushed:.1f} s in {len(hub.pushes)} part(s) "
-        f"of up to {max((p['size'] for p in hub.pushes), default=0) // 1024} KiB"
-    )
-    growth = (after["VmHWM"] - before["VmRSS"]) / mib
-    table.add(
-        f"{'worker RSS':<34} {before['VmRSS'] / mib:8.0f} MiB before   peak "
-        f"{after['VmHWM'] / mib:.0f} MiB   growth {growth:.0f} MiB"
-    )
-    table.add(
-        f"{'Redis per confirmed release':<34} "
-        f"{(memory_after - memory_before) / count:8.0f} bytes (the answer held in its record "
-        "included)"
-    )
+    for figures in (polls.dotcom_poll(args.releases), polls.duoplane_poll(args.shipments)):
+        for row in figures.rows():
+            table.add(row)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1045,7 +1078,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--record-ttl", type=int, help="RECORD_TTL_SECONDS in the memory run (30; quick 10)"
     )
-    parser.add_argument("--releases", type=int, help="releases in the poll (20000; quick 1000)")
+    parser.add_argument(
+        "--releases", type=int, help="releases in the Dotcom poll (100000; quick 1000)"
+    )
+    parser.add_argument(
+        "--shipments", type=int, help="shipments in the Duoplane poll (10000; quick 500)"
+    )
     parser.add_argument(
         "--prefetch-multiplier",
         type=int,
@@ -1061,7 +1099,8 @@ def arguments() -> argparse.Namespace:
         "pushes": (3200, 300),
         "memory_messages": (1000, 200),
         "record_ttl": (30, 10),
-        "releases": (20000, 1000),
+        "releases": (100_000, 1000),
+        "shipments": (10_000, 500),
     }
     for name, (full, small) in defaults.items():
         if getattr(args, name) is None:

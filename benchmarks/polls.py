@@ -74,6 +74,9 @@ class PollFigures:
 
 class _KeepAliveHubHandler(_HubHandler):
     protocol_version = "HTTP/1.1"  # every reply has a Content-Length: connections are kept
+    # http.server writes a reply's headers and its body in two sends: on a kept connection,
+    # Nagle's algorithm holds the body until the client's delayed ACK (40 ms on Linux).
+    disable_nagle_algorithm = True
 
 
 def keep_alive(hub: HubServer) -> HubServer:
