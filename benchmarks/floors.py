@@ -51,7 +51,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import redis
@@ -185,6 +185,7 @@ class Load:
     p99_ms: float
     errors: dict[str, int]
     per_thread: list[int]
+    cpu_us: float | None = None  # the receiver's processes' CPU per request (``serving_cpu``)
 
     @property
     def rate(self) -> float:
@@ -236,6 +237,16 @@ def wrk(
     )
 
 
+def serving_cpu(service: Service, run: Callable[[], Load]) -> Load:
+    """``run`` (a wrk run), with the CPU the receiver's worker processes spent per request: what
+    a request costs the receiver, whatever else shares the machine (wrk, Redis)."""
+    pids = worker_pids(service)
+    before = sum(cpu_seconds(pid) for pid in pids)
+    load = run()
+    used = sum(cpu_seconds(pid) for pid in pids) - before
+    return replace(load, cpu_us=used / max(1, load.requests) * 1e6)
+
+
 def run_tag() -> str:
     return uuid.uuid4().hex[:4].upper()
 
@@ -243,7 +254,8 @@ def run_tag() -> str:
 def load_line(name: str, load: Load) -> str:
     line = (
         f"{name:<34} {load.rate:8.0f} req/s   p50 {load.p50_ms:6.1f} ms   "
-        f"p99 {load.p99_ms:6.1f} ms   ({load.requests} requests)"
+        f"p99 {load.p99_ms:6.1f} ms   ({load.requests} requests"
+        + (f", receiver CPU {load.cpu_us:.0f} us/request)" if load.cpu_us is not None else ")")
     )
     bad = {k: v for k, v in load.errors.items() if v}
     if bad:
@@ -579,10 +591,12 @@ def receiver_phase(args: argparse.Namespace, server: RedisServer, table: Table) 
         ("(c) naive floor (+ send_task)", "benchmarks.floor_apps:naive"),
     ]
     for name, spec in floors:
-        with web(stack, spec, name.split()[0].strip("()")):
+        with web(stack, spec, name.split()[0].strip("()")) as service:
             wrk(url, template, run_tag(), args.warmup, args.connections)
             settle(client)
-            loads[name] = wrk(url, template, run_tag(), args.seconds, args.connections)
+            loads[name] = serving_cpu(
+                service, lambda: wrk(url, template, run_tag(), args.seconds, args.connections)
+            )
             table.add(load_line(name, loads[name]))
             if name.startswith("(b)") or name.startswith("(c)"):
                 counted = round_trips(server, poster(stack, template, run_tag()), args.trips)
@@ -596,16 +610,16 @@ def receiver_phase(args: argparse.Namespace, server: RedisServer, table: Table) 
         settle(client)
         queued_before = client.llen("dotcom")
         run = run_tag()
-        new = loads["(d) shiphub, new messages"] = wrk(
-            url, template, run, args.seconds, args.connections
+        new = loads["(d) shiphub, new messages"] = serving_cpu(
+            service, lambda: wrk(url, template, run, args.seconds, args.connections)
         )
         table.add(load_line("(d) shiphub, new messages", new))
         settle(client)
         before_dup = record_ids(client, run)
         recorded, queued = len(before_dup), client.llen("dotcom") - queued_before
         cycle = all_recorded(client, run, new.per_thread)
-        dup = loads["(e) shiphub, duplicates"] = wrk(
-            url, template, run, args.seconds, args.connections, cycle=cycle
+        dup = loads["(e) shiphub, duplicates"] = serving_cpu(
+            service, lambda: wrk(url, template, run, args.seconds, args.connections, cycle=cycle)
         )
         table.add(load_line("(e) shiphub, duplicates", dup))
         settle(client)
@@ -649,6 +663,10 @@ def receiver_phase(args: argparse.Namespace, server: RedisServer, table: Table) 
         f"  ratios: (d)/(c) {d.rate / c.rate:.2f}   (d)/(b) {d.rate / b.rate:.2f}   "
         f"(e)/(b) {e.rate / b.rate:.2f}   (c)/(b) {c.rate / b.rate:.2f}   "
         f"(b)/(a) {b.rate / a.rate:.2f}   p99 (d)/(c) {d.p99_ms / c.p99_ms:.2f}"
+    )
+    table.add(
+        f"  receiver CPU per request: (b) {b.cpu_us:.0f} us, (c) {c.cpu_us:.0f} us, (d) "
+        f"{d.cpu_us:.0f} us; (d) at 0.8 of (b)'s rate needs at most {b.cpu_us / 0.8:.0f} us"
     )
     table.add(f"  Redis commands per message (MONITOR over {args.trips} sequential posts):")
     for line in trips:

@@ -24,6 +24,7 @@ from benchmarks.floors import (
     machine,
     require_wrk,
     run_tag,
+    serving_cpu,
     settle,
     template_file,
     web,
@@ -49,16 +50,19 @@ class Round:
         return (
             f"round {number}: (d) {d.rate:6.0f} req/s   (d)/(b) {d.rate / b.rate:.2f}   "
             f"(d)/(c) {d.rate / c.rate:.2f}   p99 (d) {d.p99_ms:.1f} ms vs (c) {c.p99_ms:.1f} ms"
+            f"   CPU/request (b) {b.cpu_us:.0f} (d) {d.cpu_us:.0f} us"
         )
 
 
 def one_round(stack: Stack, server: RedisServer, args: argparse.Namespace) -> Round:
     url, template, loads = f"{stack.url}{PATH}", template_file(), []
     for name, spec in ROWS:
-        with web(stack, spec, name.split()[0].strip("()")):
+        with web(stack, spec, name.split()[0].strip("()")) as service:
             wrk(url, template, run_tag(), args.warmup, args.connections)
             settle(server.client())
-            load = wrk(url, template, run_tag(), args.seconds, args.connections)
+            load = serving_cpu(
+                service, lambda: wrk(url, template, run_tag(), args.seconds, args.connections)
+            )
             print(load_line(name, load), flush=True)
             loads.append(load)
     return Round(*loads)
@@ -94,7 +98,9 @@ def main() -> None:
         f" req/s;  (d)/(b) {median(r.d.rate / r.b.rate for r in rounds):.2f}  "
         f"(d)/(c) {median(r.d.rate / r.c.rate for r in rounds):.2f};  p99 (d) "
         f"{median(r.d.p99_ms for r in rounds):.1f} ms, (c) {median(r.c.p99_ms for r in rounds):.1f}"
-        f" ms, (b) {median(r.b.p99_ms for r in rounds):.1f} ms"
+        f" ms, (b) {median(r.b.p99_ms for r in rounds):.1f} ms;  receiver CPU per request (b) "
+        f"{median(r.b.cpu_us or 0 for r in rounds):.0f} us, (d) "
+        f"{median(r.d.cpu_us or 0 for r in rounds):.0f} us"
     )
 
 
