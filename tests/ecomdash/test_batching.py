@@ -110,7 +110,12 @@ def batcher(redis: fakeredis.FakeRedis, send: Any, size: int = 100) -> Batcher:
 
 
 def submit_all(b: Batcher, entries: list[Entry], seconds: float = 10.0) -> dict[str, Any]:
+    """Every entry submitted by a thread of its own, all at once (a barrier: on a loaded machine,
+    starting 21 threads one after another can take longer than the batch's window)."""
+    start = threading.Barrier(len(entries))
+
     def one(e: Entry) -> Any:
+        start.wait(timeout=30)
         with Deadline(seconds).running():
             return b.submit(e)
 
