@@ -3,10 +3,12 @@ measured round after round, each round running (b) one round trip, (c) the naive
 (d) shiphub's intake of new messages one after the other, so that a machine whose load drifts
 during the run moves every row alike. It prints each round's ratios and their medians.
 
-    python -m benchmarks.intake [--rounds 5] [--seconds 10] [--connections 50]
+    python -m benchmarks.intake [--rounds 5] [--seconds 10] [--connections 50] [--replica]
 
 The target (issue 11): new messages at >= 0.8 of one round trip, p99 no worse than the naive
-floor's. Every app is served by the Procfile's own ``web`` line; wrk drives it with
+floor's. With ``--replica`` Redis gets a replica and each round also runs (w), shiphub answering
+only once the replica has the record (``REDIS_MIN_REPLICAS_ACKED=1``): what that setting costs.
+Every app is served by the Procfile's own ``web`` line; wrk drives it with
 ``benchmarks/wrk/messages.lua`` (a unique message id and shipment number per request).
 """
 
@@ -30,13 +32,18 @@ from benchmarks.floors import (
     web,
     wrk,
 )
-from tests.support.stack import RedisServer, Stack
+from tests.sentinel.nodes import RedisNode
+from tests.support.stack import RedisServer, Stack, wait_until
 
-ROWS = (
+Row = tuple[str, str]
+ROWS: tuple[Row, ...] = (
     ("(b) one round trip", "benchmarks.floor_apps:one_round_trip"),
     ("(c) naive floor", "benchmarks.floor_apps:naive"),
     ("(d) shiphub, new messages", "endpoint.wsgi:app"),
 )
+
+
+WAITING_ROW = ("(w) shiphub, WAIT for 1 replica", "endpoint.wsgi:app")
 
 
 @dataclass(frozen=True)
@@ -44,27 +51,37 @@ class Round:
     b: Load
     c: Load
     d: Load
+    w: Load | None = None  # with --replica: (d) answering only once the replica has the record
 
     def line(self, number: int) -> str:
-        b, c, d = self.b, self.c, self.d
+        b, c, d, w = self.b, self.c, self.d, self.w
         return (
             f"round {number}: (d) {d.rate:6.0f} req/s   (d)/(b) {d.rate / b.rate:.2f}   "
             f"(d)/(c) {d.rate / c.rate:.2f}   p99 (d) {d.p99_ms:.1f} ms vs (c) {c.p99_ms:.1f} ms"
             f"   CPU/request (b) {b.cpu_us:.0f} (d) {d.cpu_us:.0f} us"
+            + (f"   (w)/(d) {w.rate / d.rate:.2f}, p99 (w) {w.p99_ms:.1f} ms" if w else "")
         )
 
 
-def one_round(stack: Stack, server: RedisServer, args: argparse.Namespace) -> Round:
-    url, template, loads = f"{stack.url}{PATH}", template_file(), []
-    for name, spec in ROWS:
-        with web(stack, spec, name.split()[0].strip("()")) as service:
-            wrk(url, template, run_tag(), args.warmup, args.connections)
-            settle(server.client())
-            load = serving_cpu(
-                service, lambda: wrk(url, template, run_tag(), args.seconds, args.connections)
-            )
-            print(load_line(name, load), flush=True)
-            loads.append(load)
+def measured(stack: Stack, server: RedisServer, args: argparse.Namespace, row: Row) -> Load:
+    name, spec = row
+    url, template = f"{stack.url}{PATH}", template_file()
+    with web(stack, spec, name.split()[0].strip("()")) as service:
+        wrk(url, template, run_tag(), args.warmup, args.connections)
+        settle(server.client())
+        load = serving_cpu(
+            service, lambda: wrk(url, template, run_tag(), args.seconds, args.connections)
+        )
+    print(load_line(name, load), flush=True)
+    return load
+
+
+def one_round(
+    stack: Stack, waiting: Stack | None, server: RedisServer, args: argparse.Namespace
+) -> Round:
+    loads = [measured(stack, server, args, row) for row in ROWS]
+    if waiting is not None:
+        loads.append(measured(waiting, server, args, WAITING_ROW))
     return Round(*loads)
 
 
@@ -74,20 +91,34 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument(
+        "--replica",
+        action="store_true",
+        help="Redis gets a replica, and each round also runs (w): (d) with "
+        "REDIS_MIN_REPLICAS_ACKED=1 (a 200 only once the replica has the record)",
+    )
     args = parser.parse_args()
     require_wrk()
     server = RedisServer().start()
-    stack = Stack(server, {**DOTCOM_ENV, "DOTCOM_API_URL": "http://127.0.0.1:9/unused"})
+    replica = (
+        RedisNode("--replicaof", "127.0.0.1", str(server.port)).start() if args.replica else None
+    )
+    env = {**DOTCOM_ENV, "DOTCOM_API_URL": "http://127.0.0.1:9/unused"}
+    stack = Stack(server, env)
+    waiting = Stack(server, {**env, "REDIS_MIN_REPLICAS_ACKED": "1"}) if replica else None
     rounds: list[Round] = []
     try:
-        print(machine(server), flush=True)
+        if replica is not None:
+            wait_until(lambda: replica.client().info("replication")["master_link_status"] == "up")
+        print(machine(server) + (", one replica" if replica else ""), flush=True)
         for number in range(1, args.rounds + 1):
-            rounds.append(one_round(stack, server, args))
+            rounds.append(one_round(stack, waiting, server, args))
             print(rounds[-1].line(number), flush=True)
             server.client().flushall()  # each round starts from an empty Redis
     finally:
-        stack.stop()
-        server.stop()
+        for running in (stack, waiting, replica, server):
+            if running is not None:
+                running.stop()
     median = statistics.median
     print("\n" + "=" * 100)
     for number, found in enumerate(rounds, start=1):
@@ -102,6 +133,12 @@ def main() -> None:
         f"{median(r.b.cpu_us or 0 for r in rounds):.0f} us, (d) "
         f"{median(r.d.cpu_us or 0 for r in rounds):.0f} us"
     )
+    if replica is not None:
+        print(
+            f"with WAIT for 1 replica: (w) {median(r.w.rate for r in rounds if r.w):.0f} req/s;  "
+            f"(w)/(d) {median(r.w.rate / r.d.rate for r in rounds if r.w):.2f};  p99 (w) "
+            f"{median(r.w.p99_ms for r in rounds if r.w):.1f} ms"
+        )
 
 
 if __name__ == "__main__":
