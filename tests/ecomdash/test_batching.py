@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import fakeredis
@@ -110,14 +111,15 @@ def batcher(redis: fakeredis.FakeRedis, send: Any, size: int = 100) -> Batcher:
 
 
 def submit_all(b: Batcher, entries: list[Entry], seconds: float = 10.0) -> dict[str, Any]:
-    """Every entry submitted by a thread of its own, all at once (a barrier: on a loaded machine,
-    starting 21 threads one after another can take longer than the batch's window)."""
+    """Every entry submitted by a thread of its own, all at once (a barrier), each stamped when
+    it is submitted, as a handler stamps its own: the batch's window counts from the stamps, and
+    on a loaded machine starting 21 threads can take longer than the window."""
     start = threading.Barrier(len(entries))
 
     def one(e: Entry) -> Any:
         start.wait(timeout=30)
         with Deadline(seconds).running():
-            return b.submit(e)
+            return b.submit(replace(e, queued_at=time.time()))
 
     with ThreadPoolExecutor(len(entries)) as pool:
         return dict(zip([e.message_id for e in entries], pool.map(one, entries), strict=True))
