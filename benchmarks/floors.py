@@ -247,6 +247,18 @@ def serving_cpu(service: Service, run: Callable[[], Load]) -> Load:
     return replace(load, cpu_us=used / max(1, load.requests) * 1e6)
 
 
+def warm_and_measure(
+    service: Service, client: redis.Redis, url: str, template: Path, args: argparse.Namespace
+) -> Load:
+    """A receiver's row: a warm-up run, Redis left to settle, then the timed run of new
+    messages with the receiver's CPU per request."""
+    wrk(url, template, run_tag(), args.warmup, args.connections)
+    settle(client)
+    return serving_cpu(
+        service, lambda: wrk(url, template, run_tag(), args.seconds, args.connections)
+    )
+
+
 def run_tag() -> str:
     return uuid.uuid4().hex[:4].upper()
 
@@ -408,7 +420,6 @@ Buckets = list[tuple[str, tuple[str, ...]]]
 RECEIVER_BUCKETS: Buckets = [
     ("envelope (kombu message, built)", ("worker/enqueue.py",)),
     ("records.receive (Lua: record + LPUSH)", ("receive (worker/records.py",)),
-    ("Celery publish (send_task, floors only)", ("send_task (celery/app/base.py",)),
     ("read + parse body", ("read_body (endpoint/body.py", "parse_message (endpoint/body.py")),
     ("pydantic validation", ("model_validate", "validate_python")),
     ("answer (record read, reply)", ("_answer (endpoint/app.py", "records.py)")),
@@ -592,11 +603,7 @@ def receiver_phase(args: argparse.Namespace, server: RedisServer, table: Table) 
     ]
     for name, spec in floors:
         with web(stack, spec, name.split()[0].strip("()")) as service:
-            wrk(url, template, run_tag(), args.warmup, args.connections)
-            settle(client)
-            loads[name] = serving_cpu(
-                service, lambda: wrk(url, template, run_tag(), args.seconds, args.connections)
-            )
+            loads[name] = warm_and_measure(service, client, url, template, args)
             table.add(load_line(name, loads[name]))
             if name.startswith("(b)") or name.startswith("(c)"):
                 counted = round_trips(server, poster(stack, template, run_tag()), args.trips)

@@ -25,12 +25,9 @@ from benchmarks.floors import (
     load_line,
     machine,
     require_wrk,
-    run_tag,
-    serving_cpu,
-    settle,
     template_file,
+    warm_and_measure,
     web,
-    wrk,
 )
 from tests.sentinel.nodes import RedisNode
 from tests.support.stack import RedisServer, Stack, wait_until
@@ -67,11 +64,7 @@ def measured(stack: Stack, server: RedisServer, args: argparse.Namespace, row: R
     name, spec = row
     url, template = f"{stack.url}{PATH}", template_file()
     with web(stack, spec, name.split()[0].strip("()")) as service:
-        wrk(url, template, run_tag(), args.warmup, args.connections)
-        settle(server.client())
-        load = serving_cpu(
-            service, lambda: wrk(url, template, run_tag(), args.seconds, args.connections)
-        )
+        load = warm_and_measure(service, server.client(), url, template, args)
     print(load_line(name, load), flush=True)
     return load
 

@@ -88,6 +88,7 @@ class _ClosedIsAConnectionError:
     connection: kombu_redis.Transport
     _in_poll: bool
     connection_errors: tuple[type[BaseException], ...]
+    _client_for_pool: tuple[redis.ConnectionPool, redis.Redis] | None = None
 
     def _connparams(self, asynchronous: bool = False) -> dict:
         transport = self.connection
@@ -102,10 +103,9 @@ class _ClosedIsAConnectionError:
         if asynchronous:
             return super()._create_client(asynchronous=True)  # type: ignore[misc]
         pool = self.pool  # type: ignore[attr-defined]
-        cached = self.__dict__.get("_client_for_pool")
-        if cached is None or cached[0] is not pool:
-            cached = self.__dict__["_client_for_pool"] = (pool, super()._create_client())  # type: ignore[misc]
-        return cached[1]
+        if self._client_for_pool is None or self._client_for_pool[0] is not pool:
+            self._client_for_pool = (pool, super()._create_client())  # type: ignore[misc]
+        return self._client_for_pool[1]
 
     def close(self) -> None:
         if self._in_poll:  # read the pending BRPOP reply, tolerating a broker that is gone
