@@ -27,7 +27,7 @@ from endpoint.waiting import TooManyWaiting, Waiting
 from worker import logs, registry, replay
 from worker.enqueue import Envelope
 from worker.hub import HubMessage, store_problem
-from worker.intake import Enqueue, Publish, Submission, Unavailable, submit
+from worker.intake import Enqueue, Publish, Submission, Together, Unavailable, submit
 from worker.outbox import Outbox
 from worker.records import Records
 from worker.registry import Handler
@@ -62,6 +62,7 @@ def create_app(
         records = runtime.records()
     outbox = Outbox(records.redis, records.timing)
     waiting = Waiting(records, s.hub_wait_max_requests)
+    together = Together(records, s.intake_round_trip_messages)
     if publish is None:
         from worker.app import publish as celery_publish
 
@@ -231,7 +232,9 @@ def create_app(
         except BadBody as exc:
             return replies.error(exc.status, exc.subject, str(exc), message_id=message.message_id)
         try:
-            submission = submit(records, enqueue, handler, message, store, parameters_sealer)
+            submission = submit(
+                records, enqueue, handler, message, store, parameters_sealer, together
+            )
         except Unavailable as exc:
             return replies.unavailable(str(exc), message_id=message.message_id)
         g.intake = submission.outcome
@@ -275,7 +278,9 @@ def create_app(
         assert handler is not None  # registered with the webhook
         logs.bind(message_id=message.message_id, service=handler.service)
         try:
-            submission = submit(records, enqueue, handler, message, store, parameters_sealer)
+            submission = submit(
+                records, enqueue, handler, message, store, parameters_sealer, together
+            )
         except Unavailable as exc:
             return replies.unavailable(str(exc), message_id=message.message_id)
         g.intake = submission.outcome

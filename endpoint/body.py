@@ -26,6 +26,10 @@ MAX_NUMBER_LENGTH = 100
 # chunked encoding), and a body that stops before it is complete.
 UNREADABLE = (ParseException, ClientDisconnected, OSError, ValueError)
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# A \u escape of a surrogate: json turns it into a lone one unless it is half of a pair.
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# A surrogate written in UTF-8 (json decodes bytes with "surrogatepass").
+SURROGATE_UTF8 = re.compile(rb"\xed[\xa0-\xbf]")
 
 
 class TooLarge(Exception):
@@ -88,7 +92,6 @@ def parse_message(raw: bytes) -> HubMessage:
     strings that are not Unicode.
     """
     data = _decode(raw)
-    _check_structure(data)
     if not isinstance(data, dict):
         raise BadBody(
             406,
@@ -104,7 +107,6 @@ def parse_event(raw: bytes) -> dict[str, Any]:
     bad one is a 400: the provider's request is wrong, not a hub message)."""
     try:
         data = _decode(raw)
-        _check_structure(data)
     except BadBody as exc:
         raise BadBody(400, exc.subject, str(exc)) from None
     if not isinstance(data, dict):
@@ -115,12 +117,32 @@ def parse_event(raw: bytes) -> dict[str, Any]:
 
 
 def _decode(raw: bytes) -> Any:
+    """The JSON in ``raw``, refused if it is not JSON or holds what JSON or later steps
+    cannot carry (see ``parse_message``)."""
     if not raw.strip():
         raise BadBody(406, "Invalid message", "The body is empty; expected a JSON hub message")
+    data = _loads(raw, parse_int=_integer, parse_float=_fraction, parse_constant=_not_finite)
+    if not _plain(raw):
+        _check_structure(data)
+    return data
+
+
+def _plain(raw: bytes) -> bool:
+    """Whether ``raw`` can hold neither a lone surrogate nor a nesting over ``MAX_DEPTH``, so
+    that its parsed body needs no walk (``_check_structure``): at most MAX_DEPTH brackets, no
+    surrogate escape, and no byte that starts a surrogate in UTF-8 (json reads them) or a NUL
+    (JSON in UTF-16 or UTF-32, which json also reads, hides both from a byte search). Any of
+    these inside a string only sends the body the long way."""
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH or b"\x00" in raw:
+        return False
+    if b"\xed" in raw and SURROGATE_UTF8.search(raw):
+        return False
+    return b"\\u" not in raw or SURROGATE_ESCAPE.search(raw) is None
+
+
+def _loads(raw: bytes, **hooks: Any) -> Any:
     try:
-        return json.loads(
-            raw, parse_int=_integer, parse_float=_fraction, parse_constant=_not_finite
-        )
+        return json.loads(raw, **hooks)
     except UnicodeDecodeError:
         raise BadBody(406, "Invalid JSON", "The body is not UTF-8 text") from None
     except RecursionError:  # json's own limit, far over ours: the body is far too deep

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import redis
 from worker import replication
 from worker.enqueue import Envelope
 from worker.hub import HubMessage
-from worker.records import Record, Records
+from worker.records import Arrival, Received, Record, Records
 from worker.registry import Handler
 from worker.sealing import Sealer
 
@@ -75,25 +76,13 @@ def submit(
     message: HubMessage,
     store: str,
     sealer: Sealer,
+    together: Together | None = None,
 ) -> Submission:
-    integration, message_id = handler.integration, message.message_id
-    body, parameters = message.without_parameters()
-    fields = {
-        "integration": integration,
-        "message_id": message_id,
-        "message": message.message,
-        "service": handler.service,
-        "store": store,
-        "body": json.dumps(body, separators=(",", ":")),
-    }
-    if parameters:  # credentials: stored sealed, dropped when the message finishes
-        fields["parameters"] = sealer.seal(json.dumps(parameters))
-    now = time.time()
-    envelope = enqueue(handler, message_id, now)
+    """Record and queue ``message`` (one round trip, shared with the messages arriving at the
+    same time when ``together`` is given), or find it already recorded."""
+    arrival = _arrival(enqueue, handler, message, store, sealer)
     try:
-        received = records.receive(
-            integration, message_id, fingerprint(message), fields, envelope, now
-        )
+        received = together.receive(arrival) if together else records.receive_all([arrival])[0]
         replication.confirm(records.redis)  # on enough replicas before anyone is told
     except redis.RedisError as exc:
         raise Unavailable(f"Redis is unavailable: {exc.__class__.__name__}") from exc
@@ -102,3 +91,110 @@ def submit(
     if received.outcome == "conflict":
         return Submission("conflict", received.record)
     return Submission("duplicate", received.record)
+
+
+def _arrival(
+    enqueue: Enqueue, handler: Handler, message: HubMessage, store: str, sealer: Sealer
+) -> Arrival:
+    """The record's fields and the broker message of ``message``, stamped now."""
+    body, parameters = message.without_parameters()
+    fields = {
+        "integration": handler.integration,
+        "message_id": message.message_id,
+        "message": message.message,
+        "service": handler.service,
+        "store": store,
+        "body": json.dumps(body, separators=(",", ":")),
+    }
+    if parameters:  # credentials: stored sealed, dropped when the message finishes
+        fields["parameters"] = sealer.seal(json.dumps(parameters))
+    now = time.time()
+    envelope = enqueue(handler, message.message_id, now)
+    return Arrival(
+        handler.integration, message.message_id, fingerprint(message), fields, envelope, now
+    )
+
+
+class Together:
+    """Messages that arrive at the same time share one round trip to Redis (group commit).
+
+    The first message to arrive while no round trip is under way sends at once, alone: a
+    lone message waits for nothing. Those that arrive while a round trip is under way queue
+    up, and when it is back, the first of them sends all that queued (up to ``most``) in the
+    next one: a pipeline of the accept script, one run per message, each recorded and queued
+    in one step as if it had come alone (``Records.receive_all``). So the busier the receiver,
+    the more messages each round trip carries, and no message waits longer than the round
+    trip before its own.
+
+    A round trip that fails fails every message in it (each caller answers 503, and the hub
+    sends again): none was told it was taken. One process, many greenlets or threads; under
+    gunicorn's gevent worker the locks and events here are gevent's (monkey-patched).
+    """
+
+    def __init__(self, records: Records, most: int = 64) -> None:
+        self._records = records
+        self._most = most
+        self._lock = threading.Lock()
+        self._queued: list[_Waiting] = []
+        self._under_way = False
+
+    def receive(self, arrival: Arrival) -> Received:
+        waiting = _Waiting(arrival)
+        with self._lock:
+            self._queued.append(waiting)
+            send_now = not self._under_way
+            self._under_way = True
+        if not send_now:
+            waiting.ready.wait()
+        if waiting.result is None:  # not sent yet: this one sends the next round trip
+            self._send()
+        return waiting.outcome()
+
+    def _send(self) -> None:
+        with self._lock:
+            batch, self._queued = self._queued[: self._most], self._queued[self._most :]
+        try:
+            received = self._records.receive_all([w.arrival for w in batch])
+        except BaseException as exc:
+            for w in batch:
+                w.finish(_for_each(exc))
+            raise
+        else:
+            for w, r in zip(batch, received, strict=True):
+                w.finish(r)
+        finally:
+            with self._lock:
+                following = self._queued[0] if self._queued else None
+                self._under_way = following is not None
+            if following is not None:
+                following.ready.set()  # it sends the next round trip, with all queued by then
+
+
+def _for_each(exc: BaseException) -> Exception:
+    """What a message in a failed round trip raises: a Redis error of its own (so each caller
+    answers 503, as if its message had failed alone), or the unexpected error itself."""
+    if isinstance(exc, redis.RedisError):
+        return type(exc)(*exc.args)
+    if isinstance(exc, Exception):
+        return exc
+    return redis.ConnectionError("the round trip carrying this message was cut off")
+
+
+class _Waiting:
+    """One message in ``Together``: set ``ready`` when its round trip is back, or when it is
+    its turn to send one (``result`` still None)."""
+
+    def __init__(self, arrival: Arrival) -> None:
+        self.arrival = arrival
+        self.ready = threading.Event()
+        self.result: Received | Exception | None = None
+
+    def finish(self, result: Received | Exception) -> None:
+        self.result = result
+        self.ready.set()
+
+    def outcome(self) -> Received:
+        if isinstance(self.result, Exception):
+            raise self.result
+        assert self.result is not None
+        return self.result

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -364,6 +364,26 @@ class Received:
 
 
 @dataclass(frozen=True)
+class Arrival:
+    """A message to record, with its broker message (None: record it without queuing)."""
+
+    integration: str
+    message_id: str
+    fingerprint: str
+    fields: Mapping[str, str]
+    envelope: Envelope | None
+    now: float  # the stamp ``envelope`` carries (``shiphub_queued_at``)
+
+
+def _received(arrival: Arrival, found: list[str]) -> Received:
+    outcome, *flat = found
+    if not flat:
+        return Received(outcome, None)
+    fields = dict(zip(flat[::2], flat[1::2], strict=True))
+    return Received(outcome, Record(arrival.integration, arrival.message_id, fields))
+
+
+@dataclass(frozen=True)
 class Begun:
     """What ``begin`` found: ``started`` (then the attempt number and what the handler needs),
     or why not: ``missing``, ``finished``, ``busy`` (another worker holds the lease) or ``early``
@@ -412,19 +432,17 @@ class Records:
         the record already there: ``created`` (recorded and queued), ``exists`` (the same
         message, counted a duplicate) or ``conflict`` (the same id with another content), with
         the record found. ``now`` is the stamp ``envelope`` carries (``shiphub_queued_at``)."""
-        service = fields.get("service") or metrics.UNKNOWN
-        found = self._accept(
-            integration,
-            message_id,
-            fingerprint,
-            fields,
-            now,
-            envelope,
-            metrics.MESSAGES.field(integration, service, "duplicate"),
-        )
-        outcome, *flat = found
-        record = Record(integration, message_id, dict(zip(flat[::2], flat[1::2], strict=True)))
-        return Received(outcome, record if flat else None)
+        arrival = Arrival(integration, message_id, fingerprint, fields, envelope, now)
+        return self.receive_all([arrival])[0]
+
+    def receive_all(self, arrivals: Sequence[Arrival]) -> list[Received]:
+        """``receive`` for several messages in one round trip; each is recorded and queued in
+        one step of its own, as if received alone."""
+        calls = [self._accept_call(a, duplicates=True) for a in arrivals]
+        return [
+            _received(a, found)
+            for a, found in zip(arrivals, self._scripts.run_all("accept", calls), strict=True)
+        ]
 
     def accept(
         self,
@@ -441,35 +459,27 @@ class Records:
         (``receive``) has no publish to hand over."""
         del token
         when = time.time() if now is None else now
-        return self._accept(integration, message_id, fingerprint, fields, when, None, "")[0]
+        arrival = Arrival(integration, message_id, fingerprint, fields, None, when)
+        return self._run("accept", *self._accept_call(arrival, duplicates=False))[0]
 
-    def _accept(
-        self,
-        integration: str,
-        message_id: str,
-        fingerprint: str,
-        fields: Mapping[str, str],
-        now: float,
-        envelope: Envelope | None,
-        duplicate_field: str,
-    ) -> list[str]:
-        flat: list[str] = [x for pair in fields.items() for x in pair]
-        service = fields.get("service") or metrics.UNKNOWN
-        key = record_key(integration, message_id)
-        return self._run(
-            "accept",
-            [key, WATCH, metrics.MESSAGES.key, RECENT, envelope.queue_key if envelope else key],
-            [
-                fingerprint,
-                repr(now),
-                now + self.timing.queued_deadline_seconds,
-                member(integration, message_id),
-                metrics.MESSAGES.field(integration, service, "accepted"),
-                duplicate_field,
-                envelope.message if envelope else "",
-                *flat,
-            ],
-        )
+    def _accept_call(self, a: Arrival, *, duplicates: bool) -> tuple[list[str], list[Any]]:
+        """The accept script's keys and arguments for one message; ``duplicates``: count a
+        duplicate when the message is already recorded."""
+        service = a.fields.get("service") or metrics.UNKNOWN
+        key = record_key(a.integration, a.message_id)
+        queue = a.envelope.queue_key if a.envelope else key
+        keys = [key, WATCH, metrics.MESSAGES.key, RECENT, queue]
+        args = [
+            a.fingerprint,
+            repr(a.now),
+            a.now + self.timing.queued_deadline_seconds,
+            member(a.integration, a.message_id),
+            metrics.MESSAGES.field(a.integration, service, "accepted"),
+            metrics.MESSAGES.field(a.integration, service, "duplicate") if duplicates else "",
+            a.envelope.message if a.envelope else "",
+            *(x for pair in a.fields.items() for x in pair),
+        ]
+        return keys, args
 
     def mark_published(self, integration: str, message_id: str, queued_at: float) -> None:
         """A record made with ``accept`` was published by its caller: watch it from then."""

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # At most this many requests wait at once per receiver process; more get 202 at once.
     hub_wait_max_requests: int = Field(1000, ge=1)
     max_body_bytes: int = Field(1024 * 1024, gt=0)
+    # Messages arriving at one receiver process at the same time share a round trip to Redis,
+    # at most this many per round trip (worker/intake.py, ``Together``); 1: each its own.
+    intake_round_trip_messages: int = Field(64, ge=1, le=1000)
 
     # Answers pushed back to the hub. Failed pushes are retried from Redis for a time budget
     # (HUB_PUSH_RETRY_FOR_SECONDS), jittered exponential back-off from 1 s up to the cap.

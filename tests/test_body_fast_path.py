@@ -1,0 +1,130 @@
+"""A body that can hold neither a lone surrogate nor too deep a nesting is not walked
+(``endpoint.body._plain``): whatever the body, the answer must be the one the full checks
+give."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from endpoint.body import (
+    MAX_DEPTH,
+    MAX_NUMBER_LENGTH,
+    BadBody,
+    _decode,
+    _fraction,
+    _integer,
+    _loads,
+    _not_finite,
+    _plain,
+)
+from endpoint.body import _check_structure as walk
+
+
+def checked_the_long_way(raw: bytes) -> Any:
+    """What ``_decode`` answered before the fast path: every body walked."""
+    data = _loads(raw, parse_int=_integer, parse_float=_fraction, parse_constant=_not_finite)
+    walk(data)
+    return data
+
+
+def outcome(decode: Any, raw: bytes) -> tuple[str, Any]:
+    try:
+        return "ok", decode(raw)
+    except BadBody as exc:
+        return "refused", (exc.status, exc.subject, str(exc))
+
+
+awkward_text = st.sampled_from(
+    ["x", "\ud800", "\udfff", "\U0001f600", "1e5", "9" * (MAX_NUMBER_LENGTH + 1), "\\u", ""]
+)
+numbers = st.one_of(
+    st.integers(),
+    st.integers(min_value=10**99, max_value=10**120),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["1e400", "-1E400", "1.5e3", "1" * (MAX_NUMBER_LENGTH + 1), "NaN"]),
+)
+
+
+def to_json(value: Any, ascii: bool) -> str:
+    """JSON text, with the sampled number texts ("#1e400") inserted raw, not as strings, and
+    strings escaped (``ascii``) or raw (surrogates included)."""
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ",".join(f"{to_json(k, ascii)}:{to_json(v, ascii)}" for k, v in value.items())
+            + "}"
+        )
+    if isinstance(value, list):
+        return "[" + ",".join(to_json(v, ascii) for v in value) + "]"
+    if isinstance(value, str) and value.startswith("#"):
+        return value[1:]
+    return json.dumps(value, ensure_ascii=ascii)
+
+
+leaves = st.one_of(
+    awkward_text,
+    st.text(max_size=8),
+    numbers.map(lambda n: f"#{n}" if isinstance(n, str) else n),
+    st.booleans(),
+    st.none(),
+)
+documents = st.recursive(
+    leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(awkward_text | st.text(max_size=4), inner)
+    ),
+    max_leaves=30,
+)
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    documents,
+    st.sampled_from(["utf-8", "utf-16-le", "utf-32", "utf-8-sig"]),
+    st.booleans(),
+)
+def test_every_body_gets_the_answer_of_the_full_checks(
+    document: Any, encoding: str, escaped: bool
+) -> None:
+    raw = to_json({"payload": document}, escaped).encode(encoding, "surrogatepass")
+    assert outcome(_decode, raw) == outcome(checked_the_long_way, raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":"\\ud800"}',
+        '{"a":"\ud800"}'.encode("utf-8", "surrogatepass"),
+        '{"a":"\ud800"}'.encode("utf-16-le", "surrogatepass"),
+        nested(MAX_DEPTH + 1).encode(),
+    ],
+)
+def test_a_body_that_may_hold_a_lone_surrogate_or_nest_too_deep_is_walked(raw: bytes) -> None:
+    assert not _plain(raw)
+    assert outcome(_decode, raw)[0] == "refused"
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"a":1e400}', b'{"a":' + b"1" * (MAX_NUMBER_LENGTH + 1) + b"}", b'{"a":NaN}']
+)
+def test_numbers_json_cannot_carry_are_refused_unwalked(raw: bytes) -> None:
+    assert _plain(raw)
+    assert outcome(_decode, raw)[0] == "refused"
+
+
+def test_an_ordinary_message_is_not_walked() -> None:
+    sample = (
+        b'{"message_id":"m-1","message":"shipment:ready","payload":{"shipment":'
+        b'{"number":"W1","name":"\\u00c9mile \xed\x95\x9c","items":[{"sku":"A-1","quantity":2}]}}}'
+    )
+    assert _plain(sample)
+    assert _plain(nested(MAX_DEPTH).encode())

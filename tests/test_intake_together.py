@@ -1,0 +1,153 @@
+"""Messages arriving at the same time share a round trip to Redis (``worker.intake.Together``),
+each still recorded and queued as if it had come alone (a real redis-server, real threads)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+import pytest
+import redis
+
+from tests.support.stack import RedisServer, wait_until
+from worker.enqueue import Envelope
+from worker.intake import Together
+from worker.records import Arrival, Received, Records, record_key
+from worker.runtime import redis_client
+
+MESSAGES = 50
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    started = RedisServer().start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def records(server: RedisServer) -> Records:
+    server.client().flushall()
+    return Records(redis_client(server.url))
+
+
+def arrival(number: int) -> Arrival:
+    message_id = f"m{number}"
+    fields = {"integration": "acme", "message_id": message_id, "message": "order:ready"}
+    envelope = Envelope("acme", f'{{"headers": {{"shiphub_message": "acme:{message_id}"}}}}')
+    return Arrival("acme", message_id, f"digest-{number}", fields, envelope, 1.0e9 + number)
+
+
+class RoundTrips:
+    """``Records.receive_all`` counted, its first round trip held until all the others have
+    queued up behind it, and any round trip made to fail by ``fail``."""
+
+    def __init__(self, records: Records, together: Together, queued: int) -> None:
+        self.sizes: list[int] = []
+        self._real = records.receive_all
+        self._together = together
+        self._queued = queued
+        self.fail: Callable[[int], BaseException | None] = lambda number: None
+        records.receive_all = self  # type: ignore[method-assign]
+
+    def __call__(self, arrivals: Sequence[Arrival]) -> list[Received]:
+        self.sizes.append(len(arrivals))
+        if len(self.sizes) == 1:
+            wait_until(lambda: len(self._together._queued) == self._queued, timeout=10)
+        if failure := self.fail(len(self.sizes)):
+            raise failure
+        return self._real(arrivals)
+
+
+def all_at_once(together: Together, count: int = MESSAGES) -> list[Received | BaseException]:
+    """Every message from a thread of its own; what each got back, or raised."""
+    results: list[Received | BaseException] = [RuntimeError("not run")] * count
+
+    def one(number: int) -> None:
+        try:
+            results[number] = together.receive(arrival(number))
+        except BaseException as exc:
+            results[number] = exc
+
+    first = threading.Thread(target=one, args=(0,))
+    first.start()  # it sends at once, alone; the others arrive while it is under way
+    wait_until(lambda: together._under_way, timeout=10)
+    rest = [threading.Thread(target=one, args=(n,)) for n in range(1, count)]
+    for thread in rest:
+        thread.start()
+    for thread in [first, *rest]:
+        thread.join(30)
+    return results
+
+
+def test_messages_arriving_together_share_a_round_trip_and_each_is_recorded_and_queued(
+    records: Records,
+) -> None:
+    together = Together(records)
+    trips = RoundTrips(records, together, queued=MESSAGES - 1)
+
+    results = all_at_once(together)
+
+    assert trips.sizes == [1, MESSAGES - 1]
+    assert [r.outcome for r in results] == ["created"] * MESSAGES  # type: ignore[union-attr]
+    client = records.redis
+    assert sorted(client.lrange("acme", 0, -1)) == sorted(
+        f'{{"headers": {{"shiphub_message": "acme:m{n}"}}}}' for n in range(MESSAGES)
+    )
+    for n in range(MESSAGES):
+        assert client.hget(record_key("acme", f"m{n}"), "fingerprint") == f"digest-{n}"
+
+    again = all_at_once(Together(records))  # each is found, as if it had come alone
+    assert {r.outcome for r in again} == {"exists"}  # type: ignore[union-attr]
+    assert client.llen("acme") == MESSAGES
+
+
+def test_a_round_trip_carries_at_most_its_share(records: Records) -> None:
+    together = Together(records, most=10)
+    trips = RoundTrips(records, together, queued=MESSAGES - 1)
+
+    results = all_at_once(together)
+
+    assert trips.sizes == [1, 10, 10, 10, 10, 9]
+    assert {r.outcome for r in results} == {"created"}  # type: ignore[union-attr]
+
+
+def test_a_failed_round_trip_fails_each_of_its_messages_and_the_next_ones_go_through(
+    records: Records,
+) -> None:
+    together = Together(records)
+    trips = RoundTrips(records, together, queued=MESSAGES - 1)
+    trips.fail = lambda number: redis.ConnectionError("gone") if number == 2 else None
+
+    results = all_at_once(together)
+
+    assert results[0].outcome == "created"  # type: ignore[union-attr]
+    failed = results[1:]
+    assert all(isinstance(r, redis.ConnectionError) for r in failed)
+    assert len({id(r) for r in failed}) == len(failed)  # each its own, raised once
+    assert records.redis.llen("acme") == 1  # nothing of theirs was recorded or queued
+    assert together.receive(arrival(1)).outcome == "created"  # nobody is left holding the turn
+
+
+def test_a_sender_cut_off_mid_round_trip_leaves_its_messages_retryable_not_hanging(
+    records: Records,
+) -> None:
+    together = Together(records)
+    trips = RoundTrips(records, together, queued=MESSAGES - 1)
+    trips.fail = lambda number: KeyboardInterrupt() if number == 2 else None  # not an Exception
+
+    results = all_at_once(together)
+
+    kinds = [type(r).__name__ for r in results[1:]]
+    assert sorted(set(kinds)) == ["ConnectionError", "KeyboardInterrupt"]
+    assert kinds.count("KeyboardInterrupt") == 1  # the sender's own; the others may be retried
+    assert together.receive(arrival(2)).outcome == "created"
+
+
+def test_a_redis_that_lost_its_scripts_gets_them_again(records: Records) -> None:
+    assert records.receive_all([arrival(1)])[0].outcome == "created"
+    records.redis.script_flush()
+
+    received = records.receive_all([arrival(1), arrival(2)])
+
+    assert [r.outcome for r in received] == ["exists", "created"]
