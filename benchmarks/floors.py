@@ -419,7 +419,7 @@ def spying(pids: list[int], out_dir: Path, idle: bool = False) -> Iterator[list[
 Buckets = list[tuple[str, tuple[str, ...]]]
 RECEIVER_BUCKETS: Buckets = [
     ("envelope (kombu message, built)", ("worker/enqueue.py",)),
-    ("records.receive (Lua: record + LPUSH)", ("receive (worker/records.py",)),
+    ("records.receive_all (Lua: record + LPUSH)", ("receive_all (worker/records.py",)),
     ("read + parse body", ("read_body (endpoint/body.py", "parse_message (endpoint/body.py")),
     ("pydantic validation", ("model_validate", "validate_python")),
     ("answer (record read, reply)", ("_answer (endpoint/app.py", "records.py)")),

@@ -13,6 +13,8 @@ from worker.records import Records
 from worker.settings import Settings
 
 TOKEN_HEADERS = ("X-Hub-Token", "X-Augury-Token")
+# The same headers as WSGI names them: read straight from the environment, in this order.
+_TOKEN_ENVIRON = tuple("HTTP_" + h.upper().replace("-", "_") for h in TOKEN_HEADERS)
 EXTENSION = "shiphub"
 
 
@@ -34,5 +36,6 @@ def token_ok(s: Settings) -> bool:
     if s.endpoint_key is None:
         return True
     key = s.endpoint_key.get_secret_value().encode()
-    given = next((request.headers[h] for h in TOKEN_HEADERS if h in request.headers), None)
+    environ = request.environ
+    given = next((environ[h] for h in _TOKEN_ENVIRON if h in environ), None)
     return given is not None and hmac.compare_digest(given.encode(), key)

@@ -65,6 +65,8 @@ def read_body(limit: int) -> bytes:
             break
         parts.append(chunk)
         size += len(chunk)
+        if size == declared:  # all of it: no need to ask for the end
+            break
     if size > limit:
         raise TooLarge(f"The body is over the limit of {limit} bytes")
     return b"".join(parts)

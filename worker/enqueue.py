@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import base64
 import bisect
+import json
+import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
 from celery.utils.nodenames import anon_nodename
 from celery.utils.saferepr import saferepr
-from kombu.serialization import dumps as serialize
 from kombu.transport import redis as kombu_redis
-from kombu.utils.json import dumps as envelope_json
 from kombu.utils.uuid import uuid
 
 from worker.broker import MESSAGE_HEADER, QUEUED_AT_HEADER
@@ -59,17 +60,47 @@ class Envelope:
 
 @dataclass(frozen=True)
 class _Route:
-    """What every message of one task name shares."""
+    """What every message of one task name shares: its list, the body's third part, and the
+    message's JSON text with a ``{field}`` for each thing that differs per message."""
 
-    queue: str
     list_key: str
-    exchange: str
-    routing_key: str
-    delivery_mode: int
-    priority: int
-    serializer: str
-    headers: dict[str, Any]  # protocol v2 headers without those of one message (_PER_MESSAGE)
-    embed: dict[str, Any]  # the body's third part: callbacks, errbacks, chain, chord
+    embed: str  # the body's third part (callbacks, errbacks, chain, chord) as JSON
+    fill: str  # str.format's: body task_id argsrepr origin queued_at message reply_to delivery_tag
+
+
+def _json(value: Any) -> str:
+    """JSON as kombu writes it (``kombu.utils.json.dumps``: the standard encoder's defaults)."""
+    return json.dumps(value)
+
+
+def _fill(headers: dict[str, Any], properties: dict[str, Any]) -> str:
+    """kombu's Redis envelope for one task name as JSON text, with a ``{field}`` (for
+    ``str.format``) where a value differs per message: protocol v2's fixed headers then those of
+    one message (``id``, ``root_id``, ``argsrepr``, ``origin``, and ours); the properties: a
+    correlation id (the task id), the caller's reply-to, the route's, a fresh delivery tag."""
+    message = {
+        "body": "@body@",
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {
+            **headers,
+            "id": "@task_id@",
+            "root_id": "@task_id@",
+            "argsrepr": "@=argsrepr@",
+            "origin": "@=origin@",
+            QUEUED_AT_HEADER: "@=queued_at@",
+            MESSAGE_HEADER: "@=message@",
+        },
+        "properties": {
+            "correlation_id": "@task_id@",
+            "reply_to": "@=reply_to@",
+            **properties,
+            "delivery_tag": "@delivery_tag@",
+        },
+    }
+    text = _json(message).replace("{", "{{").replace("}", "}}")
+    text = re.sub(r'"@=(\w+)@"', r"{\1}", text)  # a whole JSON value, encoded by ``build``
+    return re.sub(r"@(\w+)@", r"{\1}", text)  # inside a string: base64 or a uuid
 
 
 class Envelopes:
@@ -78,6 +109,7 @@ class Envelopes:
     def __init__(self, app: Celery) -> None:
         self.app = app
         self._routes: dict[str, _Route] = {}
+        self._origin_of: tuple[int, str] = (0, "")
         options = app.conf.broker_transport_options or {}
         self._priority_steps: list[int] = list(
             options.get("priority_steps", kombu_redis.PRIORITY_STEPS)
@@ -87,39 +119,35 @@ class Envelopes:
             raise ValueError("a broker global_keyprefix is not supported by the atomic intake")
 
     def build(self, handler: Handler, message_id: str, queued_at: float) -> Envelope:
-        """The broker message for a recorded message's task, stamped with when it was queued."""
+        """The broker message for a recorded message's task, stamped with when it was queued:
+        what differs per message written into the route's text (``_Route.fill``)."""
         route = self._route(handler)
-        task_id = uuid()
         args = [handler.integration, message_id]
-        headers = {
-            **route.headers,
-            "id": task_id,
-            "root_id": task_id,
-            "argsrepr": self._argsrepr(args),
-            "origin": anon_nodename(),  # this process's, as Celery stamps it
-            QUEUED_AT_HEADER: queued_at,
-            MESSAGE_HEADER: f"{handler.integration}:{message_id}",
-        }
-        content_type, content_encoding, data = serialize(
-            [args, {}, route.embed], serializer=route.serializer
+        task_id = uuid()
+        body = (
+            f"[{_json(args)}, {{}}, {route.embed}]".encode()
+        )  # kombu's JSON, [args, kwargs, embed]
+        return Envelope(
+            route.list_key,
+            route.fill.format(
+                body=base64.b64encode(body).decode("ascii"),
+                task_id=task_id,
+                argsrepr=_json(self._argsrepr(args)),
+                origin=self._origin(),
+                queued_at=_json(queued_at),
+                message=_json(f"{handler.integration}:{message_id}"),
+                reply_to=_json(self.app.thread_oid),  # the calling thread's, as Celery sets it
+                delivery_tag=uuid(),
+            ),
         )
-        raw = data.encode(content_encoding or "utf-8") if isinstance(data, str) else data
-        message = {
-            "body": base64.b64encode(raw).decode("ascii"),
-            "content-encoding": content_encoding,
-            "content-type": content_type,
-            "headers": headers,
-            "properties": {
-                "correlation_id": task_id,
-                "reply_to": self.app.thread_oid,
-                "delivery_mode": route.delivery_mode,
-                "delivery_info": {"exchange": route.exchange, "routing_key": route.routing_key},
-                "priority": route.priority,
-                "body_encoding": "base64",
-                "delivery_tag": uuid(),
-            },
-        }
-        return Envelope(route.list_key, envelope_json(message))
+
+    def _origin(self) -> str:
+        """Celery's ``origin`` header, this process's anonymous node name (``anon_nodename``,
+        which names the pid: worked out again in a forked child)."""
+        pid = os.getpid()
+        if self._origin_of[0] != pid:
+            self._origin_of = (pid, _json(anon_nodename()))
+        return self._origin_of[1]
 
     def _route(self, handler: Handler) -> _Route:
         route = self._routes.get(handler.task_name)
@@ -154,16 +182,22 @@ class Envelopes:
             soft_time_limit=soft_time_limit,
             ignore_result=None,
         )
+        if (routed.get("serializer") or self.app.conf.task_serializer) != "json":
+            raise ValueError("only the json task serializer is supported by the atomic intake")
+        fixed = {k: v for k, v in headers.items() if k not in _PER_MESSAGE}
         return _Route(
-            headers={k: v for k, v in headers.items() if k not in _PER_MESSAGE},
-            embed=body[2],
-            queue=queue.name,
             list_key=list_key,
-            exchange="",  # Celery's anonymous exchange for a direct queue: the key is the queue
-            routing_key=queue.name,
-            delivery_mode=delivery_mode,
-            priority=routed.get("priority") or 0,
-            serializer=routed.get("serializer") or self.app.conf.task_serializer,
+            embed=_json(body[2]),
+            fill=_fill(
+                fixed,
+                {
+                    "delivery_mode": delivery_mode,
+                    # Celery's anonymous exchange for a direct queue: the key is the queue
+                    "delivery_info": {"exchange": "", "routing_key": queue.name},
+                    "priority": routed.get("priority") or 0,
+                    "body_encoding": "base64",
+                },
+            ),
         )
 
     def _argsrepr(self, args: list[str]) -> str:
