@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Response, jsonify
@@ -49,18 +50,23 @@ def invalid_payload(message_id: str, exc: ValidationError) -> Response:
     return _reply(422, {"message_id": message_id, "notifications": notifications})
 
 
+# The reply to a new message but for its message_id, as Flask's jsonify writes it (compact,
+# ASCII): what every accepted message gets, written once.
+_QUEUED_AFTER_ID = json.dumps(
+    {
+        "status": "queued",
+        "notifications": [
+            _notification("info", "Message queued", "The message was recorded and queued")
+        ],
+    },
+    separators=(",", ":"),
+)[1:]
+
+
 def queued(message_id: str, record: Record | None, *, duplicate: bool) -> Response:
     if not duplicate or record is None:
-        return _reply(
-            200,
-            {
-                "message_id": message_id,
-                "status": "queued",
-                "notifications": [
-                    _notification("info", "Message queued", "The message was recorded and queued")
-                ],
-            },
-        )
+        text = f'{{"message_id":{json.dumps(message_id)},{_QUEUED_AFTER_ID}\n'
+        return Response(text, 200, mimetype="application/json")
     view = record.view()
     return _reply(
         200,

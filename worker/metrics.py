@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -84,12 +85,17 @@ class Family:
 
     def field(self, *values: str) -> str:
         """The hash field of one series (a histogram's: its label values, then the part)."""
-        return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+        return _series_field(values)
 
     def bucket(self, value: float) -> str:
         """The part an observation of ``value`` is counted in: the smallest bound that holds it."""
         at = bisect.bisect_left(self.buckets, value)
         return floatToGoString(self.buckets[at]) if at < len(self.buckets) else "+Inf"
+
+
+@functools.lru_cache(maxsize=4096)  # the series are few: integrations x services x outcomes
+def _series_field(values: tuple[str, ...]) -> str:
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
 
 
 MESSAGES = Family(
