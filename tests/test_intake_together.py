@@ -9,10 +9,12 @@ from collections.abc import Callable, Iterator, Sequence
 import pytest
 import redis
 
+from tests.sentinel.nodes import RedisNode
 from tests.support.stack import RedisServer, wait_until
 from worker.enqueue import Envelope
 from worker.intake import Together
 from worker.records import Arrival, Received, Records, record_key
+from worker.replication import NotOnReplicas
 from worker.runtime import redis_client
 
 MESSAGES = 50
@@ -151,3 +153,52 @@ def test_a_redis_that_lost_its_scripts_gets_them_again(records: Records) -> None
     received = records.receive_all([arrival(1), arrival(2)])
 
     assert [r.outcome for r in received] == ["exists", "created"]
+
+
+@pytest.fixture
+def waiting_for_a_replica(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """REDIS_MIN_REPLICAS_ACKED=1 (the settings are read once per process: read them again)."""
+    from worker.settings import settings
+
+    monkeypatch.setenv("REDIS_MIN_REPLICAS_ACKED", "1")
+    monkeypatch.setenv("REDIS_REPLICAS_TIMEOUT_SECONDS", "0.5")
+    settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    settings.cache_clear()
+
+
+def waits(client: redis.Redis) -> int:
+    return int(client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))
+
+
+def test_with_the_replica_setting_one_wait_covers_a_round_trip(
+    server: RedisServer, records: Records, waiting_for_a_replica: None
+) -> None:
+    replica = RedisNode("--replicaof", "127.0.0.1", str(server.port)).start()
+    try:
+        wait_until(lambda: replica.client().info("replication")["master_link_status"] == "up")
+        together = Together(records)
+        trips = RoundTrips(records, together, queued=MESSAGES - 1)
+        before = waits(records.redis)
+
+        results = all_at_once(together)
+
+        assert {r.outcome for r in results} == {"created"}  # type: ignore[union-attr]
+        assert trips.sizes == [1, MESSAGES - 1]
+        assert waits(records.redis) - before == 2  # one per round trip, not one per message
+        assert replica.client().llen("acme") == MESSAGES  # the replica had them when answered
+    finally:
+        replica.stop()
+
+
+def test_a_round_trip_not_on_enough_replicas_fails_each_of_its_messages(
+    records: Records, waiting_for_a_replica: None
+) -> None:
+    together = Together(records)  # no replica at all
+    RoundTrips(records, together, queued=MESSAGES - 1)
+
+    results = all_at_once(together)
+
+    assert all(isinstance(r, NotOnReplicas) for r in results)
+    assert len({id(r) for r in results}) == MESSAGES

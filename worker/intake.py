@@ -82,8 +82,11 @@ def submit(
     same time when ``together`` is given), or find it already recorded."""
     arrival = _arrival(enqueue, handler, message, store, sealer)
     try:
-        received = together.receive(arrival) if together else records.receive_all([arrival])[0]
-        replication.confirm(records.redis)  # on enough replicas before anyone is told
+        if together is not None:
+            received = together.receive(arrival)  # on enough replicas, with its round trip
+        else:
+            received = records.receive_all([arrival])[0]
+            replication.confirm(records.redis)  # on enough replicas before anyone is told
     except redis.RedisError as exc:
         raise Unavailable(f"Redis is unavailable: {exc.__class__.__name__}") from exc
     if received.outcome == "created":
@@ -126,9 +129,13 @@ class Together:
     the more messages each round trip carries, and no message waits longer than the round
     trip before its own.
 
-    A round trip that fails fails every message in it (each caller answers 503, and the hub
-    sends again): none was told it was taken. One process, many greenlets or threads; under
-    gunicorn's gevent worker the locks and events here are gevent's (monkey-patched).
+    With ``REDIS_MIN_REPLICAS_ACKED``, one ``WAIT`` after the round trip covers every message
+    in it (``replication.confirm``: the replication stream is in order).
+
+    A round trip that fails, or whose messages do not reach enough replicas in time, fails
+    every message in it (each caller answers 503, and the hub sends again): none was told it
+    was taken. One process, many greenlets or threads; under gunicorn's gevent worker the
+    locks and events here are gevent's (monkey-patched).
     """
 
     def __init__(self, records: Records, most: int = 64) -> None:
@@ -155,6 +162,7 @@ class Together:
             batch, self._queued = self._queued[: self._most], self._queued[self._most :]
         try:
             received = self._records.receive_all([w.arrival for w in batch])
+            replication.confirm(self._records.redis)  # once for all: one mark covers them all
         except BaseException as exc:
             for w in batch:
                 w.finish(_for_each(exc))
