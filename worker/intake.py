@@ -9,7 +9,8 @@ that broker message onto the integration's queue, or finds the record already th
   no window between the two for a crash or a broker outage to fall into, hence no "recorded but
   not yet published" state to repair;
 * a new message costs one round trip to Redis, and so does a duplicate (the script returns the
-  record it found, and counts the duplicate);
+  record it found, and counts the duplicate); in the receiver, messages arriving at the same
+  time share one (``Together``);
 * if Redis cannot be reached, nothing happened: the caller answers 503 and the hub sends the
   message again (``Unavailable``). There is no "accepted but not queued" answer any more.
 
