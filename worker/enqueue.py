@@ -124,9 +124,8 @@ class Envelopes:
         route = self._route(handler)
         args = [handler.integration, message_id]
         task_id = uuid()
-        body = (
-            f"[{_json(args)}, {{}}, {route.embed}]".encode()
-        )  # kombu's JSON, [args, kwargs, embed]
+        # The task's body as kombu's JSON serializer writes it: [args, kwargs, embed].
+        body = f"[{_json(args)}, {{}}, {route.embed}]".encode()
         return Envelope(
             route.list_key,
             route.fill.format(

@@ -79,15 +79,12 @@ def submit(
     sealer: Sealer,
     together: Together | None = None,
 ) -> Submission:
-    """Record and queue ``message`` (one round trip, shared with the messages arriving at the
-    same time when ``together`` is given), or find it already recorded."""
+    """Record and queue ``message`` in one round trip (on enough replicas before anyone is
+    told), shared with the messages arriving at the same time through ``together``, or alone
+    without it; or find it already recorded."""
     arrival = _arrival(enqueue, handler, message, store, sealer)
     try:
-        if together is not None:
-            received = together.receive(arrival)  # on enough replicas, with its round trip
-        else:
-            received = records.receive_all([arrival])[0]
-            replication.confirm(records.redis)  # on enough replicas before anyone is told
+        received = (together or Together(records)).receive(arrival)
     except redis.RedisError as exc:
         raise Unavailable(f"Redis is unavailable: {exc.__class__.__name__}") from exc
     if received.outcome == "created":
