@@ -23,6 +23,10 @@ from worker.status import ShipmentStatus
 Level = Literal["info", "warn", "error"]
 MAX_NAME_LENGTH = 200
 MAX_STORE_LENGTH = 100
+# An item line's bounds: every provider's body carries a line's price and the shipment's total
+# in cents, which these keep exact (a price of 1e30 cannot be rounded to cents in 28 digits).
+MAX_ITEM_QUANTITY = 1_000_000
+MAX_ITEM_PRICE = Decimal("999999999.99")
 
 
 def text_problem(value: str, max_length: int) -> str | None:
@@ -231,8 +235,8 @@ class HubAddress(HubModel):
 
 class HubItem(HubModel):
     sku: str = Field(min_length=1)
-    quantity: int = Field(ge=1)
-    price: Decimal | None = None
+    quantity: int = Field(ge=1, le=MAX_ITEM_QUANTITY)
+    price: Decimal | None = Field(None, ge=0, le=MAX_ITEM_PRICE)
     variant_id: str | None = None
     name: str | None = None
 
@@ -295,7 +299,7 @@ class ShippedItem(HubModel):
     (``ecomdash_line_item_id``), declared by the channel's own model."""
 
     sku: str = Field(min_length=1)
-    quantity: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=MAX_ITEM_QUANTITY)
 
 
 class ShippedCarton(HubModel):
