@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ import redis
 from tests.support.stack import RedisServer
 from worker import registry, runtime
 from worker.enqueue import Envelopes
+from worker.enqueue import uuid as enqueue_uuid
 from worker.records import Records
 from worker.registry import Handler
 
@@ -117,3 +119,16 @@ def test_each_message_gets_its_own_task_id_and_delivery_tag() -> None:
     assert first["properties"]["correlation_id"] == first["headers"]["id"]
     assert first["properties"]["delivery_tag"] != second["properties"]["delivery_tag"]
     assert envelopes.build(handler, "m", 1.0).queue_key == handler.queue
+
+
+def test_ids_are_random_uuids_as_kombu_writes_them() -> None:
+    made = [enqueue_uuid() for _ in range(2000)]
+
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+    assert len(set(made)) == len(made)
+    # every digit that is not the version's or the variant's is drawn: each takes all 16 values
+    free = [i for i in range(36) if i not in (8, 13, 14, 18, 19, 23)]
+    assert all(len({text[i] for text in made}) == 16 for i in free)
+    assert {text[19] for text in made} == set("89ab")

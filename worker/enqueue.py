@@ -39,7 +39,6 @@ from celery import Celery
 from celery.utils.nodenames import anon_nodename
 from celery.utils.saferepr import saferepr
 from kombu.transport import redis as kombu_redis
-from kombu.utils.uuid import uuid
 
 from worker.broker import MESSAGE_HEADER, QUEUED_AT_HEADER
 from worker.registry import Handler
@@ -48,6 +47,8 @@ from worker.registry import Handler
 # Below this length a list of strings' saferepr is its repr (saferepr shortens longer strings).
 _SAFEREPR_PLAIN = 200
 _PER_MESSAGE = frozenset({"id", "root_id", "argsrepr", "origin"})
+# A random UUID's variant digit (RFC 4122: 10xx) for each hex digit drawn in its place.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,13 @@ class _Route:
     list_key: str
     embed: str  # the body's third part (callbacks, errbacks, chain, chord) as JSON
     fill: str  # str.format's: body task_id argsrepr origin queued_at message reply_to delivery_tag
+
+
+def uuid() -> str:
+    """A random (version 4) UUID as text, as kombu's ``uuid()`` (``str(uuid.uuid4())``) makes
+    one, without building a UUID object on the way: a third of the time, for two per message."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def _json(value: Any) -> str:

@@ -130,13 +130,15 @@ class HubMessage(BaseModel):
     payload: dict[str, Any]
 
     def without_parameters(self) -> tuple[dict[str, Any], list[Any]]:
-        """The message as JSON without its parameters (kept apart, sealed: they hold
-        credentials), and the parameters."""
-        body = self.model_dump(mode="json")
-        parameters = self.raw_parameters()
-        body["payload"] = {k: v for k, v in body["payload"].items() if k != "parameters"}
-        body.pop("parameters", None)
-        return body, parameters
+        """The message without its parameters (kept apart, sealed: they hold credentials), and
+        the parameters. A message is read from JSON, so its values are JSON's already."""
+        body = {
+            "message_id": self.message_id,
+            "message": self.message,
+            "payload": {k: v for k, v in self.payload.items() if k != "parameters"},
+            **{k: v for k, v in (self.model_extra or {}).items() if k != "parameters"},
+        }
+        return body, self.raw_parameters()
 
     def raw_parameters(self) -> list[Any]:
         """The parameter list: ``payload.parameters`` (message_id era) or a top-level one."""

@@ -33,6 +33,7 @@ import redis
 from worker import replication
 from worker.enqueue import Envelope
 from worker.hub import HubMessage
+from worker.json_text import canonical, compact
 from worker.records import Arrival, Received, Record, Records
 from worker.registry import Handler
 from worker.sealing import Sealer
@@ -61,13 +62,9 @@ class Submission:
 
 def fingerprint(message: HubMessage) -> str:
     """Identity of a message's content: the same id with another body is a conflict."""
-    canonical = json.dumps(
-        {"message": message.message, "payload": message.payload},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(
+        canonical({"message": message.message, "payload": message.payload})
+    ).hexdigest()
 
 
 def submit(
@@ -105,7 +102,7 @@ def _arrival(
         "message": message.message,
         "service": handler.service,
         "store": store,
-        "body": json.dumps(body, separators=(",", ":")),
+        "body": compact(body),
     }
     if parameters:  # credentials: stored sealed, dropped when the message finishes
         fields["parameters"] = sealer.seal(json.dumps(parameters))
