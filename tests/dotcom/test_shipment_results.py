@@ -273,6 +273,16 @@ def test_an_unreadable_quantity_is_transient() -> None:
     assert "quantity" in str(caught.value)
 
 
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("quantity", ["1e999999999", "1000001", "-1"])
+def test_an_impossible_quantity_is_transient_and_costs_no_time(quantity: str) -> None:
+    """``1e999999999`` is a finite decimal whose conversion to a whole number would take
+    hours: refused before it is converted."""
+    with pytest.raises(UnexpectedAnswer) as caught:
+        confirmations(OPEN + shipment("H1", item(quantity=quantity)) + CLOSE)
+    assert "impossible quantity" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("raw", "iso"),
     [

@@ -94,8 +94,13 @@ def test_ids_typed_as_decimals_are_integers(given: Any) -> None:
     assert record_of(ecomdash_shipment_id=given)["ShipmentId"] == 20405
 
 
-@pytest.mark.parametrize("given", [20405.5, "abc", True, 0, -3, None])
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "given", [20405.5, "abc", True, 0, -3, None, "1e999999999", 2**63, "9" * 40]
+)
 def test_an_id_that_is_not_a_whole_positive_number_is_refused_naming_the_field(given: Any) -> None:
+    """Ids are 64-bit: ``"1e999999999"``, a finite decimal whose conversion to a whole number
+    would take hours, is refused before it is converted."""
     with pytest.raises(ValidationError) as caught:
         confirmation(ecomdash_shipment_id=given)
     assert any(e["loc"] == ("shipment", "ecomdash_shipment_id") for e in caught.value.errors())
@@ -249,4 +254,9 @@ def test_results_match_records_by_position_or_by_shipment_id() -> None:
 def test_the_id_bound_is_in_json_schema_terms_for_clients_and_the_openapi_document() -> None:
     schema = EcomdashShipment.model_json_schema()["properties"]["ecomdash_shipment_id"]
 
-    assert schema == {"exclusiveMinimum": 0, "title": "Ecomdash Shipment Id", "type": "integer"}
+    assert schema == {
+        "exclusiveMinimum": 0,
+        "maximum": 2**63 - 1,
+        "title": "Ecomdash Shipment Id",
+        "type": "integer",
+    }

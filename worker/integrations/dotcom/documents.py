@@ -16,6 +16,7 @@ from defusedxml.ElementTree import iterparse
 
 from worker import provider_http
 from worker.errors import TransientError
+from worker.hub import MAX_ITEM_QUANTITY
 from worker.integrations.dotcom.settings import PROVIDER
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,8 @@ def parse_quantity(raw: str) -> Decimal:
         quantity = Decimal(raw or "0")
     except InvalidOperation:
         raise UnexpectedAnswer("a shipment with an unreadable quantity", repr(raw)) from None
-    if not quantity.is_finite() or quantity < 0:
+    # Compared before anything converts it: int(Decimal("1e999999999")) would take hours.
+    if not quantity.is_finite() or not 0 <= quantity <= MAX_ITEM_QUANTITY:
         raise UnexpectedAnswer("a shipment with an impossible quantity", repr(raw))
     return quantity
 
