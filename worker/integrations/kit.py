@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import islice
 from typing import Any, ClassVar, Self, TypeVar
@@ -153,3 +154,18 @@ def listing(names: Sequence[str], limit: int = 50) -> str:
     """Names for a notification: the first ``limit``, and how many more."""
     shown = ", ".join(names[:limit])
     return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+# A polling cursor's range. Past it, a poll's arithmetic (the overlap taken off the cursor, its
+# time in the provider's zone) leaves datetime's years 1 to 9999 and raises OverflowError.
+EARLIEST_CURSOR = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_CURSOR = datetime(9999, 1, 1, tzinfo=UTC)
+CURSOR_RANGE = "from 1970-01-01 to 9999-01-01 UTC"
+
+
+def cursor_in_range(moment: datetime) -> datetime:
+    """``moment`` (aware) when a poll can start from it; ValueError when it is out of range,
+    which a handler's ``cursor_of`` makes a HardError naming the parameter."""
+    if not EARLIEST_CURSOR <= moment <= LATEST_CURSOR:
+        raise ValueError(f"{moment.isoformat()} is out of range ({CURSOR_RANGE})")
+    return moment

@@ -38,7 +38,7 @@ from worker.integrations.dotcom.settings import (
     dotcom_settings,
     load_config,
 )
-from worker.integrations.kit import batched, credential, invalid_credential
+from worker.integrations.kit import CURSOR_RANGE, batched, credential, invalid_credential
 from worker.job import Job
 from worker.registry import Integration, Requirement, Schedule
 
@@ -158,8 +158,8 @@ def cursor_of(job: Job[Any], zone: ZoneInfo) -> tuple[str | None, datetime | Non
         raise HardError(
             f"Invalid {CURSOR}",
             [
-                f"{CURSOR} {raw!r} is not a date-time: use '2013-10-28 03:15:21 -0400', "
-                "ISO 8601 or a date"
+                f"{CURSOR} {raw!r} is not a date-time {CURSOR_RANGE}: use "
+                "'2013-10-28 03:15:21 -0400', ISO 8601 or a date"
             ],
         ) from None
 

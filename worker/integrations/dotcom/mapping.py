@@ -23,6 +23,7 @@ from worker.errors import HardError
 from worker.hub import ConfirmedShipment, HubAddress, ShipmentReady
 from worker.integrations.dotcom.documents import Release, ShippedLine
 from worker.integrations.dotcom.settings import DotcomSettings
+from worker.integrations.kit import cursor_in_range
 from worker.integrations.us_states import region_code
 
 log = logging.getLogger(__name__)
@@ -424,7 +425,11 @@ _CLASSIC = re.compile(
 def parse_cursor(raw: str, zone: ZoneInfo) -> datetime:
     """A cursor as the hub or an operator writes it: ``2013-10-28 3:15:21 -0400`` (single-digit
     hour too, ``UTC`` too), ISO 8601, or a date (midnight). Without an offset: ``zone``'s time.
-    ValueError when it is none of these."""
+    ValueError when it is none of these, or out of range (``kit.cursor_in_range``)."""
+    return cursor_in_range(_cursor_time(raw, zone))
+
+
+def _cursor_time(raw: str, zone: ZoneInfo) -> datetime:
     value = raw.strip()
     if match := _CLASSIC.match(value):
         clock = match["time"] if match["time"].count(":") == 2 else match["time"] + ":00"

@@ -29,7 +29,7 @@ from worker.integrations.duoplane.mapping import (
     create_body,
     delivered_key,
     existing,
-    parse_time,
+    parse_cursor,
     query_time,
     window_start,
 )
@@ -41,7 +41,7 @@ from worker.integrations.duoplane.settings import (
     duoplane_settings,
     load_config,
 )
-from worker.integrations.kit import batched, credential, invalid_credential, listing
+from worker.integrations.kit import CURSOR_RANGE, batched, credential, invalid_credential, listing
 from worker.job import Job
 from worker.pacing import Bucket
 from worker.registry import Integration, Requirement, Schedule
@@ -189,11 +189,14 @@ def cursor_of(job: Job[Any]) -> datetime | None:
     if raw in (None, ""):
         return None
     try:
-        return parse_time(str(raw))
+        return parse_cursor(str(raw))
     except ValueError:
         raise HardError(
             f"Invalid {CURSOR}",
-            [f"{CURSOR} {raw!r} is not a time: use ISO 8601 ('2026-11-23T05:00:00+00:00')"],
+            [
+                f"{CURSOR} {raw!r} is not a time {CURSOR_RANGE}: use ISO 8601 "
+                "('2026-11-23T05:00:00+00:00')"
+            ],
         ) from None
 
 

@@ -13,6 +13,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from worker.errors import HardError
 from worker.hub import ConfirmedShipment, HubModel, ShippedItem, ShippedShipment
+from worker.integrations.kit import cursor_in_range
 
 CANNOT_SEND = "Shipment cannot be sent to Duoplane"
 
@@ -269,6 +270,12 @@ def parse_time(raw: str) -> datetime:
     """ISO 8601; UTC when it has no offset. ValueError when it is not a time."""
     moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_cursor(raw: str) -> datetime:
+    """The polling cursor: ``parse_time``'s, and ValueError out of range too
+    (``kit.cursor_in_range``)."""
+    return cursor_in_range(parse_time(raw))
 
 
 def iso_time(raw: str | None) -> str | None:

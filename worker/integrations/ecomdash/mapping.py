@@ -86,6 +86,10 @@ class EcomdashItem(ShippedItem):
 class EcomdashShipment(ShippedShipment):
     ecomdash_shipment_id: EcomdashId
     items: list[EcomdashItem] = Field(default_factory=list)
+    # The carriers ``ConfirmedShipment`` lists; the first names the carrier when ``carrier`` is
+    # absent. Declared, so that a value that is not a list of names is a 422 naming it, not a
+    # TypeError in the mapping (``carriers: 5``).
+    carriers: list[str] | None = None
 
 
 class TrackingConfirmation(HubModel):
@@ -181,7 +185,10 @@ def shipped_date(shipped_at: str | None, zone: ZoneInfo) -> str | None:
         return None
     moment = datetime.fromisoformat(shipped_at.strip().replace("Z", "+00:00"))
     if moment.tzinfo is not None:
-        moment = moment.astimezone(zone)
+        try:
+            moment = moment.astimezone(zone)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+            raise ValueError(f"{shipped_at!r} is out of range in {zone.key}") from None
     return moment.replace(tzinfo=None, microsecond=0).isoformat()
 
 
@@ -196,7 +203,7 @@ def tracking_record(
     numbers = shipment.all_tracking
     warnings: list[str] = []
     record: dict[str, Any] = {"ShipmentId": shipment.ecomdash_shipment_id}
-    carrier = shipment.carrier or next(iter(getattr(shipment, "carriers", None) or []), None)
+    carrier = shipment.carrier or next(iter(shipment.carriers or []), None)
     found = carrier_id(carrier, lookup)
     if found is not None:
         record["CarrierId"] = found

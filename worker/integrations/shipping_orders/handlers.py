@@ -21,7 +21,7 @@ from pydantic import SecretStr, ValidationError
 from worker import registry
 from worker.errors import HardError
 from worker.hub import Answer, PollPayload, ShipmentChanged, ShipmentReady, ShipmentReference
-from worker.integrations.kit import credential, listing
+from worker.integrations.kit import CURSOR_RANGE, credential, listing
 from worker.integrations.shipping_orders.client import Account, ShippingOrdersClient
 from worker.integrations.shipping_orders.mapping import (
     ApiOrder,
@@ -255,7 +255,10 @@ def cursor_of(job: Job[Any]) -> tuple[str | None, datetime | None]:
     except ValueError:
         raise HardError(
             f"Invalid {CURSOR}",
-            [f"{CURSOR} {raw!r} is not a time: use ISO 8601 ('2026-11-23T05:00:00Z')"],
+            [
+                f"{CURSOR} {raw!r} is not a time {CURSOR_RANGE}: use ISO 8601 "
+                "('2026-11-23T05:00:00Z')"
+            ],
         ) from None
 
 

@@ -21,6 +21,7 @@ from worker.hub import (
     ShipmentReady,
     ShipmentUpdate,
 )
+from worker.integrations.kit import CURSOR_RANGE, cursor_in_range
 from worker.integrations.us_states import region_code
 from worker.status import (
     Observation,
@@ -255,9 +256,14 @@ def epoch_ms(iso: str | None) -> int | None:
 
 
 def iso_ms(ms: int | None) -> str | None:
+    """Epoch milliseconds as ISO 8601 (None when absent, or past the years 1 to 9999 a time
+    can be written in: a webhook's ``actualPickupTime`` is any integer)."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def observed(order: ApiOrder) -> Observation:
@@ -391,12 +397,15 @@ def since_last(
 
 def parse_cursor(raw: str) -> datetime:
     """A cursor: ISO 8601 (UTC when it has no offset), a date, or epoch milliseconds.
-    ValueError when it is none of these."""
+    ValueError when it is none of these, or out of range (``kit.cursor_in_range``)."""
     value = raw.strip()
     if value.isdigit():
-        return datetime.fromtimestamp(int(value) / 1000, UTC)
+        try:
+            return cursor_in_range(datetime.fromtimestamp(int(value) / 1000, UTC))
+        except (OverflowError, OSError):  # 30 digits: no float, no time_t
+            raise ValueError(f"{value[:20]}... ms is out of range ({CURSOR_RANGE})") from None
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return cursor_in_range(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def cursor_text(moment: datetime) -> str:

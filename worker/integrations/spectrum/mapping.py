@@ -78,15 +78,17 @@ def tracking_text(shipment: SpectrumShipment) -> str:
 def line_items(shipment: SpectrumShipment) -> list[dict[str, Any]]:
     """One line item per recipe set, in the order the items list them."""
     tracking = tracking_text(shipment)
-    serials: dict[str, list[str]] = {}
+    # Each recipe set's serial numbers as a dict's keys: in order, each once, in linear time
+    # (a list searched for each one took 20 s for two items of 60,000).
+    serials: dict[str, dict[str, None]] = {}
     for item in shipment.items:
-        found = serials.setdefault(item.spectrum_recipe_set_id, [])
-        found += [s.strip() for s in item.serial_numbers if s.strip() and s.strip() not in found]
+        found = serials.setdefault(item.spectrum_recipe_set_id, {})
+        found.update(dict.fromkeys(s.strip() for s in item.serial_numbers if s.strip()))
     return [
         {
             "recipeSetReadableId": recipe_set,
             "shipmentTracking": tracking,
-            **({"serialNumbers": numbers} if numbers else {}),
+            **({"serialNumbers": list(numbers)} if numbers else {}),
         }
         for recipe_set, numbers in serials.items()
     ]
