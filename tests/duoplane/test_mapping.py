@@ -121,6 +121,8 @@ def test_no_tracking_or_no_carrier_is_a_hard_error_naming_both() -> None:
     [
         ({"duoplane_purchase_order_id": None}, "duoplane_purchase_order_id"),
         ({"duoplane_purchase_order_id": "abc"}, "duoplane_purchase_order_id"),
+        ({"duoplane_purchase_order_id": 2**63}, "duoplane_purchase_order_id"),  # 64-bit ids
+        ({"items": [{"sku": "A", "quantity": 1, "duoplane_order_item_id": 10**30}]}, "item_id"),
         ({"items": []}, "items"),
         ({"items": [{"sku": "A", "quantity": 1}]}, "duoplane_order_item_id"),
     ],

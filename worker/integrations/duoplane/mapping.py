@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -23,12 +23,16 @@ CANNOT_SEND = "Shipment cannot be sent to Duoplane"
 # refused at intake, naming the field)
 
 
+# Duoplane's ids are 64-bit integers.
+DuoplaneId = Annotated[int, Field(gt=0, le=2**63 - 1)]
+
+
 class DuoplaneItem(ShippedItem):
-    duoplane_order_item_id: int = Field(gt=0)
+    duoplane_order_item_id: DuoplaneId
 
 
 class DuoplaneShipment(ShippedShipment):
-    duoplane_purchase_order_id: int = Field(gt=0)
+    duoplane_purchase_order_id: DuoplaneId
     items: list[DuoplaneItem] = Field(min_length=1)  # type: ignore[assignment]
 
 
