@@ -15,14 +15,9 @@ things it cannot do, and the standard library writes instead:
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
-
-# A fraction written the way json.dumps would not: an exponent below zero, or 4 zeros after the
-# point (json.dumps switches to an exponent under 0.0001).
-_UNLIKE_JSON_DUMPS = re.compile(rb"[0-9]e-|0\.0000")
 
 
 def compact(value: Any) -> str:
@@ -41,8 +36,24 @@ def canonical(value: Any) -> bytes:
         text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         text = None
-    if text is None or (
-        (b"e-" in text or b"0.0000" in text) and _UNLIKE_JSON_DUMPS.search(text) is not None
-    ):
+    if text is None or _unlike_json_dumps(text):
         text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     return text
+
+
+def _unlike_json_dumps(text: bytes) -> bool:
+    """Whether orjson's ``text`` could hold a fraction written the way json.dumps would not:
+    4 zeros after a point (json.dumps switches to an exponent under 0.0001), or a digit before
+    ``e-`` (a negative exponent). Byte searches, not a regular expression: the common text
+    ("e-mail", "one-day") costs a find or two, where a pattern scanned every byte."""
+    if b"0.0000" in text:
+        return True
+    at = text.find(b"e-")
+    while at != -1:
+        if at > 0 and text[at - 1] in _DIGITS:
+            return True
+        at = text.find(b"e-", at + 2)
+    return False
+
+
+_DIGITS = frozenset(b"0123456789")
