@@ -37,6 +37,9 @@ def minimal_env(tmp_path: Path, ports: dict[str, str]) -> dict[str, str]:
     return {**passthrough, **ports, "SHIPHUB_STATE_DIR": str(tmp_path), "SHIPHUB_DEMO": "0"}
 
 
+FUZZ_SEED = 20261123
+
+
 def readme_walkthrough(ports: dict[str, str], state_dir: Path) -> str:
     """Every ``sh`` block of the README after the set-up one, as one script that stops at the
     first command that fails, on this run's ports and state directory instead of the
@@ -63,6 +66,10 @@ def readme_walkthrough(ports: dict[str, str], state_dir: Path) -> str:
     ):
         for host in ("localhost", "127.0.0.1"):
             script = script.replace(f"{host}:{default}", f"{host}:{ports[name]}")
+    # The README's fuzzing run draws new cases each time, for whoever runs it; here the same
+    # ones, so that CI is reproducible (tests/fuzz and the property tests do the searching).
+    script = script.replace(" run http://", f" run --seed {FUZZ_SEED} http://")
+    assert ("schemathesis run" in script) == ("--seed" in script), "the fuzzing run moved"
     return "set -e\n" + script.replace(" .run/", f" {state_dir}/")
 
 
