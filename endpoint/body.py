@@ -123,7 +123,7 @@ def _decode(raw: bytes) -> Any:
     cannot carry (see ``parse_message``)."""
     if not raw.strip():
         raise BadBody(406, "Invalid message", "The body is empty; expected a JSON hub message")
-    data = _loads(raw, parse_int=_integer, parse_float=_fraction, parse_constant=_not_finite)
+    data = _loads(raw)
     if not _plain(raw):
         _check_structure(data)
     return data
@@ -142,9 +142,11 @@ def _plain(raw: bytes) -> bool:
     return b"\\u" not in raw or SURROGATE_ESCAPE.search(raw) is None
 
 
-def _loads(raw: bytes, **hooks: Any) -> Any:
+def _loads(raw: bytes) -> Any:
     try:
-        return json.loads(raw, **hooks)
+        return json.loads(
+            raw, parse_int=_integer, parse_float=_fraction, parse_constant=_not_finite
+        )
     except UnicodeDecodeError:
         raise BadBody(406, "Invalid JSON", "The body is not UTF-8 text") from None
     except RecursionError:  # json's own limit, far over ours: the body is far too deep

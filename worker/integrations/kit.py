@@ -156,6 +156,11 @@ def listing(names: Sequence[str], limit: int = 50) -> str:
     return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
+# Providers' ids (ecomdash's, Duoplane's) are 64-bit integers: at most this, and 19 digits.
+MAX_PROVIDER_ID = 2**63 - 1
+PROVIDER_ID_DIGITS = len(str(MAX_PROVIDER_ID))
+
+
 # A polling cursor's range. Past it, a poll's arithmetic (the overlap taken off the cursor, its
 # time in the provider's zone) leaves datetime's years 1 to 9999 and raises OverflowError.
 EARLIEST_CURSOR = datetime(1970, 1, 1, tzinfo=UTC)

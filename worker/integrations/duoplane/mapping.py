@@ -13,7 +13,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from worker.errors import HardError
 from worker.hub import ConfirmedShipment, HubModel, ShippedItem, ShippedShipment
-from worker.integrations.kit import cursor_in_range
+from worker.integrations.kit import MAX_PROVIDER_ID, cursor_in_range
 
 CANNOT_SEND = "Shipment cannot be sent to Duoplane"
 
@@ -23,8 +23,7 @@ CANNOT_SEND = "Shipment cannot be sent to Duoplane"
 # refused at intake, naming the field)
 
 
-# Duoplane's ids are 64-bit integers.
-DuoplaneId = Annotated[int, Field(gt=0, le=2**63 - 1)]
+DuoplaneId = Annotated[int, Field(gt=0, le=MAX_PROVIDER_ID)]
 
 
 class DuoplaneItem(ShippedItem):

@@ -42,12 +42,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 from worker.errors import HardError
 from worker.hub import HubModel, ShippedItem, ShippedShipment
+from worker.integrations.kit import MAX_PROVIDER_ID, PROVIDER_ID_DIGITS
 
 CANNOT_SEND = "The confirmation cannot be sent to ecomdash"
-
-
-# ecomdash's ids are 64-bit integers: at most 19 digits.
-ID_DIGITS = 19
 
 
 def _whole_number(value: Any) -> Any:
@@ -62,15 +59,15 @@ def _whole_number(value: Any) -> Any:
             raise ValueError("must be a whole number") from None
         if not number.is_finite() or number != number.to_integral_value():
             raise ValueError("must be a whole number")
-        if number.adjusted() >= ID_DIGITS:  # before int(): 1e999999999 would take hours
-            raise ValueError(f"must be a whole number of at most {ID_DIGITS} digits")
+        if number.adjusted() >= PROVIDER_ID_DIGITS:  # before int(): 1e999999999 would take hours
+            raise ValueError(f"must be a whole number of at most {PROVIDER_ID_DIGITS} digits")
         return int(number)
     return value
 
 
 # The bound before the validator: pydantic then writes it as JSON Schema's exclusiveMinimum
 # (after it, as a non-standard "gt" that clients and the OpenAPI document's fuzzer ignore).
-EcomdashId = Annotated[int, Field(gt=0, le=2**63 - 1), BeforeValidator(_whole_number)]
+EcomdashId = Annotated[int, Field(gt=0, le=MAX_PROVIDER_ID), BeforeValidator(_whole_number)]
 
 
 class EcomdashItem(ShippedItem):
