@@ -7,6 +7,7 @@ import math
 import re
 from typing import Any, NoReturn
 
+import orjson
 from flask import request
 from gunicorn.http.errors import ParseException
 from pydantic import ValidationError
@@ -25,6 +26,12 @@ MAX_NUMBER_LENGTH = 100
 # What goes wrong while reading the body off the wire: gunicorn's framing errors (a malformed
 # chunked encoding), and a body that stops before it is complete.
 UNREADABLE = (ParseException, ClientDisconnected, OSError, ValueError)
+# orjson reads every number as json does up to 18 digits in a run: any integer of 64 bits or
+# less, and fractions (both round correctly). A body with a longer run of digits anywhere, in a
+# string too, is read by json (``_loads``). Digits become "1" and all else "0" in one translate.
+ORJSON_DIGITS = 18
+_DIGIT_OR_NOT = bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))
+_LONG_DIGITS = b"1" * (ORJSON_DIGITS + 1)
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # A \u escape of a surrogate: json turns it into a lone one unless it is half of a pair.
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -143,6 +150,21 @@ def _plain(raw: bytes) -> bool:
 
 
 def _loads(raw: bytes) -> Any:
+    """``raw`` read as json reads it, with our hooks: by orjson (a fifth of the time) when it
+    reads the same, that is when ``raw`` is UTF-8 JSON with no run of ``ORJSON_DIGITS`` digits
+    (orjson reads an integer past 64 bits as a float, and a long number would escape our length
+    check); by json otherwise, and whenever orjson refuses, so that a refusal is json's, in
+    json's words."""
+    if _LONG_DIGITS not in raw.translate(_DIGIT_OR_NOT):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # not JSON to orjson: json says what is wrong (or reads it: UTF-16, a BOM)
+    return _loads_with_json(raw)
+
+
+def _loads_with_json(raw: bytes) -> Any:
+    """``raw`` read by json, each number through our hooks, refused with json's reason."""
     try:
         return json.loads(
             raw, parse_int=_integer, parse_float=_fraction, parse_constant=_not_finite

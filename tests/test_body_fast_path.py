@@ -17,6 +17,7 @@ from endpoint.body import (
     BadBody,
     _decode,
     _loads,
+    _loads_with_json,
     _plain,
 )
 from endpoint.body import _check_structure as walk
@@ -125,3 +126,54 @@ def test_an_ordinary_message_is_not_walked() -> None:
     )
     assert _plain(sample)
     assert _plain(nested(MAX_DEPTH).encode())
+
+
+def typed(value: Any) -> str:
+    """A value's text with its types and its keys' order: 1 is not 1.0, nor -0.0 0.0."""
+    return repr(value)
+
+
+long_numbers = st.one_of(
+    st.integers(min_value=-(2**65), max_value=2**65),
+    st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, 10**18, 10**19]),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.from_regex(r"-?[1-9][0-9]{0,25}(\.[0-9]{1,25})?([eE][-+]?[0-9]{1,4})?", fullmatch=True).map(
+        lambda text: f"#{text}"
+    ),
+)
+read_documents = st.recursive(
+    leaves | long_numbers | st.from_regex(r"[0-9]{15,22}", fullmatch=True),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(awkward_text | st.text(max_size=4), inner)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(read_documents, st.sampled_from(["utf-8", "utf-16-le", "utf-8-sig"]), st.booleans())
+def test_orjson_reads_every_body_as_json_does(document: Any, encoding: str, escaped: bool) -> None:
+    """The reading (``_loads``, by orjson when it reads the same) gives json's value, with its
+    types and key order, or json's refusal: integers near and past 64 bits, long fractions,
+    exponents that overflow, duplicate keys, surrogates, other encodings."""
+    raw = to_json({"payload": document, "payload": [document]}, escaped)  # noqa: F601
+    raw_bytes = raw.encode(encoding, "surrogatepass")
+    found = outcome(_loads, raw_bytes)
+    expected = outcome(_loads_with_json, raw_bytes)
+    assert (found[0], typed(found[1])) == (expected[0], typed(expected[1]))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":18446744073709551616}',  # orjson alone: a float
+        b'{"a":-9223372036854775809}',
+        b'{"a":"' + b"1" * 19 + b'"}',
+        b'{"a":1e400}',
+        b'{"a":1,"a":2.5}',
+        b'\xef\xbb\xbf{"a":1}',
+    ],
+)
+def test_what_orjson_would_read_otherwise_is_read_by_json(raw: bytes) -> None:
+    found, expected = outcome(_loads, raw), outcome(_loads_with_json, raw)
+    assert (found[0], typed(found[1])) == (expected[0], typed(expected[1]))

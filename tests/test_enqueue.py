@@ -15,10 +15,14 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support.stack import RedisServer
 from worker import registry, runtime
 from worker.enqueue import Envelopes
+from worker.enqueue import _number as enqueue_number
+from worker.enqueue import _string as enqueue_string
 from worker.enqueue import uuid as enqueue_uuid
 from worker.records import Records
 from worker.registry import Handler
@@ -132,3 +136,15 @@ def test_ids_are_random_uuids_as_kombu_writes_them() -> None:
     free = [i for i in range(36) if i not in (8, 13, 14, 18, 19, 23)]
     assert all(len({text[i] for text in made}) == 16 for i in free)
     assert {text[19] for text in made} == set("89ab")
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(), stamp=st.floats() | st.integers())
+def test_strings_and_stamps_are_written_as_the_standard_encoder_writes_them(
+    text: str, stamp: float
+) -> None:
+    """The envelope's strings and its time stamp are the very text ``json.dumps`` (kombu's)
+    would write: any Unicode (escaped to ASCII), quotes, backslashes; floats, whole numbers,
+    and the non-finite ones the encoder writes as NaN and Infinity."""
+    assert enqueue_string(text) == json.dumps(text)
+    assert enqueue_number(stamp) == json.dumps(stamp)

@@ -30,9 +30,11 @@ from __future__ import annotations
 import base64
 import bisect
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from celery import Celery
@@ -79,6 +81,19 @@ def uuid() -> str:
 def _json(value: Any) -> str:
     """JSON as kombu writes it (``kombu.utils.json.dumps``: the standard encoder's defaults)."""
     return json.dumps(value)
+
+
+def _string(text: str) -> str:
+    """``_json`` of a string, as the standard encoder writes one (``ensure_ascii``), without
+    setting up an encoder: a tenth of the time, for four strings per message."""
+    return encode_basestring_ascii(text)
+
+
+def _number(value: float) -> str:
+    """``_json`` of a time stamp: a finite float is its ``repr``, as the standard encoder's."""
+    if type(value) is float and math.isfinite(value):
+        return float.__repr__(value)
+    return _json(value)
 
 
 def _fill(headers: dict[str, Any], properties: dict[str, Any]) -> str:
@@ -133,17 +148,17 @@ class Envelopes:
         args = [handler.integration, message_id]
         task_id = uuid()
         # The task's body as kombu's JSON serializer writes it: [args, kwargs, embed].
-        body = f"[{_json(args)}, {{}}, {route.embed}]".encode()
+        body = f"[[{_string(args[0])}, {_string(args[1])}], {{}}, {route.embed}]".encode()
         return Envelope(
             route.list_key,
             route.fill.format(
                 body=base64.b64encode(body).decode("ascii"),
                 task_id=task_id,
-                argsrepr=_json(self._argsrepr(args)),
+                argsrepr=_string(self._argsrepr(args)),
                 origin=self._origin(),
-                queued_at=_json(queued_at),
-                message=_json(f"{handler.integration}:{message_id}"),
-                reply_to=_json(self.app.thread_oid),  # the calling thread's, as Celery sets it
+                queued_at=_number(queued_at),
+                message=_string(f"{handler.integration}:{message_id}"),
+                reply_to=_string(self.app.thread_oid),  # the calling thread's, as Celery sets it
                 delivery_tag=uuid(),
             ),
         )
