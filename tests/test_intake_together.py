@@ -202,3 +202,28 @@ def test_a_round_trip_not_on_enough_replicas_fails_each_of_its_messages(
 
     assert all(isinstance(r, NotOnReplicas) for r in results)
     assert len({id(r) for r in results}) == MESSAGES
+
+
+def test_one_round_trip_takes_each_message_as_if_it_had_come_alone(records: Records) -> None:
+    """One run of the accept script for many messages: the same message twice in it is a
+    duplicate the second time, the same id with another content a conflict; each new one is
+    queued once; the counters count each outcome; the recent list keeps its cap."""
+    from worker import metrics
+    from worker.records import RECENT, RECENT_KEPT
+
+    first = [arrival(n) for n in range(RECENT_KEPT)]
+    assert {r.outcome for r in records.receive_all(first)} == {"created"}
+    again, other = arrival(RECENT_KEPT + 1), arrival(RECENT_KEPT + 1)
+    other = Arrival(other.integration, other.message_id, "another", other.fields, None, 2.0e9)
+
+    received = records.receive_all([again, again, other, arrival(RECENT_KEPT + 2)])
+
+    assert [r.outcome for r in received] == ["created", "exists", "conflict", "created"]
+    assert received[1].record is not None and received[1].record.status == "queued"
+    assert records.redis.llen("acme") == RECENT_KEPT + 2  # one task per new message
+    counted = records.redis.hgetall(metrics.MESSAGES.key)
+    accepted = metrics.MESSAGES.field("acme", metrics.UNKNOWN, "accepted")
+    duplicate = metrics.MESSAGES.field("acme", metrics.UNKNOWN, "duplicate")
+    assert (int(counted[accepted]), int(counted[duplicate])) == (RECENT_KEPT + 2, 1)
+    assert records.redis.zcard(RECENT) == RECENT_KEPT
+    assert records.redis.zscore(RECENT, "acme:m0") is None  # the oldest left first

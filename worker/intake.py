@@ -119,8 +119,8 @@ class Together:
     The first message to arrive while no round trip is under way sends at once, alone: a
     lone message waits for nothing. Those that arrive while a round trip is under way queue
     up, and when it is back, the first of them sends all that queued (up to ``most``) in the
-    next one: a pipeline of the accept script, one run per message, each recorded and queued
-    in one step as if it had come alone (``Records.receive_all``). So the busier the receiver,
+    next one: one run of the accept script, each message recorded and queued in one step as
+    if it had come alone (``Records.receive_all``). So the busier the receiver,
     the more messages each round trip carries, and no message waits longer than the round
     trip before its own.
 

@@ -122,38 +122,57 @@ def done_channel(integration: str, message_id: str) -> str:
     return f"{PREFIX}done:{integration}:{message_id}"
 
 
-# Create the record unless it exists, and in the same step queue its task: LPUSH the broker
-# message ARGV[7] (built by ``worker.enqueue`` exactly as kombu's Redis transport would) onto the
-# queue's list KEYS[5], so a message is never recorded without being queued nor queued without
-# being recorded. The broker's Redis must be this one (both are REDIS_URL). Count it accepted
-# (field ARGV[5] of the messages counter), watch it (ARGV[3]: when it must have started), list it
-# among the recent ones. An existing record is counted a duplicate (field ARGV[6], if given) and
-# returned with the outcome, so a duplicate also costs one round trip. The push comes first: a
-# script that fails midway keeps the writes made before the error (Redis does not roll back), so
-# the one write that can fail on a key we do not own (the broker's list) must precede the record.
-# Returns {created} | {exists, field, value, ...} | {conflict, field, value, ...}.
+# Messages arriving together, each recorded and queued in one step, all in one run (one round
+# trip, and one script call: a run per message cost Redis a third more). For each message: create
+# its record unless it exists, and in the same step queue its task: LPUSH its broker message
+# (built by ``worker.enqueue`` exactly as kombu's Redis transport would) onto its queue's list, so
+# a message is never recorded without being queued nor queued without being recorded. The
+# broker's Redis must be this one (both are REDIS_URL). Count it accepted, watch it (by when it
+# must have started), list it among the recent ones. An existing record is counted a duplicate
+# (if a counter field is given) and returned with the outcome, so a duplicate also costs one
+# round trip. The push comes first: a script that fails midway keeps the writes made before the
+# error (Redis does not roll back), so the one write that can fail on a key we do not own (the
+# broker's list) must precede the record; a caller told of the failure sends the message again
+# and finds it recorded. Counters and the recent list's cap are written once per run.
+#
+# KEYS: watch set, messages counter, recent set, then per message its record and its queue list.
+# ARGV per message: fingerprint, now, deadline, member, accepted field, duplicate field ('' for
+# none), broker message ('' for none), the number of field names and values that follow, those.
+# Returns per message {created} | {exists, field, value, ...} | {conflict, field, value, ...}.
 _ACCEPT = """
-local fp = redis.call('HGET', KEYS[1], 'fingerprint')
-if not fp then
-  if ARGV[7] ~= '' then redis.call('LPUSH', KEYS[5], ARGV[7]) end
-  local now = tonumber(ARGV[2])
-  redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'received_at', ARGV[2],
-             'updated_at', ARGV[2], 'queued_at', ARGV[2], 'status', 'queued', 'attempts', '0',
-             unpack(ARGV, 8))
-  redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), ARGV[4])
-  redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
-  redis.call('ZADD', KEYS[4], now, ARGV[4])
-  if redis.call('ZCARD', KEYS[4]) > %d then redis.call('ZPOPMIN', KEYS[4]) end
-  return {'created'}
+local replies, counts, created, a = {}, {}, 0, 1
+for i = 1, (#KEYS - 3) / 2 do
+  local record, queue, n = KEYS[2 + 2 * i], KEYS[3 + 2 * i], tonumber(ARGV[a + 7])
+  local fp = redis.call('HGET', record, 'fingerprint')
+  if not fp then
+    if ARGV[a + 6] ~= '' then redis.call('LPUSH', queue, ARGV[a + 6]) end
+    local now = ARGV[a + 1]
+    redis.call('HSET', record, 'fingerprint', ARGV[a], 'received_at', now, 'updated_at', now,
+               'queued_at', now, 'status', 'queued', 'attempts', '0',
+               unpack(ARGV, a + 8, a + 7 + n))
+    redis.call('ZADD', KEYS[1], tonumber(ARGV[a + 2]), ARGV[a + 3])
+    redis.call('ZADD', KEYS[3], tonumber(now), ARGV[a + 3])
+    counts[ARGV[a + 4]] = (counts[ARGV[a + 4]] or 0) + 1
+    created = created + 1
+    replies[i] = {'created'}
+  else
+    local found = redis.call('HGETALL', record)
+    if fp ~= ARGV[a] then
+      table.insert(found, 1, 'conflict')
+    else
+      if ARGV[a + 5] ~= '' then counts[ARGV[a + 5]] = (counts[ARGV[a + 5]] or 0) + 1 end
+      table.insert(found, 1, 'exists')
+    end
+    replies[i] = found
+  end
+  a = a + 8 + n
 end
-local found = redis.call('HGETALL', KEYS[1])
-if fp ~= ARGV[1] then
-  table.insert(found, 1, 'conflict')
-  return found
+for field, count in pairs(counts) do redis.call('HINCRBY', KEYS[2], field, count) end
+if created > 0 then
+  local over = redis.call('ZCARD', KEYS[3]) - %d
+  if over > 0 then redis.call('ZPOPMIN', KEYS[3], over) end
 end
-if ARGV[6] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[6], 1) end
-table.insert(found, 1, 'exists')
-return found
+return replies
 """.replace("%d", str(RECENT_KEPT))
 
 # A record made without its broker message (``Records.accept``, for tools and tests that drive a
@@ -436,13 +455,10 @@ class Records:
         return self.receive_all([arrival])[0]
 
     def receive_all(self, arrivals: Sequence[Arrival]) -> list[Received]:
-        """``receive`` for several messages in one round trip; each is recorded and queued in
-        one step of its own, as if received alone."""
-        calls = [self._accept_call(a, duplicates=True) for a in arrivals]
-        return [
-            _received(a, found)
-            for a, found in zip(arrivals, self._scripts.run_all("accept", calls), strict=True)
-        ]
+        """``receive`` for several messages in one round trip (one run of the accept script);
+        each is recorded and queued in one step of its own, as if received alone."""
+        found = self._run("accept", *self._accept_call(arrivals, duplicates=True))
+        return [_received(a, f) for a, f in zip(arrivals, found, strict=True)]
 
     def accept(
         self,
@@ -460,25 +476,31 @@ class Records:
         del token
         when = time.time() if now is None else now
         arrival = Arrival(integration, message_id, fingerprint, fields, None, when)
-        return self._run("accept", *self._accept_call(arrival, duplicates=False))[0]
+        return self._run("accept", *self._accept_call([arrival], duplicates=False))[0][0]
 
-    def _accept_call(self, a: Arrival, *, duplicates: bool) -> tuple[list[str], list[Any]]:
-        """The accept script's keys and arguments for one message; ``duplicates``: count a
-        duplicate when the message is already recorded."""
-        service = a.fields.get("service") or metrics.UNKNOWN
-        key = record_key(a.integration, a.message_id)
-        queue = a.envelope.queue_key if a.envelope else key
-        keys = [key, WATCH, metrics.MESSAGES.key, RECENT, queue]
-        args = [
-            a.fingerprint,
-            repr(a.now),
-            a.now + self.timing.queued_deadline_seconds,
-            member(a.integration, a.message_id),
-            metrics.MESSAGES.field(a.integration, service, "accepted"),
-            metrics.MESSAGES.field(a.integration, service, "duplicate") if duplicates else "",
-            a.envelope.message if a.envelope else "",
-            *(x for pair in a.fields.items() for x in pair),
-        ]
+    def _accept_call(
+        self, arrivals: Sequence[Arrival], *, duplicates: bool
+    ) -> tuple[list[str], list[Any]]:
+        """The accept script's keys and arguments for ``arrivals``; ``duplicates``: count a
+        duplicate when a message is already recorded."""
+        keys = [WATCH, metrics.MESSAGES.key, RECENT]
+        args: list[Any] = []
+        for a in arrivals:
+            service = a.fields.get("service") or metrics.UNKNOWN
+            key = record_key(a.integration, a.message_id)
+            keys += (key, a.envelope.queue_key if a.envelope else key)
+            args += (
+                a.fingerprint,
+                repr(a.now),
+                a.now + self.timing.queued_deadline_seconds,
+                member(a.integration, a.message_id),
+                metrics.MESSAGES.field(a.integration, service, "accepted"),
+                metrics.MESSAGES.field(a.integration, service, "duplicate") if duplicates else "",
+                a.envelope.message if a.envelope else "",
+                2 * len(a.fields),
+            )
+            for pair in a.fields.items():
+                args += pair
         return keys, args
 
     def mark_published(self, integration: str, message_id: str, queued_at: float) -> None:
