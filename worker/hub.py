@@ -40,9 +40,8 @@ def text_problem(value: str, max_length: int) -> str | None:
         return "is empty"
     if len(value) > max_length:
         return f"is longer than {max_length} characters"
-    odd = next(((at, c) for at, c in enumerate(value) if not c.isprintable()), None)
-    if odd is not None:
-        at, char = odd
+    if not value.isprintable():  # the whole string at once; then find the first culprit
+        at, char = next((at, c) for at, c in enumerate(value) if not c.isprintable())
         return f"has a non-printable character U+{ord(char):04X} at position {at}"
     if value != value.strip():
         return "has leading or trailing whitespace"
