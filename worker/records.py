@@ -150,8 +150,8 @@ for i = 1, (#KEYS - 3) / 2 do
     redis.call('HSET', record, 'fingerprint', ARGV[a], 'received_at', now, 'updated_at', now,
                'queued_at', now, 'status', 'queued', 'attempts', '0',
                unpack(ARGV, a + 8, a + 7 + n))
-    redis.call('ZADD', KEYS[1], tonumber(ARGV[a + 2]), ARGV[a + 3])
-    redis.call('ZADD', KEYS[3], tonumber(now), ARGV[a + 3])
+    redis.call('ZADD', KEYS[1], ARGV[a + 2], ARGV[a + 3])
+    redis.call('ZADD', KEYS[3], now, ARGV[a + 3])
     counts[ARGV[a + 4]] = (counts[ARGV[a + 4]] or 0) + 1
     created = created + 1
     replies[i] = {'created'}
