@@ -4,13 +4,14 @@ when the provider holds what this message sends."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from pydantic import BaseModel
 
 from worker.errors import HardError
-from worker.job import Job, differences
-from worker.records import Records, memory_key
+from worker.job import EarlierAttemptUnsettled, Job, LookFirst, differences
+from worker.records import Records, memory_key, once_key
 
 SENDS = {"shipping": {"address1": "2 Main St.", "zip": "20815"}, "lines": [{"sku": "A", "qty": 1}]}
 
@@ -94,3 +95,83 @@ def test_differences_name_each_changed_field_and_stop_at_a_limit() -> None:
     assert "b.c.1 2 (this message: 3)" in changed
     assert changed[-1] == "and 6 more"
     assert differences(before, before) == []
+
+
+# -- an earlier attempt whose outcome is unknown: looked up once it can no longer land ----------
+
+
+def unknown_earlier_attempt(records: Records, message_id: str, sent_ago: float) -> None:
+    """Attempt 1 began the create ``sent_ago`` seconds ago and never learned how it ended."""
+    records.once_inflight("acme", message_id, "create", 1, sends=SENDS)
+    key = once_key("acme", message_id, "create")
+    mark = json.loads(records.redis.get(key))
+    records.redis.set(key, json.dumps({**mark, "since": time.time() - sent_ago}))
+
+
+class Provider:
+    """What the provider holds, and every call made to it."""
+
+    def __init__(self, holds: str | None) -> None:
+        self.holds = holds
+        self.calls: list[str] = []
+
+    def create(self, _key: str) -> str:
+        self.calls.append("create")
+        return "created"
+
+    def find(self) -> str | None:
+        self.calls.append("find")
+        return self.holds
+
+
+def test_an_unknown_attempt_that_may_still_land_is_waited_for_not_repeated(
+    records: Records,
+) -> None:
+    unknown_earlier_attempt(records, "m5", sent_ago=20)
+    provider = Provider(holds=None)
+
+    with pytest.raises(EarlierAttemptUnsettled) as unsettled:
+        job(records, "m5", attempt=2).once(
+            "create", provider.create, look=LookFirst(60, provider.find)
+        )
+
+    assert provider.calls == []  # neither a look (too early to trust) nor a second create
+    assert 39 <= unsettled.value.retry_after <= 40  # scheduled for when it can no longer land
+    assert records.once_state("acme", "m5", "create")["state"] == "inflight"
+
+
+def test_an_unknown_attempt_that_landed_is_found_and_not_made_again(records: Records) -> None:
+    unknown_earlier_attempt(records, "m6", sent_ago=61)
+    provider = Provider(holds="found")
+
+    result = job(records, "m6", attempt=2).once(
+        "create", provider.create, look=LookFirst(60, provider.find)
+    )
+
+    assert (result, provider.calls) == ("found", ["find"])
+    assert records.once_state("acme", "m6", "create") == {
+        "state": "done",
+        "result": "found",
+        "at": pytest.approx(time.time(), abs=5),
+    }
+
+
+def test_an_unknown_attempt_that_never_landed_is_made_again_after_the_look(
+    records: Records,
+) -> None:
+    unknown_earlier_attempt(records, "m7", sent_ago=61)
+    provider = Provider(holds=None)
+
+    result = job(records, "m7", attempt=2).once(
+        "create", provider.create, look=LookFirst(60, provider.find)
+    )
+
+    assert (result, provider.calls) == ("created", ["find", "create"])
+
+
+def test_a_first_attempt_creates_without_looking(records: Records) -> None:
+    provider = Provider(holds="found")
+
+    result = job(records, "m8").once("create", provider.create, look=LookFirst(60, provider.find))
+
+    assert (result, provider.calls) == ("created", ["create"])

@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from worker.errors import HardError, MissingParameter
+from worker.errors import HardError, MissingParameter, TransientError
 from worker.hub import Answer
 from worker.records import Keep, Records
 
 P = TypeVar("P", bound=BaseModel)
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LookFirst(Generic[T]):
+    """How ``Job.once`` settles an earlier attempt whose outcome is unknown (its worker died
+    during the call, the call timed out, its answer was lost): wait until that call can no
+    longer land at the provider, ``lands_within`` seconds after it was sent, then ``find`` what
+    it made. ``find`` answers as the call would have, or None when the provider has nothing,
+    and only then is the call made again."""
+
+    lands_within: float
+    find: Callable[[], T | None]
+
+
+class EarlierAttemptUnsettled(TransientError):
+    """An earlier attempt's call may still land: this attempt ends, and the next one is
+    scheduled for when it no longer can (no thread waits for it)."""
+
+    def __init__(self, operation: str, sent_at: float, wait: float) -> None:
+        sent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sent_at))
+        super().__init__(
+            f"An earlier attempt's {operation} may still land",
+            [
+                f"it was sent at {sent} and its outcome is unknown; it is looked up "
+                f"{wait:.0f} s from now, once it can no longer land, before anything is sent again"
+            ],
+            retry_after=wait,
+        )
 
 
 @dataclass
@@ -48,24 +77,39 @@ class Job(Generic[P]):
         return f"{self.integration}:{self.message_id}"
 
     def once(
-        self, operation: str, call: Callable[[str], T], *, sends: Mapping[str, Any] | None = None
+        self,
+        operation: str,
+        call: Callable[[str], T],
+        *,
+        sends: Mapping[str, Any] | None = None,
+        look: LookFirst[T] | None = None,
     ) -> T:
         """Run a provider call with a side effect at most once once it has completed.
 
         ``call`` gets an idempotency key (``<integration>:<message_id>:<operation>``) to hand to
         the provider where its API takes one. Its JSON-able result is stored as soon as it returns;
-        a redelivered task gets the stored result instead of calling again. A call that was in
-        flight when the worker died is made again (there is no way to know whether it landed):
-        the provider's own key (the order number, the idempotency key) must make that repeat
-        harmless (``already_there`` tells a repeat that met its own earlier call from anything
-        else).
+        a redelivered task gets the stored result instead of calling again.
+
+        A call that was in flight when its attempt ended (the worker died, it timed out, its
+        answer was lost) may or may not have landed. With ``look``, the next attempt waits
+        (scheduled, not slept) until it can no longer land, then looks it up at the provider, and
+        calls again only if it is not there. Without ``look``, the call is made again at once:
+        the provider's own key (an order number it refuses twice, an idempotency key) must make
+        that repeat harmless (``already_there`` tells a repeat that met its own earlier call from
+        anything else).
         ``sends`` is what the call creates at the provider (JSON-able): kept with the in-flight
         mark, it lets ``already_there`` recognise this message's own earlier attempt.
         """
         state = self.records.once_state(self.integration, self.message_id, operation)
         if state and state["state"] == "done":
             return state["result"]
-        self._earlier_sends = state.get("sends") if state and state["state"] == "inflight" else None
+        earlier = state if state and state["state"] == "inflight" else None
+        self._earlier_sends = earlier.get("sends") if earlier else None
+        if earlier is not None and look is not None:
+            found = self._look_for(operation, earlier, look)
+            if found is not None:
+                self.records.once_done(self.integration, self.message_id, operation, found)
+                return found
         self.records.once_inflight(
             self.integration, self.message_id, operation, self.attempt, sends=sends
         )
@@ -79,34 +123,55 @@ class Job(Generic[P]):
         self.records.once_done(self.integration, self.message_id, operation, result)
         return result
 
-    def already_there(self, kind: str, key: str, sends: Mapping[str, Any], refusal: str) -> str:
-        """The provider answered that ``key`` (an order number) already exists. That is success
-        only when what it holds is what this message sends now, and says how it got there:
+    @staticmethod
+    def _look_for(operation: str, earlier: Mapping[str, Any], look: LookFirst[T]) -> T | None:
+        """What an earlier attempt's call made, once it can no longer land (None: nothing)."""
+        sent_at = float(earlier.get("since") or 0.0)
+        wait = sent_at + look.lands_within - time.time()
+        if wait > 0:
+            raise EarlierAttemptUnsettled(operation, sent_at, wait)
+        return look.find()
 
-        * another message sent ``key`` (kept under ``kind`` with ``keep_sent``) with the same
-          content: "already sent by message ...";
+    def sent_before(
+        self, kind: str, key: str, sends: Mapping[str, Any], refusal: str
+    ) -> str | None:
+        """Whether another message sent ``key`` (kept under ``kind`` with ``keep_sent``): with
+        the same content, "already sent by message ..."; with other content, a HardError
+        (subject ``refusal``) saying what differs; None when no other message did. Asked before
+        creating, it spares the provider a repeat whose answer nobody documents."""
+        (kept,) = self.recall(kind, key)
+        if not (
+            isinstance(kept, Mapping)
+            and "sends" in kept
+            and kept.get("message_id") != self.message_id
+        ):
+            return None
+        changed = differences(kept["sends"], sends)
+        if not changed:
+            return f"already sent by message {kept['message_id']}"
+        raise HardError(
+            refusal,
+            [
+                f"{key} already exists: message {kept['message_id']} sent it with "
+                f"{'; '.join(changed)}"
+            ],
+        )
+
+    def already_there(self, kind: str, key: str, sends: Mapping[str, Any], refusal: str) -> str:
+        """The provider holds ``key`` (it answered that an order number already exists, or a
+        look found it). That is success only when what it holds is what this message sends
+        now, and says how it got there:
+
+        * another message sent ``key`` with the same content (``sent_before``);
         * else this message's own earlier attempt, in flight when it failed, sent it.
 
         Anything else is a HardError (subject ``refusal``) saying what differs from what was
         sent before, or that this endpoint has no record of sending ``key``: an earlier attempt
         that failed may never have landed, so its mark alone cannot vouch for what is there.
         """
-        (kept,) = self.recall(kind, key)
-        if (
-            isinstance(kept, Mapping)
-            and "sends" in kept
-            and kept.get("message_id") != self.message_id
-        ):
-            changed = differences(kept["sends"], sends)
-            if not changed:
-                return f"already sent by message {kept['message_id']}"
-            raise HardError(
-                refusal,
-                [
-                    f"{key} already exists: message {kept['message_id']} sent it with "
-                    f"{'; '.join(changed)}"
-                ],
-            )
+        how = self.sent_before(kind, key, sends, refusal)
+        if how is not None:
+            return how
         if self._earlier_sends is not None and not differences(self._earlier_sends, sends):
             return "sent by an earlier attempt of this message"
         raise HardError(

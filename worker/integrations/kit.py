@@ -124,6 +124,23 @@ class ProviderSettings(BaseSettings):
         )
 
 
+class CreatingProviderSettings(ProviderSettings):
+    """The settings of a provider whose creates take no idempotency key (Dotcom's orders,
+    Duoplane's shipments): how long a create whose outcome is unknown may still land.
+
+    Our side gives up on a call after its connect and read timeouts; the provider may go on
+    working on it after that (a request behind a router that timed out, a server that does
+    not notice the client left). ``late_landing_seconds`` is how much longer it is assumed to
+    take at most: no provider documents it. Only after ``lands_within`` is an unknown create
+    looked up (``worker.job.LookFirst``) and, if it is not there, made again."""
+
+    late_landing_seconds: float = Field(60.0, ge=0)
+
+    @property
+    def lands_within(self) -> float:
+        return self.connect_timeout_seconds + self.read_timeout_seconds + self.late_landing_seconds
+
+
 def credential(job: Job[Any], name: str, variable: str) -> str:
     """A credential parameter as text; one with control characters (a pasted line break) is a
     HardError naming it and where it may come from, never its value (never retried: the same

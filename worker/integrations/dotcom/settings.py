@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from worker.integrations.kit import ProviderSettings
+from worker.integrations.kit import CreatingProviderSettings
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ API_URL_HINT = "set it to Dotcom's API base URL (its test service and the live o
 # Configuration
 
 
-class DotcomSettings(ProviderSettings):
+class DotcomSettings(CreatingProviderSettings):
     """``DOTCOM_*`` environment configuration, checked when a process starts (``check_settings``)
     and read when a message is handled. An empty variable is an unset one."""
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from worker.integrations.kit import ProviderSettings
+from worker.integrations.kit import CreatingProviderSettings
 
 PROVIDER = "Duoplane"
 CURSOR = "last_polling_datetime"
@@ -15,7 +15,7 @@ API_URL_VARIABLE = "DUOPLANE_API_URL"
 MAX_PAGE_SIZE = 250  # the API's default and maximum per_page
 
 
-class DuoplaneSettings(ProviderSettings):
+class DuoplaneSettings(CreatingProviderSettings):
     """``DUOPLANE_*``, checked when a process starts and read when a message is handled. An
     empty variable is an unset one."""
 
