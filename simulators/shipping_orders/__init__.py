@@ -12,6 +12,7 @@ no key -> 403 ``FORBIDDEN`` "Forbidden"; unknown key -> 401 ``UNAUTHORIZED`` "In
 tenantId missing or not the key's tenant -> 401 ``UNAUTHORIZED`` "Invalid tenantId".
 Every error body is ``{"type", "message", "errors": [{"type", "message", ...}]}``; a delivery
 provider's refusal carries its own item ``{"provider", "type", "message", "code"}`` instead.
+The routes below describe the seed's shape; see "Shapes" for the vendor's.
 
 ``POST /shipments``
     Create. Required: locationExternalId, orderExternalId (<= 100 characters), deliveryAddress
@@ -67,6 +68,28 @@ provider's refusal carries its own item ``{"provider", "type", "message", "code"
     so an order updated while a client pages is seen again later, never skipped. A token that
     does not decode -> 400 INVALID_DATA. Errors here are all 400 INVALID_DATA.
 
+Shapes (``shape``: ``seed`` by default, or ``vendor``)
+-----------------------------------------------------
+Orders are kept in the seed's shape and answered (create, get, list, edit, cancel, retry, the
+control reports) and sent by webhook in the configured one. ``vendor`` is the vendor's real
+order objects (providers.md; ``shapes`` has the details): ``provider`` a string (``""`` until a
+delivery provider is chosen), ``trackingNumber`` (``""`` until then; all-digit numbers such as
+FedEx's as JSON integers), a top-level ``trackingUrl`` (null until then; ``referenceLinks``
+keeps only ``qrcodeLink``), ``estimatedPickupTime`` / ``estimatedPickupTimeStarts`` /
+``...Ends`` as epoch ms and ``estimatedDeliveryTime`` (ISO 8601 with the Central offset, no
+ms) / ``estimatedDeliveryTimeStarts`` / ``...Ends`` (ISO 8601 with ms and Z), ``orderId``
+for ``id``, ``storeExternalId`` for ``locationExternalId``, and ``receivedAtEpoch`` (ms).
+In ``vendor`` a create (checked, geocoded and orchestrated as in ``seed``: the same errors)
+answers 201 ``REQUEST_RECEIVED`` with ``provider``, ``trackingNumber``, ``createdAt`` and
+``lastUpdatedAt`` all ``""``; the order is dispatched later, as the first steps of its path
+(``REQUEST_RECEIVED``, ``ESTIMATES_RECEIVED``, ``ORDER_DISPATCHED`` with the provider chosen at
+the create, then the scenario), by the clock or the advance route, a webhook for each. An edit
+of the address, location or package before the dispatch re-runs orchestration for it; a cancel
+before it leaves the order without a provider. ``INVALID_DATA`` and ``ORDER_CANCELLATION_FAILED``
+answer HTTP 400 (the seed's table: 422). Requests are the seed's in both shapes
+(``locationExternalId``, ``{startsAt, endsAt}`` windows): the vendor's request shapes are not
+in the material we have.
+
 Rate limit: with ``rate_limit_per_second`` set, a key's requests beyond that many within one
 second (sliding window) -> 429 TOO_MANY_REQUESTS "Too many requests received per second.". The
 real threshold and whether a Retry-After header is sent are unknown: none is sent.
@@ -108,12 +131,13 @@ change made through the API (create, edit, cancel, retry: one webhook each).
 
 Webhooks
 --------
-With ``webhook_url`` set: POST of the order JSON plus ``storeExternalId`` (its
-locationExternalId), ``Content-Type: application/json``, ``X-DS-Signature``: lowercase hex
-HMAC-SHA256 of the raw body keyed with ``webhook_secret`` (an assumption: the vendor documents
-only "a hash of the payload"), empty when there is no secret. One sender thread, in event order;
-retry policy (unknown for the real one): retried after 0.5 s, 1 s and 2 s on connection errors,
-timeouts and non-2xx answers, then given up (``webhook_retry_delays`` changes it).
+With ``webhook_url`` set: POST of the order JSON (in the configured shape) plus
+``storeExternalId`` (its location), ``Content-Type: application/json``, ``X-DS-Signature``:
+lowercase hex HMAC-SHA256 of the raw body keyed with ``webhook_secret`` (an assumption: the
+vendor documents only "a hash of the payload"), empty when there is no secret. One sender
+thread, in event order; retry policy (unknown for the real one): retried after 0.5 s, 1 s and
+2 s on connection errors, timeouts and non-2xx answers, then given up (``webhook_retry_delays``
+changes it).
 
 Faults (``POST /_sim/faults``)
 ------------------------------
@@ -127,6 +151,10 @@ taken one per authenticated request, first queued first.
 * ``slow``: wait ``delay_seconds`` (default 5) then answer normally;
 * ``lost_answer``: do the work (the order IS stored, changed...), then answer 502 with an HTML
   gateway page: the client cannot know it succeeded;
+* ``odd_answer`` with ``set`` (``{field: value}``) and/or ``remove`` (``[field, ...]``): do the
+  work, then answer with those top-level fields of each order answered (every order of a list,
+  every entry of a status history) written over or taken out: an answer a client cannot fully
+  read;
 * route ``webhook``: ``drop`` (the next webhook is lost), ``duplicate`` (sent twice),
   ``delay`` (held ``delay_seconds``, default 2, while later ones go first: out of order).
 
@@ -136,16 +164,17 @@ Control API (``/_sim/``, no auth)
 faults, webhook log and counts cleared; settings and locations stay);
 ``GET /_sim/faults`` -> ``{"faults": [...]}``; ``POST /_sim/faults`` -> 201 the fault;
 ``GET /_sim/config`` -> settings and locations; ``POST /_sim/config`` ``{accounts,
-step_seconds, webhook_url, webhook_secret, error_spelling, rate_limit_per_second, scenario,
+step_seconds, webhook_url, webhook_secret, error_spelling, shape, rate_limit_per_second, scenario,
 webhook_retry_delays, webhook_timeout_seconds, locations: [location, ...]}`` (any subset;
 base_path is fixed at start-up; the secret is reported only as ``webhook_secret_set``) ->
 settings;
 ``GET /_sim/orders[?tenantId=]`` -> ``{"orders": [{"tenantId", "orderExternalId", "status",
-"scenario", "path", "order", "statusHistory"}], "count"}``; ``GET /_sim/orders/{id}`` -> one of
-those (404 ``{"error"}`` when unknown); ``POST /_sim/orders/{id}/advance`` ``{}`` (one step),
-``{"to": STATUS}`` (step along the path up to STATUS) or ``{"to": STATUS, "force": true}`` (set
-it, e.g. PENDING_AUTORETRY), optional ``"tenantId"`` -> the order (400 when there is no such
-step); ``GET /_sim/webhooks`` -> ``{"webhooks": [{"seq", "orderExternalId", "status",
+"scenario", "path", "order" (as the API answers it), "statusHistory"}], "count"}``;
+``GET /_sim/orders/{id}`` -> one of those (404 ``{"error"}`` when unknown);
+``POST /_sim/orders/{id}/advance`` ``{}`` (one step), ``{"to": STATUS}`` (step along the path
+up to STATUS) or ``{"to": STATUS, "force": true}`` (set it, e.g. PENDING_AUTORETRY), optional
+``"tenantId"`` -> the order (400 when there is no such step);
+``GET /_sim/webhooks`` -> ``{"webhooks": [{"seq", "orderExternalId", "status",
 "outcome" (delivered|failed|dropped), "http_status", "attempts", "duplicate", "delayed",
 "error", "logged_at"}], "pending"}``; ``GET /_sim/locations`` -> ``{"locations": [...]}``;
 ``POST /_sim/locations`` ``{"tenantId"?, "locationExternalId", "name"?, "address"?,
@@ -160,7 +189,8 @@ Environment (``python -m simulators.shipping_orders``)
 ``SHIPPING_ORDERS_SIM_BASE_PATH``, ``SHIPPING_ORDERS_SIM_LOCATIONS`` (JSON list of
 ``/_sim/locations`` objects, on top of store-1), ``SHIPPING_ORDERS_SIM_STEP_SECONDS`` (5),
 ``SHIPPING_ORDERS_SIM_WEBHOOK_URL``, ``SHIPPING_ORDERS_SIM_WEBHOOK_SECRET``,
-``SHIPPING_ORDERS_SIM_ERROR_SPELLING`` (seed|vendor), ``SHIPPING_ORDERS_SIM_RATE_LIMIT_PER_SECOND``,
+``SHIPPING_ORDERS_SIM_ERROR_SPELLING`` (seed|vendor), ``SHIPPING_ORDERS_SIM_SHAPE`` (seed|vendor),
+``SHIPPING_ORDERS_SIM_RATE_LIMIT_PER_SECOND``,
 ``SHIPPING_ORDERS_SIM_SCENARIO`` (delivered), ``SHIPPING_ORDERS_SIM_WEBHOOK_RETRY_DELAYS``
 (``0.5,1,2``), ``SHIPPING_ORDERS_SIM_WEBHOOK_TIMEOUT_SECONDS`` (5). Every tenant without
 locations of its own gets ``store-1`` (345 Harrison Avenue, Boston MA 02118, "Store One", all
@@ -197,6 +227,7 @@ from simulators.shipping_orders.errors import (
 )
 from simulators.shipping_orders.lifecycle import SCENARIO_PATHS, SCENARIOS, STATUSES, TERMINAL
 from simulators.shipping_orders.orchestration import PROVIDERS, STRATEGIES, Provider, Rules
+from simulators.shipping_orders.shapes import SHAPES, VENDOR_HTTP_STATUS
 from simulators.shipping_orders.simulator import Order, ShippingOrdersSimulator
 from simulators.shipping_orders.webhooks import SIGNATURE_HEADER, signature
 
@@ -211,11 +242,13 @@ __all__ = [
     "PROVIDERS",
     "SCENARIOS",
     "SCENARIO_PATHS",
+    "SHAPES",
     "SIGNATURE_HEADER",
     "STATUSES",
     "STRATEGIES",
     "TERMINAL",
     "TRANSIENT_TYPES",
+    "VENDOR_HTTP_STATUS",
     "VENDOR_SPELLING",
     "ApiError",
     "Location",

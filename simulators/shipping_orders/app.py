@@ -12,7 +12,8 @@ from flask import Flask, Response, jsonify, request
 from simulators.kit import InvalidRequest, json_body, register_control_routes, run_cli
 from simulators.shipping_orders.config import SimulatorConfig, config_from_env
 from simulators.shipping_orders.errors import ApiError, internal_error, table_error
-from simulators.shipping_orders.simulator import OrderNotFound, ShippingOrdersSimulator
+from simulators.shipping_orders.shapes import VENDOR_HTTP_STATUS
+from simulators.shipping_orders.simulator import OrderNotFound, ShippingOrdersSimulator, oddly
 
 EXTENSION = "shipping_orders_simulator"
 DEFAULT_PORT = 8102
@@ -25,9 +26,13 @@ LOST_ANSWER_PAGE = (
 Handler = Callable[[str], tuple[int, Any]]
 
 
-def error_response(error: ApiError) -> Response:
+def error_response(error: ApiError, shape: str = "seed") -> Response:
+    """The error's body and HTTP code; the vendor answers INVALID_DATA and
+    ORDER_CANCELLATION_FAILED with 400 where the seed's table says 422."""
     response = jsonify(error.body())
     response.status_code = error.status
+    if shape == "vendor":
+        response.status_code = VENDOR_HTTP_STATUS.get(error.type, error.status)
     return response
 
 
@@ -45,8 +50,10 @@ def api_call(
 
     Faults act on authenticated requests only (the gateway answers 403/401/429 before any
     backend runs): ``http_500`` and ``error`` answer without processing; ``slow`` sleeps then
-    processes; ``lost_answer`` processes (the change is made) and answers a 502 HTML page.
+    processes; ``lost_answer`` processes (the change is made) and answers a 502 HTML page;
+    ``odd_answer`` processes and answers with the fault's fields written into the order(s).
     """
+    shape = sim.config.shape
     api_key = request.headers.get("x-api-key")
     refused = sim.admit(route, api_key)
     if refused is not None:
@@ -61,15 +68,18 @@ def api_call(
             return error_response(internal_error())
         if fault.kind == "error":
             message = fault.extra.get("message")
-            return error_response(table_error(route, str(fault.extra["type"]), order_id, message))
+            error = table_error(route, str(fault.extra["type"]), order_id, message)
+            return error_response(error, shape)
         if fault.kind == "slow":
             time.sleep(fault.delay_seconds)
     try:
         status, payload = handler(tenant)
+        if fault is not None and fault.kind == "odd_answer":
+            payload = oddly(route, payload, fault)
         response = jsonify(payload)
         response.status_code = status
     except ApiError as error:
-        response = error_response(error)
+        response = error_response(error, shape)
     if fault is not None and fault.kind == "lost_answer":
         return Response(LOST_ANSWER_PAGE, status=502, mimetype="text/html")
     return response

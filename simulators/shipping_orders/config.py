@@ -13,6 +13,7 @@ from simulators.kit import InvalidRequest, non_negative_number
 from simulators.shipping_orders.errors import ERROR_SPELLINGS, OrchestrationError
 from simulators.shipping_orders.lifecycle import SCENARIOS
 from simulators.shipping_orders.orchestration import PROVIDERS, STRATEGIES, Rules, with_coordinates
+from simulators.shipping_orders.shapes import SHAPES
 
 ENV_PREFIX = "SHIPPING_ORDERS_SIM_"
 DEFAULT_TENANT = "demo-tenant"
@@ -74,6 +75,9 @@ class SimulatorConfig:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     error_spelling: str = "seed"
+    # The order objects answered and sent by webhook: the seed's samples or the vendor's real
+    # shapes (``shapes``); vendor also answers a create REQUEST_RECEIVED and dispatches later.
+    shape: str = "seed"
     rate_limit_per_second: int | None = None
     scenario: str = "delivered"
     # Webhook retry policy (the real one is unknown): one try, then one per delay listed.
@@ -102,6 +106,7 @@ class SimulatorConfig:
             "webhook_url": self.webhook_url,
             "webhook_secret_set": self.webhook_secret is not None,
             "error_spelling": self.error_spelling,
+            "shape": self.shape,
             "rate_limit_per_second": self.rate_limit_per_second,
             "scenario": self.scenario,
             "webhook_retry_delays": list(self.webhook_retry_delays),
@@ -118,6 +123,7 @@ CHANGEABLE = (
     "webhook_url",
     "webhook_secret",
     "error_spelling",
+    "shape",
     "rate_limit_per_second",
     "scenario",
     "webhook_retry_delays",
@@ -151,6 +157,8 @@ def config_changes_from_json(payload: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidRequest("webhook_url must be an http(s) URL or null")
     if "error_spelling" in payload:
         changes["error_spelling"] = _one_of(payload, "error_spelling", ERROR_SPELLINGS)
+    if "shape" in payload:
+        changes["shape"] = _one_of(payload, "shape", SHAPES)
     if "scenario" in payload:
         changes["scenario"] = _one_of(payload, "scenario", SCENARIOS)
     if "rate_limit_per_second" in payload:
@@ -286,8 +294,8 @@ def config_from_env(environ: Mapping[str, str]) -> SimulatorConfig:
     """Defaults overridden by ``SHIPPING_ORDERS_SIM_*``: ACCOUNTS (``key:tenant,...``),
     BASE_PATH, LOCATIONS (a JSON list of ``/_sim/locations`` objects, applied on top of the
     default store-1), STEP_SECONDS, WEBHOOK_URL, WEBHOOK_SECRET, ERROR_SPELLING (seed|vendor),
-    RATE_LIMIT_PER_SECOND, SCENARIO, WEBHOOK_RETRY_DELAYS (``0.5,1,2``), WEBHOOK_TIMEOUT_SECONDS.
-    ValueError when one is malformed."""
+    SHAPE (seed|vendor), RATE_LIMIT_PER_SECOND, SCENARIO, WEBHOOK_RETRY_DELAYS (``0.5,1,2``),
+    WEBHOOK_TIMEOUT_SECONDS. ValueError when one is malformed."""
 
     def env(name: str) -> str | None:
         return environ.get(ENV_PREFIX + name) or None
@@ -308,6 +316,7 @@ def config_from_env(environ: Mapping[str, str]) -> SimulatorConfig:
         ("WEBHOOK_URL", "webhook_url"),
         ("WEBHOOK_SECRET", "webhook_secret"),
         ("ERROR_SPELLING", "error_spelling"),
+        ("SHAPE", "shape"),
         ("SCENARIO", "scenario"),
     ):
         if raw := env(name):

@@ -49,6 +49,16 @@ SERVER_FIELDS = frozenset(
         "proposedProviders",
         "createdAt",
         "lastUpdatedAt",
+        # the same fields as the vendor's order objects name them (``shapes``)
+        "orderId",
+        "storeExternalId",
+        "trackingNumber",
+        "trackingUrl",
+        "receivedAtEpoch",
+        "estimatedPickupTimeStarts",
+        "estimatedPickupTimeEnds",
+        "estimatedDeliveryTimeStarts",
+        "estimatedDeliveryTimeEnds",
     }
 )
 PACKAGE_DEFAULTS = ("temperatureControl", "barcode")

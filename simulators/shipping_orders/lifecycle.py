@@ -82,6 +82,15 @@ SCENARIO_PATHS: dict[str, tuple[str, ...]] = {
     "exception": (*_TO_PICKUP, "IN_TRANSIT", "ERROR_EXCEPTION"),
 }
 SCENARIOS = tuple(SCENARIO_PATHS)
+# In the vendor's shape a create answers REQUEST_RECEIVED and the order is dispatched later:
+# these steps come before a scenario's path.
+BEFORE_DISPATCH = ("REQUEST_RECEIVED", "ESTIMATES_RECEIVED")
+
+
+def scenario_path(scenario: str, *, dispatch_later: bool = False) -> tuple[str, ...]:
+    path = SCENARIO_PATHS[scenario]
+    return (*BEFORE_DISPATCH, *path) if dispatch_later else path
+
 
 # statusUser of the steps the platform itself takes (the seed's history sample).
 PLATFORM_USER = "Default_Business_Key"

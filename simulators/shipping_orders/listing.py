@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,11 +232,15 @@ def _time(window: Any, key: str) -> int | None:
 
 
 def run_list(
-    request: ListRequest, tenant: str, orders: Iterable[Listed], now_ms: int
+    request: ListRequest,
+    tenant: str,
+    orders: Iterable[Listed],
+    now_ms: int,
+    render: Callable[[Listed], dict[str, Any]] = lambda o: dict(o.document),
 ) -> dict[str, Any]:
     """``{"data": [...], "paginationToken": {"next", "previous"}}`` sorted by (lastUpdatedAt,
-    id). ``next`` is null when nothing follows the page, ``previous`` when nothing precedes it
-    (an empty page has no ``previous``)."""
+    id), each order as ``render`` writes it. ``next`` is null when nothing follows the page,
+    ``previous`` when nothing precedes it (an empty page has no ``previous``)."""
     found: Sequence[Listed] = sorted(
         (o for o in orders if matches(request.filters, o, now_ms)), key=lambda o: o.key
     )
@@ -254,6 +258,6 @@ def run_list(
         if any(o.key < first for o in found):
             previous_token = encode_token(tenant, request.filters, "before", first)
     return {
-        "data": [dict(o.document) for o in page],
+        "data": [render(o) for o in page],
         "paginationToken": {"next": next_token, "previous": previous_token},
     }

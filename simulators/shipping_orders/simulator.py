@@ -8,7 +8,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from typing import Any
 
@@ -56,6 +56,7 @@ from simulators.shipping_orders.lifecycle import (
     TERMINAL,
     history_entry,
     iso_ms,
+    scenario_path,
 )
 from simulators.shipping_orders.listing import Listed, parse_list_request, run_list
 from simulators.shipping_orders.orchestration import (
@@ -64,9 +65,10 @@ from simulators.shipping_orders.orchestration import (
     orchestrate,
     with_coordinates,
 )
+from simulators.shipping_orders.shapes import answered
 from simulators.shipping_orders.webhooks import WebhookSender
 
-API_FAULT_KINDS = ("http_500", "error", "slow", "lost_answer")
+API_FAULT_KINDS = ("http_500", "error", "slow", "lost_answer", "odd_answer")
 WEBHOOK_FAULT_KINDS = ("drop", "duplicate", "delay")
 FAULT_ROUTES = (*API_ROUTES, "webhook")
 DEFAULT_DELAYS = {"slow": 5.0, "delay": 2.0}
@@ -98,10 +100,50 @@ def check_fault(fault: Fault) -> None:
             raise InvalidRequest(f"type must be one of {sorted(allowed)} on route {fault.route}")
         if not isinstance(fault.extra.get("message", ""), str):
             raise InvalidRequest("message must be a string")
+    if fault.kind == "odd_answer":
+        changes, removed = fault.extra.get("set", {}), fault.extra.get("remove", [])
+        if not isinstance(changes, Mapping) or not (
+            isinstance(removed, list) and all(isinstance(name, str) for name in removed)
+        ):
+            raise InvalidRequest("set must be an object and remove a list of field names")
+        if not changes and not removed:
+            raise InvalidRequest("odd_answer needs set or remove")
+
+
+def oddly(route: str, payload: Any, fault: Fault) -> Any:
+    """An ``odd_answer`` fault's answer: each order it carries (the data of a list, the entries
+    of a status history) with the fault's ``set`` fields written over and ``remove`` fields
+    taken out."""
+    changes, removed = fault.extra.get("set", {}), fault.extra.get("remove", [])
+
+    def odd(order: Any) -> Any:
+        if not isinstance(order, dict):
+            return order
+        kept = {k: v for k, v in order.items() if k not in removed}
+        return {**kept, **copy.deepcopy(changes)}
+
+    if route == "list" and isinstance(payload, dict):
+        return {**payload, "data": [odd(o) for o in payload.get("data", [])]}
+    if route == "history" and isinstance(payload, list):
+        return [
+            {**block, "orderStatus": [odd(e) for e in block.get("orderStatus", [])]}
+            for block in payload
+        ]
+    return odd(payload)
 
 
 class OrderNotFound(LookupError):
     """A control request names an order the simulator does not have (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class PendingDispatch:
+    """What orchestration chose for an order received but not yet dispatched (vendor shape):
+    written into the order when it reaches ORDER_DISPATCHED."""
+
+    chosen: Estimate
+    received: list[Estimate]
+    serial: int  # its tracking number's
 
 
 @dataclass
@@ -115,19 +157,25 @@ class Order:
     created_ms: int
     updated_ms: int
     moved_ms: int  # last status change: the clock steps the order step_seconds after it
+    dispatch_later: bool = False  # created in the vendor's shape: REQUEST_RECEIVED first
+    pending: PendingDispatch | None = None
 
     @property
     def status(self) -> str:
         return str(self.doc["status"])
 
-    def summary(self) -> dict[str, Any]:
+    def answered(self, shape: str, *, created: bool = False) -> dict[str, Any]:
+        """The order as the API answers it in ``shape``."""
+        return answered(self.doc, shape, self.created_ms, created=created)
+
+    def summary(self, shape: str) -> dict[str, Any]:
         return {
             "tenantId": self.tenant_id,
             "orderExternalId": self.doc["orderExternalId"],
             "status": self.status,
             "scenario": self.scenario,
             "path": list(self.path),
-            "order": copy.deepcopy(self.doc),
+            "order": self.answered(shape),
             "statusHistory": copy.deepcopy(self.history),
         }
 
@@ -155,7 +203,7 @@ class ShippingOrdersSimulator:
             (*API_FAULT_KINDS, *WEBHOOK_FAULT_KINDS),
             route_required=True,
             default_delays=DEFAULT_DELAYS,
-            extra_fields=("type", "message"),
+            extra_fields=("type", "message", "set", "remove"),
             check=check_fault,
         )
         self.webhooks = WebhookSender()
@@ -250,31 +298,37 @@ class ShippingOrdersSimulator:
                 barcode=f"1YT4V9{serial:010d}",
             )
             chosen, received = self._orchestrate("create", location, doc, now)
-            apply_dispatch(doc, chosen, received, chosen.provider.tracking_id(serial))
+            later = self.config.shape == "vendor"
             scenario = scenario_of(doc, self.config.scenario)
             order = Order(
                 tenant_id=tenant,
                 doc=doc,
                 scenario=scenario,
-                path=SCENARIO_PATHS[scenario],
+                path=scenario_path(scenario, dispatch_later=later),
                 step=0,
                 history=[],
                 created_ms=now,
                 updated_ms=now,
                 moved_ms=now,
+                dispatch_later=later,
             )
             doc["createdAt"] = iso_ms(now)
-            for status in ("REQUEST_RECEIVED", "ESTIMATES_RECEIVED", "ORDER_DISPATCHED"):
-                self._set_status(order, status, now, PLATFORM_USER)
+            if later:  # received now; dispatched when the clock (or advance) gets there
+                order.pending = PendingDispatch(chosen, received, serial)
+                self._set_status(order, "REQUEST_RECEIVED", now, PLATFORM_USER)
+            else:
+                apply_dispatch(doc, chosen, received, chosen.provider.tracking_id(serial))
+                for status in ("REQUEST_RECEIVED", "ESTIMATES_RECEIVED", "ORDER_DISPATCHED"):
+                    self._set_status(order, status, now, PLATFORM_USER)
             order.updated_ms = now
             doc["lastUpdatedAt"] = iso_ms(now)
             self.orders[(tenant, external_id)] = order
             self._notify(order)
-            return copy.deepcopy(doc)
+            return order.answered(self.config.shape, created=True)
 
     def get(self, tenant: str, external_id: str) -> dict[str, Any]:
         with self.lock:
-            return copy.deepcopy(self._order(tenant, external_id, "get").doc)
+            return self._order(tenant, external_id, "get").answered(self.config.shape)
 
     def edit(self, tenant: str, external_id: str, body: Any) -> dict[str, Any]:
         check_edit(body)
@@ -306,7 +360,8 @@ class ShippingOrdersSimulator:
                 changes["deliveryAddress"] = self._geocoded(changes["deliveryAddress"], "edit")
             draft = {**order.doc, **changes}
             redispatch: tuple[Estimate, list[Estimate]] | None = None
-            if status in BEFORE_PICKUP and changes.keys() & REDISPATCH_FIELDS:
+            not_yet_picked_up = status in BEFORE_PICKUP or order.pending is not None
+            if not_yet_picked_up and changes.keys() & REDISPATCH_FIELDS:
                 redispatch = self._orchestrate("edit", location, draft, now)
             # Everything checked: apply.
             order.doc.update(changes)
@@ -315,7 +370,10 @@ class ShippingOrdersSimulator:
                 order.doc["pickupContact"] = dict(location.contact)
             if "orderAttributes" in changes:
                 self._set_scenario(order, scenario_of(order.doc, order.scenario))
-            if redispatch is not None:
+            if redispatch is not None and order.pending is not None:
+                chosen, received = redispatch  # not dispatched yet: dispatched so, later
+                order.pending = replace(order.pending, chosen=chosen, received=received)
+            elif redispatch is not None:
                 chosen, received = redispatch
                 same = chosen.provider.name == (order.doc.get("provider") or {}).get("name")
                 tracking = None if same else chosen.provider.tracking_id(next(self._serial))
@@ -326,7 +384,7 @@ class ShippingOrdersSimulator:
                     order.step = 0
             self._touch(order, now)
             self._notify(order)
-            return copy.deepcopy(order.doc)
+            return order.answered(self.config.shape)
 
     def cancel(self, tenant: str, external_id: str) -> dict[str, Any]:
         spelling = self.config.error_spelling
@@ -340,10 +398,11 @@ class ShippingOrdersSimulator:
             if status in PICKED_UP:
                 raise self._cancellation_failed(order)
             now = self.now_ms()
+            order.pending = None  # cancelled before dispatch: never dispatched
             self._set_status(order, "ORDER_CANCELLED", now, PLATFORM_USER)
             order.step = -1
             self._notify(order)
-            return copy.deepcopy(order.doc)
+            return order.answered(self.config.shape)
 
     def _cancellation_failed(self, order: Order) -> ApiError:
         """422 ORDER_CANCELLATION_FAILED carrying the delivery provider's own error."""
@@ -356,7 +415,7 @@ class ShippingOrdersSimulator:
         )
         vendor = self.config.error_spelling == "vendor"
         return ApiError(
-            422,
+            422,  # the vendor's 400 is the app's (``shapes.VENDOR_HTTP_STATUS``)
             "ORDER_CANCELLATION_FAILED",
             "DSP failed to cancel order" if vendor else "Provider failed to cancel order",
             items=[{"provider": carrier, "type": code, "message": message, "code": 400}],
@@ -379,6 +438,7 @@ class ShippingOrdersSimulator:
             if order.scenario == "failed":
                 order.scenario = "delivered"  # a retried dispatch goes through
             order.path, order.step = SCENARIO_PATHS[order.scenario], 0
+            order.dispatch_later, order.pending = False, None
             apply_dispatch(
                 order.doc, chosen, received, chosen.provider.tracking_id(next(self._serial))
             )
@@ -386,7 +446,7 @@ class ShippingOrdersSimulator:
             self._set_status(order, "ESTIMATES_RECEIVED", now, PLATFORM_USER, retry=True)
             self._set_status(order, "ORDER_DISPATCHED", now, PLATFORM_USER, retry=True)
             self._notify(order)
-            return copy.deepcopy(order.doc)
+            return order.answered(self.config.shape)
 
     def status_history(self, tenant: str, external_id: str) -> list[dict[str, Any]]:
         """The seed lists no 404 for this route: an unknown order answers ``[]``."""
@@ -414,7 +474,10 @@ class ShippingOrdersSimulator:
                 for (owner, _), order in self.orders.items()
                 if owner == tenant
             ]
-            return copy.deepcopy(run_list(request, tenant, listed, now))
+            shape = self.config.shape
+            return run_list(
+                request, tenant, listed, now, lambda o: answered(o.document, shape, o.created_ms)
+            )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -462,7 +525,7 @@ class ShippingOrdersSimulator:
                     )
                 while order.step < ahead[0]:
                     self._step(order, now)
-            return copy.deepcopy(order.doc)
+            return order.answered(self.config.shape)
 
     def _step(self, order: Order, now: int) -> bool:
         if order.status in TERMINAL or order.step < 0 or order.step >= len(order.path) - 1:
@@ -480,6 +543,10 @@ class ShippingOrdersSimulator:
     def _set_status(
         self, order: Order, status: str, now: int, user: str, *, retry: bool = False
     ) -> None:
+        if status == "ORDER_DISPATCHED" and order.pending is not None:
+            pending, order.pending = order.pending, None
+            tracking = pending.chosen.provider.tracking_id(pending.serial)
+            apply_dispatch(order.doc, pending.chosen, pending.received, tracking)
         order.doc["status"] = status
         order.history.append(history_entry(status, now, user, retry=retry))
         order.moved_ms = now
@@ -499,7 +566,8 @@ class ShippingOrdersSimulator:
     @staticmethod
     def _set_scenario(order: Order, scenario: str) -> None:
         if scenario != order.scenario:
-            order.scenario, order.path = scenario, SCENARIO_PATHS[scenario]
+            order.scenario = scenario
+            order.path = scenario_path(scenario, dispatch_later=order.dispatch_later)
             order.step = order.path.index(order.status) if order.status in order.path else -1
 
     def _notify(self, order: Order) -> None:
@@ -507,7 +575,7 @@ class ShippingOrdersSimulator:
         url = self.config.webhook_url
         if url is None:
             return
-        payload = copy.deepcopy(order.doc)
+        payload = order.answered(self.config.shape)
         payload["storeExternalId"] = order.doc["locationExternalId"]
         self.webhooks.submit(
             order_external_id=order.doc["orderExternalId"],
@@ -575,7 +643,7 @@ class ShippingOrdersSimulator:
     def orders_report(self, tenant: str | None) -> dict[str, Any]:
         with self.lock:
             orders = [
-                order.summary()
+                order.summary(self.config.shape)
                 for (owner, _), order in self.orders.items()
                 if tenant in (None, owner)
             ]
@@ -583,7 +651,7 @@ class ShippingOrdersSimulator:
 
     def order_report(self, external_id: str, tenant: str | None) -> dict[str, Any]:
         with self.lock:
-            return self._control_order(external_id, tenant).summary()
+            return self._control_order(external_id, tenant).summary(self.config.shape)
 
     def requests_report(self) -> dict[str, Any]:
         with self.lock:

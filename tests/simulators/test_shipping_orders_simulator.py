@@ -1216,6 +1216,7 @@ def test_bad_locations_are_400(client: FlaskClient, payload: dict[str, Any]) -> 
         {"error_spelling": "british"},
         {"rate_limit_per_second": 0},
         {"scenario": "lost"},
+        {"shape": "vendor-ish"},
         {"webhook_url": "ftp://x"},
         {"accounts": {}},
     ],
@@ -1274,6 +1275,7 @@ def test_config_from_env() -> None:
             "SHIPPING_ORDERS_SIM_WEBHOOK_URL": "http://127.0.0.1:9/hooks",
             "SHIPPING_ORDERS_SIM_WEBHOOK_SECRET": "s",
             "SHIPPING_ORDERS_SIM_ERROR_SPELLING": "vendor",
+            "SHIPPING_ORDERS_SIM_SHAPE": "vendor",
             "SHIPPING_ORDERS_SIM_RATE_LIMIT_PER_SECOND": "10",
             "SHIPPING_ORDERS_SIM_SCENARIO": "delayed",
             "SHIPPING_ORDERS_SIM_WEBHOOK_RETRY_DELAYS": "0.1,0.2",
@@ -1283,6 +1285,7 @@ def test_config_from_env() -> None:
     assert config.accounts == {"k1": "t1", "k2": "t2"} and config.base_path == "/v1"
     assert config.step_seconds == 0 and config.webhook_secret == "s"
     assert config.error_spelling == "vendor" and config.rate_limit_per_second == 10
+    assert config.shape == "vendor" and config_from_env({}).shape == "seed"
     assert config.scenario == "delayed" and config.webhook_retry_delays == (0.1, 0.2)
     assert sorted(config.locations["t1"]) == ["s2", "store-1"]
     assert config.locations["t1"]["s2"].rules.strategy == "fastest"
@@ -1292,7 +1295,209 @@ def test_config_from_env() -> None:
     with pytest.raises(ValueError):
         config_from_env({"SHIPPING_ORDERS_SIM_SCENARIO": "nope"})
     with pytest.raises(ValueError):
+        config_from_env({"SHIPPING_ORDERS_SIM_SHAPE": "nope"})
+    with pytest.raises(ValueError):
         parse_accounts("no-tenant-here")
+
+
+# -- the vendor's shapes -----------------------------------------------------------------------
+
+SEED_ONLY = ("id", "locationExternalId", "trackingId")
+ISO_MS_Z = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+
+
+@pytest.fixture
+def vendor(make_app: Callable[..., Flask]) -> FlaskClient:
+    return make_app(shape="vendor").test_client()
+
+
+def test_a_vendor_create_answers_201_request_received_with_empty_strings(
+    vendor: FlaskClient, clock: FakeClock
+) -> None:
+    response = create(vendor, "V1")
+    assert response.status_code == 201
+    order = response.get_json()
+    assert order["status"] == "REQUEST_RECEIVED"
+    assert (order["provider"], order["trackingNumber"]) == ("", "")
+    assert (order["createdAt"], order["lastUpdatedAt"]) == ("", "")
+    assert order["receivedAtEpoch"] == clock.ms
+    assert order["trackingUrl"] is None and "trackingUrl" not in order["referenceLinks"]
+    assert re.fullmatch(r"[0-9a-f]{24}", order["orderId"])
+    assert order["storeExternalId"] == "store-1"
+    assert not set(SEED_ONLY) & set(order)
+    for name in ("estimatedPickupTime", "estimatedDeliveryTime"):
+        assert order[name] is order[f"{name}Starts"] is order[f"{name}Ends"] is None
+    assert statuses(vendor, "V1") == ["REQUEST_RECEIVED"]
+    got = vendor.get("/shipments/V1", headers=HEADERS).get_json()
+    assert got["createdAt"] == got["lastUpdatedAt"] == "2025-03-10T15:00:00.000Z"  # times now
+    assert got["provider"] == "" and got["trackingNumber"] == ""
+
+
+def test_a_vendor_order_is_dispatched_later_with_a_string_provider_and_a_tracking_number(
+    vendor: FlaskClient, clock: FakeClock
+) -> None:
+    set_rules(vendor, strategy="preferred", preferred_provider="FedEx")
+    create(vendor, "V2")
+    clock.advance(30)
+    assert advanced(vendor, "V2")["status"] == "ESTIMATES_RECEIVED"
+    order = advanced(vendor, "V2")
+    assert order["status"] == "ORDER_DISPATCHED"
+    assert order["provider"] == "FedEx"
+    assert isinstance(order["trackingNumber"], int)  # all digits: a JSON integer
+    assert order["trackingUrl"].endswith(str(order["trackingNumber"]))
+    pickup, delivery = order["estimatedPickupTime"], order["estimatedDeliveryTime"]
+    assert isinstance(pickup, int) and pickup == order["estimatedPickupTimeStarts"]
+    assert order["estimatedPickupTimeEnds"] > pickup
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d-0[56]:00", delivery)
+    assert re.fullmatch(ISO_MS_Z, order["estimatedDeliveryTimeEnds"])
+    assert re.fullmatch(ISO_MS_Z, order["estimatedDeliveryTimeStarts"])
+    ends = datetime.fromisoformat(order["estimatedDeliveryTimeEnds"])
+    assert datetime.fromisoformat(delivery) == ends.replace(microsecond=0)  # no ms
+    assert statuses(vendor, "V2") == ["REQUEST_RECEIVED", "ESTIMATES_RECEIVED", "ORDER_DISPATCHED"]
+    listed = list_orders(vendor).get_json()["data"]
+    assert listed == [vendor.get("/shipments/V2", headers=HEADERS).get_json()]
+    assert not set(SEED_ONLY) & set(listed[0])
+    report = vendor.get("/_sim/orders/V2").get_json()
+    assert report["order"]["trackingNumber"] == order["trackingNumber"]
+    assert report["path"][:3] == ["REQUEST_RECEIVED", "ESTIMATES_RECEIVED", "ORDER_DISPATCHED"]
+
+
+def test_other_providers_tracking_numbers_stay_text(vendor: FlaskClient) -> None:
+    set_rules(vendor, strategy="preferred", preferred_provider="UPS")
+    create(vendor, "V3")
+    order = advanced(vendor, "V3", to="ORDER_DISPATCHED")
+    assert order["provider"] == "UPS" and order["trackingNumber"].startswith("1Z")
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIO_PATHS))
+def test_each_scenario_runs_its_path_after_the_dispatch_in_the_vendor_shape(
+    vendor: FlaskClient, name: str
+) -> None:
+    create(vendor, "S1", **scenario(name))
+    path = ("REQUEST_RECEIVED", "ESTIMATES_RECEIVED", *SCENARIO_PATHS[name])
+    for expected in path[1:]:
+        assert advanced(vendor, "S1")["status"] == expected
+    assert statuses(vendor, "S1") == list(path)
+    assert advance(vendor, "S1").status_code == 400
+
+
+def test_the_clock_dispatches_vendor_orders_by_itself(
+    make_app: Callable[..., Flask], clock: FakeClock
+) -> None:
+    client = make_app(shape="vendor", step_seconds=5).test_client()
+    create(client, "K1")
+    for expected in ("ESTIMATES_RECEIVED", "ORDER_DISPATCHED"):
+        clock.advance(5)
+        assert sim_of(client).tick() == 1
+        assert client.get("/shipments/K1", headers=HEADERS).get_json()["status"] == expected
+
+
+def test_a_vendor_order_cancelled_before_its_dispatch_never_gets_a_provider(
+    vendor: FlaskClient,
+) -> None:
+    create(vendor, "V4")
+    cancelled = cancel(vendor, "V4")
+    assert cancelled.status_code == 200
+    order = cancelled.get_json()
+    assert order["status"] == "ORDER_CANCELLED" and order["provider"] == ""
+    assert order["trackingNumber"] == "" and order["trackingUrl"] is None
+    assert advance(vendor, "V4").status_code == 400
+
+
+def test_an_address_edited_before_the_dispatch_is_dispatched_from_the_new_estimates(
+    vendor: FlaskClient,
+) -> None:
+    create(vendor, "V5")  # Boston to Boston: DoorDash, local
+    changed = edit(vendor, "V5", deliveryAddress=dict(NEW_YORK))
+    assert changed.status_code == 200
+    assert changed.get_json()["status"] == "REQUEST_RECEIVED"
+    assert changed.get_json()["provider"] == ""
+    order = advanced(vendor, "V5", to="ORDER_DISPATCHED")
+    assert order["provider"] != "DoorDash"  # out of state now
+    refused = edit(vendor, "V5", deliveryAddress={**NEW_YORK, "postalCode": "1"})
+    assert error_of(refused)[:2] == (422, "GEOCODING_FAILED")
+
+
+def test_vendor_answers_edit_cancel_and_retry_in_its_shape(vendor: FlaskClient) -> None:
+    create(vendor, "V6", **scenario("failed"))
+    advanced(vendor, "V6", to="ORDER_FAILED")
+    retried = retry(vendor, "V6")
+    assert retried.status_code == 201
+    order = retried.get_json()
+    assert order["status"] == "ORDER_DISPATCHED" and isinstance(order["provider"], str)
+    assert order["provider"] and order["trackingNumber"] and order["trackingUrl"]
+    edited = edit(vendor, "V6", orderValue=20).get_json()
+    assert edited["orderValue"] == 20 and not set(SEED_ONLY) & set(edited)
+    assert not set(SEED_ONLY) & set(cancel(vendor, "V6").get_json())
+    answer = vendor.get("/shipments/V6/status-history", headers=HEADERS).get_json()
+    assert answer[0]["orderId"] == order["orderId"]
+    assert answer[0]["trackingUrl"] == order["trackingUrl"]
+
+
+def test_vendor_invalid_data_and_cancellation_failed_are_400(vendor: FlaskClient) -> None:
+    unknown = create(vendor, "V7", locationExternalId="nowhere")
+    assert error_of(unknown)[:2] == (400, "INVALID_DATA")
+    assert error_of(vendor.get(f"/shipments/{'x' * 101}", headers=HEADERS))[:2] == (
+        400,
+        "INVALID_DATA",
+    )
+    create(vendor, "V8")
+    advanced(vendor, "V8", to="IN_TRANSIT")
+    refused = cancel(vendor, "V8")
+    assert error_of(refused)[:2] == (400, "ORDER_CANCELLATION_FAILED")
+    assert refused.get_json()["errors"][0]["provider"] == "DoorDash"
+    queue_fault(vendor, route="retry", kind="error", type="INVALID_DATA")
+    assert error_of(retry(vendor, "V8"))[:2] == (400, "INVALID_DATA")
+    queue_fault(vendor, route="create", kind="error", type="NO_PROVIDER_MATCHED")
+    assert error_of(create(vendor, "V9"))[:2] == (422, "NO_PROVIDER_MATCHED")  # as the seed
+
+
+def test_vendor_webhooks_carry_the_vendors_shape(
+    make_app: Callable[..., Flask], receiver: Receiver
+) -> None:
+    client = make_app(
+        shape="vendor", webhook_url=receiver.url, webhook_retry_delays=(0.01,)
+    ).test_client()
+    create(client, "W1")
+    advanced(client, "W1", to="ORDER_DISPATCHED")
+    settle(client)
+    payloads = receiver.payloads()
+    assert [p["status"] for p in payloads] == [
+        "REQUEST_RECEIVED",
+        "ESTIMATES_RECEIVED",
+        "ORDER_DISPATCHED",
+    ]
+    assert all(p["storeExternalId"] == "store-1" for p in payloads)
+    assert all(not set(SEED_ONLY) & set(p) for p in payloads)
+    assert payloads[0]["provider"] == "" and payloads[0]["lastUpdatedAt"]
+    assert payloads[-1] == client.get("/shipments/W1", headers=HEADERS).get_json()
+    assert payloads[-1]["provider"] == "DoorDash" and payloads[-1]["trackingNumber"]
+
+
+def test_the_shape_can_change_at_run_time(client: FlaskClient) -> None:
+    created(client, "M1")
+    configure(client, shape="vendor")
+    assert client.get("/_sim/config").get_json()["shape"] == "vendor"
+    order = client.get("/shipments/M1", headers=HEADERS).get_json()
+    assert isinstance(order["provider"], str) and "trackingNumber" in order
+    assert create(client, "M2").get_json()["status"] == "REQUEST_RECEIVED"
+    configure(client, shape="seed")
+    assert client.get("/shipments/M2", headers=HEADERS).get_json()["provider"] is None
+
+
+def test_odd_answer_fault_writes_its_fields_into_the_answer(client: FlaskClient) -> None:
+    queue_fault(client, route="create", kind="odd_answer", set={"status": None}, remove=["id"])
+    order = create(client, "O1")
+    assert order.status_code == 201
+    assert order.get_json()["status"] is None and "id" not in order.get_json()
+    assert client.get("/_sim/orders/O1").get_json()["status"] == "ORDER_DISPATCHED"  # stored
+    queue_fault(client, route="list", kind="odd_answer", set={"trackingId": ["x"]})
+    assert list_orders(client).get_json()["data"][0]["trackingId"] == ["x"]
+    queue_fault(client, route="history", kind="odd_answer", set={"updatedAtEpoch": "soon"})
+    assert {e["updatedAtEpoch"] for e in history(client, "O1")} == {"soon"}
+    for bad in ({"set": []}, {"remove": "id"}, {}):
+        response = client.post("/_sim/faults", json={"route": "get", "kind": "odd_answer", **bad})
+        assert response.status_code == 400
 
 
 # -- the command line --------------------------------------------------------------------------
