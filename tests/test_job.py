@@ -9,7 +9,8 @@ import time
 import pytest
 from pydantic import BaseModel
 
-from worker.errors import HardError
+from worker.backoff import RetryPolicy
+from worker.errors import HardError, TransientError
 from worker.job import EarlierAttemptUnsettled, Job, LookFirst, differences
 from worker.records import Records, memory_key, once_key
 
@@ -136,7 +137,7 @@ def test_an_unknown_attempt_that_may_still_land_is_waited_for_not_repeated(
         )
 
     assert provider.calls == []  # neither a look (too early to trust) nor a second create
-    assert 39 <= unsettled.value.retry_after <= 40  # scheduled for when it can no longer land
+    assert 39 <= unsettled.value.not_before <= 40  # scheduled for when it can no longer land
     assert records.once_state("acme", "m5", "create")["state"] == "inflight"
 
 
@@ -175,3 +176,24 @@ def test_a_first_attempt_creates_without_looking(records: Records) -> None:
     result = job(records, "m8").once("create", provider.create, look=LookFirst(60, provider.find))
 
     assert (result, provider.calls) == ("created", ["create"])
+
+
+def test_a_create_that_failed_transiently_is_looked_up_once_it_can_no_longer_land(
+    records: Records,
+) -> None:
+    def create(_key: str) -> str:
+        raise TransientError("Acme answered HTTP 502")
+
+    with pytest.raises(TransientError) as failed:
+        job(records, "m9").once("create", create, look=LookFirst(60, Provider(None).find))
+
+    assert 59 <= failed.value.not_before <= 60  # the retry is the look, not a wait
+    assert records.once_state("acme", "m9", "create")["state"] == "inflight"
+
+
+def test_a_wait_for_a_create_to_settle_is_above_the_back_offs_cap_and_budget() -> None:
+    policy = RetryPolicy(base_seconds=0.2, max_seconds=1, for_seconds=10, max_attempts=3)
+
+    assert policy.next_attempt_at(1, since=0, now=5, not_before=30) == 35
+    assert policy.next_attempt_at(1, since=0, now=5, retry_after=30) <= 6  # a hint is capped
+    assert policy.next_attempt_at(3, since=0, now=5, not_before=30) is None  # attempts spent

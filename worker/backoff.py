@@ -29,14 +29,22 @@ class RetryPolicy:
         return min(delay, self.max_seconds)
 
     def next_attempt_at(
-        self, attempt: int, since: float, now: float, retry_after: float | None = None
+        self,
+        attempt: int,
+        since: float,
+        now: float,
+        retry_after: float | None = None,
+        not_before: float | None = None,
     ) -> float | None:
         """When attempt ``attempt + 1`` should start, or None when the budget is spent: the time
         budget from ``since`` (the first attempt) or, when set, the number of attempts. The last
-        retry is pulled in to the end of the budget rather than skipped."""
+        retry is pulled in to the end of the budget rather than skipped. ``not_before`` (seconds
+        from now) is a floor above the cap: an attempt earlier than that would only wait again.
+        """
         if self.max_attempts is not None and attempt >= self.max_attempts:
             return None
         ends = since + self.for_seconds
         if now >= ends:
             return None
-        return min(now + self.delay(attempt, retry_after), ends)
+        delay = max(self.delay(attempt, retry_after), not_before or 0.0)
+        return min(now + delay, max(ends, now + (not_before or 0.0)))

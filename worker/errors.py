@@ -37,7 +37,9 @@ class HardError(ProviderError):
 
 
 class TransientError(ProviderError):
-    """Worth retrying; ``retry_after`` is the provider's own hint in seconds, if it gave one."""
+    """Worth retrying; ``retry_after`` is the provider's own hint in seconds, if it gave one
+    (honoured up to the back-off's cap). ``not_before`` is a wait the next attempt must not
+    come before, cap or not: an earlier call may still land until then."""
 
     def __init__(
         self,
@@ -47,9 +49,11 @@ class TransientError(ProviderError):
         *,
         status: int | None = None,
         code: str | None = None,
+        not_before: float | None = None,
     ) -> None:
         super().__init__(subject, reasons, status=status, code=code)
         self.retry_after = retry_after
+        self.not_before = not_before
 
 
 class MissingParameter(HardError):

@@ -225,7 +225,11 @@ class _Attempt:
         now = time.time()
         policy = self.s.handler_retries
         next_at = policy.next_attempt_at(
-            begun.attempt, begun.retry_since, now, getattr(exc, "retry_after", None)
+            begun.attempt,
+            begun.retry_since,
+            now,
+            getattr(exc, "retry_after", None),
+            getattr(exc, "not_before", None),
         )
         if next_at is None:
             spent = now - begun.retry_since

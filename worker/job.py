@@ -41,7 +41,7 @@ class EarlierAttemptUnsettled(TransientError):
                 f"it was sent at {sent} and its outcome is unknown; it is looked up "
                 f"{wait:.0f} s from now, once it can no longer land, before anything is sent again"
             ],
-            retry_after=wait,
+            not_before=wait,
         )
 
 
@@ -113,12 +113,19 @@ class Job(Generic[P]):
         self.records.once_inflight(
             self.integration, self.message_id, operation, self.attempt, sends=sends
         )
+        sent_at = time.time()
         try:
             result = call(f"{self.idempotency_key}:{operation}")
         except HardError:
             # The provider refused: nothing happened, nothing to guard. (After a transient error
             # the call may have landed, so the in-flight mark stays for the next attempt.)
             self.records.once_clear(self.integration, self.message_id, operation, self.attempt)
+            raise
+        except TransientError as exc:
+            if look is not None:  # the next attempt looks, once the call can no longer land
+                exc.not_before = max(
+                    exc.not_before or 0.0, sent_at + look.lands_within - time.time()
+                )
             raise
         self.records.once_done(self.integration, self.message_id, operation, result)
         return result
