@@ -23,10 +23,12 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from endpoint.app import create_app
+from simulators.dotcom.documents import parse_orders
+from simulators.dotcom.schema import schema_problems
 from tests.conftest import Publisher, auth, unit_settings
 from worker.errors import HardError
 from worker.hub import ShipmentChanged, ShipmentReady
-from worker.integrations.dotcom.mapping import dotcom_order, order_document
+from worker.integrations.dotcom.mapping import DotcomOrder, dotcom_order, order_document
 from worker.integrations.dotcom.mapping import parse_cursor as dotcom_cursor
 from worker.integrations.dotcom.mapping import poll_window as dotcom_window
 from worker.integrations.dotcom.settings import DotcomSettings
@@ -241,8 +243,15 @@ def test_dotcom_and_shipping_orders_map_any_shipment_ready_intake_takes(raw: Any
     if ready is None:
         return
     methods = {"UPS Ground": "03", str(ready.shipment.shipping_method): "01"}
-    only_hard_errors(lambda: order_document(dotcom_order(ready, methods, date(2026, 11, 23))))
+    only_hard_errors(lambda: valid_for_dotcom(dotcom_order(ready, methods, date(2026, 11, 23))))
     only_hard_errors(lambda: orders.create_body(ready, "L1"))
+
+
+def valid_for_dotcom(order: DotcomOrder) -> None:
+    """Every order document made is one Dotcom's schema takes (the simulator's reading of it,
+    written apart from the builder)."""
+    (element,) = parse_orders(order_document(order))
+    assert schema_problems(element) == []
 
 
 @PROPERTY

@@ -21,8 +21,9 @@ from pydantic import ValidationError
 
 from endpoint.app import create_app
 from tests.conftest import Publisher, auth, unit_settings
+from worker.errors import HardError
 from worker.hub import MAX_ITEM_PRICE, MAX_ITEM_QUANTITY, ShipmentChanged, ShipmentReady
-from worker.integrations.dotcom.mapping import dotcom_order, order_document
+from worker.integrations.dotcom.mapping import CANNOT_SEND, dotcom_order, order_document
 from worker.integrations.shipping_orders.mapping import create_body, edit_body
 from worker.records import RECORD_PREFIX, Records
 
@@ -132,6 +133,10 @@ def test_every_shipment_intake_takes_maps_for_every_provider(raw: list[tuple[Any
     except ValidationError:
         return  # refused at intake with a 422, as the test above shows
 
-    order_document(dotcom_order(ready, {"standard": "UPS"}, date(2026, 11, 23)))
+    try:
+        order_document(dotcom_order(ready, {"standard": "UPS"}, date(2026, 11, 23)))
+    except HardError as refused:  # past Dotcom's ranges: refused naming the field, before a call
+        assert refused.subject == CANNOT_SEND
+        assert all("Dotcom's" in reason for reason in refused.reasons), refused.reasons
     create_body(ready, "L1")
     edit_body(changed.shipment)

@@ -242,6 +242,13 @@ class HubItem(HubModel):
     name: str | None = None
 
 
+class ShipmentTotals(HubModel):
+    """A shipment's totals, where the hub gives them (the classic hub's ``totals``): only the
+    tax is read; the rest is computed from the items and ``cost``."""
+
+    tax: Decimal | None = Field(None, ge=0, le=MAX_ITEM_PRICE)
+
+
 class HubShipment(HubModel):
     number: str = Field(min_length=1)
     order_number: str = Field(min_length=1)
@@ -250,6 +257,13 @@ class HubShipment(HubModel):
     shipping_address: HubAddress
     billing_address: HubAddress | None = None
     items: list[HubItem] = Field(min_length=1)
+    cost: Decimal | None = Field(None, ge=0, le=MAX_ITEM_PRICE)  # shipping and handling
+    totals: ShipmentTotals | None = None
+
+    @property
+    def tax(self) -> Decimal:
+        """The shipment's tax where the hub gives it, else 0."""
+        return (self.totals.tax if self.totals else None) or Decimal(0)
 
     @property
     def value(self) -> Decimal:

@@ -6,7 +6,15 @@ DCDAPIService.svc`` as far as the public record shows it:
 * every API request is signed: ``Authorization: <api_key>:<Base64(HMAC-MD5(password, URL))>``,
   where URL is the absolute request URL exactly as sent (query string and %20 escapes included);
 * ``POST {base}/order`` takes ``<orders><order>...</order></orders>`` and answers HTTP 200 with
-  ``<response><order_errors/></response>``: empty on success, one ``a:order_error`` per problem;
+  ``<response><order_errors/></response>``: empty on success, one ``a:order_error`` per problem.
+  Every order is validated against Dotcom's published order schema (``schema``: every element
+  of every ``xs:all`` group present, each valid or nil where nillable, lengths, ranges, formats)
+  and refused in .NET's words, then against Dotcom's own rules (the item master, the ISO code and
+  declared value of an order outside the USA). A number it already holds is stored again as a
+  second order (``duplicate_orders`` "accept", the default: what Dotcom does is not documented)
+  or refused ("refuse");
+* ``GET {base}/order/{order-number}`` shows the orders held under a number (an empty
+  ``<orders/>`` for none);
 * ``GET {base}/shipment?fromShipDate=&toShipDate=`` lists shipped releases, shown late (a release
   becomes visible only ``visible_after_seconds`` after its ship time, as the real one does).
 
@@ -20,7 +28,8 @@ shipment releases, queues faults and changes timing at run time. All state is in
 by one lock (the fault queue keeps its own). Run with
 ``python -m simulators.dotcom --host 127.0.0.1 --port 8101``.
 
-Modules: ``model`` (configuration, state), ``auth`` (signing), ``documents`` (XML in and out),
+Modules: ``model`` (configuration, state), ``auth`` (signing), ``schema`` (the order schema),
+``documents`` (XML in and out),
 ``simulator`` (behaviour), ``app`` (HTTP routes, ``create_app``, environment, command line); the
 shared fault queue, ``/_sim/`` routes and command line come from :mod:`simulators.kit`.
 """
@@ -51,20 +60,15 @@ from simulators.dotcom.auth import (
     sign,
 )
 from simulators.dotcom.documents import (
-    ADDRESS_RULES,
     DCD_NS,
-    ORDER_RULES,
     POST_ORDER_NS,
     SHIPMENT_NS,
-    SKU_RULE,
     XML_MIMETYPE,
     XSI_NS,
-    FieldRule,
-    check_address,
-    check_field,
-    check_line_items,
     check_quantity,
     format_quantity,
+    international_problems,
+    item_problems,
     order_errors_document,
     parse_iso_datetime,
     parse_orders,
@@ -92,6 +96,7 @@ from simulators.dotcom.model import (
     StoredOrder,
     utc_now,
 )
+from simulators.dotcom.schema import ORDER, schema_problems
 from simulators.dotcom.simulator import (
     DotcomSimulator,
     config_changes_from_json,
@@ -100,7 +105,6 @@ from simulators.dotcom.simulator import (
 from simulators.kit import Fault, InvalidRequest
 
 __all__ = [
-    "ADDRESS_RULES",
     "API_ROUTES",
     "DCD_NS",
     "DCD_ORDER_NUMBER_BASE",
@@ -111,17 +115,15 @@ __all__ = [
     "HTML_ERROR_PAGE",
     "HTTP_500_BODY",
     "HTTP_503_BODY",
-    "ORDER_RULES",
+    "ORDER",
     "POST_ORDER_NS",
     "SHIPMENT_NS",
-    "SKU_RULE",
     "TRACKING_SHIPPER",
     "UNAUTHORIZED_BODY",
     "XML_MIMETYPE",
     "XSI_NS",
     "DotcomSimulator",
     "Fault",
-    "FieldRule",
     "InvalidRequest",
     "OrderError",
     "Release",
@@ -131,9 +133,6 @@ __all__ = [
     "SimulatorState",
     "StoredOrder",
     "authorization_header",
-    "check_address",
-    "check_field",
-    "check_line_items",
     "check_quantity",
     "config_changes_from_json",
     "config_from_env",
@@ -141,7 +140,9 @@ __all__ = [
     "fault_response",
     "format_quantity",
     "get_shipments",
+    "international_problems",
     "is_authorized",
+    "item_problems",
     "main",
     "order_errors_document",
     "parse_accounts",
@@ -154,6 +155,7 @@ __all__ = [
     "release_to_json",
     "request_url_as_sent",
     "run_api_request",
+    "schema_problems",
     "ship_to_of",
     "shipments_document",
     "sign",

@@ -11,12 +11,13 @@ from flask import Flask, Response, jsonify, request
 from simulators.dotcom.auth import request_url_as_sent
 from simulators.dotcom.documents import (
     XML_MIMETYPE,
+    held_orders_document,
     order_errors_document,
     parse_orders,
     parse_ship_date,
     shipments_document,
 )
-from simulators.dotcom.model import SimulatorConfig
+from simulators.dotcom.model import DUPLICATE_ORDERS, SimulatorConfig
 from simulators.dotcom.simulator import DotcomSimulator, release_to_json
 from simulators.kit import Fault, InvalidRequest, json_body, register_control_routes, run_cli
 
@@ -112,8 +113,16 @@ def get_shipments(sim: DotcomSimulator) -> Response:
     return xml_response(shipments_document(sim.visible_releases(start, end), sim.zone))
 
 
+def get_order(sim: DotcomSimulator, number: str) -> Response:
+    return xml_response(held_orders_document(sim.held_orders(number)))
+
+
 def register_api_routes(app: Flask, sim: DotcomSimulator) -> None:
     base = sim.config.base_path.rstrip("/")
+
+    @app.get(f"{base}/order/<path:number>")
+    def api_order_status(number: str) -> Response:
+        return run_api_request(sim, "order_status", lambda: get_order(sim, number))
 
     @app.post(f"{base}/order")
     def api_order() -> Response:
@@ -151,6 +160,7 @@ def _copy_config(config: SimulatorConfig) -> SimulatorConfig:
         visible_after_seconds=config.visible_after_seconds,
         warehouse_timezone=config.warehouse_timezone,
         clock=config.clock,
+        duplicate_orders=config.duplicate_orders,
     )
 
 
@@ -182,7 +192,7 @@ def parse_accounts(spec: str) -> dict[str, str]:
 def config_from_env(environ: Mapping[str, str]) -> SimulatorConfig:
     """Defaults overridden by DOTCOM_SIM_SHIP_AFTER, DOTCOM_SIM_VISIBLE_AFTER (seconds),
     DOTCOM_SIM_ACCOUNTS, DOTCOM_SIM_BASE_PATH, DOTCOM_SIM_ITEM_MASTER (comma list, replaces the
-    default) and DOTCOM_SIM_TIMEZONE."""
+    default), DOTCOM_SIM_TIMEZONE and DOTCOM_SIM_DUPLICATE_ORDERS (accept or refuse)."""
     config = SimulatorConfig()
     if "DOTCOM_SIM_SHIP_AFTER" in environ:
         config.ship_after_seconds = float(environ["DOTCOM_SIM_SHIP_AFTER"])
@@ -197,6 +207,10 @@ def config_from_env(environ: Mapping[str, str]) -> SimulatorConfig:
         config.item_master.discard("")
     if environ.get("DOTCOM_SIM_TIMEZONE"):
         config.warehouse_timezone = environ["DOTCOM_SIM_TIMEZONE"]
+    if environ.get("DOTCOM_SIM_DUPLICATE_ORDERS"):
+        config.duplicate_orders = environ["DOTCOM_SIM_DUPLICATE_ORDERS"]
+        if config.duplicate_orders not in DUPLICATE_ORDERS:
+            raise ValueError("DOTCOM_SIM_DUPLICATE_ORDERS must be accept or refuse")
     return config
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -12,49 +11,22 @@ from zoneinfo import ZoneInfo
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as parse_xml_safely
 
-from simulators.dotcom.model import OrderError, Release, ShipItem, ShipTo
+from simulators.dotcom.model import OrderError, Release, ShipItem, ShipTo, StoredOrder
+from simulators.dotcom.schema import NIL, XSI_NS, schema_problems
 from simulators.kit import InvalidRequest
 
 DCD_NS = "http://schemas.datacontract.org/2004/07/DCDAPIService"
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 POST_ORDER_NS = "http://dcd/datacontracts/post_order"
 # The shipment envelope's namespace is not in any public fixture; this follows the pattern of the
 # known ones (post_order, post_item, purchase_order, iteminfo). Clients should match local names.
 SHIPMENT_NS = "http://dcd/datacontracts/shipment"
+ORDER_NS = "http://dcd/datacontracts/order"  # as unknown as the shipment one; same pattern
 
 XML_MIMETYPE = "application/xml"
 
 
 # --------------------------------------------------------------------------------------------
-# Order validation
-
-
-@dataclass(frozen=True)
-class FieldRule:
-    name: str
-    max_length: int
-    required: bool = False
-
-
-ORDER_RULES = (
-    FieldRule("order-number", 20, required=True),
-    FieldRule("ship-method", 3, required=True),  # "03", sometimes three characters ("01S")
-    FieldRule("email", 50),
-)
-ADDRESS_RULES = (
-    FieldRule("name", 30, required=True),
-    FieldRule("company", 30),
-    FieldRule("address1", 30, required=True),
-    FieldRule("address2", 30),
-    FieldRule("address3", 30),
-    FieldRule("city", 20, required=True),
-    FieldRule("state", 2),
-    FieldRule("zip", 10),
-    FieldRule("country", 2),
-    FieldRule("phone", 19),
-    FieldRule("email", 50),
-)
-SKU_RULE = FieldRule("sku", 17, required=True)
+# Order validation: the schema first (simulators.dotcom.schema), then Dotcom's own rules
 
 
 def text_of(element: ET.Element, path: str) -> str:
@@ -62,75 +34,44 @@ def text_of(element: ET.Element, path: str) -> str:
     return (found.text or "").strip() if found is not None else ""
 
 
-def _length_error(name: str, value: str, bound: str) -> str:
-    # Wording of the real XSD validation errors (public fixtures of Dotcom answers).
-    return (
-        f"The '{name}' element is invalid - The value '{value}' is invalid according to its "
-        f"datatype 'String' - The actual length is {bound} value."
-    )
-
-
-def _missing_element_error(parent: str, name: str) -> str:
-    # .NET schema-validation wording; Dotcom's exact text for this case is unknown.
-    return (
-        f"The element '{parent}' has incomplete content. "
-        f"List of possible elements expected: '{name}'."
-    )
-
-
-def check_field(container: ET.Element, name: str, rule: FieldRule) -> list[str]:
-    value = text_of(container, name)
-    if len(value) > rule.max_length:
-        return [_length_error(name, value, "greater than the MaxLength")]
-    if rule.required and not value:
-        return [_length_error(name, value, "less than the MinLength")]
-    return []
-
-
-def check_address(order: ET.Element, section: str) -> list[str]:
-    block_name = f"{section}-information"
-    block = order.find(block_name)
-    if block is None:
-        return [_missing_element_error("order", block_name)]
-    errors: list[str] = []
-    for rule in ADDRESS_RULES:
-        errors += check_field(block, f"{section}-{rule.name}", rule)
-    return errors
-
-
 def check_quantity(raw: str) -> list[str]:
-    # Dotcom's wording for a bad quantity is unknown; this follows the XSD messages.
-    if not (raw.isascii() and raw.isdigit()):
-        return [
-            f"The 'quantity' element is invalid - The value '{raw}' is invalid according to its "
-            f"datatype 'Int' - The string '{raw}' is not a valid Int32 value."
-        ]
-    if int(raw) <= 0:
-        return [f"Invalid quantity {raw}: the quantity must be greater than zero."]
-    return []
+    # Dotcom's wording for a quantity of 0 is unknown; the schema takes any non-negative one.
+    if int(raw):
+        return []
+    return [f"Invalid quantity {raw}: the quantity must be greater than zero."]
 
 
-def check_line_items(order: ET.Element, item_master: set[str]) -> list[str]:
-    lines = order.findall("line-items/line-item")
-    if not lines:
-        return [_missing_element_error("order", "line-items")]
-    errors: list[str] = []
-    for line in lines:
-        sku_errors = check_field(line, "sku", SKU_RULE)
+def international_problems(order: ET.Element) -> list[str]:
+    """Outside the USA Dotcom needs the ISO country code and a declared value (customs).
+    Dotcom's wording for these is unknown."""
+    if text_of(order, "shipping-information/shipping-country").upper() == "US":
+        return []
+    problems = []
+    if not text_of(order, "shipping-information/shipping-iso-country-code"):
+        problems.append("Shipping ISO country code is required for an international order.")
+    declared = order.find("declared-value")
+    if declared is None or declared.get(NIL) in ("true", "1"):
+        problems.append("Declared value is required for an international order.")
+    return problems
+
+
+def item_problems(order: ET.Element, item_master: set[str]) -> list[str]:
+    problems: list[str] = []
+    for line in order.findall("line-items/line-item"):
         sku = text_of(line, "sku")
-        if not sku_errors and sku not in item_master:
-            sku_errors = [f"Invalid Item. Item {sku} does not exist in the item master."]
-        errors += sku_errors + check_quantity(text_of(line, "quantity"))
-    return errors
+        if sku not in item_master:
+            problems.append(f"Invalid Item. Item {sku} does not exist in the item master.")
+        problems += check_quantity(text_of(line, "quantity"))
+    return problems
 
 
 def validate_order(order: ET.Element, item_master: set[str]) -> list[str]:
-    """Every problem with one order, in document order (field limits, then the item master)."""
-    errors: list[str] = []
-    for rule in ORDER_RULES:
-        errors += check_field(order, rule.name, rule)
-    errors += check_address(order, "billing") + check_address(order, "shipping")
-    return errors + check_line_items(order, item_master)
+    """Every problem with one order: its schema's (in .NET's words, as Dotcom answers them)
+    and, once it is valid, Dotcom's own rules (international orders, the item master)."""
+    problems = schema_problems(order)
+    if problems:
+        return problems
+    return international_problems(order) + item_problems(order, item_master)
 
 
 def parse_orders(body: bytes) -> list[ET.Element]:
@@ -146,10 +87,10 @@ def parse_orders(body: bytes) -> list[ET.Element]:
 
 
 def _strip_namespaces(root: ET.Element) -> None:
+    """Element names by their local names; attributes keep theirs (``xsi:nil`` is only nil in
+    its namespace)."""
     for element in root.iter():
         element.tag = element.tag.rpartition("}")[2]
-        for key in [k for k in element.attrib if k.startswith("{")]:
-            element.attrib[key.rpartition("}")[2]] = element.attrib.pop(key)
 
 
 def ship_to_of(order: ET.Element) -> ShipTo:
@@ -237,6 +178,21 @@ def order_errors_document(errors: Iterable[OrderError]) -> str:
     return _serialize(root)
 
 
+def held_orders_document(orders: Iterable[StoredOrder]) -> str:
+    """``GET /order/{order-number}``: the orders held under that number, as the public client
+    that reads this route (active_fulfillment's GetOrder) takes them; none is an empty
+    ``<orders/>`` (Dotcom's answer for an unknown number is not documented)."""
+    root, box = _envelope(ORDER_NS, "orders")
+    for order in orders:
+        entry = ET.SubElement(box, "a:order")
+        _add(entry, "client_order_number", order.order_number)
+        _add(entry, "dcd_order_number", order.dcd_order_number)
+        _add(entry, "dcd_order_suffix", None)
+        _add(entry, "order_status", order.status)
+        _add(entry, "ship_date", None)
+    return _serialize(root)
+
+
 def format_quantity(quantity: Decimal) -> str:
     return f"{quantity:.2f}"
 
@@ -246,6 +202,7 @@ def _add_ship_item(parent: ET.Element, item: ShipItem) -> None:
     _add(entry, "carrier", item.carrier)
     _add(entry, "carton_id", item.carton_id)
     _add(entry, "client_line_number", item.client_line_number)
+    _add(entry, "item_unit_price", item.item_unit_price)
     _add(entry, "order_line_number", item.order_line_number)
     _add(entry, "quantity_shipped", format_quantity(item.quantity_shipped))
     _add(entry, "serial_lot_number", item.serial_lot_number)

@@ -11,8 +11,9 @@ from decimal import Decimal
 
 DEFAULT_BASE_PATH = "/dcd_api_test/DCDAPIService.svc"
 DEFAULT_ITEM_MASTER = frozenset({"9011CC", "2001SSBM", "SKU-1", "SKU-2", "SKU-3", "HAT-01"})
+DUPLICATE_ORDERS = frozenset({"accept", "refuse"})
 FAULT_KINDS = frozenset({"http_500", "http_503", "slow", "malformed_xml", "html_error_page"})
-API_ROUTES = frozenset({"order", "shipment"})
+API_ROUTES = frozenset({"order", "order_status", "shipment"})
 DEFAULT_SLOW_SECONDS = 5.0
 
 # Dotcom numbers: 10-digit order numbers, "C" + 9-digit cartons, 18-character UPS-style tracking.
@@ -37,6 +38,10 @@ class SimulatorConfig:
     warehouse_timezone: str = "America/New_York"
     # Injectable clock (tests freeze time with it); must return an aware datetime (naive = UTC).
     clock: Callable[[], datetime] = utc_now
+    # What Dotcom does with an order number it already holds is not documented: "accept" stores
+    # a second order under it (the worst case, the default: nothing may rest on a refusal),
+    # "refuse" answers an order_error saying it already exists.
+    duplicate_orders: str = "accept"
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class ShipItem:
     serial_lot_number: str = ""
     client_line_number: str = ""
     order_line_number: str = ""
+    item_unit_price: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class StoredOrder:
     customer_number: str
     order_date: str
     ship_to: ShipTo
+    status: str = "Received"  # order_status in GET /order/{order-number}
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,9 @@ class SimulatorState:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.orders: dict[str, StoredOrder] = {}
+        # Orders by their client order number (several, when a repeat is accepted).
+        self.orders: dict[str, list[StoredOrder]] = {}
+        # Releases by Dotcom's order number and release number.
         self.releases: dict[tuple[str, str], Release] = {}
         # Each client order's Dotcom number, as its releases carry it (found without a scan).
         self.dcd_numbers: dict[str, str] = {}
@@ -111,7 +120,7 @@ class SimulatorState:
         self._sequence = itertools.count(1)
 
     def keep_release(self, release: Release) -> None:
-        self.releases[(release.client_order_number, release.release)] = release
+        self.releases[(release.dcd_order_number, release.release)] = release
         self.dcd_numbers.setdefault(release.client_order_number, release.dcd_order_number)
 
     def reset(self) -> None:

@@ -22,6 +22,7 @@ from simulators.dotcom.model import (
     API_ROUTES,
     DCD_ORDER_NUMBER_BASE,
     DEFAULT_SLOW_SECONDS,
+    DUPLICATE_ORDERS,
     FAULT_KINDS,
     TRACKING_SHIPPER,
     OrderError,
@@ -70,8 +71,8 @@ class DotcomSimulator:
             for order in orders:
                 number = text_of(order, "order-number")
                 problems = validate_order(order, self.config.item_master)
-                if number in self.state.orders:
-                    # Dotcom's duplicate behaviour and wording are unknown; this is our choice.
+                if number in self.state.orders and self.config.duplicate_orders == "refuse":
+                    # Dotcom's duplicate behaviour and wording are unknown (duplicate_orders).
                     problems.append(f"Order {number} already exists.")
                 if problems:
                     errors += [OrderError(problem, number) for problem in problems]
@@ -90,7 +91,7 @@ class DotcomSimulator:
             order_date=wcf_order_date(text_of(order, "order-date")),
             ship_to=ship_to_of(order),
         )
-        self.state.orders[number] = stored
+        self.state.orders.setdefault(number, []).append(stored)
         ship_at = received + timedelta(seconds=self.config.ship_after_seconds)
         release = Release(
             client_order_number=number,
@@ -106,19 +107,21 @@ class DotcomSimulator:
         self.state.keep_release(release)
 
     def _default_items(self, order: ET.Element) -> list[ShipItem]:
-        """Everything ships at once: one UPS Ground carton, one tracking number."""
+        """Everything ships at once: one UPS Ground carton, one tracking number, one item per
+        order line (the same SKU on two lines stays two items, as Dotcom's answers show)."""
         carton, tracking = self._new_carton_id(), self._new_tracking_number("03")
         return [
             ShipItem(
                 sku=text_of(line, "sku"),
                 quantity_shipped=Decimal(text_of(line, "quantity")),
                 carrier="UPS",
-                service="Ground",
+                service="UPS Ground",  # Dotcom's service names the carrier already
                 service_code="03",
                 tracking_number=tracking,
                 carton_id=carton,
                 client_line_number=text_of(line, "line-number"),
                 order_line_number=str(position),
+                item_unit_price=text_of(line, "price"),
             )
             for position, line in enumerate(order.findall("line-items/line-item"), start=1)
         ]
@@ -132,6 +135,11 @@ class DotcomSimulator:
     def _new_tracking_number(self, service_code: str) -> str:
         code = service_code if len(service_code) == 2 and service_code.isdigit() else "03"
         return f"1Z{TRACKING_SHIPPER}{code}{self.state.next_number():08d}"
+
+    def held_orders(self, number: str) -> list[StoredOrder]:
+        """The orders stored under a client order number (``GET /order/{order-number}``)."""
+        with self.state.lock:
+            return list(self.state.orders.get(number, []))
 
     def visible_releases(self, start: datetime, end: datetime) -> list[Release]:
         """Releases shipped within [start, end] that Dotcom already shows."""
@@ -160,7 +168,8 @@ class DotcomSimulator:
                     "received_at": order.received_at.isoformat(),
                     "xml": order.xml,
                 }
-                for order in self.state.orders.values()
+                for held in self.state.orders.values()
+                for order in held
             ]
             requests = dict(self.state.requests)
         return {
@@ -168,6 +177,7 @@ class DotcomSimulator:
             "count": len(orders),
             "order_requests": requests["order"],
             "shipment_requests": requests["shipment"],
+            "order_status_requests": requests["order_status"],
         }
 
     def releases_report(self) -> list[dict[str, Any]]:
@@ -193,7 +203,7 @@ class DotcomSimulator:
         raw_items = payload.get("items", [])
         if not isinstance(raw_items, list):
             raise InvalidRequest("items must be a list")
-        stored = self.state.orders.get(number)
+        stored = self._first_order(number)
         return Release(
             client_order_number=number,
             dcd_order_number=_optional_string(payload, "dcd_order_number")
@@ -208,8 +218,11 @@ class DotcomSimulator:
             ship_to=stored.ship_to if stored else ShipTo(),
         )
 
+    def _first_order(self, client_order_number: str) -> StoredOrder | None:
+        return next(iter(self.state.orders.get(client_order_number, [])), None)
+
     def _dcd_number_for(self, client_order_number: str) -> str:
-        stored = self.state.orders.get(client_order_number)
+        stored = self._first_order(client_order_number)
         if stored:
             return stored.dcd_order_number
         return self.state.dcd_numbers.get(client_order_number) or self._new_dcd_order_number()
@@ -229,13 +242,14 @@ class DotcomSimulator:
             sku=_required_string(raw, "sku"),
             quantity_shipped=_quantity(raw.get("quantity_shipped")),
             carrier=_optional_string(raw, "carrier") or "UPS",
-            service=_optional_string(raw, "service") or "Ground",
+            service=_optional_string(raw, "service") or "UPS Ground",
             service_code=service_code,
             tracking_number=tracking,
             carton_id=_optional_string(raw, "carton_id") or self._new_carton_id(),
             serial_lot_number=_optional_string(raw, "serial_lot_number"),
             client_line_number=_optional_string(raw, "line_number"),
             order_line_number=_optional_string(raw, "line_number"),
+            item_unit_price=_optional_string(raw, "price"),
         )
 
     def update_config(self, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -253,6 +267,7 @@ class DotcomSimulator:
                 "visible_after_seconds": self.config.visible_after_seconds,
                 "item_master": sorted(self.config.item_master),
                 "warehouse_timezone": self.config.warehouse_timezone,
+                "duplicate_orders": self.config.duplicate_orders,
             }
 
 
@@ -299,7 +314,7 @@ def _quantity(value: Any) -> Decimal:
 
 
 def config_changes_from_json(payload: Mapping[str, Any]) -> dict[str, Any]:
-    allowed = {"ship_after_seconds", "visible_after_seconds", "item_master"}
+    allowed = {"ship_after_seconds", "visible_after_seconds", "item_master", "duplicate_orders"}
     unknown = set(payload) - allowed
     if unknown:
         raise InvalidRequest(f"unknown settings: {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -313,6 +328,10 @@ def config_changes_from_json(payload: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(items, list) or not all(isinstance(s, str) and s for s in items):
             raise InvalidRequest("item_master must be a list of non-empty strings")
         changes["item_master"] = set(items)
+    if "duplicate_orders" in payload:
+        if payload["duplicate_orders"] not in DUPLICATE_ORDERS:
+            raise InvalidRequest(f"duplicate_orders must be one of {sorted(DUPLICATE_ORDERS)}")
+        changes["duplicate_orders"] = payload["duplicate_orders"]
     return changes
 
 

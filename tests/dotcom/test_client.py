@@ -22,13 +22,15 @@ from simulators.dotcom import (
     create_app,
     order_errors_document,
 )
-from tests.dotcom.conftest import API_KEY, BASE_PATH, PASSWORD
+from tests.dotcom.conftest import API_KEY, BASE_PATH, FIXTURES, PASSWORD
 from worker.errors import HardError, TransientError
 from worker.integrations.dotcom.client import Credentials, DotcomClient, authorization, signature
 from worker.integrations.dotcom.documents import (
+    HeldOrder,
     OrderError,
     UnexpectedAnswer,
     is_duplicate_order,
+    parse_held_orders,
     parse_order_errors,
 )
 from worker.integrations.dotcom.handlers import credentials, dotcom
@@ -272,14 +274,12 @@ def client(base: str, password: str = PASSWORD) -> DotcomClient:
     return DotcomClient(base, Credentials(API_KEY, SecretStr(password)), (2, 5), pooled_session())
 
 
-ORDER = b"""<?xml version='1.0' encoding='utf-8'?><orders><order>
-<order-number>H1</order-number><ship-method>03</ship-method>
-<billing-information><billing-name>A B</billing-name><billing-address1>1 St</billing-address1>
-<billing-city>Town</billing-city></billing-information>
-<shipping-information><shipping-name>A B</shipping-name><shipping-address1>1 St</shipping-address1>
-<shipping-city>Town</shipping-city></shipping-information>
-<line-items><line-item><sku>SKU-1</sku><quantity>1</quantity></line-item></line-items>
-</order></orders>"""
+def order_request(number: str) -> bytes:
+    """A valid order (tests/fixtures/dotcom/order_request.xml) under ``number``."""
+    return (FIXTURES / "order_request.xml").read_bytes().replace(b">R100<", f">{number}<".encode())
+
+
+ORDER = order_request("H1")
 
 
 def fault(base: str, kind: str, route: str) -> None:
@@ -288,9 +288,41 @@ def fault(base: str, kind: str, route: str) -> None:
     requests.post(f"{control}/_sim/faults", json=body, timeout=5).raise_for_status()
 
 
+def duplicate_orders(base: str, what: str) -> None:
+    control = base.removesuffix(BASE_PATH)
+    answer = requests.post(f"{control}/_sim/config", json={"duplicate_orders": what}, timeout=5)
+    answer.raise_for_status()
+
+
 def test_signed_order_is_taken(base: str) -> None:
-    assert client(base).send_orders(ORDER) == []
-    assert client(base).send_orders(ORDER) == [OrderError("Order H1 already exists.", "H1")]
+    duplicate_orders(base, "refuse")
+    try:
+        assert client(base).send_orders(ORDER) == []
+        assert client(base).send_orders(ORDER) == [OrderError("Order H1 already exists.", "H1")]
+    finally:
+        duplicate_orders(base, "accept")
+
+
+@pytest.mark.parametrize("number", ["H1", "H 2/3+4%5"])
+def test_the_orders_held_under_a_number_are_read_signed(base: str, number: str) -> None:
+    assert client(base).held_orders(number) == []
+    client(base).send_orders(order_request(number))
+    client(base).send_orders(order_request(number))  # the simulator stores a repeat again
+
+    held = client(base).held_orders(number)
+
+    assert [(o.client_order_number, o.order_status) for o in held] == [(number, "Received")] * 2
+    assert len({o.dcd_order_number for o in held}) == 2
+    assert client(base).held_orders(number + "0") == []
+
+
+def test_the_specifications_spelling_of_the_order_status_answer_is_read() -> None:
+    sample = b"""<?xml version="1.0" encoding="UTF-8"?><response><orders><order>
+      <client-order-number>H1</client-order-number><dcd-order-number>0202100001</dcd-order-number>
+      <dcd-order-suffix>01</dcd-order-suffix><order-status>Shipped</order-status>
+      <ship_date>2010-03-04</ship_date></order></orders></response>"""
+    assert parse_held_orders(sample) == [HeldOrder("H1", "0202100001", "Shipped")]
+    assert parse_held_orders(b"<response><orders/></response>") == []
 
 
 def test_signed_window_with_escapes_is_taken(base: str) -> None:

@@ -11,6 +11,8 @@ import pytest
 from defusedxml.ElementTree import fromstring
 from pydantic import ValidationError
 
+from simulators.dotcom.documents import parse_orders
+from simulators.dotcom.schema import schema_problems
 from tests.dotcom.conftest import seed_shipment_ready
 from worker.errors import HardError
 from worker.hub import ShipmentReady
@@ -23,6 +25,14 @@ from worker.integrations.dotcom.mapping import (
 from worker.integrations.us_states import region_code
 
 TODAY = date(2013, 10, 28)
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+TOTALS = (
+    "total-tax",
+    "total-shipping-handling",
+    "total-order-amount",
+    "total-discount",
+    "declared-value",
+)
 SEED_LOOKUP = {"Standard": "03", "UPS Two Day (USD)": "02"}
 
 
@@ -57,10 +67,63 @@ def test_seed_sample_maps_to_a_dotcom_order() -> None:
     order = seed_document()
 
     assert order.findtext("order-number") == "H67606710123"  # the shipment number: 12 <= 20
-    assert order.findtext("invoice-number") == "R805661123"  # the hub order number
+    assert order.findtext("invoice-number") == "0"  # an integer: never the hub's R805661123
+    assert order.findtext("po-number") == "R805661123"  # the hub order number
     assert order.findtext("order-date") == "2013-10-28"
     assert order.findtext("ship_date") == "2013-10-28"
     assert order.findtext("ship-method") == "03"
+
+
+def test_seed_totals_come_from_its_items_and_cost() -> None:
+    order = seed_document()  # items 29.00 + 27.00, cost 10.0, no tax given
+
+    assert {name: order.findtext(name) for name in TOTALS} == {
+        "total-tax": "0.00",
+        "total-shipping-handling": "10.00",
+        "total-order-amount": "66.00",
+        "total-discount": "0.00",
+        "declared-value": "0.00",  # inside the USA: no declared value (it buys insurance)
+    }
+
+
+def test_tax_the_hub_gives_and_quantities_count_in_the_totals() -> None:
+    items = [
+        {"sku": "9011CC", "quantity": 3, "price": 29},  # as jq writes 29.0
+        {"sku": "2001SSBM", "quantity": 2, "price": "12.345"},  # cents, rounded half up
+    ]
+    order = seed_document(items=items, cost=7.5, totals={"tax": 9.1})
+
+    assert order.findtext("total-tax") == "9.10"
+    assert order.findtext("total-shipping-handling") == "7.50"
+    assert order.findtext("total-order-amount") == "128.30"  # 87.00 + 24.70 + 7.50 + 9.10
+    lines = order.findall("line-items/line-item")
+    assert [line.findtext("price") for line in lines] == ["29.00", "12.35"]
+    # The shipment's shipping and handling rides on the first line: the lines add up.
+    assert [line.findtext("shipping-handling") for line in lines] == ["7.50", "0.00"]
+
+
+def test_outside_the_usa_the_iso_code_and_the_goods_value_are_declared() -> None:
+    canada = address(country="CA", state="Ontario", city="Toronto", zipcode="M5V 2T6")
+    order = seed_document(shipping_address=canada)
+
+    assert order.findtext("shipping-information/shipping-country") == "CA"
+    assert order.findtext("shipping-information/shipping-iso-country-code") == "CA"
+    assert order.findtext("declared-value") == "56.00"
+
+
+def test_amounts_past_dotcoms_ranges_are_refused_naming_the_field() -> None:
+    reasons = refusal(items=[{"sku": "9011CC", "quantity": 1, "price": "100000"}], cost="1000000")
+
+    assert reasons == [
+        "shipment.cost 1000000.00 is more than Dotcom's shipping-handling allows (999999.99)",
+        "shipment.items[0].price 100000.00 is more than Dotcom's price allows (99999.99)",
+    ]
+
+
+def test_a_total_past_dotcoms_range_is_refused() -> None:
+    items = [{"sku": "9011CC", "quantity": 1_000_000, "price": "99999.99"}]
+    (reason,) = refusal(items=items)
+    assert "total-order-amount allows (99999999.99)" in reason
 
 
 def test_seed_shipping_information() -> None:
@@ -68,16 +131,19 @@ def test_seed_shipping_information() -> None:
     assert shipping is not None
     values = {child.tag: child.text or "" for child in shipping}
     assert values == {
+        "shipping-customer-number": "",
         "shipping-name": "Brian Quinn",
+        "shipping-company": "",
         "shipping-address1": "2 Wisconsin Cir.",
         "shipping-address2": "",
+        "shipping-address3": "",
         "shipping-city": "Chevy Chase",
         "shipping-state": "MD",
-        "shipping-country": "US",
         "shipping-zip": "20815",
+        "shipping-country": "US",
+        "shipping-iso-country-code": "US",
         "shipping-phone": "555-123-123",
         "shipping-email": "brian@spreecommerce.com",
-        "shipping-company": "",
     }
 
 
@@ -89,7 +155,7 @@ def test_billing_is_copied_from_shipping_when_the_hub_has_none() -> None:
     shipping = {
         c.tag.removeprefix("shipping-"): c.text or "" for c in order.find("shipping-information")
     }
-    assert billing == shipping
+    assert billing == {k: v for k, v in shipping.items() if k != "iso-country-code"}
 
 
 def test_billing_address_of_the_shipment_or_the_order_is_used() -> None:
@@ -109,22 +175,36 @@ def test_seed_line_items() -> None:
     lines = seed_document().findall("line-items/line-item")
     assert [{child.tag: child.text for child in line} for line in lines] == [
         {
-            "client-item": "4123",
             "sku": "9011CC",
             "quantity": "1",
             "price": "29.00",
             "tax": "0.00",
+            "shipping-handling": "10.00",
+            "client-item": "4123",
             "line-number": "1",
+            "gift-box-wrap-quantity": None,
+            "gift-box-wrap-type": None,
         },
         {
-            "client-item": "4321",
             "sku": "2001SSBM",
             "quantity": "1",
             "price": "27.00",
             "tax": "0.00",
+            "shipping-handling": "0.00",
+            "client-item": "4321",
             "line-number": "2",
+            "gift-box-wrap-quantity": None,
+            "gift-box-wrap-type": None,
         },
     ]
+    wrap = lines[0].find("gift-box-wrap-quantity")
+    assert wrap is not None and wrap.get(f"{{{XSI}}}nil") == "true"
+
+
+def test_seed_document_holds_every_element_of_dotcoms_schema() -> None:
+    """Read by the Dotcom simulator's own schema (written apart from this builder)."""
+    (order,) = parse_orders(order_document(dotcom_order(ready(), SEED_LOOKUP, TODAY)))
+    assert schema_problems(order) == []
 
 
 def test_document_is_ascii_xml_with_a_declaration() -> None:

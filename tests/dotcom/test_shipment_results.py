@@ -296,3 +296,108 @@ def test_an_impossible_quantity_is_transient_and_costs_no_time(quantity: str) ->
 )
 def test_ship_date_becomes_iso_8601(raw: str, iso: str | None) -> None:
     assert shipped_at(raw, NEW_YORK) == iso
+
+
+# -- the shapes of the answers recorded from Dotcom's test service (2013) -----------------------
+
+
+def recorded_item(
+    line: str, sku: str, quantity: str, price: str, carton: str, tracking: str
+) -> str:
+    """A ship_item with every field the recorded answers carry (the service names the
+    carrier; the order line and unit price are there)."""
+    return (
+        f"<a:ship_item><a:carrier>UPS</a:carrier><a:carton_id>{carton}</a:carton_id>"
+        f"<a:client_line_number>{line}</a:client_line_number>"
+        f"<a:item_description>Non stock</a:item_description>"
+        f"<a:item_unit_price>{price}</a:item_unit_price>"
+        f"<a:order_line_number>{line}</a:order_line_number>"
+        f"<a:quantity_shipped>{quantity}</a:quantity_shipped><a:serial_lot_number/>"
+        f"<a:service>UPS Ground</a:service><a:service_code>03</a:service_code>"
+        f"<a:sku>{sku}</a:sku><a:tracking_number>{tracking}</a:tracking_number><a:upc/>"
+        f"</a:ship_item>"
+    )
+
+
+def recorded_release(number: str, release: str, *items: str) -> str:
+    return (
+        f"<a:shipment><a:client_order_number>{number}</a:client_order_number>"
+        f"<a:customer_number>wang91011</a:customer_number>"
+        f"<a:dcd_order_number>0202103776</a:dcd_order_number>"
+        f"<a:dcd_order_release_number>{release}</a:dcd_order_release_number>"
+        f"<a:order_date>10/25/2012 12:00:00 AM</a:order_date>"
+        f"<a:order_shipping_handling>9.24</a:order_shipping_handling>"
+        f"<a:order_status>Shipped</a:order_status><a:order_subtotal>47.4000</a:order_subtotal>"
+        f"<a:order_tax>4.63</a:order_tax><a:order_total>71.1900</a:order_total>"
+        f"<a:ship_date>10/25/2012</a:ship_date><a:ship_items>{''.join(items)}</a:ship_items>"
+        f"<a:ship_weight>1.00</a:ship_weight><a:shipto_addr1>600 Hillcrest Ave</a:shipto_addr1>"
+        f"<a:shipto_name>Esther Hwang</a:shipto_name></a:shipment>"
+    )
+
+
+def test_one_sku_on_two_order_lines_stays_two_items() -> None:
+    document = (
+        OPEN
+        + recorded_release(
+            "21404",
+            "01",
+            recorded_item("1", "9999", "2.00", "47.40", "C007525989", "1ZV2X5140300001986"),
+            recorded_item("2", "9999", "1.00", "0.00", "C007525989", "1ZV2X5140300001986"),
+        )
+        + CLOSE
+    )
+    (confirm,) = confirmations(document)
+    assert confirm["items"] == [
+        {"sku": "9999", "quantity": 2, "line_number": "1"},
+        {"sku": "9999", "quantity": 1, "line_number": "2"},
+    ]
+
+
+def test_a_line_split_over_cartons_is_one_item() -> None:
+    document = (
+        OPEN
+        + recorded_release(
+            "21404",
+            "01",
+            recorded_item("1", "9999", "2.00", "47.40", "C1", "1ZV2X5140300000001"),
+            recorded_item("1", "9999", "3.00", "47.40", "C2", "1ZV2X5140300000002"),
+        )
+        + CLOSE
+    )
+    (confirm,) = confirmations(document)
+    assert confirm["items"] == [{"sku": "9999", "quantity": 5, "line_number": "1"}]
+    assert confirm["tracking_numbers"] == ["1ZV2X5140300000001", "1ZV2X5140300000002"]
+
+
+def test_a_service_that_names_its_carrier_is_not_prefixed_again() -> None:
+    document = (
+        OPEN
+        + recorded_release("21404", "01", recorded_item("1", "9999", "2.00", "47.40", "C1", "T1"))
+        + CLOSE
+    )
+    (confirm,) = confirmations(document)  # a release this endpoint did not send
+    assert (confirm["carrier"], confirm["service"]) == ("UPS", "UPS Ground")
+    assert confirm["shipping_method"] == "UPS Ground"
+
+
+def test_two_releases_of_one_order_both_confirm_with_their_own_cartons() -> None:
+    sent = SentShipment(order_number="R805661123", shipping_method="UPS Ground (USD)")
+    document = (
+        OPEN
+        + recorded_release("H1", "01", recorded_item("1", "9999", "2.00", "47.40", "C1", "T1"))
+        + recorded_release("H1", "02", recorded_item("2", "8888", "1.00", "9.00", "C2", "T2"))
+        + CLOSE
+    )
+    first, second = confirmations(document, sent)
+    assert [(c["number"], c["order_number"], c["dotcom_release"]) for c in (first, second)] == [
+        ("H1", "R805661123", "01"),
+        ("H1", "R805661123", "02"),
+    ]
+    assert (first["tracking_numbers"], first["items"]) == (
+        ["T1"],
+        [{"sku": "9999", "quantity": 2, "line_number": "1"}],
+    )
+    assert (second["tracking_numbers"], second["items"]) == (
+        ["T2"],
+        [{"sku": "8888", "quantity": 1, "line_number": "2"}],
+    )

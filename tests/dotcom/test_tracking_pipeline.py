@@ -111,7 +111,7 @@ def test_poll_confirms_every_shipped_release_with_every_tracking_number(
         "tracking_url": None,  # Dotcom gives none
         "carrier": "UPS",
         "carriers": ["UPS"],
-        "service": "Ground",
+        "service": "UPS Ground",  # Dotcom's service names its carrier
         "service_code": "03",
         "shipping_method": "UPS Ground (USD)",
         "shipped_at": datetime(day.year, day.month, day.day, tzinfo=NEW_YORK).isoformat(),

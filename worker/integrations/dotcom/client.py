@@ -9,6 +9,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import requests
 from pydantic import SecretStr
@@ -17,9 +18,11 @@ from worker import provider_http
 from worker.errors import HardError
 from worker.integrations.dotcom.documents import (
     ChunkReader,
+    HeldOrder,
     OrderError,
     Release,
     UnexpectedAnswer,
+    parse_held_orders,
     parse_order_errors,
     parse_shipments,
 )
@@ -76,6 +79,20 @@ class DotcomClient:
         with self._send("POST", f"{self.base_url}/order", body=document) as response:
             _refuse_html(response)
             return parse_order_errors(response.content)
+
+    def held_orders(self, order_number: str) -> list[HeldOrder]:
+        """``GET /order/{order-number}``: what Dotcom holds under that number (its specification's
+        order status route). No order is an empty list (or a 404: the answer for an unknown
+        number is not documented)."""
+        url = f"{self.base_url}/order/{quote(order_number, safe='')}"
+        try:
+            with self._send("GET", url) as response:
+                _refuse_html(response)
+                return parse_held_orders(response.content)
+        except HardError as exc:
+            if exc.status == 404:
+                return []
+            raise
 
     def shipments(self, url: str) -> Iterator[Release]:
         """GET a shipments URL (from ``shipments_url``) and stream its releases."""

@@ -76,6 +76,43 @@ def parse_order_errors(document: bytes) -> list[OrderError]:
     ]
 
 
+@dataclass(frozen=True)
+class HeldOrder:
+    """An order as ``GET /order/{order-number}`` shows it."""
+
+    client_order_number: str
+    dcd_order_number: str
+    order_status: str
+
+
+def named_text(element: ET.Element, name: str) -> str:
+    """``child_text`` by either spelling Dotcom uses: ``client_order_number`` in the answers
+    recorded from its service, ``client-order-number`` in its specification's sample."""
+    return child_text(element, name) or child_text(element, name.replace("_", "-"))
+
+
+def parse_held_orders(document: bytes) -> list[HeldOrder]:
+    """The orders of a ``GET /order/{order-number}`` answer (none: an empty list)."""
+    try:
+        root = parse_xml(document)
+    except (ET.ParseError, DefusedXmlException) as exc:
+        raise UnexpectedAnswer("a GET /order answer that is not readable XML", str(exc)) from None
+    if first_named(root, "orders") is None and local_name(root.tag) != "order":
+        raise UnexpectedAnswer(
+            f"<{local_name(root.tag)}> where <orders> was expected",
+            provider_http.excerpt(document.decode("utf-8", "replace")),
+        )
+    return [
+        HeldOrder(
+            named_text(e, "client_order_number"),
+            named_text(e, "dcd_order_number"),
+            named_text(e, "order_status"),
+        )
+        for e in root.iter()
+        if local_name(e.tag) == "order"
+    ]
+
+
 _DUPLICATE = re.compile(r"already exists|duplicate", re.IGNORECASE)
 
 
@@ -94,6 +131,7 @@ class ShippedLine:
     service_code: str
     tracking_number: str
     carton_id: str
+    line_number: str = ""  # client_line_number: the order's line (one SKU may ship on two)
 
 
 @dataclass(frozen=True)
@@ -142,6 +180,7 @@ def shipped_line(item: ET.Element) -> ShippedLine:
         service_code=child_text(item, "service_code"),
         tracking_number=child_text(item, "tracking_number"),
         carton_id=child_text(item, "carton_id"),
+        line_number=child_text(item, "client_line_number"),
     )
 
 

@@ -39,7 +39,7 @@ from worker.integrations.dotcom.settings import (
     load_config,
 )
 from worker.integrations.kit import CURSOR_RANGE, batched, credential, invalid_credential
-from worker.job import Job
+from worker.job import Job, LookFirst
 from worker.registry import Integration, Requirement, Schedule
 
 log = logging.getLogger(__name__)
@@ -98,45 +98,67 @@ def client_for(job: Job[Any], s: DotcomSettings) -> DotcomClient:
     requires=[API_KEY, PASSWORD, SHIPPING_LOOKUP],
 )
 def send_shipment(job: Job[ShipmentReady]) -> Answer:
-    """Send a shipment to Dotcom Distribution."""
+    """Send a shipment to Dotcom Distribution, once.
+
+    Dotcom takes no idempotency key and does not document what it does with an order number
+    it already holds, so nothing rests on its answer to a repeat: a shipment another message
+    sent is answered from what was kept (``sent_before``), and an attempt whose outcome is
+    unknown is looked up with ``GET /order/{order-number}`` once it can no longer land, and
+    sent again only if Dotcom does not have it."""
     s = dotcom_settings()
     client = client_for(job, s)
     now = datetime.now(s.zone)
     order = dotcom_order(job.payload, shipping_methods(job.param("shipping_lookup")), now.date())
-    document = order_document(order)
     sends = order_content(order)
+    number = order.order_number
+    how = job.sent_before("sent", number, sends, REFUSED)
+    if how is not None:
+        return already_sent(job, number, how)
+
+    def held() -> dict[str, Any]:
+        # Dotcom holds the number: success only when it holds what this message sends (another
+        # message's order, or this message's own earlier attempt).
+        return {
+            "order_number": number,
+            "was_there": job.already_there("sent", number, sends, REFUSED),
+        }
 
     def create(_key: str) -> dict[str, Any]:
-        # Dotcom takes no idempotency key: its order number is the guard against a repeat, and
-        # "already exists" is success only when Dotcom holds this same order (job.already_there).
-        errors = client.send_orders(document)
-        if errors and any(is_duplicate_order(e, order.order_number) for e in errors):
-            how = job.already_there("sent", order.order_number, sends, REFUSED)
-            return {"order_number": order.order_number, "was_there": how}
+        errors = client.send_orders(order_document(order))
+        if errors and any(is_duplicate_order(e, number) for e in errors):
+            return held()  # should Dotcom refuse a repeated number
         if errors:
             raise HardError(REFUSED, [e.description for e in errors])
-        return {"order_number": order.order_number, "was_there": ""}
+        return {"order_number": number, "was_there": ""}
 
-    created = job.once("create_order", create, sends=sends)
+    def find() -> dict[str, Any] | None:
+        orders = client.held_orders(number)
+        return held() if any(o.client_order_number == number for o in orders) else None
+
+    created = job.once("create_order", create, sends=sends, look=LookFirst(s.lands_within, find))
     shipment = job.payload.shipment
     job.keep_sent(
         "sent",
-        order.order_number,
+        number,
         sends,
         order_number=shipment.order_number,
         shipping_method=shipment.shipping_method,
         sent_at=now.isoformat(timespec="seconds"),
     )
-    how = created.get("was_there") or ""
-    if how.startswith("already sent"):
-        return job.answer().notify(
-            "info",
-            ALREADY_SENT,
-            f"Shipment {order.order_number} was {how}; {PROVIDER} holds it, nothing was sent again",
-        )
-    if how:
-        log.info("dotcom: order %s %s", order.order_number, how)
+    was_there = created.get("was_there") or ""
+    if was_there.startswith("already sent"):
+        return already_sent(job, number, was_there)
+    if was_there:
+        log.info("dotcom: order %s %s", number, was_there)
     return job.answer().notify("info", SENT_NOTICE, SENT_NOTICE)
+
+
+def already_sent(job: Job[Any], number: str, how: str) -> Answer:
+    return job.answer().notify(
+        "info",
+        ALREADY_SENT,
+        f"Shipment {number} was {how}; {PROVIDER} holds it, nothing was sent again",
+    )
 
 
 def order_content(order: DotcomOrder) -> dict[str, Any]:

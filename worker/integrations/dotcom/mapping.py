@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -20,7 +20,7 @@ from anyascii import anyascii
 from pydantic import SecretStr
 
 from worker.errors import HardError
-from worker.hub import ConfirmedShipment, HubAddress, ShipmentReady
+from worker.hub import ConfirmedShipment, HubAddress, HubShipment, ShipmentReady
 from worker.integrations.dotcom.documents import Release, ShippedLine
 from worker.integrations.dotcom.settings import DotcomSettings
 from worker.integrations.kit import cursor_in_range
@@ -33,8 +33,11 @@ CANNOT_SEND = "Shipment cannot be sent to Dotcom Distribution"
 # ---------------------------------------------------------------------------------------------
 # Hub shipment → Dotcom order: field limits and formats, checked before any call
 
+# Dotcom's order schema (order.xsd of its API interface specification; see providers.md): every
+# element of every group is required, each with a valid value or, where nillable, xsi:nil. Where
+# the specification's text is narrower than the schema (sku 17 against 20), the narrower wins.
 ORDER_NUMBER_MAX = 20
-INVOICE_NUMBER_MAX = 20  # Dotcom's limit is not documented; assumed equal to order-number's
+PO_NUMBER_MAX = 20
 SKU_MAX = 17
 NAME_MAX = 30
 ADDRESS_MAX = 30
@@ -43,6 +46,13 @@ ZIP_MAX = 10
 PHONE_MAX = 19
 EMAIL_MAX = 50
 SHIP_METHOD_MAX = 3  # "03" usually, sometimes three characters ("01S")
+CLIENT_ITEM_MAX = 20
+QUANTITY_MAX = 99_999_999  # a line's quantity: 8 digits
+UNIT_PRICE_MAX = Decimal("99999.99")  # a line's price (and unit tax)
+LINE_SHIPPING_MAX = Decimal("999999.99")  # a line's shipping-handling
+TOTAL_MAX = Decimal("99999999.99")  # total-tax, total-shipping-handling, total-order-amount...
+CENT = Decimal("0.01")
+UNITED_STATES = "US"
 
 
 def plain_text(value: str | None) -> str:
@@ -81,18 +91,30 @@ class OrderLine:
     line_number: int
     sku: str
     quantity: int
-    price: Decimal
+    price: Decimal  # unit price
+    tax: Decimal  # unit tax
+    shipping_handling: Decimal
     client_item: str
 
 
 @dataclass(frozen=True)
+class OrderTotals:
+    tax: Decimal
+    shipping_handling: Decimal
+    discount: Decimal
+    order_amount: Decimal
+    declared_value: Decimal  # the goods' value outside the USA (customs), 0 inside it
+
+
+@dataclass(frozen=True)
 class DotcomOrder:
-    order_number: str
-    invoice_number: str
+    order_number: str  # the hub shipment number
+    po_number: str  # the hub order number
     order_date: date
     ship_method: str
     billing: Party
     shipping: Party
+    totals: OrderTotals
     lines: tuple[OrderLine, ...]
 
 
@@ -153,9 +175,21 @@ class Problems:
             f"allows at most {limit}"
         )
 
+    def amount(self, value: Decimal, field: str, dotcom_field: str, maximum: Decimal) -> Decimal:
+        """Money in cents (half up), within Dotcom's range for the element."""
+        amount = cents(value)
+        if amount > maximum:
+            self.add(f"{field} {amount} is more than Dotcom's {dotcom_field} allows ({maximum})")
+        return amount
+
     def raise_if_any(self, subject: str) -> None:
         if self.reasons:
             raise HardError(subject, self.reasons)
+
+
+def cents(value: Decimal) -> Decimal:
+    """Money as Dotcom writes it: two fraction digits, rounded half up."""
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def region(
@@ -303,8 +337,8 @@ def dotcom_order(ready: ShipmentReady, methods: Mapping[str, str], today: date) 
     order_number = problems.identifier(
         shipment.number, "shipment.number", "order-number", ORDER_NUMBER_MAX
     )
-    invoice_number = problems.identifier(
-        shipment.order_number, "shipment.order_number", "invoice-number", INVOICE_NUMBER_MAX
+    po_number = problems.identifier(
+        shipment.order_number, "shipment.order_number", "po-number", PO_NUMBER_MAX
     )
     ship_method = ship_method_code(shipment.shipping_method, methods, problems)
     email = (shipment.email or "").strip()
@@ -322,92 +356,208 @@ def dotcom_order(ready: ShipmentReady, methods: Mapping[str, str], today: date) 
         billing = party(
             ready.order.billing_address, email, "order.billing_address", "billing", problems
         )
-    lines = tuple(
-        OrderLine(
-            line_number=position,
-            sku=problems.identifier(
-                item.sku, f"shipment.items[{position - 1}].sku", "sku", SKU_MAX
-            ),
-            quantity=item.quantity,
-            price=item.price if item.price is not None else Decimal(0),
-            client_item=plain_text(item.variant_id),
-        )
-        for position, item in enumerate(shipment.items, start=1)
-    )
+    lines = order_lines(shipment, problems)
+    totals = order_totals(shipment, lines, shipping.country, problems)
     problems.raise_if_any(CANNOT_SEND)
     return DotcomOrder(
         order_number=order_number,
-        invoice_number=invoice_number,
+        po_number=po_number,
         order_date=today,
         ship_method=ship_method,
         billing=billing,
         shipping=shipping,
+        totals=totals,
         lines=lines,
     )
 
 
-# Party fields in the order the classic endpoint wrote them in each block.
-BILLING_ELEMENTS = (
-    "name",
-    "company",
-    "address1",
-    "address2",
-    "city",
-    "state",
-    "zip",
-    "country",
-    "phone",
-    "email",
+def order_lines(shipment: HubShipment, problems: Problems) -> tuple[OrderLine, ...]:
+    """One line per hub item, in order. A line's price is its unit price and its tax the unit
+    tax (0: the hub gives tax for the shipment, not per item); the shipment's ``cost`` (its
+    shipping and handling) rides on the first line, so that the lines add up to the order."""
+    shipping = problems.amount(
+        shipment.cost or Decimal(0), "shipment.cost", "shipping-handling", LINE_SHIPPING_MAX
+    )
+    lines = []
+    for position, item in enumerate(shipment.items, start=1):
+        label = f"shipment.items[{position - 1}]"
+        if item.quantity > QUANTITY_MAX:
+            problems.add(f"{label}.quantity {item.quantity} is more than Dotcom's quantity allows")
+        lines.append(
+            OrderLine(
+                line_number=position,
+                sku=problems.identifier(item.sku, f"{label}.sku", "sku", SKU_MAX),
+                quantity=item.quantity,
+                price=problems.amount(
+                    item.price or Decimal(0), f"{label}.price", "price", UNIT_PRICE_MAX
+                ),
+                tax=Decimal("0.00"),
+                shipping_handling=shipping if position == 1 else Decimal("0.00"),
+                client_item=problems.text(
+                    item.variant_id, f"{label}.variant_id", "client-item", CLIENT_ITEM_MAX
+                ),
+            )
+        )
+    return tuple(lines)
+
+
+def order_totals(
+    shipment: HubShipment, lines: Sequence[OrderLine], country: str, problems: Problems
+) -> OrderTotals:
+    """The order's totals from its lines: the goods (unit price x quantity), shipping and
+    handling (the shipment's ``cost``), tax where the hub gives it, no discount. Outside the
+    USA the goods' value is declared (customs); inside it, 0 (a carrier's declared value buys
+    insurance)."""
+    goods = sum((line.price * line.quantity for line in lines), Decimal("0.00"))
+    shipping = sum((line.shipping_handling for line in lines), Decimal("0.00"))
+    tax = problems.amount(shipment.tax, "shipment.totals.tax", "total-tax", TOTAL_MAX)
+    amount = goods + shipping + tax
+    if amount > TOTAL_MAX:
+        problems.add(
+            f"the shipment's total {amount} (items, cost and tax) is more than Dotcom's "
+            f"total-order-amount allows ({TOTAL_MAX})"
+        )
+    return OrderTotals(
+        tax=tax,
+        shipping_handling=shipping,
+        discount=Decimal("0.00"),
+        order_amount=amount,
+        declared_value=goods if country != UNITED_STATES else Decimal("0.00"),
+    )
+
+
+# The order document: every element of Dotcom's schema, in the schema's order. None is written
+# xsi:nil (a nillable date or number with no value); "" an empty text (nothing to say, as
+# Dotcom's own sample and the requests recorded from its test service in 2013 send it).
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+Value = str | int | Decimal | date | None
+NOTHING_TO_SAY = (  # the order's free text and codes we have nothing for
+    "special-instructions",
+    "special-messaging",
+    "drop-ship",
+    "ok-partial-ship",
 )
-SHIPPING_ELEMENTS = (
-    "name",
-    "address1",
-    "address2",
-    "city",
-    "state",
-    "country",
-    "zip",
-    "phone",
-    "email",
-    "company",
+ORDER_CODES_UNUSED = (
+    "salesman",
+    "credit-card-number",
+    "credit-card-expiration",
+    "ad-code",
+    "continuity-flag",
+    "freight-terms",
+    "department",
+    "pay-terms",
+    "asn-qualifier",
+    "gift-order-indicator",
+    "order-source",
+    "third-party-account",
+    "priority",
+    "retail-department",
+    "retail-store",
+    "retail-vendor",
+    "pool",
 )
+STORE_ELEMENTS = (
+    "store-name",
+    "store-address1",
+    "store-address2",
+    "store-city",
+    "store-state",
+    "store-zip",
+    "store-country",
+    "store-phone",
+)
+CUSTOM_FIELDS = tuple(f"custom-field-{n}" for n in range(1, 6))
 
 
-def _element(parent: ET.Element, name: str, text: object) -> ET.Element:
-    child = ET.SubElement(parent, name)
-    child.text = str(text)
-    return child
+def order_values(order: DotcomOrder) -> list[tuple[str, Value]]:
+    totals = order.totals
+    return [
+        ("order-number", order.order_number),
+        ("order-date", order.order_date),
+        ("ship_date", order.order_date),  # spelt with an underscore in the schema
+        ("ship-method", order.ship_method),
+        ("ship_via", ""),
+        ("invoice-number", 0),  # an integer: Dotcom's own invoice, none of ours
+        ("total-tax", totals.tax),
+        ("total-shipping-handling", totals.shipping_handling),
+        ("total-order-amount", totals.order_amount),
+        ("total-discount", totals.discount),
+        ("declared-value", totals.declared_value),
+        ("cancel-date", None),
+        ("promise-date", None),
+        ("tax-percent", 0),
+        *((name, "") for name in NOTHING_TO_SAY),
+        ("po-number", order.po_number),  # the hub order number, for people at Dotcom
+        *((name, "") for name in ORDER_CODES_UNUSED),
+    ]
 
 
-def _money(amount: Decimal) -> str:
-    return f"{amount.quantize(Decimal('0.01'))}"
+def party_values(section: str, party: Party, *, iso_country: bool) -> list[tuple[str, Value]]:
+    values: list[tuple[str, Value]] = [
+        ("customer-number", ""),
+        ("name", party.name),
+        ("company", party.company),
+        ("address1", party.address1),
+        ("address2", party.address2),
+        ("address3", ""),
+        ("city", party.city),
+        ("state", party.state),
+        ("zip", party.zip),
+        ("country", party.country),
+    ]
+    if iso_country:
+        values.append(("iso-country-code", party.country))
+    values += [("phone", party.phone), ("email", party.email)]
+    return [(f"{section}-{name}", value) for name, value in values]
+
+
+def line_values(line: OrderLine) -> list[tuple[str, Value]]:
+    return [
+        ("sku", line.sku),
+        ("quantity", line.quantity),
+        ("price", line.price),
+        ("tax", line.tax),
+        ("shipping-handling", line.shipping_handling),
+        ("client-item", line.client_item),
+        ("line-number", line.line_number),
+        ("gift-box-wrap-quantity", None),
+        ("gift-box-wrap-type", ""),
+    ]
+
+
+def _elements(parent: ET.Element, values: Iterable[tuple[str, Value]]) -> None:
+    for name, value in values:
+        child = ET.SubElement(parent, name)
+        if value is None:
+            child.set("xsi:nil", "true")
+        elif isinstance(value, date):
+            child.text = value.isoformat()
+        else:
+            child.text = str(value)
+
+
+def _group(parent: ET.Element, name: str, values: Iterable[tuple[str, Value]]) -> ET.Element:
+    group = ET.SubElement(parent, name)
+    _elements(group, values)
+    return group
 
 
 def order_document(order: DotcomOrder) -> bytes:
-    """``<orders><order>…</order></orders>`` in the element order the classic endpoint used.
-    ``ship_date`` (underscore, as Dotcom spells it) is the day the order is sent."""
-    root = ET.Element("orders")
+    """``<orders><order>…</order></orders>`` holding every element Dotcom's schema lists."""
+    root = ET.Element("orders", {"xmlns:xsi": XSI})
     element = ET.SubElement(root, "order")
-    _element(element, "order-number", order.order_number)
-    _element(element, "ship_date", order.order_date.isoformat())
-    _element(element, "ship-method", order.ship_method)
-    _element(element, "invoice-number", order.invoice_number)
-    _element(element, "order-date", order.order_date.isoformat())
-    billing = ET.SubElement(element, "billing-information")
-    for name in BILLING_ELEMENTS:
-        _element(billing, f"billing-{name}", getattr(order.billing, name))
-    shipping = ET.SubElement(element, "shipping-information")
-    for name in SHIPPING_ELEMENTS:
-        _element(shipping, f"shipping-{name}", getattr(order.shipping, name))
+    _elements(element, order_values(order))
+    _group(
+        element, "billing-information", party_values("billing", order.billing, iso_country=False)
+    )
+    _group(
+        element, "shipping-information", party_values("shipping", order.shipping, iso_country=True)
+    )
+    _group(element, "store-information", ((name, "") for name in STORE_ELEMENTS))
+    _group(element, "custom-fields", ((name, "") for name in CUSTOM_FIELDS))
     lines = ET.SubElement(element, "line-items")
     for line in order.lines:
-        item = ET.SubElement(lines, "line-item")
-        _element(item, "client-item", line.client_item)
-        _element(item, "sku", line.sku)
-        _element(item, "quantity", line.quantity)
-        _element(item, "price", _money(line.price))
-        _element(item, "tax", "0.00")
-        _element(item, "line-number", line.line_number)
+        _group(lines, "line-item", line_values(line))
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
@@ -517,11 +667,25 @@ class SentShipment:
 
 
 def items_shipped(lines: Sequence[ShippedLine]) -> list[dict[str, Any]]:
-    """Quantities summed per SKU, in the order the SKUs first appear."""
-    totals: dict[str, Decimal] = {}
+    """Quantities summed per order line (a line split over cartons is one item; one SKU shipped
+    on two order lines stays two items), in the order they first appear. Each item names its
+    order line (``line_number``) when Dotcom gives it."""
+    totals: dict[tuple[str, str], Decimal] = {}
     for line in lines:
-        totals[line.sku] = totals.get(line.sku, Decimal(0)) + line.quantity
-    return [{"sku": sku, "quantity": number(quantity)} for sku, quantity in totals.items()]
+        key = (line.sku, line.line_number)
+        totals[key] = totals.get(key, Decimal(0)) + line.quantity
+    return [
+        {"sku": sku, "quantity": number(quantity), **({"line_number": at} if at else {})}
+        for (sku, at), quantity in totals.items()
+    ]
+
+
+def shipping_method_shown(carrier: str | None, service: str | None) -> str | None:
+    """Dotcom's carrier and service as one method: "UPS Ground", whether Dotcom says service
+    "Ground" or, as its recorded answers do, "UPS Ground" (never "UPS UPS Ground")."""
+    if carrier and service and f"{service} ".casefold().startswith(f"{carrier} ".casefold()):
+        return service
+    return " ".join(filter(None, (carrier, service))) or None
 
 
 def cartons(lines: Sequence[ShippedLine]) -> list[dict[str, Any]]:
@@ -549,7 +713,7 @@ def shipment_confirmation(
     service = next((line.service for line in lines if line.service), None)
     service_code = next((line.service_code for line in lines if line.service_code), None)
     carrier = carriers[0] if carriers else None
-    dotcom_method = " ".join(filter(None, (carrier, service))) or None
+    dotcom_method = shipping_method_shown(carrier, service)
     return ConfirmedShipment(
         number=release.client_order_number,
         order_number=sent.order_number if sent else None,
