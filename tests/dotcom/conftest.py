@@ -30,7 +30,13 @@ API_KEY, PASSWORD = "demo-api-key", "demo-password"
 BASE_PATH = "/dcd_api_test/DCDAPIService.svc"
 ENV_SHIPPING_LOOKUP = [{"UPS Ground (USD)": "03"}, {"UPS Two Day (USD)": "02"}]
 SENT = "Successfully Sent Shipment to Dotcom Distribution"
-LANDS_WITHIN = 5.0  # connect 1 + read 3 + late landing 1 (dotcom_env)
+# An order whose outcome is unknown is looked up LANDS_WITHIN seconds after it was sent.
+QUICK_LOOK = {
+    "DOTCOM_CONNECT_TIMEOUT_SECONDS": "1",
+    "DOTCOM_READ_TIMEOUT_SECONDS": "3",
+    "DOTCOM_LATE_LANDING_SECONDS": "1",
+}
+LANDS_WITHIN = 5.0
 
 
 def fixture_text(name: str) -> str:
@@ -141,10 +147,7 @@ def dotcom_env(sim: DotcomSimulator, hub: HubServer) -> dict[str, str]:
         "DOTCOM_PASSWORD": PASSWORD,
         "DOTCOM_SHIPPING_LOOKUP": json.dumps(ENV_SHIPPING_LOOKUP),
         "DOTCOM_POLL_LAG_SECONDS": "1",
-        # An order whose outcome is unknown is looked up LANDS_WITHIN seconds after it was sent.
-        "DOTCOM_CONNECT_TIMEOUT_SECONDS": "1",
-        "DOTCOM_READ_TIMEOUT_SECONDS": "3",
-        "DOTCOM_LATE_LANDING_SECONDS": "1",
+        **QUICK_LOOK,
     }
 
 

@@ -19,7 +19,12 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from tests.dotcom.conftest import ENV_SHIPPING_LOOKUP, DotcomSimulator, shipment_message
+from tests.dotcom.conftest import (
+    ENV_SHIPPING_LOOKUP,
+    QUICK_LOOK,
+    DotcomSimulator,
+    shipment_message,
+)
 from tests.support.servers import HubServer
 from tests.support.stack import ROOT, RedisServer, Service, free_port, wait_until
 
@@ -89,6 +94,7 @@ def process_env(
         "HUB_STORE": HUB_STORE,
         "DOTCOM_API_URL": sim.api_url,
         "DOTCOM_SHIPPING_LOOKUP": json.dumps(ENV_SHIPPING_LOOKUP),
+        **QUICK_LOOK,
         "TASK_MAX_ATTEMPTS": "3",
         "RETRY_BASE_SECONDS": "0.2",
         "RETRY_MAX_SECONDS": "1",
