@@ -21,6 +21,7 @@ from worker.integrations.duoplane.mapping import (
     create_body,
     delivered_key,
     existing,
+    matches,
     query_time,
     shipper,
     window_start,
@@ -194,6 +195,24 @@ def test_only_exact_tracking_numbers_on_the_same_purchase_order_match() -> None:
     partial = existing(listed, 987654, ["9400A", "9400C"])
     assert partial is not None and partial.missing == ["9400C"]
     assert existing(listed, 987654, ["9400"]) is None
+
+
+def test_every_shipment_holding_our_tracking_is_matched_the_most_complete_first() -> None:
+    def listed(shipment_id: int, *numbers: str) -> ApiShipment:
+        trackings = [{"tracking": n} for n in numbers]
+        return ApiShipment.model_validate(
+            {**LISTED, "id": shipment_id, "shipment_trackings_attributes": trackings}
+        )
+
+    shipments = [
+        listed(1, "9400A"),
+        listed(2, "9400A", "9400B"),
+        listed(3, "9400X"),
+        listed(4, "9400A", "9400B"),
+    ]
+    found = matches(shipments, 987654, ["9400A", "9400B"])
+    assert [(m.shipment.id, m.complete) for m in found] == [(2, True), (4, True), (1, False)]
+    assert matches([listed(5, "9400X")], 987654, ["9400A"]) == []
 
 
 def test_the_window_starts_an_overlap_before_the_cursor_or_a_day_back() -> None:

@@ -88,10 +88,20 @@ class DuoplaneClient:
             [f"{MAX_PAGES} pages of {per_page} shipments read; the list was not finished"],
         )
 
-    def create_shipment(self, purchase_order_id: int, body: Mapping[str, Any]) -> dict[str, Any]:
+    def make_room(self) -> None:
+        """Wait for room in the bucket for one request, now: the create that follows
+        (``room_made=True``) goes out at once, without a wait between its guard's mark and
+        the moment it is sent."""
+        self.pacing.bucket.take(PROVIDER)
+
+    def create_shipment(
+        self, purchase_order_id: int, body: Mapping[str, Any], *, room_made: bool = False
+    ) -> dict[str, Any]:
         """``POST /purchase_orders/{id}/shipments.json``: the created shipment (a bare object,
-        or wrapped in ``{"shipment": ...}``)."""
-        answer = self._json("POST", f"/purchase_orders/{purchase_order_id}/shipments.json", body)
+        or wrapped in ``{"shipment": ...}``). With ``room_made``, ``make_room`` just made
+        room for it in the bucket."""
+        path = f"/purchase_orders/{purchase_order_id}/shipments.json"
+        answer = self._json("POST", path, body, room_made=room_made)
         if isinstance(answer, Mapping) and isinstance(answer.get("shipment"), Mapping):
             answer = answer["shipment"]
         return dict(answer) if isinstance(answer, Mapping) else {}
@@ -104,8 +114,10 @@ class DuoplaneClient:
         path: str,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
+        *,
+        room_made: bool = False,
     ) -> Any:
-        response = self._paced(method, path, body, params)
+        response = self._paced(method, path, body, params, room_made=room_made)
         return provider_http.json_body(response, PROVIDER, f"{method} {path}")
 
     def _paced(
@@ -114,11 +126,16 @@ class DuoplaneClient:
         path: str,
         body: Mapping[str, Any] | None,
         params: Mapping[str, Any] | None,
+        *,
+        room_made: bool = False,
     ) -> requests.Response:
-        """One request through the bucket; a read answered 429 is waited out and resent."""
+        """One request through the bucket (``room_made``: room was just made for its first
+        sending); a read answered 429 is waited out and resent."""
         resends = self.pacing.rate_limited_retries if method == "GET" else 0
         while True:
-            self.pacing.bucket.take(PROVIDER)
+            if not room_made:
+                self.pacing.bucket.take(PROVIDER)
+            room_made = False
             try:
                 response = self._send(method, path, body, params)
             except TransientError as exc:

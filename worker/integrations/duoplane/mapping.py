@@ -216,23 +216,28 @@ class Match:
         return not self.missing
 
 
-def existing(
+def matches(
     shipments: Iterable[ApiShipment], purchase_order_id: int, tracking: Sequence[str]
-) -> Match | None:
-    """The shipment already at Duoplane for these tracking numbers (the searched ``tracking``
-    matches partially: only exact numbers count), the most complete one first."""
-    best: Match | None = None
+) -> list[Match]:
+    """The shipments on this purchase order holding any of these tracking numbers (the searched
+    ``tracking`` matches partially: only exact numbers count), the most complete first (in
+    listed order among equals)."""
+    found: list[Match] = []
     for shipment in shipments:
         if shipment.purchase_order_id != purchase_order_id:
             continue
         held = set(shipment.tracking_numbers)
         shared = [n for n in tracking if n in held]
-        if not shared:
-            continue
-        match = Match(shipment, shared, [n for n in tracking if n not in held])
-        if best is None or len(match.shared) > len(best.shared):
-            best = match
-    return best
+        if shared:
+            found.append(Match(shipment, shared, [n for n in tracking if n not in held]))
+    return sorted(found, key=lambda match: -len(match.shared))
+
+
+def existing(
+    shipments: Iterable[ApiShipment], purchase_order_id: int, tracking: Sequence[str]
+) -> Match | None:
+    """The shipment already at Duoplane for these tracking numbers, the most complete one."""
+    return next(iter(matches(shipments, purchase_order_id, tracking)), None)
 
 
 def confirmation(shipment: ApiShipment) -> ConfirmedShipment:
