@@ -1,6 +1,10 @@
 """Fixtures for the Shipping Order API tests: its simulator as its own process, a stack
 (receiver, worker, real redis-server) pointed at it, webhooks from the simulator to the stack,
-and hub messages built from the seed's shipment sample."""
+and hub messages built from the seed's shipment sample.
+
+``sim`` runs each test twice: with the simulator answering in the seed's shapes and in the
+vendor's real ones (a create answered REQUEST_RECEIVED and dispatched later, a string provider,
+``trackingNumber``, ...; ``simulators.shipping_orders.shapes``)."""
 
 from __future__ import annotations
 
@@ -22,6 +26,20 @@ __all__ = ["hub", "redis_server"]  # session fixtures shared with the pipeline t
 API_KEY, TENANT, LOCATION = "demo-so-key", "demo-tenant", "store-1"
 WEBHOOK_SECRET = "test-webhook-secret"
 SAMPLE = ROOT / "tests" / "fixtures" / "dotcom" / "shipment_ready.json"
+FIXTURES = ROOT / "tests" / "shipping_orders" / "fixtures"
+SHAPES = ("seed", "vendor")
+# What the hub hears of an order before its dispatch: nothing in the seed's shape (a create
+# answers ORDER_DISPATCHED), its receipt and estimates in the vendor's.
+BEFORE_DISPATCH = {
+    "seed": [],
+    "vendor": [("pending", "REQUEST_RECEIVED"), ("accepted", "ESTIMATES_RECEIVED")],
+}
+
+
+def vendor_fixture(name: str) -> dict[str, Any]:
+    """An order shaped like the vendor's documented objects (``fixtures/vendor_*.json``)."""
+    loaded: dict[str, Any] = json.loads((FIXTURES / f"vendor_{name}.json").read_text())
+    return loaded
 
 
 def shipment_number() -> str:
@@ -66,6 +84,44 @@ class ShippingOrdersSimulator(SimulatorProcess):
                 "SHIPPING_ORDERS_SIM_WEBHOOK_SECRET": WEBHOOK_SECRET,
             },
         )
+        self.shape = "seed"
+
+    def prepare(self, shape: str, **settings: Any) -> ShippingOrdersSimulator:
+        """Emptied, answering in ``shape`` (the vendor's with its error spellings), defaults
+        for the rest unless ``settings`` say otherwise."""
+        self.control("POST", "reset")
+        self.shape = shape
+        defaults: dict[str, Any] = {
+            "webhook_secret": WEBHOOK_SECRET,
+            "error_spelling": shape,
+            "rate_limit_per_second": None,
+            "scenario": "delivered",
+        }
+        self.configure(shape=shape, **{**defaults, **settings})
+        return self
+
+    @property
+    def before_dispatch(self) -> list[tuple[str, str]]:
+        return list(BEFORE_DISPATCH[self.shape])
+
+    @property
+    def first_answered(self) -> tuple[str, str]:
+        """The status a create answers."""
+        return ("pending", "REQUEST_RECEIVED") if self.shape == "vendor" else FIRST_DISPATCHED
+
+    def dispatch(self, number: str) -> None:
+        """In the vendor's shape, move a received order on to its dispatch (seed: it is)."""
+        if self.shape == "vendor":
+            self.advance(number, "ORDER_DISPATCHED")
+
+    def tracking(self, number: str) -> str:
+        """The order's tracking number as text, in either shape."""
+        order = self.order(number)["order"]
+        return str(order.get("trackingNumber", order.get("trackingId")))
+
+    def carrier(self, number: str) -> str:
+        provider = self.order(number)["order"]["provider"]
+        return str(provider["name"] if isinstance(provider, dict) else provider)
 
     def configure(self, **changes: Any) -> None:
         self.control("POST", "config", changes)
@@ -127,20 +183,28 @@ def store() -> str:
     return f"store-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture
+def webhook_url(stack: Stack, store: str) -> str:
+    return f"{stack.url}/webhooks/shipping_orders?store={store}"
+
+
+@pytest.fixture(params=SHAPES)
 def sim(
+    request: pytest.FixtureRequest,
+    simulator_process: ShippingOrdersSimulator,
+    so_stack: Stack,
+    store: str,
+) -> ShippingOrdersSimulator:
+    """The simulator, emptied, in each shape in turn, its webhooks going to the stack for this
+    test's store."""
+    return simulator_process.prepare(request.param, webhook_url=webhook_url(so_stack, store))
+
+
+@pytest.fixture
+def vendor_sim(
     simulator_process: ShippingOrdersSimulator, so_stack: Stack, store: str
 ) -> ShippingOrdersSimulator:
-    """The simulator, emptied, its webhooks going to the stack for this test's store."""
-    simulator_process.control("POST", "reset")
-    simulator_process.configure(
-        webhook_url=f"{so_stack.url}/webhooks/shipping_orders?store={store}",
-        webhook_secret=WEBHOOK_SECRET,
-        error_spelling="seed",
-        rate_limit_per_second=None,
-        scenario="delivered",
-    )
-    return simulator_process
+    """The simulator in the vendor's shapes only."""
+    return simulator_process.prepare("vendor", webhook_url=webhook_url(so_stack, store))
 
 
 def hub_messages(hub: HubServer, number: str) -> list[dict[str, Any]]:
@@ -155,11 +219,33 @@ def hub_messages(hub: HubServer, number: str) -> list[dict[str, Any]]:
     ]
 
 
+FIRST_DISPATCHED = ("dispatched", "ORDER_DISPATCHED")
+
+
 def updates(hub: HubServer, number: str) -> list[tuple[str, str]]:
     return [
         (m["payload"]["shipment"]["status"], m["payload"]["shipment"]["provider_status"])
         for m in hub_messages(hub, number)
         if m["message"] == "shipment:update"
+    ]
+
+
+def shipments_told(hub: HubServer, number: str, raw_status: str) -> list[dict[str, Any]]:
+    """The ``shipment:update`` payloads of ``number`` with the API status ``raw_status``."""
+    return [
+        m["payload"]["shipment"]
+        for m in hub_messages(hub, number)
+        if m["message"] == "shipment:update"
+        and m["payload"]["shipment"]["provider_status"] == raw_status
+    ]
+
+
+def notes(answer: dict[str, Any], level: str) -> list[str]:
+    """An answer's notifications of one level, subject and description in one text."""
+    return [
+        f"{n['subject']}: {n['description']}"
+        for n in answer.get("notifications", [])
+        if n["level"] == level
     ]
 
 

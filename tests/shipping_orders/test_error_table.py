@@ -1,9 +1,10 @@
 """Every row of the seed's error table, answered by the simulator over real HTTP, classified by
-our client by type and severity (not by HTTP code), with the provider's own words kept."""
+our client by type and severity (not by HTTP code), with the provider's own words kept; and the
+vendor's HTTP 400 for the types the seed gives 422."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -93,6 +94,28 @@ CALLS: dict[str, Callable[[ShippingOrdersClient], Any]] = {
 }
 
 
+# The vendor answers these with HTTP 400 (the seed's table: 422); hard either way, by type.
+VENDOR_400 = [
+    ("create", "INVALID_DATA"),
+    ("get", "INVALID_DATA"),
+    ("retry", "INVALID_DATA"),
+    ("cancel", "ORDER_CANCELLATION_FAILED"),
+]
+
+
+@pytest.fixture(autouse=True)
+def seed_shaped(simulator_process: ShippingOrdersSimulator) -> None:
+    """The seed's table: whatever shape an earlier test left the shared simulator in."""
+    simulator_process.configure(shape="seed", error_spelling="seed")
+
+
+@pytest.fixture
+def vendor_shaped(simulator_process: ShippingOrdersSimulator) -> Iterator[ShippingOrdersSimulator]:
+    simulator_process.configure(shape="vendor", error_spelling="vendor")
+    yield simulator_process
+    simulator_process.configure(shape="seed", error_spelling="seed")
+
+
 @pytest.fixture(scope="module")
 def client(simulator_process: ShippingOrdersSimulator) -> ShippingOrdersClient:
     return ShippingOrdersClient(
@@ -154,3 +177,29 @@ def test_a_delivery_providers_refusal_keeps_its_name_and_words(
     assert caught.value.code == "ORDER_CANCELLATION_FAILED"
     text = str(caught.value)
     assert "NON_CANCELABLE_DELIVERY" in text and ": " in text
+
+
+@pytest.mark.parametrize(("route", "kind"), VENDOR_400)
+def test_the_vendors_400s_are_hard_errors_by_their_type(
+    vendor_shaped: ShippingOrdersSimulator, client: ShippingOrdersClient, route: str, kind: str
+) -> None:
+    vendor_shaped.control("POST", "reset")
+    vendor_shaped.fault(route, "error", type=kind)
+    with pytest.raises(HardError) as caught:
+        CALLS[route](client)
+    assert (caught.value.status, caught.value.code) == (400, kind)
+    assert caught.value.reasons
+
+
+def test_the_vendors_cancellation_refusal_keeps_the_providers_words(
+    vendor_shaped: ShippingOrdersSimulator, client: ShippingOrdersClient
+) -> None:
+    vendor_shaped.control("POST", "reset")
+    body = create_body(ShipmentReady.model_validate(ready_message()["payload"]), LOCATION)
+    number = client.create(body)["orderExternalId"]
+    vendor_shaped.advance(number, "IN_TRANSIT")
+    with pytest.raises(HardError) as caught:
+        client.cancel(number)
+    assert (caught.value.status, caught.value.code) == (400, "ORDER_CANCELLATION_FAILED")
+    assert "DSP failed to cancel order" in str(caught.value)
+    assert "NON_CANCELABLE_DELIVERY" in str(caught.value)

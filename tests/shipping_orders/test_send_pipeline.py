@@ -1,5 +1,6 @@
-"""Sending shipments through the real pipeline when the API fails, refuses, or the worker dies:
-created once, answered with the API's own words, never a second order."""
+"""Sending shipments through the real pipeline when the API fails, refuses, answers what we
+cannot read, or the worker dies: created once, answered with the API's own words, never a
+second order. Every test runs in the seed's shapes and in the vendor's (``conftest.sim``)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.shipping_orders.conftest import (
+    SHAPES,
     ShippingOrdersSimulator,
     confirms,
+    notes,
     ready_message,
+    shipments_told,
     so_env,
     updates,
 )
@@ -40,7 +44,7 @@ def test_a_create_whose_answer_was_lost_is_recognised_and_not_made_twice(
     assert sim.requests_to("create") == 2
     record = so_stack.record("shipping_orders", body["message_id"])
     assert record["attempts"] == 2
-    wait_until(lambda: updates(hub, number) == [("dispatched", "ORDER_DISPATCHED")])
+    wait_until(lambda: updates(hub, number) == [sim.first_answered])
 
 
 def test_the_same_shipment_sent_again_by_another_message_is_not_a_second_order(
@@ -107,6 +111,77 @@ def test_a_wrong_key_in_the_message_is_refused_without_echoing_it(
     assert "wrong-secret-key-123" not in text
 
 
+def test_a_create_answered_request_received_is_a_success_and_its_dispatch_comes_later(
+    so_stack: Stack, vendor_sim: ShippingOrdersSimulator, hub: HubServer, store: str
+) -> None:
+    """The vendor's create answers 201 REQUEST_RECEIVED with no provider, no tracking and empty
+    times: the send succeeds at once, says the order was received and claims nothing more;
+    the dispatch reaches the hub by webhook, with the provider and tracking."""
+    sim = vendor_sim
+    body = ready_message()
+    number = number_of(body)
+    answer = send(so_stack, body, store)
+
+    assert answer.status_code == 200, answer.text
+    assert so_stack.record("shipping_orders", body["message_id"])["attempts"] == 1
+    assert sim.requests_to("create") == 1
+    assert any("received" in n and "REQUEST_RECEIVED" in n for n in notes(answer.json(), "info"))
+    assert not notes(answer.json(), "warn")
+    (told,) = [m["payload"]["shipment"] for m in answer.json()["messages"]]
+    assert (told["status"], told["provider_status"]) == ("pending", "REQUEST_RECEIVED")
+    assert told["provider"] is told["carrier"] is told["tracking"] is told["tracking_url"] is None
+    assert told["tracking_numbers"] == [] and told["status_at"]  # receivedAtEpoch
+
+    sim.dispatch(number)
+    wait_until(
+        lambda: updates(hub, number) == [*sim.before_dispatch, ("dispatched", "ORDER_DISPATCHED")]
+    )
+    (dispatched,) = shipments_told(hub, number, "ORDER_DISPATCHED")
+    order = sim.order(number)["order"]
+    assert dispatched["carrier"] == dispatched["provider"] == order["provider"] != ""
+    assert dispatched["tracking"] == str(order["trackingNumber"]) != ""
+    assert dispatched["tracking_url"] == order["trackingUrl"]
+    assert len(sim.orders_numbered(number)) == 1
+
+
+@pytest.mark.parametrize(
+    ("odd", "unreadable"),
+    [
+        ({"set": {"status": {"code": 7}, "orderExternalId": None}}, ["status", "orderExternalId"]),
+        (
+            {"set": {"provider": ["UPS"], "lastUpdatedAt": "yesterday"}},
+            ["provider", "lastUpdatedAt"],
+        ),
+        ({"remove": ["status", "orderExternalId"]}, ["status", "orderExternalId"]),
+    ],
+    ids=["garbled-id-and-status", "garbled-fields", "no-id-nor-status"],
+)
+def test_a_2xx_create_answer_that_cannot_be_read_is_not_created_again(
+    so_stack: Stack,
+    sim: ShippingOrdersSimulator,
+    hub: HubServer,
+    store: str,
+    odd: dict,
+    unreadable: list[str],
+) -> None:
+    """The API stored the order and answered 2xx with what we cannot read: a success with a
+    warning naming the shipment and the fields, never a second create."""
+    sim.fault("create", "odd_answer", **odd)
+    body = ready_message()
+    number = number_of(body)
+    answer = send(so_stack, body, store)
+
+    assert answer.status_code == 200, answer.text
+    assert so_stack.record("shipping_orders", body["message_id"])["attempts"] == 1
+    assert sim.requests_to("create") == 1
+    assert len(sim.orders_numbered(number)) == 1
+    (warning,) = notes(answer.json(), "warn")
+    assert number in warning and all(name in warning for name in unreadable), warning
+    # A webhook tells the status the answer could not: the order goes on being reported.
+    sim.dispatch(number)
+    wait_until(lambda: ("dispatched", "ORDER_DISPATCHED") in updates(hub, number))
+
+
 @pytest.fixture
 def kill_stack(simulator_process: ShippingOrdersSimulator, hub: HubServer) -> Iterator[Stack]:
     """A stack on a Redis of its own: no other worker may take its message."""
@@ -114,12 +189,15 @@ def kill_stack(simulator_process: ShippingOrdersSimulator, hub: HubServer) -> It
         yield running
 
 
+@pytest.mark.parametrize("shape", SHAPES)
 def test_a_worker_killed_while_the_api_stores_the_order_gives_one_order_and_one_answer(
-    kill_stack: Stack, simulator_process: ShippingOrdersSimulator, hub: HubServer, store: str
+    kill_stack: Stack,
+    simulator_process: ShippingOrdersSimulator,
+    hub: HubServer,
+    store: str,
+    shape: str,
 ) -> None:
-    sim = simulator_process
-    sim.control("POST", "reset")
-    sim.configure(webhook_url=None)
+    sim = simulator_process.prepare(shape, webhook_url=None)
     sim.fault("create", "slow", delay_seconds=2.0)  # the API stores it after the worker died
     body = ready_message()
     number = number_of(body)
@@ -133,7 +211,7 @@ def test_a_worker_killed_while_the_api_stores_the_order_gives_one_order_and_one_
     assert record["attempts"] == 2
     assert sim.requests_to("create") == 2  # made again, and recognised as our own
     assert len(sim.orders_numbered(number)) == 1
-    wait_until(lambda: updates(hub, number) == [("dispatched", "ORDER_DISPATCHED")])
+    wait_until(lambda: updates(hub, number) == [sim.first_answered])
     time.sleep(1)
-    assert updates(hub, number) == [("dispatched", "ORDER_DISPATCHED")]
+    assert updates(hub, number) == [sim.first_answered]
     assert confirms(hub, number) == []

@@ -7,12 +7,17 @@ the API said, reported only if it is news after what the hub was last told of th
 send reporting the same shipment at once cannot both report it. ``shipment:confirm`` goes once,
 the first time a shipment is seen picked up or later. Only ``get_shipment`` answers the current
 status even when it was reported before: the hub asked for it.
+
+The API's orders are read in the seed's shape or the vendor's (``mapping``); a field that cannot
+be read is left out with a warn notification naming the shipment and the field, and is never
+why an order is not reported, nor why a create that the API answered 2xx is made again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,8 +29,12 @@ from worker.hub import Answer, PollPayload, ShipmentChanged, ShipmentReady, Ship
 from worker.integrations.kit import CURSOR_RANGE, credential, listing
 from worker.integrations.shipping_orders.client import Account, ShippingOrdersClient
 from worker.integrations.shipping_orders.mapping import (
+    RECEIVED,
     ApiOrder,
     HistoryEntry,
+    Reading,
+    answered_order,
+    canonical_status,
     create_body,
     cursor_text,
     edit_body,
@@ -48,15 +57,21 @@ from worker.integrations.shipping_orders.settings import (
 )
 from worker.job import Job
 from worker.registry import Integration, Requirement, Schedule
-from worker.status import Progress, is_news
+from worker.status import Progress, ShipmentStatus, is_news
 from worker.webhooks import hex_hmac_sha256
 
 log = logging.getLogger(__name__)
 
 REFUSED = "The Shipping Order API refused the shipment"
 SENT = "Shipment sent to the Shipping Order API"
+RECEIVED_BY_API = "Shipment received by the Shipping Order API"
 POLLED = "Polled the Shipping Order API"
+UNREADABLE = "Unreadable fields left out"
+NO_STATUS = "No status to report"
+# Received, not yet placed with a delivery provider: its provider and tracking come later.
+NOT_YET_DISPATCHED = frozenset({ShipmentStatus.PENDING, ShipmentStatus.ACCEPTED})
 ALREADY_CANCELLED = {"ORDER_ALREADY_CANCELED", "ORDER_ALREADY_CANCELLED"}
+CANCELLED = "ORDER_CANCELLED"  # what a 2xx to a cancel says, when its answer cannot
 SIGNATURE_HEADER = "X-DS-Signature"
 PROGRESS = "progress"  # handler memory: what the hub was last told of each shipment
 SENT_KIND = "sent"
@@ -119,22 +134,51 @@ def tell(
     return bool(told.updates)
 
 
-def answer_with(job: Job[Any], order: ApiOrder, subject: str) -> Answer:
-    """The answer to a hub request about one order: its news, and what it is now."""
+def warn_unreadable(answer: Answer, number: str, what: str, unreadable: Mapping[str, str]) -> None:
+    """A warn notification naming the shipment and each field of ``what`` (the API's answer,
+    a webhook...) left out because it could not be read."""
+    if unreadable:
+        fields = "; ".join(f"{name} ({why})" for name, why in sorted(unreadable.items()))
+        answer.notify(
+            "warn",
+            UNREADABLE,
+            f"Shipment {number}: the {PROVIDER}'s {what} has fields we could not read, left "
+            f"out of what the hub is told: {fields}",
+        )
+
+
+def answer_with(job: Job[Any], read: Reading, number: str, subject: str, what: str) -> Answer:
+    """The answer to a hub request about one order: its news and what it is now, with what
+    could not be read; without a readable status, only that."""
     answer = job.answer()
-    tell(job, answer, order)
-    return answer.notify("info", subject, summary(order))
+    warn_unreadable(answer, number, what, read.unreadable)
+    if read.order is None:
+        return answer.notify(
+            "warn",
+            NO_STATUS,
+            f"Shipment {number}: {subject}, but the {PROVIDER}'s {what} has "
+            "no status we can read; the next webhook or poll reports it",
+        )
+    tell(job, answer, read.order)
+    return answer.notify("info", subject, summary(read.order))
 
 
 def summary(order: ApiOrder) -> str:
-    provider = order.provider
-    who = " ".join(filter(None, (provider.name, provider.serviceType))) if provider else ""
+    who = " ".join(filter(None, (order.carrier, order.service)))
     parts = [f"shipment {order.orderExternalId} is {order.status}"]
     if who:
         parts.append(f"with {who}")
-    if order.trackingId:
-        parts.append(f"tracking {order.trackingId}")
+    if order.tracking_number:
+        parts.append(f"tracking {order.tracking_number}")
     return ", ".join(parts)
+
+
+def received(order: ApiOrder) -> str:
+    return (
+        f"shipment {order.orderExternalId} is {order.status}: the {PROVIDER} has it and has "
+        "not yet placed it with a delivery provider; its provider and tracking reach the hub "
+        "by webhook or poll"
+    )
 
 
 @shipping_orders.service(
@@ -163,9 +207,18 @@ def send_shipment(job: Job[ShipmentReady]) -> Answer:
             log.info("shipping_orders: %s %s; reading it back", shipment.number, how)
             return client.get(shipment.number)
 
-    order = order_of(job.once("create_order", create, sends=body))
+    # Whatever the 2xx answer holds, the order exists: it is read as far as it can be and
+    # never makes the create run again (job.once keeps the answer as it came).
+    raw = job.once("create_order", create, sends=body)
     job.keep_sent(SENT_KIND, shipment.number, body, order_number=shipment.order_number)
-    return answer_with(job, order, SENT)
+    read = answered_order(raw, shipment.number, RECEIVED)
+    order = read.order or ApiOrder(orderExternalId=shipment.number, status=RECEIVED)
+    answer = job.answer()
+    warn_unreadable(answer, shipment.number, "answer to the create", read.unreadable)
+    tell(job, answer, order)
+    if canonical_status(order.status) in NOT_YET_DISPATCHED:
+        return answer.notify("info", RECEIVED_BY_API, received(order))
+    return answer.notify("info", SENT, summary(order))
 
 
 @shipping_orders.service(
@@ -178,8 +231,11 @@ def send_shipment(job: Job[ShipmentReady]) -> Answer:
 def update_shipment(job: Job[ShipmentChanged]) -> Answer:
     """PUT what changed; answer the status if it is news."""
     changes = job.payload.shipment
-    order = order_of(client_for(job).edit(changes.number, edit_body(changes)))
-    return answer_with(job, order, "Shipment changed at the Shipping Order API")
+    raw = client_for(job).edit(changes.number, edit_body(changes))
+    read = answered_order(raw, changes.number)
+    return answer_with(
+        job, read, changes.number, "Shipment changed at the Shipping Order API", "answer"
+    )
 
 
 @shipping_orders.service(
@@ -197,8 +253,10 @@ def cancel_shipment(job: Job[ShipmentReference]) -> Answer:
     except HardError as exc:
         if exc.code not in ALREADY_CANCELLED:
             raise
-        return answer_with(job, order_of(client.get(number)), "Shipment was already cancelled")
-    return answer_with(job, order_of(cancelled), "Shipment cancelled")
+        read = answered_order(client.get(number), number, CANCELLED)
+        return answer_with(job, read, number, "Shipment was already cancelled", "answer")
+    read = answered_order(cancelled, number, CANCELLED)
+    return answer_with(job, read, number, "Shipment cancelled", "answer to the cancel")
 
 
 @shipping_orders.service(
@@ -210,8 +268,9 @@ def cancel_shipment(job: Job[ShipmentReference]) -> Answer:
 )
 def retry_shipment(job: Job[ShipmentReference]) -> Answer:
     number = job.payload.shipment.number
-    order = order_of(job.once("retry_order", lambda _key: client_for(job).retry(number)))
-    return answer_with(job, order, "Shipment placed again")
+    raw = job.once("retry_order", lambda _key: client_for(job).retry(number))
+    read = answered_order(raw, number)
+    return answer_with(job, read, number, "Shipment placed again", "answer to the retry")
 
 
 @shipping_orders.service(
@@ -225,25 +284,52 @@ def get_shipment(job: Job[ShipmentReference]) -> Answer:
     """Answer the shipment's current status (reported or not) and its history."""
     number = job.payload.shipment.number
     client = client_for(job)
-    order = order_of(client.get(number))
+    read = answered_order(client.get(number), number)
     entries = history_of(client, number)
     answer = job.answer()
-    tell(job, answer, order, entries, always=True)
+    warn_unreadable(answer, number, "answer", read.unreadable)
+    warn_unreadable(answer, number, "status history", entries.unreadable)
     history = "; ".join(
-        f"{e.status} at {iso_ms(e.updatedAtEpoch) or 'an unknown time'}" for e in entries
+        f"{e.status} at {iso_ms(e.updatedAtEpoch) or 'an unknown time'}" for e in entries.entries
     )
-    return answer.notify("info", "Shipment read", f"{summary(order)}. History: {history or 'none'}")
+    if read.order is None:
+        return answer.notify(
+            "warn",
+            NO_STATUS,
+            f"Shipment {number}: the {PROVIDER}'s answer has no status we "
+            f"can read. History: {history or 'none'}",
+        )
+    tell(job, answer, read.order, entries.entries, always=True)
+    return answer.notify(
+        "info", "Shipment read", f"{summary(read.order)}. History: {history or 'none'}"
+    )
 
 
-def history_of(client: ShippingOrdersClient, number: str) -> list[HistoryEntry]:
-    """An order's history, oldest first; entries that cannot be read are left out."""
-    entries = []
-    for raw in client.history(number):
+@dataclass(frozen=True)
+class History:
+    """An order's status history as read: its entries, oldest first, and what could not be
+    read of it."""
+
+    entries: list[HistoryEntry]
+    unreadable: dict[str, str]
+
+
+def history_of(client: ShippingOrdersClient, number: str) -> History:
+    """An order's history, oldest first (by ``updatedAtEpoch`` when every entry has one, else
+    as the API lists it); an entry without a readable status is left out."""
+    entries: list[HistoryEntry] = []
+    unreadable: dict[str, str] = {}
+    for position, raw in enumerate(client.history(number), start=1):
         try:
-            entries.append(HistoryEntry.model_validate(raw))
+            entry = HistoryEntry.model_validate(raw)
         except ValidationError:
-            log.warning("shipping_orders: %s: an unreadable history entry was left out", number)
-    return sorted(entries, key=lambda e: e.updatedAtEpoch or 0)
+            unreadable[f"entry {position}"] = "no status we can read; left out"
+            continue
+        unreadable.update({f"entry {position} {k}": why for k, why in entry.unreadable.items()})
+        entries.append(entry)
+    if all(e.updatedAtEpoch is not None for e in entries):
+        entries.sort(key=lambda e: e.updatedAtEpoch or 0)
+    return History(entries, unreadable)
 
 
 def cursor_of(job: Job[Any]) -> tuple[str | None, datetime | None]:
@@ -292,7 +378,7 @@ def poll_orders(job: Job[PollPayload]) -> Answer:
             f"{CURSOR} is older than the year the {PROVIDER} lists reach; polling from "
             f"{cursor_text(windows.start)}",
         )
-    latest = changed_orders(client, windows.each(), s.page_size)
+    latest, left_out = changed_orders(client, windows.each(), s.page_size)
     kept = dict(zip(latest, job.recall(PROGRESS, *latest), strict=True))
     news = [
         number
@@ -300,8 +386,18 @@ def poll_orders(job: Job[PollPayload]) -> Answer:
         if is_news(Progress.from_json(kept[number]), observed(order))
     ]
     for number in news:
-        tell(job, answer, latest[number], history_of(client, number))
+        history = history_of(client, number)
+        warn_unreadable(answer, number, "list", latest[number].unreadable)
+        warn_unreadable(answer, number, "status history", history.unreadable)
+        tell(job, answer, latest[number], history.entries)
     warn_unknown(job, answer, news)
+    if left_out:
+        answer.notify(
+            "warn",
+            "Listed orders left out",
+            f"{len(left_out)} order(s) the {PROVIDER} listed cannot be reported, having no "
+            f"readable orderExternalId or status: {'; '.join(left_out[:20])}",
+        )
     answer.notify(
         "info",
         POLLED,
@@ -313,19 +409,30 @@ def poll_orders(job: Job[PollPayload]) -> Answer:
 
 def changed_orders(
     client: ShippingOrdersClient, windows: Sequence[tuple[datetime, datetime]], page_size: int
-) -> dict[str, ApiOrder]:
+) -> tuple[dict[str, ApiOrder], list[str]]:
     """Each order changed in the windows, as last seen (an order updated while the pages were
-    read can appear twice)."""
+    read can appear twice); and what was listed without a readable orderExternalId or status
+    (the only fields an order cannot be reported without), described."""
     latest: dict[str, ApiOrder] = {}
+    left_out: list[str] = []
     for start, end in windows:
         for raw in client.orders(list_filters(start, end, page_size)):
             try:
                 order = order_of(raw)
-            except ValidationError:
-                log.warning("shipping_orders: a listed order without id or status was left out")
+            except ValidationError as exc:
+                left_out.append(unreported(raw, exc))
                 continue
             latest[order.orderExternalId] = order
-    return latest
+    return latest, left_out
+
+
+def unreported(raw: Mapping[str, Any], exc: ValidationError) -> str:
+    """A listed order that cannot be reported, named as well as it can be (never its
+    content)."""
+    fields = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
+    api_id = raw.get("orderId") or raw.get("id")
+    which = f"order id {str(api_id)[:40]}" if isinstance(api_id, str | int) else "an order"
+    return f"{which}: {', '.join(fields) or 'not an object'}"
 
 
 def warn_unknown(job: Job[Any], answer: Answer, numbers: list[str]) -> None:
@@ -356,6 +463,7 @@ def order_event(job: Job[ApiOrder]) -> Answer:
     again, nor will this report what the poll already did)."""
     order = job.payload
     answer = job.answer()
+    warn_unreadable(answer, order.orderExternalId, "webhook", order.unreadable)
     if not tell(job, answer, order):
         answer.notify(
             "info",

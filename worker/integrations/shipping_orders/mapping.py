@@ -8,9 +8,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 from worker.errors import HardError
 from worker.hub import (
@@ -80,54 +91,298 @@ def canonical_status(raw: str, sub_status: str | None = None) -> ShipmentStatus:
 
 
 # ---------------------------------------------------------------------------------------------
-# The API's objects, as far as we read them
+# The API's objects, as far as we read them: both shapes, tolerantly
+#
+# The seed's samples and the vendor's real objects differ (providers.md): ``provider`` an object
+# or a string, ``trackingId`` or ``trackingNumber`` (text or a JSON integer),
+# ``referenceLinks.trackingUrl`` or a top-level ``trackingUrl``, estimated times as
+# ``{startsAt, endsAt}`` or as a time (epoch ms or ISO 8601) with ``...Starts`` / ``...Ends``
+# beside it, ``locationExternalId`` or ``storeExternalId``, ``id`` or ``orderId``. Both are read;
+# ``""`` is "not yet", never a value. A field that cannot be read is left out and named in
+# ``unreadable`` (the handlers warn the hub of it); only ``orderExternalId`` and ``status``
+# are needed for an order to be read at all.
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MS = timedelta(milliseconds=1)
+MAX_EPOCH_DIGITS = 20
+RECEIVED = "REQUEST_RECEIVED"
+
+
+def moment_ms(value: Any) -> int | None:
+    """A time as the API writes it, in epoch milliseconds: None for null or ``""`` (not yet);
+    epoch ms as a JSON integer (or an integral number) or as text of digits; ISO 8601 with or
+    without milliseconds, ``Z`` or an offset (UTC without one). ValueError for anything else
+    (``"April 27th 2022, 2:45:45 am CDT"``, a list, true)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise ValueError("a time, not true or false")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("epoch milliseconds are a whole number")
+        value = int(value)
+    if isinstance(value, int):
+        return _epoch_digits(str(value))
+    if not isinstance(value, str):
+        raise ValueError("a time is epoch milliseconds or ISO 8601 text")
+    text = value.strip()
+    if text.isascii() and text.lstrip("-").isdigit():
+        return _epoch_digits(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return (moment - EPOCH) // ONE_MS
+    except (ValueError, OverflowError) as exc:
+        raise ValueError("neither epoch milliseconds nor ISO 8601") from exc
+
+
+def _epoch_digits(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_EPOCH_DIGITS:
+        raise ValueError(f"epoch milliseconds of more than {MAX_EPOCH_DIGITS} digits")
+    return int(text)
+
+
+def _time_text(value: Any) -> str | None:
+    """A time kept as the API wrote it (an event's key holds it; a number as its digits), once
+    it is known to read."""
+    ms = moment_ms(value)
+    if ms is None:
+        return None
+    return value if isinstance(value, str) else str(ms)
+
+
+def _text(value: Any) -> Any:
+    """Blank text is "not yet": None."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _tracking_number(value: Any) -> Any:
+    """Text, or a JSON integer as its digits; blank: none yet."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _text(value)
+
+
+TIME_SCHEMA = {"anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]}
+# epoch ms (a number or digits), ISO 8601 text, "" or null; read as epoch ms
+Moment = Annotated[int | None, BeforeValidator(moment_ms), WithJsonSchema(TIME_SCHEMA)]
+# the same, kept as written
+TimeText = Annotated[str | None, BeforeValidator(_time_text), WithJsonSchema(TIME_SCHEMA)]
+Text = Annotated[str | None, BeforeValidator(_text)]
+TrackingNumber = Annotated[
+    str | None,
+    BeforeValidator(_tracking_number),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]}),
+]
 
 
 class ApiModel(BaseModel):
+    """An object of the API, read tolerantly: a field that does not validate is left out and
+    named in ``unreadable`` (with pydantic's words for it, never its value); the fields in
+    ``NEEDED`` are the exception, and without them the object is not read at all."""
+
     model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+    NEEDED: ClassVar[frozenset[str]] = frozenset()
+    _left_out: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _leave_out_what_cannot_be_read(
+        cls, data: Any, handler: ModelWrapValidatorHandler[Self]
+    ) -> Self:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            if not isinstance(data, Mapping):
+                raise
+            left_out: dict[str, str] = {}
+            for error in exc.errors():
+                name = str(error["loc"][0]) if error["loc"] else ""
+                if not name or name in cls.NEEDED or name not in data:
+                    raise
+                if name not in left_out or error["type"] == "value_error":  # our own words
+                    left_out[name] = error["msg"]
+            read = handler({k: v for k, v in data.items() if k not in left_out})
+            read._left_out = left_out
+            return read
+
+    @property
+    def unreadable(self) -> dict[str, str]:
+        """Each field left out (``provider.serviceType`` within an object), and why."""
+        found = dict(self._left_out)
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, ApiModel):
+                found.update({f"{name}.{k}": why for k, why in value.unreadable.items()})
+        return found
 
 
 class DeliveryProvider(ApiModel):
-    name: str | None = None
-    displayName: str | None = None
-    serviceType: str | None = None
-    serviceId: str | None = None
+    """The seed's provider object (the vendor's is only its name)."""
+
+    name: Text = None
+    displayName: Text = None
+    serviceType: Text = None
+    serviceId: Text = None
 
 
-class TimeWindow(BaseModel):
-    startsAt: int | None = None
-    endsAt: int | None = None
+class TimeWindow(ApiModel):
+    startsAt: Moment = None
+    endsAt: Moment = None
+
+
+class ReferenceLinks(ApiModel):
+    trackingUrl: Text = None
 
 
 class ApiOrder(ApiModel):
-    """An order as the API answers it, lists it, and sends it by webhook."""
+    """An order as the API answers it, lists it, and sends it by webhook, in the seed's shape
+    or the vendor's (the properties read whichever is there, the vendor's first)."""
+
+    NEEDED: ClassVar[frozenset[str]] = frozenset({"orderExternalId", "status"})
 
     orderExternalId: str = Field(min_length=1)
     status: str = Field(min_length=1)
-    lastUpdatedAt: str | None = None
-    trackingId: str | None = None
-    provider: DeliveryProvider | None = None
-    referenceLinks: dict[str, Any] | None = None
-    estimatedDeliveryTime: TimeWindow | None = None
-    actualPickupTime: int | None = None
-    actualDeliveryTime: int | None = None
+    id: Text = None
+    orderId: Text = None
+    locationExternalId: Text = None
+    storeExternalId: Text = None
+    lastUpdatedAt: TimeText = None
+    createdAt: TimeText = None
+    receivedAtEpoch: Moment = None
+    provider: DeliveryProvider | Text = None
+    trackingNumber: TrackingNumber = None
+    trackingId: TrackingNumber = None
+    trackingUrl: Text = None
+    referenceLinks: ReferenceLinks | None = None
+    estimatedDeliveryTime: TimeWindow | Moment = None
+    estimatedDeliveryTimeStarts: Moment = None
+    estimatedDeliveryTimeEnds: Moment = None
+    estimatedPickupTime: TimeWindow | Moment = None
+    estimatedPickupTimeStarts: Moment = None
+    estimatedPickupTimeEnds: Moment = None
+    actualPickupTime: Moment = None
+    actualDeliveryTime: Moment = None
     orderAttributes: dict[str, Any] | None = None
 
     @property
+    def api_id(self) -> str | None:
+        """The API's own id of the order (24 hex digits)."""
+        return self.orderId or self.id
+
+    @property
+    def location(self) -> str | None:
+        return self.storeExternalId or self.locationExternalId
+
+    @property
+    def carrier(self) -> str | None:
+        """The delivery provider's name (None until one is chosen)."""
+        if isinstance(self.provider, DeliveryProvider):
+            return self.provider.name
+        return self.provider
+
+    @property
+    def provider_label(self) -> str | None:
+        """How the provider is shown: the seed's displayName, else its name."""
+        if isinstance(self.provider, DeliveryProvider):
+            return self.provider.displayName or self.provider.name
+        return self.provider
+
+    @property
+    def service(self) -> str | None:
+        """The provider's service (only the seed's provider object names one)."""
+        return self.provider.serviceType if isinstance(self.provider, DeliveryProvider) else None
+
+    @property
+    def tracking_number(self) -> str | None:
+        return self.trackingNumber or self.trackingId
+
+    @property
     def tracking_url(self) -> str | None:
-        url = (self.referenceLinks or {}).get("trackingUrl")
-        return str(url) if url else None
+        links = self.referenceLinks
+        return self.trackingUrl or (links.trackingUrl if links else None)
+
+    @property
+    def updated_ms(self) -> int | None:
+        return moment_ms(self.lastUpdatedAt)  # read when validated: it reads
+
+    @property
+    def status_ms(self) -> int | None:
+        """When the order reached its status: ``lastUpdatedAt``; for a received order whose
+        answer has none yet (the vendor's create), ``receivedAtEpoch``."""
+        if self.updated_ms is None and self.status.strip().upper() == RECEIVED:
+            return self.receivedAtEpoch
+        return self.updated_ms
+
+    @property
+    def estimated_delivery_ms(self) -> int | None:
+        """The latest delivery promised: a window's end, else the time, else its start."""
+        window = self.estimatedDeliveryTime
+        if isinstance(window, TimeWindow):
+            return window.endsAt or window.startsAt
+        return self.estimatedDeliveryTimeEnds or window or self.estimatedDeliveryTimeStarts
 
 
 class HistoryEntry(ApiModel):
+    NEEDED: ClassVar[frozenset[str]] = frozenset({"status"})
+
     status: str = Field(min_length=1)
-    updatedAtEpoch: int | None = None
-    note: str | None = None
-    subStatus: str | None = None
+    updatedAtEpoch: Moment = None
+    note: Text = None
+    subStatus: Text = None
 
 
 def order_of(raw: Mapping[str, Any]) -> ApiOrder:
+    """An order the API answered or listed; ValidationError only when it has no readable
+    ``orderExternalId`` or ``status``."""
     return ApiOrder.model_validate(raw)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """An order read from an answer (None when it could not be), and every field of the
+    answer that could not be read, with why."""
+
+    order: ApiOrder | None
+    unreadable: dict[str, str]
+
+
+NEEDED_TEXT: TypeAdapter[str] = TypeAdapter(
+    Annotated[str, Field(min_length=1)], config=ConfigDict(coerce_numbers_to_str=True)
+)
+
+
+def answered_order(raw: Any, number: str, status: str | None = None) -> Reading:
+    """The order a 2xx answer about shipment ``number`` holds. What cannot be read is left
+    out and named; an ``orderExternalId`` that cannot be read is ``number`` (the order asked
+    about), a ``status`` that cannot be read is ``status`` (what the 2xx itself says, when it
+    says one: a create's is REQUEST_RECEIVED); without one the order is not read."""
+    whole = isinstance(raw, Mapping)
+    fields = dict(raw) if whole else {}
+    unreadable = {} if whole else {"the answer": "not a JSON object"}
+    fallbacks = {"orderExternalId": number, "status": status}
+    for name, fallback in fallbacks.items():
+        problem = _needed_problem(fields, name)
+        if problem is None:
+            continue
+        if whole:
+            unreadable[name] = problem
+        if fallback is None:
+            return Reading(None, unreadable)
+        fields[name] = fallback
+    order = ApiOrder.model_validate(fields)
+    return Reading(order, {**unreadable, **order.unreadable})
+
+
+def _needed_problem(fields: Mapping[str, Any], name: str) -> str | None:
+    if name not in fields:
+        return "missing"
+    try:
+        NEEDED_TEXT.validate_python(fields[name])
+    except ValidationError as exc:
+        return str(exc.errors()[0]["msg"])
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,19 +497,6 @@ def money(amount: Decimal) -> float:
 # Order, history, webhook → what the hub is told
 
 
-def epoch_ms(iso: str | None) -> int | None:
-    """``2022-05-03T10:35:38.656Z`` → epoch milliseconds (None when absent or unreadable)."""
-    if not iso:
-        return None
-    try:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
 def iso_ms(ms: int | None) -> str | None:
     """Epoch milliseconds as ISO 8601 (None when absent, or past the years 1 to 9999 a time
     can be written in: a webhook's ``actualPickupTime`` is any integer)."""
@@ -271,7 +513,7 @@ def observed(order: ApiOrder) -> Observation:
     return Observation(
         status=canonical_status(order.status),
         provider_status=order.status,
-        at_ms=epoch_ms(order.lastUpdatedAt),
+        at_ms=order.status_ms,
         picked_up=order.actualPickupTime is not None,
     )
 
@@ -292,9 +534,9 @@ def shipment_update(
     hub_order_number: str | None = None,
     note: str | None = None,
 ) -> ShipmentUpdate:
-    """The ``shipment:update`` for one status of an order."""
-    provider = order.provider or DeliveryProvider()
-    estimated = order.estimatedDeliveryTime
+    """The ``shipment:update`` for one status of an order: its provider and tracking only
+    when the order has them (``""`` is "not yet", never claimed)."""
+    tracking = order.tracking_number
     return ShipmentUpdate(
         number=order.orderExternalId,
         order_number=hub_order_number or _hub_order_number(order),
@@ -302,33 +544,30 @@ def shipment_update(
         provider_status=seen.provider_status,
         status_at=iso_ms(seen.at_ms),
         sequence=sequence,
-        provider=provider.displayName or provider.name or None,
-        carrier=provider.name or None,
-        service=provider.serviceType or None,
-        tracking=order.trackingId or None,
-        tracking_numbers=[order.trackingId] if order.trackingId else [],
+        provider=order.provider_label,
+        carrier=order.carrier,
+        service=order.service,
+        tracking=tracking,
+        tracking_numbers=[tracking] if tracking else [],
         tracking_url=order.tracking_url,
-        estimated_delivery_at=iso_ms(
-            (estimated.endsAt or estimated.startsAt) if estimated else None
-        ),
+        estimated_delivery_at=iso_ms(order.estimated_delivery_ms),
         note=note,
     )
 
 
 def confirmation(order: ApiOrder, hub_order_number: str | None = None) -> ConfirmedShipment:
     """The ``shipment:confirm`` of an order the courier has picked up."""
-    provider = order.provider or DeliveryProvider()
-    shipped_ms = order.actualPickupTime or epoch_ms(order.lastUpdatedAt)
+    tracking, carrier = order.tracking_number, order.carrier
     return ConfirmedShipment(
         number=order.orderExternalId,
         order_number=hub_order_number or _hub_order_number(order),
-        tracking=order.trackingId or None,
-        tracking_numbers=[order.trackingId] if order.trackingId else [],
+        tracking=tracking,
+        tracking_numbers=[tracking] if tracking else [],
         tracking_url=order.tracking_url,
-        carrier=provider.name or None,
-        carriers=[provider.name] if provider.name else [],
-        service=provider.serviceType or None,
-        shipped_at=iso_ms(shipped_ms),
+        carrier=carrier,
+        carriers=[carrier] if carrier else [],
+        service=order.service,
+        shipped_at=iso_ms(order.actualPickupTime or order.updated_ms),
         shipping_method=_attribute(order, "shippingMethod"),
     )
 
