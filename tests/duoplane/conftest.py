@@ -23,6 +23,8 @@ PURCHASE_ORDER, MUG, PLATE = 987654, 239417, 239418  # the seed's sample purchas
 # The simulator's bucket and ours: small and fast, so pacing shows within a second or two.
 CAPACITY, PER_SECOND = 5, 10
 PAGE_SIZE = 250  # Duoplane's default and maximum
+CONNECT_TIMEOUT, READ_TIMEOUT, LATE_LANDING = 2, 10, 3
+LANDS_WITHIN = CONNECT_TIMEOUT + READ_TIMEOUT + LATE_LANDING
 
 
 def shipment_number() -> str:
@@ -139,6 +141,11 @@ def duoplane_env(sim: DuoplaneSimulator, hub: HubServer) -> dict[str, str]:
         "DUOPLANE_RATE_CAPACITY": str(CAPACITY),
         "DUOPLANE_RATE_PER_SECOND": str(PER_SECOND),
         "TASK_TIME_LIMIT_SECONDS": "20",  # a poll of many pages at 10 requests a second
+        # A create whose outcome is unknown (its answer lost) is looked up once it can no longer
+        # land: LANDS_WITHIN seconds after it was sent, not the defaults' 95.
+        "DUOPLANE_CONNECT_TIMEOUT_SECONDS": str(CONNECT_TIMEOUT),
+        "DUOPLANE_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT),
+        "DUOPLANE_LATE_LANDING_SECONDS": str(LATE_LANDING),
     }
 
 

@@ -5,12 +5,15 @@ confirmation again, a lost answer, a worker killed mid-create); refusals in Duop
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 from tests.duoplane.conftest import (
+    LANDS_WITHIN,
     MUG,
     PLATE,
     PURCHASE_ORDER,
@@ -29,7 +32,11 @@ def sent(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def notes(response: Any, level: str) -> list[dict[str, Any]]:
-    return [n for n in response.json()["notifications"] if n["level"] == level]
+    return notes_of(response.json(), level)
+
+
+def notes_of(answer: dict[str, Any], level: str) -> list[dict[str, Any]]:
+    return [n for n in answer["notifications"] if n["level"] == level]
 
 
 def test_a_confirmation_creates_one_shipment_with_every_tracking_number(
@@ -123,13 +130,23 @@ def test_a_shipment_duoplane_already_holds_is_found_not_created_again(
 def test_a_create_whose_answer_was_lost_is_found_on_the_retry(
     duoplane_stack: Stack, sim: DuoplaneSimulator, store: str
 ) -> None:
+    """Its outcome unknown, the create is looked up once it can no longer land (LANDS_WITHIN
+    after it was sent), in the next attempt."""
     sim.fault("create", "lost_answer")  # stored at Duoplane, answered 502
     body = confirm_message()
-    response = post(duoplane_stack, "send_tracking", body, store)
-    assert response.status_code == 200, response.text
+    posted = time.time()
+    assert duoplane_stack.post("/duoplane/send_tracking", body, store=store).status_code == 200
+    record = duoplane_stack.wait_status(
+        "duoplane", body["message_id"], "succeeded", "failed", "dead", timeout=LANDS_WITHIN + 60
+    )
+    assert record["status"] == "succeeded", record
     assert len(sim.with_tracking(sent(body)["tracking"])) == 1
     assert sim.requests()["requests"]["create"] == 1
-    assert duoplane_stack.record("duoplane", body["message_id"])["attempts"] == 2
+    assert record["attempts"] == 2
+    finished = datetime.fromisoformat(record["finished_at"]).timestamp()
+    assert finished >= posted + LANDS_WITHIN - 0.5
+    (info,) = notes_of(record["answer"], "info")
+    assert info["subject"] == "Tracking already at Duoplane"
 
 
 def test_a_refusal_is_a_hard_error_in_duoplanes_words(

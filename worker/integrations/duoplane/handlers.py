@@ -4,8 +4,13 @@ purchase order) and ``tracking`` (the shipments vendors entered become ``shipmen
 A repeated create makes a second shipment at Duoplane, which takes no idempotency key. So a
 confirmation is sent at most once: what was delivered is kept per shipment and tracking numbers
 (a second message with the same confirmation answers "already delivered"); the create runs
-under ``job.once``; and before creating, Duoplane's shipments with the first tracking number are
-read, so a create that landed while its worker died is found on the repeat, not made again.
+under ``job.once``; before creating, Duoplane's shipments with the first tracking number are
+read (a vendor's, or an earlier attempt's that landed, is found, not made again); the POST has
+a guard of its own, so after an attempt whose POST has an unknown outcome (timed out, answer
+lost, worker killed) nothing is sent until that POST can no longer land (``lands_within``:
+connect + read timeout + DUOPLANE_LATE_LANDING_SECONDS) and a look finds nothing; and after
+creating, the look is made again: two shipments holding the tracking are answered with a
+warning naming both.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ from worker.hub import Answer, PollPayload
 from worker.integrations.duoplane.client import Account, DuoplaneClient, Pacing
 from worker.integrations.duoplane.mapping import (
     ApiShipment,
+    DuoplaneShipment,
+    Match,
     ShipmentConfirm,
     confirmation,
     create_body,
     delivered_key,
-    existing,
+    matches,
     parse_cursor,
     query_time,
     window_start,
@@ -42,7 +49,7 @@ from worker.integrations.duoplane.settings import (
     load_config,
 )
 from worker.integrations.kit import CURSOR_RANGE, batched, credential, invalid_credential, listing
-from worker.job import Job
+from worker.job import Job, LookFirst
 from worker.pacing import Bucket
 from worker.registry import Integration, Requirement, Schedule
 
@@ -52,6 +59,7 @@ SENT = "Tracking sent to Duoplane"
 FOUND = "Tracking already at Duoplane"
 ALREADY_SENT = "Tracking already sent to Duoplane"
 REFUSED = "Duoplane refused the shipment"
+TWICE = "Duoplane may hold this shipment twice"
 POLLED = "Polled Duoplane shipments"
 DELIVERED = "delivered"  # per confirmation (delivered_key): what send_tracking created
 CONFIRMED = "confirmed"  # per Duoplane shipment id: the hub knows it (sent or polled)
@@ -115,73 +123,154 @@ def shipments_of(rows: Sequence[dict[str, Any]]) -> list[ApiShipment]:
 def send_tracking(job: Job[ShipmentConfirm]) -> Answer:
     """Create the shipment on its purchase order, once."""
     s = duoplane_settings()
-    client = client_for(job, s)
     shipment = job.payload.shipment
-    body = create_body(shipment)
-    tracking = shipment.all_tracking
-    purchase_order = shipment.duoplane_purchase_order_id
-    key = delivered_key(shipment)
-    (kept,) = job.watch(DELIVERED, key)
+    creating = Creating(client_for(job, s), shipment, create_body(shipment), s.page_size)
+    (kept,) = job.watch(DELIVERED, delivered_key(shipment))
     if isinstance(kept, dict):
         return job.answer().notify(
             "info",
             ALREADY_SENT,
-            f"Shipment {shipment.number} with tracking {listing(tracking)} was delivered by "
-            f"message {kept.get('message_id')} as Duoplane shipment "
+            f"Shipment {shipment.number} with tracking {listing(creating.tracking)} was "
+            f"delivered by message {kept.get('message_id')} as Duoplane shipment "
             f"{kept.get('duoplane_shipment_id')}; nothing was sent again",
         )
 
     def create(_key: str) -> dict[str, Any]:
-        # Look before creating: a create that landed while an earlier attempt died is there.
+        # Looked up before every create: a vendor may have entered it, an earlier attempt's
+        # create may have landed. The POST has a guard of its own, marked right before it is
+        # sent (the rate limit's wait comes first): an unknown earlier POST is waited out
+        # until it can no longer land, then looked up, and only if it is not there is it sent.
+        found = creating.look()
+        if found is not None:
+            return found
+        creating.client.make_room()
+        made = job.once(
+            "post_shipment",
+            creating.post,
+            sends=creating.body,
+            look=LookFirst(s.lands_within, creating.look),
+        )
+        return creating.looked_again(made)
+
+    result = job.once("create_shipment", create, sends=creating.body)
+    remember(job, creating, result)
+    return answered(job.answer(), creating, result)
+
+
+@dataclass(frozen=True)
+class Creating:
+    """One confirmation's shipment on its purchase order: looked up, and created."""
+
+    client: DuoplaneClient
+    shipment: DuoplaneShipment
+    body: dict[str, Any]
+    page_size: int
+
+    @property
+    def purchase_order(self) -> int:
+        return self.shipment.duoplane_purchase_order_id
+
+    @property
+    def tracking(self) -> list[str]:
+        return self.shipment.all_tracking
+
+    def held(self) -> list[Match]:
+        """Duoplane's shipments on the purchase order with our tracking numbers (searched by
+        the first), the most complete first."""
         listed = [
             found
-            for page in client.shipment_pages({"tracking": tracking[0]}, s.page_size)
+            for page in self.client.shipment_pages({"tracking": self.tracking[0]}, self.page_size)
             for found in shipments_of(page)
         ]
-        match = existing(listed, purchase_order, tracking)
-        if match is not None and match.complete:
-            return {"id": match.shipment.id, "was_there": True}
-        if match is not None:
+        return matches(listed, self.purchase_order, self.tracking)
+
+    def look(self) -> dict[str, Any] | None:
+        """The shipment Duoplane already holds with all our tracking numbers (and any other
+        holding them), None when it holds none; a HardError when the closest holds only some."""
+        held = self.held()
+        if not held:
+            return None
+        best = held[0]
+        if not best.complete:
             raise HardError(
                 REFUSED,
                 [
-                    f"Duoplane shipment {match.shipment.id} on purchase order {purchase_order} "
-                    f"already has tracking {listing(match.shared)} but not "
-                    f"{listing(match.missing)}: a new shipment would repeat its tracking"
+                    f"Duoplane shipment {best.shipment.id} on purchase order "
+                    f"{self.purchase_order} already has tracking {listing(best.shared)} but not "
+                    f"{listing(best.missing)}: a new shipment would repeat its tracking"
                 ],
             )
-        created = client.create_shipment(purchase_order, body)
-        return {"id": created.get("id"), "was_there": False}
+        return outcome(best.shipment.id, held, was_there=True)
 
-    result = job.once("create_shipment", create, sends=body)
+    def post(self, _key: str) -> dict[str, Any]:
+        """Create it (``make_room`` came first)."""
+        made = self.client.create_shipment(self.purchase_order, self.body, room_made=True)
+        return outcome(made.get("id"), [], was_there=False)
+
+    def looked_again(self, made: dict[str, Any]) -> dict[str, Any]:
+        """After creating, look again: another shipment with our tracking numbers (an earlier
+        create that landed later than assumed, one a vendor entered meanwhile) is named. If
+        this look fails, the attempt is retried at the back-off, not after a wait (the POST
+        has its result); the next attempt's look before creating finds the shipment."""
+        return outcome(made.get("id"), self.held(), was_there=bool(made.get("was_there")))
+
+
+def outcome(shipment_id: Any, held: Sequence[Match], *, was_there: bool) -> dict[str, Any]:
+    """What the create's guard keeps (JSON): the shipment the hub is told of, whether it was
+    there already, and the other shipments holding our tracking numbers (duplicates to check)."""
+    others = [m.shipment.id for m in held if str(m.shipment.id) != str(shipment_id)]
+    return {"id": shipment_id, "was_there": was_there, "others": others}
+
+
+def remember(job: Job[ShipmentConfirm], creating: Creating, result: dict[str, Any]) -> None:
+    """Keep the delivery, and every shipment the answer names (the poll must not confirm them
+    back to the hub)."""
     shipment_id = result.get("id")
     job.keep(
         DELIVERED,
-        key,
+        delivered_key(creating.shipment),
         {"message_id": job.message_id, "duoplane_shipment_id": shipment_id},
     )
-    if shipment_id is not None:  # the poll must not confirm it back to the hub
-        job.keep(CONFIRMED, str(shipment_id), {"message_id": job.message_id, "tracking": tracking})
-    fields = body["shipment"]
-    carrier = fields.get("shipper_name") or f"shipper_id {fields.get('shipper_id')}"
-    what = (
-        f"{len(fields['shipment_items_attributes'])} item(s), tracking {listing(tracking)}, "
-        f"carrier {carrier}"
-    )
+    for named in [shipment_id, *(result.get("others") or [])]:
+        if named is not None:
+            job.keep(
+                CONFIRMED, str(named), {"message_id": job.message_id, "tracking": creating.tracking}
+            )
+
+
+def answered(answer: Answer, creating: Creating, result: dict[str, Any]) -> Answer:
+    """Created, or found there; and a warning when Duoplane holds more than one."""
+    number, tracking = creating.shipment.number, listing(creating.tracking)
+    shipment_id, others = result.get("id"), result.get("others") or []
+    where = f"purchase order {creating.purchase_order}"
     if result.get("was_there"):
-        return job.answer().notify(
+        answer.notify(
             "info",
             FOUND,
-            f"Shipment {shipment.number}: Duoplane already has shipment {shipment_id} on "
-            f"purchase order {purchase_order} with tracking {listing(tracking)}; nothing "
-            "was created",
+            f"Shipment {number}: Duoplane already has shipment {shipment_id} on {where} with "
+            f"tracking {tracking} (entered at Duoplane, or created by an earlier attempt whose "
+            "answer never came); nothing was created",
         )
-    return job.answer().notify(
-        "info",
-        SENT,
-        f"Shipment {shipment.number}: Duoplane shipment {shipment_id} created on purchase "
-        f"order {purchase_order} with {what}",
-    )
+    else:
+        fields = creating.body["shipment"]
+        carrier = fields.get("shipper_name") or f"shipper_id {fields.get('shipper_id')}"
+        answer.notify(
+            "info",
+            SENT,
+            f"Shipment {number}: Duoplane shipment {shipment_id} created on {where} with "
+            f"{len(fields['shipment_items_attributes'])} item(s), tracking {tracking}, "
+            f"carrier {carrier}",
+        )
+    if others:
+        answer.notify(
+            "warn",
+            TWICE,
+            f"Shipment {number}: Duoplane shipments {shipment_id} and "
+            f"{listing([str(i) for i in others])} on {where} hold its tracking ({tracking}); "
+            "one may be a duplicate (entered by a vendor, or a create that landed later than "
+            f"assumed): the hub was told of {shipment_id}; check them at Duoplane",
+        )
+    return answer
 
 
 def cursor_of(job: Job[Any]) -> datetime | None:
