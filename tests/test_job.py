@@ -197,3 +197,14 @@ def test_a_wait_for_a_create_to_settle_is_above_the_back_offs_cap_and_budget() -
     assert policy.next_attempt_at(1, since=0, now=5, not_before=30) == 35
     assert policy.next_attempt_at(1, since=0, now=5, retry_after=30) <= 6  # a hint is capped
     assert policy.next_attempt_at(3, since=0, now=5, not_before=30) is None  # attempts spent
+
+
+def test_a_create_refused_for_its_rate_is_not_in_doubt(records: Records) -> None:
+    def create(_key: str) -> str:
+        raise TransientError("Acme is limiting requests", retry_after=3, status=429)
+
+    with pytest.raises(TransientError) as limited:
+        job(records, "m10").once("create", create, look=LookFirst(60, Provider(None).find))
+
+    assert limited.value.not_before is None  # its Retry-After, not a wait for it to land
+    assert records.once_state("acme", "m10", "create") is None

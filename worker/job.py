@@ -14,6 +14,7 @@ from worker.hub import Answer
 from worker.records import Keep, Records
 
 P = TypeVar("P", bound=BaseModel)
+TOO_MANY_REQUESTS = 429
 T = TypeVar("T")
 
 
@@ -122,7 +123,9 @@ class Job(Generic[P]):
             self.records.once_clear(self.integration, self.message_id, operation, self.attempt)
             raise
         except TransientError as exc:
-            if look is not None:  # the next attempt looks, once the call can no longer land
+            if exc.status == TOO_MANY_REQUESTS:  # refused before it was looked at: not made
+                self.records.once_clear(self.integration, self.message_id, operation, self.attempt)
+            elif look is not None:  # the next attempt looks, once the call can no longer land
                 exc.not_before = max(
                     exc.not_before or 0.0, sent_at + look.lands_within - time.time()
                 )

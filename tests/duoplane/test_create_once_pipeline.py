@@ -267,3 +267,23 @@ def test_a_redelivered_task_answers_the_same_warning_without_calling_duoplane(
     assert sim.requests()["total"] == calls
     assert again.notifications == first.notifications
     assert [n.level for n in first.notifications] == ["info", "warn"]
+
+
+def test_a_create_refused_for_the_rate_limit_is_sent_again_after_its_wait_alone(
+    duoplane_stack: Stack, sim: DuoplaneSimulator, store: str
+) -> None:
+    """A 429 is Duoplane refusing the request before looking at it: the create was not made,
+    so its retry comes after the header's wait, not after LANDS_WITHIN (15 s here)."""
+    sim.fault("create", "rate_limited", retry_after_seconds=1.0)
+    body = confirm_message()
+    started = time.monotonic()
+
+    response = post(duoplane_stack, "send_tracking", body, store)
+
+    assert response.status_code == 200, response.text
+    assert time.monotonic() - started < 10
+    assert sim.requests()["requests"]["create"] == 2  # refused, then made
+    the_one_shipment(sim, shipment_of(body)["tracking"])
+    record = duoplane_stack.record("duoplane", body["message_id"])
+    assert (record["status"], record["attempts"]) == ("succeeded", 2)
+    assert "429" in record["last_error"] or "limiting" in record["last_error"]
