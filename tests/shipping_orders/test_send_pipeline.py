@@ -123,14 +123,15 @@ def test_a_create_answered_request_received_is_a_success_and_its_dispatch_comes_
     answer = send(so_stack, body, store)
 
     assert answer.status_code == 200, answer.text
-    assert so_stack.record("shipping_orders", body["message_id"])["attempts"] == 1
     assert sim.requests_to("create") == 1
     assert any("received" in n and "REQUEST_RECEIVED" in n for n in notes(answer.json(), "info"))
     assert not notes(answer.json(), "warn")
-    (told,) = [m["payload"]["shipment"] for m in answer.json()["messages"]]
-    assert (told["status"], told["provider_status"]) == ("pending", "REQUEST_RECEIVED")
+    # Told once, by this answer or by the create's webhook if that came first.
+    wait_until(lambda: len(shipments_told(hub, number, "REQUEST_RECEIVED")) == 1)
+    (told,) = shipments_told(hub, number, "REQUEST_RECEIVED")
+    assert told["status"] == "pending"
     assert told["provider"] is told["carrier"] is told["tracking"] is told["tracking_url"] is None
-    assert told["tracking_numbers"] == [] and told["status_at"]  # receivedAtEpoch
+    assert told["tracking_numbers"] == [] and told["status_at"]
 
     sim.dispatch(number)
     wait_until(
@@ -172,8 +173,7 @@ def test_a_2xx_create_answer_that_cannot_be_read_is_not_created_again(
     answer = send(so_stack, body, store)
 
     assert answer.status_code == 200, answer.text
-    assert so_stack.record("shipping_orders", body["message_id"])["attempts"] == 1
-    assert sim.requests_to("create") == 1
+    assert sim.requests_to("create") == 1  # an attempt may be repeated (a webhook told first)
     assert len(sim.orders_numbered(number)) == 1
     (warning,) = notes(answer.json(), "warn")
     assert number in warning and all(name in warning for name in unreadable), warning
