@@ -23,7 +23,7 @@ from tests.dotcom.test_send_shipment_pipeline import orders_for
 from tests.support.servers import HubServer
 from tests.support.stack import Stack, serving, wait_until
 
-SLOW = 4.0  # DOTCOM_READ_TIMEOUT_SECONDS is 3; it lands before LANDS_WITHIN
+SLOW = 6.0  # DOTCOM_READ_TIMEOUT_SECONDS is 5; it lands before LANDS_WITHIN (8)
 
 
 def test_a_create_slower_than_the_timeout_leaves_one_order(
@@ -44,7 +44,8 @@ def test_a_create_slower_than_the_timeout_leaves_one_order(
     assert (report["order_requests"], report["order_status_requests"]) == (1, 1)
     record = dotcom_stack.record("dotcom", body["message_id"])
     assert (record["status"], record["attempts"]) == ("succeeded", 2)
-    assert "timed out" in record["last_error"] or "Read timed out" in record["last_error"]
+    # Cut off by its read timeout, or by the attempt's deadline (TASK_TIME_LIMIT_SECONDS, 4 s)
+    assert any(w in record["last_error"] for w in ("did not answer in time", "ran out of time"))
 
 
 @pytest.fixture

@@ -25,6 +25,13 @@ __all__ = ["hub", "redis_server"]  # session fixtures shared with the pipeline t
 
 API_KEY, TENANT, LOCATION = "demo-so-key", "demo-tenant", "store-1"
 WEBHOOK_SECRET = "test-webhook-secret"
+# A create whose outcome is unknown is looked up LANDS_WITHIN seconds after it was sent.
+QUICK_LOOK = {
+    "SHIPPING_ORDERS_CONNECT_TIMEOUT_SECONDS": "1",
+    "SHIPPING_ORDERS_READ_TIMEOUT_SECONDS": "5",  # a loaded machine's answer is rarely later
+    "SHIPPING_ORDERS_LATE_LANDING_SECONDS": "1",
+}
+LANDS_WITHIN = 7.0
 SAMPLE = ROOT / "tests" / "fixtures" / "dotcom" / "shipment_ready.json"
 FIXTURES = ROOT / "tests" / "shipping_orders" / "fixtures"
 SHAPES = ("seed", "vendor")
@@ -167,6 +174,7 @@ def so_env(sim: ShippingOrdersSimulator, hub: HubServer) -> dict[str, str]:
         "SHIPPING_ORDERS_LOCATION_EXTERNAL_ID": LOCATION,
         "SHIPPING_ORDERS_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "SHIPPING_ORDERS_PAGE_SIZE": "2",  # polls read several pages
+        **QUICK_LOOK,
     }
 
 

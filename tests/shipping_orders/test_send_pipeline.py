@@ -41,7 +41,8 @@ def test_a_create_whose_answer_was_lost_is_recognised_and_not_made_twice(
     assert response.status_code == 200, response.text
     number = number_of(body)
     assert len(sim.orders_numbered(number)) == 1
-    assert sim.requests_to("create") == 2
+    assert sim.requests_to("create") == 1  # looked up once it could not land: found, not made
+    assert sim.requests_to("get") >= 1
     record = so_stack.record("shipping_orders", body["message_id"])
     # 2, or 3 when the create's webhook told the shipment while the second ran (run again)
     assert record["attempts"] >= 2
@@ -211,8 +212,10 @@ def test_a_worker_killed_while_the_api_stores_the_order_gives_one_order_and_one_
     kill_stack.start_worker("second")
 
     record = kill_stack.wait_status("shipping_orders", body["message_id"], "succeeded", timeout=90)
-    assert record["attempts"] == 2
-    assert sim.requests_to("create") == 2  # made again, and recognised as our own
+    # 2; or 3 when the dead worker's message was taken up before its create could no longer land
+    # (LANDS_WITHIN): that attempt waits, scheduled, and the next one looks
+    assert record["attempts"] in (2, 3)
+    assert sim.requests_to("create") == 1  # found by the look, not made again
     assert len(sim.orders_numbered(number)) == 1
     wait_until(lambda: updates(hub, number) == [sim.first_answered])
     time.sleep(1)

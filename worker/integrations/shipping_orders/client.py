@@ -51,6 +51,15 @@ class ShippingOrdersClient:
     def get(self, number: str) -> dict[str, Any]:
         return self._json("GET", f"/shipments/{_segment(number)}")
 
+    def find(self, number: str) -> dict[str, Any] | None:
+        """The order under ``number``, or None when the API holds none (404 ``NOT_FOUND``)."""
+        try:
+            return self.get(number)
+        except HardError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def edit(self, number: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         return self._json("PUT", f"/shipments/{_segment(number)}", changes)
 

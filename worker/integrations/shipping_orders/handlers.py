@@ -55,7 +55,7 @@ from worker.integrations.shipping_orders.settings import (
     shipping_orders_settings,
     webhook_secret,
 )
-from worker.job import Job
+from worker.job import Job, LookFirst
 from worker.registry import Integration, Requirement, Schedule
 from worker.status import Progress, ShipmentStatus, is_news
 from worker.webhooks import hex_hmac_sha256
@@ -194,22 +194,32 @@ def send_shipment(job: Job[ShipmentReady]) -> Answer:
     shipment = job.payload.shipment
     body = create_body(job.payload, str(job.param("location_external_id")).strip())
 
+    def ours(order: dict[str, Any]) -> dict[str, Any]:
+        # The API holds our number: success only when it holds what we send (job.already_there):
+        # a create whose answer was lost, or the same shipment sent by another message.
+        how = job.already_there(SENT_KIND, shipment.number, body, REFUSED)
+        log.info("shipping_orders: %s %s; read back", shipment.number, how)
+        return order
+
     def create(_key: str) -> dict[str, Any]:
-        # The API takes no idempotency key: orderExternalId is the guard. DUPLICATE_ID for our
-        # own number is success only when it holds what we send (job.already_there): a create
-        # whose answer was lost, or the same shipment sent by another message.
+        # The API takes no idempotency key: orderExternalId is the guard (DUPLICATE_ID).
         try:
             return client.create(body)
         except HardError as exc:
             if exc.code != "DUPLICATE_ID":
                 raise
-            how = job.already_there(SENT_KIND, shipment.number, body, REFUSED)
-            log.info("shipping_orders: %s %s; reading it back", shipment.number, how)
-            return client.get(shipment.number)
+            return ours(client.get(shipment.number))
 
-    # Whatever the 2xx answer holds, the order exists: it is read as far as it can be and
-    # never makes the create run again (job.once keeps the answer as it came).
-    raw = job.once("create_order", create, sends=body)
+    def find() -> dict[str, Any] | None:
+        held = client.find(shipment.number)
+        return None if held is None else ours(held)
+
+    # A create whose outcome is unknown is looked up once it can no longer land, rather than
+    # trusting the API to refuse a second create while the first is still in flight. Whatever a
+    # 2xx answer holds, the order exists: it is read as far as it can be and never makes the
+    # create run again (job.once keeps the answer as it came).
+    look = LookFirst(shipping_orders_settings().lands_within, find)
+    raw = job.once("create_order", create, sends=body, look=look)
     job.keep_sent(SENT_KIND, shipment.number, body, order_number=shipment.order_number)
     read = answered_order(raw, shipment.number, RECEIVED)
     order = read.order or ApiOrder(orderExternalId=shipment.number, status=RECEIVED)

@@ -7,14 +7,14 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from worker.integrations.kit import ProviderSettings
+from worker.integrations.kit import CreatingProviderSettings
 
 PROVIDER = "Shipping Order API"
 CURSOR = "last_polling_datetime"
 API_URL_VARIABLE = "SHIPPING_ORDERS_API_URL"
 
 
-class ShippingOrdersSettings(ProviderSettings):
+class ShippingOrdersSettings(CreatingProviderSettings):
     """``SHIPPING_ORDERS_*``, checked when a process starts and read when a message is handled.
     An empty variable is an unset one."""
 
