@@ -21,7 +21,7 @@ from tests.dotcom.conftest import (
 )
 from tests.dotcom.test_send_shipment_pipeline import orders_for
 from tests.support.servers import HubServer
-from tests.support.stack import Stack, serving, wait_until
+from tests.support.stack import Stack, killable, wait_until
 
 SLOW = 6.0  # DOTCOM_READ_TIMEOUT_SECONDS is 5; it lands before LANDS_WITHIN (8)
 
@@ -50,15 +50,7 @@ def test_a_create_slower_than_the_timeout_leaves_one_order(
 
 @pytest.fixture
 def kill_stack(simulator_process: DotcomSimulator, hub: HubServer) -> Iterator[Stack]:
-    """A stack on a Redis of its own (no other worker may take its message), whose dead
-    worker's lease runs out quickly."""
-    env = {
-        **dotcom_env(simulator_process, hub),
-        "TASK_TIME_LIMIT_SECONDS": "6",
-        "LEASE_SECONDS": "3",
-        "WATCHDOG_INTERVAL_SECONDS": "1",
-    }
-    with serving(None, env, worker="first") as running:
+    with killable(dotcom_env(simulator_process, hub)) as running:
         yield running
 
 

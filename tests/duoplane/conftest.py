@@ -174,3 +174,20 @@ def sim(simulator_process: DuoplaneSimulator, duoplane_stack: Stack) -> Duoplane
 
 def post(stack: Stack, service: str, body: dict[str, Any], store: str) -> requests.Response:
     return stack.post(f"/duoplane/{service}", body, wait=30, store=store)
+
+
+def vendor_shipment(sim: DuoplaneSimulator, tracking: list[str]) -> int:
+    """A shipment entered at Duoplane by hand (through the API, as a vendor's tool would)."""
+    made = sim.api(
+        "POST",
+        f"/purchase_orders/{PURCHASE_ORDER}/shipments.json",
+        {
+            "shipment": {
+                "shipper_id": 1,
+                "shipment_items_attributes": [{"order_item_id": MUG, "quantity": 1}],
+                "shipment_trackings_attributes": [{"tracking": n} for n in tracking],
+            }
+        },
+    )
+    assert made.status_code == 200, made.text
+    return int(made.json()["id"])

@@ -20,16 +20,16 @@ import pytest
 
 from tests.duoplane.conftest import (
     API_KEY,
-    MUG,
     PASSWORD,
     PURCHASE_ORDER,
     DuoplaneSimulator,
     confirm_message,
     duoplane_env,
     post,
+    vendor_shipment,
 )
 from tests.support.servers import HubServer
-from tests.support.stack import RedisServer, Stack, serving, wait_until
+from tests.support.stack import RedisServer, Stack, killable, wait_until
 from worker.hub import Answer
 from worker.integrations.duoplane.handlers import send_tracking
 from worker.integrations.duoplane.mapping import ShipmentConfirm
@@ -54,11 +54,8 @@ def slow_stack(simulator_process: DuoplaneSimulator, hub: HubServer) -> Iterator
         "DUOPLANE_READ_TIMEOUT_SECONDS": str(READ),
         "DUOPLANE_LATE_LANDING_SECONDS": str(LATE_LANDING),
         "TASK_MAX_ATTEMPTS": "8",
-        "TASK_TIME_LIMIT_SECONDS": "6",
-        "LEASE_SECONDS": "3",
-        "WATCHDOG_INTERVAL_SECONDS": "1",
     }
-    with serving(None, env, worker="first") as running:
+    with killable(env) as running:
         yield running
 
 
@@ -169,23 +166,6 @@ def test_a_worker_killed_during_a_slow_create_leaves_one_shipment(
     answer = hub_told(hub, body["message_id"])
     (info,) = notes(answer, "info")
     assert str(landed["id"]) in info["description"]
-
-
-def vendor_shipment(sim: DuoplaneSimulator, tracking: list[str]) -> int:
-    """A shipment entered at Duoplane by hand (through the API, as a vendor's tool would)."""
-    made = sim.api(
-        "POST",
-        f"/purchase_orders/{PURCHASE_ORDER}/shipments.json",
-        {
-            "shipment": {
-                "shipper_id": 1,
-                "shipment_items_attributes": [{"order_item_id": MUG, "quantity": 1}],
-                "shipment_trackings_attributes": [{"tracking": n} for n in tracking],
-            }
-        },
-    )
-    assert made.status_code == 200, made.text
-    return int(made.json()["id"])
 
 
 def test_a_shipment_entered_while_ours_was_created_is_answered_with_a_warning(

@@ -22,9 +22,10 @@ from tests.duoplane.conftest import (
     duoplane_env,
     post,
     tracking_number,
+    vendor_shipment,
 )
 from tests.support.servers import HubServer
-from tests.support.stack import Stack, serving, wait_until
+from tests.support.stack import Stack, killable, wait_until
 
 
 def sent(body: dict[str, Any]) -> dict[str, Any]:
@@ -105,26 +106,13 @@ def test_a_shipment_duoplane_already_holds_is_found_not_created_again(
     """The vendor (or a create whose answer never came) already put this tracking there."""
     body = confirm_message()
     shipment = sent(body)
-    made = sim.api(
-        "POST",
-        f"/purchase_orders/{PURCHASE_ORDER}/shipments.json",
-        {
-            "shipment": {
-                "shipper_id": 1,
-                "shipment_items_attributes": [{"order_item_id": MUG, "quantity": 1}],
-                "shipment_trackings_attributes": [
-                    {"tracking": n} for n in shipment["tracking_numbers"]
-                ],
-            }
-        },
-    )
-    assert made.status_code == 200
+    made = vendor_shipment(sim, shipment["tracking_numbers"])
     response = post(duoplane_stack, "send_tracking", body, store)
     assert response.status_code == 200, response.text
     assert len(sim.shipments(PURCHASE_ORDER)) == 1
     (info,) = notes(response, "info")
     assert info["subject"] == "Tracking already at Duoplane"
-    assert str(made.json()["id"]) in info["description"]
+    assert str(made) in info["description"]
 
 
 def test_a_create_whose_answer_was_lost_is_found_on_the_retry(
@@ -222,15 +210,7 @@ def test_a_wrong_password_is_a_hard_error_that_does_not_echo_it(
 
 @pytest.fixture
 def kill_stack(simulator_process: DuoplaneSimulator, hub: HubServer) -> Iterator[Stack]:
-    """A stack on a Redis of its own (no other worker may take its message), whose dead
-    worker's lease runs out quickly."""
-    env = {
-        **duoplane_env(simulator_process, hub),
-        "TASK_TIME_LIMIT_SECONDS": "6",
-        "LEASE_SECONDS": "3",
-        "WATCHDOG_INTERVAL_SECONDS": "1",
-    }
-    with serving(None, env, worker="first") as running:
+    with killable(duoplane_env(simulator_process, hub)) as running:
         yield running
 
 

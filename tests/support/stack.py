@@ -309,6 +309,20 @@ class Stack:
         return "\n".join(f"--- {n} ---\n{s.output()[-4000:]}" for n, s in self.services.items())
 
 
+# A dead worker's message is taken up again within seconds: its lease runs out quickly.
+QUICK_TAKEOVER = {
+    "TASK_TIME_LIMIT_SECONDS": "6",
+    "LEASE_SECONDS": "3",
+    "WATCHDOG_INTERVAL_SECONDS": "1",
+}
+
+
+def killable(env: dict[str, str | None]) -> contextlib.AbstractContextManager[Stack]:
+    """A receiver and a worker named "first" on a Redis of their own (no other worker may take
+    their messages), for tests that kill it: its messages are taken up again quickly."""
+    return serving(None, {**env, **QUICK_TAKEOVER}, worker="first")
+
+
 @contextlib.contextmanager
 def serving(
     redis_server: RedisServer | None, env: dict[str, str | None], worker: str = "worker"
