@@ -137,7 +137,7 @@ def test_an_unknown_attempt_that_may_still_land_is_waited_for_not_repeated(
         )
 
     assert provider.calls == []  # neither a look (too early to trust) nor a second create
-    assert 39 <= unsettled.value.not_before <= 40  # scheduled for when it can no longer land
+    assert 39.5 <= unsettled.value.not_before <= 40.5  # when it can no longer land
     assert records.once_state("acme", "m5", "create")["state"] == "inflight"
 
 
@@ -187,7 +187,7 @@ def test_a_create_that_failed_transiently_is_looked_up_once_it_can_no_longer_lan
     with pytest.raises(TransientError) as failed:
         job(records, "m9").once("create", create, look=LookFirst(60, Provider(None).find))
 
-    assert 59 <= failed.value.not_before <= 60  # the retry is the look, not a wait
+    assert 59.5 <= failed.value.not_before <= 60.5  # the retry is the look, not a wait
     assert records.once_state("acme", "m9", "create")["state"] == "inflight"
 
 

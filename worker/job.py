@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from worker.errors import HardError, MissingParameter, TransientError
 from worker.hub import Answer
-from worker.records import Keep, Records
+from worker.records import EARLY_START_SECONDS, Keep, Records
 
 P = TypeVar("P", bound=BaseModel)
 TOO_MANY_REQUESTS = 429
@@ -28,6 +28,14 @@ class LookFirst(Generic[T]):
 
     lands_within: float
     find: Callable[[], T | None]
+
+
+def _until_landed(sent_at: float, look: LookFirst[Any]) -> float:
+    """How long a retry must wait before it looks for a call sent at ``sent_at``: until the call
+    can no longer land, plus the head start a retry may take (``EARLY_START_SECONDS``), so that
+    it never looks too soon; 0 once it can no longer land (a millisecond's clock noise aside)."""
+    left = sent_at + look.lands_within - time.time()
+    return left + EARLY_START_SECONDS if left > 0.001 else 0.0
 
 
 class EarlierAttemptUnsettled(TransientError):
@@ -126,9 +134,7 @@ class Job(Generic[P]):
             if exc.status == TOO_MANY_REQUESTS:  # refused before it was looked at: not made
                 self.records.once_clear(self.integration, self.message_id, operation, self.attempt)
             elif look is not None:  # the next attempt looks, once the call can no longer land
-                exc.not_before = max(
-                    exc.not_before or 0.0, sent_at + look.lands_within - time.time()
-                )
+                exc.not_before = max(exc.not_before or 0.0, _until_landed(sent_at, look))
             raise
         self.records.once_done(self.integration, self.message_id, operation, result)
         return result
@@ -137,7 +143,7 @@ class Job(Generic[P]):
     def _look_for(operation: str, earlier: Mapping[str, Any], look: LookFirst[T]) -> T | None:
         """What an earlier attempt's call made, once it can no longer land (None: nothing)."""
         sent_at = float(earlier.get("since") or 0.0)
-        wait = sent_at + look.lands_within - time.time()
+        wait = _until_landed(sent_at, look)
         if wait > 0:
             raise EarlierAttemptUnsettled(operation, sent_at, wait)
         return look.find()

@@ -86,6 +86,10 @@ def split_member(value: str) -> tuple[str, str]:
     return integration, message_id
 
 
+# A retry may begin this much before it is due (a copy of its task that arrives just early).
+EARLY_START_SECONDS = 0.5
+
+
 def once_key(integration: str, message_id: str, operation: str) -> str:
     return f"{PREFIX}once:{integration}:{message_id}:{operation}"
 
@@ -541,7 +545,7 @@ class Records:
                 int(self.timing.lease_seconds * 1000),
                 now + self.timing.lease_seconds + 1,
                 member(integration, message_id),
-                0.5,
+                EARLY_START_SECONDS,
             ],
         )
         if found[0] != "started":

@@ -21,7 +21,7 @@ from tests.shipping_orders.conftest import (
     updates,
 )
 from tests.support.servers import HubServer
-from tests.support.stack import Stack, serving, wait_until
+from tests.support.stack import Stack, killable, wait_until
 
 
 def send(stack: Stack, body: dict, store: str):  # type: ignore[no-untyped-def]
@@ -188,8 +188,7 @@ def test_a_2xx_create_answer_that_cannot_be_read_is_not_created_again(
 
 @pytest.fixture
 def kill_stack(simulator_process: ShippingOrdersSimulator, hub: HubServer) -> Iterator[Stack]:
-    """A stack on a Redis of its own: no other worker may take its message."""
-    with serving(None, so_env(simulator_process, hub), worker="first") as running:
+    with killable(so_env(simulator_process, hub)) as running:
         yield running
 
 
