@@ -19,7 +19,7 @@ import pytest
 from tests.pipeline.conftest import HUB_STORE, HUB_TOKEN, hub, redis_server
 from tests.support.servers import HubServer
 from tests.support.simulators import SimulatorProcess
-from tests.support.stack import ROOT, RedisServer, Stack, serving
+from tests.support.stack import ROOT, RedisServer, Stack, serving, wait_until
 
 __all__ = ["hub", "redis_server"]  # session fixtures shared with the pipeline tests
 
@@ -120,6 +120,17 @@ class ShippingOrdersSimulator(SimulatorProcess):
         """In the vendor's shape, move a received order on to its dispatch (seed: it is)."""
         if self.shape == "vendor":
             self.advance(number, "ORDER_DISPATCHED")
+
+    def dispatch_in_turn(self, hub: HubServer, number: str) -> None:
+        """``dispatch``, a step at a time, each told to the hub before the next. The webhooks of
+        two steps made at once are two messages handled side by side: the later step may be
+        handled first, and the earlier is then no news (never told), which a test of the whole
+        sequence cannot allow."""
+        if self.shape != "vendor":
+            return
+        for _, raw in [*self.before_dispatch[1:], FIRST_DISPATCHED]:
+            self.advance(number, raw)
+            wait_until(lambda step=raw: step in [s for _, s in updates(hub, number)], timeout=20)
 
     def tracking(self, number: str) -> str:
         """The order's tracking number as text, in either shape."""

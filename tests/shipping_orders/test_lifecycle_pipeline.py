@@ -108,7 +108,7 @@ def test_a_shipment_is_created_once_and_its_lifecycle_reaches_the_hub_once_in_or
     reaches(hub, number, 1)
     for received in shipments_told(hub, number, "REQUEST_RECEIVED"):
         assert received["carrier"] is received["tracking"] is None
-    sim.dispatch(number)
+    sim.dispatch_in_turn(hub, number)
     expected = [*sim.before_dispatch, *LIFECYCLE]
     offset = len(sim.before_dispatch)
     reaches(hub, number, offset + 1)
@@ -148,7 +148,7 @@ def test_a_late_webhook_never_moves_a_shipment_back(
     so_stack: Stack, sim: ShippingOrdersSimulator, hub: HubServer, store: str
 ) -> None:
     number, _ = send(so_stack, store)
-    sim.dispatch(number)
+    sim.dispatch_in_turn(hub, number)
     reaches(hub, number, len(sim.before_dispatch) + 1)
     sim.fault("webhook", "delay", delay_seconds=2.0)
     sim.advance(number, "ORDER_ASSIGNED")  # its webhook is held back...
