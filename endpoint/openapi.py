@@ -23,7 +23,15 @@ from pydantic.json_schema import JsonSchemaMode, SkipJsonSchema, models_json_sch
 from endpoint import shapes
 from endpoint.shapes import omitted
 from worker import registry
-from worker.hub import MAX_NAME_LENGTH, MAX_STORE_LENGTH, HubMessage, MessageId, Parameter
+from worker.hub import (
+    MAX_NAME_LENGTH,
+    MAX_STORE_LENGTH,
+    STORE_NAME_PATTERN,
+    STORE_NAME_RULE,
+    HubMessage,
+    MessageId,
+    Parameter,
+)
 from worker.registry import Handler, Integration, Service
 from worker.webhooks import Webhook
 
@@ -285,10 +293,14 @@ def _shared_parameters(names: tuple[str, ...]) -> dict[str, Any]:
             "required": False,
             "description": (
                 "The hub store the message is for (else HUB_STORE): cursors and what handlers "
-                f"keep are per store. At most {MAX_STORE_LENGTH} printable characters, no ':', "
-                "no leading or trailing space; else 400"
+                f"keep are per store. At most {MAX_STORE_LENGTH} characters: {STORE_NAME_RULE}; "
+                "else 400"
             ),
-            "schema": {"type": "string", "maxLength": MAX_STORE_LENGTH, "pattern": "^[^:]*$"},
+            "schema": {
+                "type": "string",
+                "maxLength": MAX_STORE_LENGTH,
+                "pattern": STORE_NAME_PATTERN,
+            },
         },
     }
 
@@ -529,7 +541,11 @@ def _webhook(hook: Webhook, schemas: _Schemas) -> dict[str, Any]:
             "in": "query",
             "required": False,
             "description": "The hub store the events are for (else HUB_STORE); as X-Hub-Store",
-            "schema": {"type": "string", "maxLength": MAX_STORE_LENGTH, "pattern": "^[^:]*$"},
+            "schema": {
+                "type": "string",
+                "maxLength": MAX_STORE_LENGTH,
+                "pattern": STORE_NAME_PATTERN,
+            },
         }
     ]
     if header is not None:

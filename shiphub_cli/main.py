@@ -60,7 +60,7 @@ def _store(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     """A store goes in a header and into Redis keys: the receiver's own rules, checked first."""
     if value is None:
         return None
-    problem = store_problem(value) or (None if value.isascii() else "is not ASCII")
+    problem = store_problem(value)
     if problem:
         raise click.BadParameter(problem)
     return value

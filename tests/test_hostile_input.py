@@ -6,6 +6,8 @@ tests/pipeline/test_hostile_input.py."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import random
@@ -243,13 +245,45 @@ def test_printable_ids_are_taken(client: FlaskClient, message_id: str) -> None:
     assert post(client, order_text(message_id=message_id)).status_code == 200
 
 
-@pytest.mark.parametrize("store", ["a:b", ":", "s\x01", "del\x7f", "nbsp\u00a0", "s" * 101])
+@pytest.mark.parametrize(
+    "store", ["a:b", ":", "s\x01", "del\x7f", "nbsp\u00a0", "s" * 101, "caf\u00e9", "a b"]
+)
 def test_a_store_header_that_cannot_be_a_key_part_is_400_naming_it(
     client: FlaskClient, publisher: Publisher, records: Records, store: str
 ) -> None:
     response = post(client, order_text(), **{"X-Hub-Store": store})
 
     assert "X-Hub-Store" in refused(response, 400)
+    nothing_taken(publisher, records)
+
+
+@pytest.mark.parametrize("store", ["店舗-1", "caf\u00e9", "a:b", "a b"])
+def test_a_webhook_store_outside_the_safe_set_is_400_naming_store(
+    client: FlaskClient,
+    publisher: Publisher,
+    records: Records,
+    monkeypatch: pytest.MonkeyPatch,
+    store: str,
+) -> None:
+    """``?store=`` of a webhook URL: a store no push could carry (outside Latin-1) used to be
+    taken, and every push of its answers then raised; it is refused before anything is kept."""
+    secret = "hostile-input-webhook-secret"
+    monkeypatch.setenv("SHIPPING_ORDERS_WEBHOOK_SECRET", secret)
+    event = json.dumps(
+        {"orderExternalId": "S1", "status": "ORDER_DISPATCHED", "lastUpdatedAt": 1}
+    ).encode()
+    signature = hmac.new(secret.encode(), event, hashlib.sha256).hexdigest()
+
+    response = client.post(
+        "/webhooks/shipping_orders",
+        query_string={"store": store},
+        data=event,
+        headers={"X-DS-Signature": signature},
+        content_type="application/json",
+    )
+
+    description = refused(response, 400)
+    assert description.startswith("store "), description
     nothing_taken(publisher, records)
 
 
@@ -269,8 +303,10 @@ def test_a_hub_store_setting_that_cannot_be_a_key_part_stops_the_process(
     assert "HUB_STORE" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("store", ["default", "store-1", "Acme Store (EU)", "s" * 100])
-def test_store_problem_takes_printable_names_without_a_colon(store: str) -> None:
+@pytest.mark.parametrize(
+    "store", ["default", "store-1", "Acme_Store.EU", "1", "s" * 100, "shop-42.eu_west"]
+)
+def test_store_problem_takes_names_of_the_safe_set(store: str) -> None:
     assert hub.store_problem(store) is None
 
 
@@ -279,9 +315,15 @@ def test_store_problem_takes_printable_names_without_a_colon(store: str) -> None
     [
         ("", "empty"),
         ("a:b", "':'"),
-        (" s", "whitespace"),
+        (" s", "' '"),
         ("s\n", "U+000A"),
         ("s" * 101, "100"),
+        # Outside Latin-1: no push could carry it in its X-Hub-Store header.
+        ("店舗-1", "U+5E97"),
+        ("café", "U+00E9"),
+        ("Acme Store (EU)", "' '"),
+        ("-shop", "starts with a letter or a digit"),
+        (".", "starts with a letter or a digit"),
     ],
 )
 def test_store_problem_names_the_problem(store: str, problem: str) -> None:

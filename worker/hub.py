@@ -11,6 +11,7 @@ Shapes follow the classic hub (``{"message_id", "message", "payload"}`` in, ``{"
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -65,17 +66,33 @@ def message_id_problem(value: str) -> str | None:
     return text_problem(value, MAX_NAME_LENGTH) or path_problem(value)
 
 
-def store_problem(value: str) -> str | None:
-    """What makes ``value`` unfit to name a hub store (the X-Hub-Store header, HUB_STORE), or
-    None when it is fit.
+# A store name: ASCII letters, digits, '-', '_' and '.', starting with a letter or a digit. It
+# goes into Redis keys (separated by ':'), the X-Hub-Store header of every push (HTTP headers
+# carry Latin-1 at most) and log lines, where anything else could break or forge one.
+STORE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+STORE_NAME_RULE = (
+    "a store name holds only ASCII letters, digits, '-', '_' and '.', and starts with a letter "
+    "or a digit"
+)
+_STORE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # the pattern, matched whole
 
-    A store is a part of Redis keys (``memory:<integration>:<store>:<kind>:<name>``): a ':' in
-    it could make one store's key equal another's.
-    """
-    problem = text_problem(value, MAX_STORE_LENGTH)
-    if problem is None and ":" in value:
-        problem = "has a ':' (stores are parts of keys separated by ':')"
-    return problem
+
+def store_problem(value: str) -> str | None:
+    """What makes ``value`` unfit to name a hub store (the X-Hub-Store header, ``?store=``,
+    HUB_STORE), or None when it is fit (``STORE_NAME_RULE``, at most ``MAX_STORE_LENGTH``)."""
+    if not value:
+        return "is empty"
+    if len(value) > MAX_STORE_LENGTH:
+        return f"is longer than {MAX_STORE_LENGTH} characters"
+    if _STORE_NAME.fullmatch(value):
+        return None
+    at, char = next(
+        (at, c)
+        for at, c in enumerate(value)
+        if not (c.isascii() and (c.isalnum() or (at > 0 and c in "._-")))
+    )
+    shown = repr(char) if char.isascii() and char.isprintable() else f"U+{ord(char):04X}"
+    return f"has {shown} at position {at}: {STORE_NAME_RULE}"
 
 
 def _printable_name(value: str) -> str:
