@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+import redis
 import requests
 
 from worker import logs, replication
@@ -190,16 +191,25 @@ def deliver(outbox: Outbox, integration: str, message_id: str, claim: str, s: Se
     parts = taken.parts_ahead + len(bodies)
     timeout = _timeout(s, taken.timeouts)
     for number in range(taken.part, parts + 1):
-        if number <= taken.parts_ahead:
-            stored = patiently(
-                lambda n=number: outbox.part_ahead(integration, message_id, n),
-                PATIENCE_SECONDS,
-                name,
-            )
-            body = part_ahead_body(message_id, number, parts, stored)
-        else:
-            body = bodies[number - taken.parts_ahead - 1]
-        failure = _push(body, taken, (number, parts), s, timeout)
+        try:
+            if number <= taken.parts_ahead:
+                stored = patiently(
+                    lambda n=number: outbox.part_ahead(integration, message_id, n),
+                    PATIENCE_SECONDS,
+                    name,
+                )
+                body = part_ahead_body(message_id, number, parts, stored)
+            else:
+                body = bodies[number - taken.parts_ahead - 1]
+            failure = _push(body, taken, (number, parts), s, timeout)
+        except redis.RedisError:
+            raise  # nothing can be recorded: the claim comes back when Redis does
+        except Exception as exc:
+            # Whatever went wrong (a header the HTTP client cannot encode, a part gone), it is
+            # a failed push: counted, on the back-off, dead after the budget; never a push left
+            # pending with no attempt and no error, taken again and again.
+            log.exception("push of %s/%s raised", integration, message_id)
+            failure = _Failure(_unexpected(exc))
         if failure is not None:
             return _failed(outbox, integration, message_id, claim, taken, failure, timeout, s)
         if number < parts and not patiently(
@@ -293,6 +303,13 @@ def _push(
         f"hub answered HTTP {response.status_code}: {excerpt(response.text)}",
         retry_after_seconds(response.headers.get("Retry-After")),
     )
+
+
+def _unexpected(exc: Exception) -> str:
+    """A failure no push should meet, as the record says it: its kind and words, any secret of
+    this process blanked out."""
+    said = logs.Redactor(logs.known_secrets()).redact(excerpt(str(exc)))
+    return f"{exc.__class__.__name__} while pushing: {said}" if said else exc.__class__.__name__
 
 
 def push_soon(outbox: Outbox, integration: str, message_id: str) -> None:

@@ -14,6 +14,7 @@ from tests.pipeline.conftest import HUB_STORE, HUB_TOKEN, stack_env
 from tests.pipeline.test_pipeline import order_message, poll_message
 from tests.support.servers import HubServer, ProviderServer
 from tests.support.stack import RedisServer, Stack, serving, wait_until
+from worker.records import record_key
 
 
 @contextlib.contextmanager
@@ -127,3 +128,38 @@ def test_an_answer_bigger_than_a_push_goes_out_in_parts_in_order(
     assert parts[-1]["parameters"] == [{"name": "acme.since", "value": 12_999}]
     assert all(p["parameters"] == [] for p in parts[:-1])
     assert len({p["delivery_id"] for p in pushes}) == len(parts)
+
+
+def test_a_push_that_raises_is_a_failed_attempt_with_its_reason_and_goes_dead_after_the_budget(
+    redis_server: RedisServer, provider: ProviderServer, hub: HubServer
+) -> None:
+    """A record whose store no push can carry in a header (written before stores were limited
+    to a safe set): every push raises UnicodeEncodeError inside the HTTP client. Each is a
+    failed attempt with its reason, on the back-off, and the delivery is dead after its budget:
+    not pending with no attempt and no error, forever."""
+    body = order_message()
+    settings = {"HUB_PUSH_MAX_ATTEMPTS": "4", "HUB_PUSH_RETRY_MAX_SECONDS": "1"}
+    with stack_with(redis_server, provider, hub, **settings) as stack:
+        with hub.lock:
+            hub.down = True  # the first push fails as usual: the delivery is retrying
+        try:
+            assert stack.post("/acme/send_order", body).status_code == 200
+            wait_until(
+                lambda: stack.record("acme", body["message_id"])["delivery"]["attempts"] >= 1,
+                timeout=20,
+                every=0.01,
+            )
+            stack.redis.client().hset(record_key("acme", body["message_id"]), "store", "店舗-1")
+        finally:
+            with hub.lock:
+                hub.down = False
+        delivery = wait_until(
+            lambda: (
+                (d := stack.record("acme", body["message_id"])["delivery"])["status"] == "dead"
+                and d
+            ),
+            timeout=40,
+        )
+    assert delivery["attempts"] == 4, delivery
+    assert "UnicodeEncodeError" in delivery["last_error"], delivery
+    assert hub.received(body["message_id"]) == []
