@@ -25,6 +25,7 @@ from worker.errors import ConfigurationError, HardError
 from worker.polling import ScheduleError, configured_polls
 from worker.runtime import redis_client
 from worker.settings import Settings
+from worker.webhooks import WebhookSecret
 
 Level = Literal["ok", "note", "problem"]
 REDIS_TIMEOUT_SECONDS = 3.0
@@ -147,8 +148,21 @@ def _integrations(extra_modules: str) -> Iterator[Check]:
                 f"not configured ({', '.join(missing)} not set): not polled, its messages are "
                 "refused",
             )
-            continue
-        yield Check(integration.name, "ok", _parameters(integration))
+        else:
+            yield Check(integration.name, "ok", _parameters(integration))
+        if integration.inbound is not None and integration.inbound.secret is not None:
+            yield _webhook(integration.inbound.secret, integration.name, not missing)
+
+
+def _webhook(secret: WebhookSecret, integration: str, configured: bool) -> Check:
+    """Whether an integration's webhook events can be verified. Without its secret every event
+    is refused (401): a problem when the integration is configured (every event its provider
+    sends is lost, only the poll finds what they said), a note when it is not."""
+    subject = f"webhooks/{integration}"
+    if problem := secret.problem():
+        said = f"{problem} (every event at /{subject} is refused 401)"
+        return Check(subject, "problem" if configured else "note", said)
+    return Check(subject, "ok", f"{secret.variable} set: events are verified")
 
 
 def _parameters(integration: registry.Integration) -> str:

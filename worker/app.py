@@ -42,9 +42,10 @@ from celery.signals import (
 from worker import delivery, logs, registry, runtime
 from worker.broker import MESSAGE_HEADER, QUEUED_AT_HEADER, BrokerView
 from worker.enqueue import Envelopes
+from worker.errors import refuse_to_start
 from worker.handling import handle
 from worker.intake import Unavailable, submit
-from worker.polling import POLL_TASK, configured_polls, poll_message
+from worker.polling import POLL_TASK, ScheduleError, configured_polls, poll_message
 from worker.scheduler import Scheduler
 from worker.sealing import sealer
 from worker.settings import settings
@@ -188,13 +189,19 @@ def poll(integration_name: str, service_name: str, every_seconds: int) -> str:
 
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
+    """The polls ``POLLS`` asks for; one that cannot be (an unknown service) stops the process
+    as it starts, web and worker too: they load this app."""
+    try:
+        polls = configured_polls(settings().polls, registry.integrations())
+    except ScheduleError as exc:
+        refuse_to_start(str(exc))
     return {
         p.entry_name: {
             "task": POLL_TASK,
             "schedule": float(p.every_seconds),
             "args": (p.integration, p.service, p.every_seconds),
         }
-        for p in configured_polls(settings().polls, registry.integrations())
+        for p in polls
     }
 
 

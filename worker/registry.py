@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from worker.errors import ConfigurationError, refuse_to_start
-from worker.webhooks import EventKey, Verifier, Webhook
+from worker.webhooks import EventKey, Verifier, Webhook, WebhookSecret
 
 if TYPE_CHECKING:
     from worker.hub import Answer
@@ -157,15 +157,22 @@ class Integration:
         return register
 
     def webhook(
-        self, *, message: str, payload: type[BaseModel], verify: Verifier, key: EventKey
+        self,
+        *,
+        message: str,
+        payload: type[BaseModel],
+        verify: Verifier,
+        key: EventKey,
+        secret: WebhookSecret | None = None,
     ) -> Callable[[Callable[[Job[Any]], Answer]], Callable[[Job[Any]], Answer]]:
         """Declare the provider's webhook: ``POST /webhooks/<integration>`` checks ``verify``,
         validates ``payload``, names the event with ``key`` and hands it to the decorated
-        handler as ``message``."""
+        handler as ``message``. ``secret`` is the secret ``verify`` checks signatures with, for
+        ``shiphub check`` to say whether it is set."""
         register_handler = self.service(WEBHOOK_SERVICE, message=message, payload=payload)
 
         def register(handle: Callable[[Job[Any]], Answer]) -> Callable[[Job[Any]], Answer]:
-            self.inbound = Webhook(self.name, message, payload, verify, key)
+            self.inbound = Webhook(self.name, message, payload, verify, key, secret)
             return register_handler(handle)
 
         return register
@@ -236,9 +243,13 @@ def load(extra_modules: str = "") -> dict[str, Integration]:
     registers its integration on import. Then check every integration's settings: every process
     (web, worker, beat) loads them when it starts, so an invalid value stops it there, naming
     the variable, instead of failing each message later."""
-    names = [*BUILTIN_MODULES, *(m.strip() for m in extra_modules.split(",") if m.strip())]
-    for module in names:
+    for module in BUILTIN_MODULES:
         importlib.import_module(module)
+    for module in (m.strip() for m in extra_modules.split(",") if m.strip()):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            refuse_to_start(f"SHIPHUB_INTEGRATION_MODULES: cannot import {module}: {exc}")
     for integration in _registry.values():
         _check(integration)
     return _registry

@@ -12,15 +12,18 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from worker.backoff import RetryPolicy
 from worker.errors import refuse_to_start
 from worker.hub import store_problem
 from worker.sealing import key_problem
+from worker.secret_settings import SecretsChecked
 
 
-class Settings(BaseSettings):
+class Settings(SecretsChecked):
+    # Every secret (ENDPOINT_KEY, HUB_ACCESS_TOKEN, OPS_PASSWORD...) must be one: not blank, no
+    # whitespace around it, no control character (``SecretsChecked``).
     # An empty variable is an unset one (TASK_MAX_ATTEMPTS= means no attempt limit).
     model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
 
@@ -126,6 +129,13 @@ class Settings(BaseSettings):
             return None
         return sentinels_in(self.redis_url, self.redis_sentinel_master)
 
+    @field_validator("hub_push_url")
+    @classmethod
+    def _push_url(cls, value: str | None) -> str | None:
+        if value is not None and (problem := http_url_problem(value)):
+            raise ValueError(problem)  # the URL is not repeated: it may hold a password
+        return value
+
     @field_validator("hub_store")
     @classmethod
     def _store_is_a_key_part(cls, value: str) -> str:
@@ -220,6 +230,20 @@ def sentinels_in(url: str, master: str = "mymaster") -> Sentinels:
     if not addresses:
         raise ValueError("REDIS_URL: no sentinel named")
     return Sentinels(tuple(addresses), master, dbs.pop() if dbs else 0, next(iter(passwords), None))
+
+
+def http_url_problem(url: str) -> str | None:
+    """What keeps ``url`` from being an http(s) URL requests can be sent to, or None."""
+    try:
+        where = urlsplit(url)
+        where.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return "is not a URL"
+    if where.scheme not in ("http", "https") or not where.hostname:
+        return "must be an http(s) URL (http://host[:port]/path)"
+    if url != url.strip() or not url.isprintable():
+        return "has whitespace or a control character"
+    return None
 
 
 def _hidden(part: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 from worker.hub import message_id_problem
+from worker.secret_settings import webhook_secret_problem
 
 # The raw body and the request headers → None when the provider signed it, else what is wrong
 # (never the signature or the secret themselves).
@@ -28,12 +29,31 @@ EventKey = Callable[[Any], str]
 
 
 @dataclass(frozen=True)
+class WebhookSecret:
+    """The secret a provider signs its events with: the variable it is set in, and how to read
+    it now. ``problem()`` says what keeps events from being verified (not set, or unfit:
+    ``webhook_secret_problem``), never its value; ``shiphub check`` says it too."""
+
+    variable: str
+    read: Callable[[], SecretStr | None]
+
+    def problem(self) -> str | None:
+        key = self.read()
+        if key is None or not key.get_secret_value():
+            return f"{self.variable} is not set: events cannot be verified, so none is taken"
+        if problem := webhook_secret_problem(key.get_secret_value()):
+            return f"{self.variable} {problem}: events cannot be verified, so none is taken"
+        return None
+
+
+@dataclass(frozen=True)
 class Webhook:
     integration: str
     message: str  # what an event becomes, e.g. "shipping_orders:order:event"
     payload: type[BaseModel]
     verify: Verifier
     key: EventKey
+    secret: WebhookSecret | None = None  # what ``verify`` checks signatures with, if a secret
 
 
 def event_message_id(webhook: Webhook, key: str) -> str:
@@ -45,15 +65,16 @@ def event_message_id(webhook: Webhook, key: str) -> str:
     return f"webhook:{hashlib.sha256(key.encode()).hexdigest()[:40]}"
 
 
-def hex_hmac_sha256(header: str, secret: Callable[[], SecretStr | None], variable: str) -> Verifier:
+def hex_hmac_sha256(header: str, secret: WebhookSecret) -> Verifier:
     """A verifier for ``header: hex(HMAC-SHA256(secret, raw body))``, compared in constant time.
-    Without a secret configured every event is refused: an unsigned event could move any
+    Without a fit secret configured every event is refused: an unsigned event could move any
     shipment."""
 
     def verify(headers: Mapping[str, str], body: bytes) -> str | None:
-        key = secret()
-        if key is None or not key.get_secret_value():
-            return f"{variable} is not set: events cannot be verified, so none is taken"
+        if problem := secret.problem():
+            return problem
+        key = secret.read()
+        assert key is not None  # problem() said it is set
         given = headers.get(header, "").strip().lower()
         if not given:
             return f"The {header} header is missing or empty"

@@ -175,3 +175,75 @@ def test_without_endpoint_key_nothing_starts_unless_insecure_development_is_expl
     found = findings(insecure)
     assert found["ENDPOINT_KEY"][0] == found["SHIPHUB_SECRET_KEY"][0] == "note"
     assert "SHIPHUB_INSECURE_DEV" in found["ENDPOINT_KEY"][1]
+
+
+def test_settings_that_look_valid_are_named_a_missing_webhook_secret_too(
+    cli_stack: Stack, simulator_process: DotcomSimulator, hub: HubServer
+) -> None:
+    """A JSON lookup with a bracket missing, a configured integration that takes webhooks with
+    no secret to verify them: each is a problem, named; an unfit secret is named, not said."""
+    secret = "webhook-secret-that-must-not-show"
+    broken = check_env(
+        cli_stack,
+        simulator_process,
+        hub,
+        DOTCOM_SHIPPING_LOOKUP='[{"Standard": "03"}',
+        SHIPPING_ORDERS_API_URL=f"http://127.0.0.1:{free_port()}",
+        SHIPPING_ORDERS_WEBHOOK_SECRET=None,
+    )
+    unfit = {
+        **broken,
+        "DOTCOM_SHIPPING_LOOKUP": None,
+        "ECOMDASH_CARRIER_LOOKUP": '{"UPS": 1',
+        "SHIPPING_ORDERS_WEBHOOK_SECRET": f"{secret} ",
+    }
+
+    first = run_shiphub("check", env=broken)
+    second = run_shiphub("check", env=unfit)
+
+    assert first.code == 1, first
+    found = findings(first)
+    assert found["dotcom"][0] == "problem"
+    assert "DOTCOM_SHIPPING_LOOKUP: shipping_lookup is not valid JSON" in found["dotcom"][1]
+    assert found["webhooks/shipping_orders"] == (
+        "problem",
+        "SHIPPING_ORDERS_WEBHOOK_SECRET is not set: events cannot be verified, so none is "
+        "taken (every event at /webhooks/shipping_orders is refused 401)",
+    )
+    assert second.code == 1, second
+    found = findings(second)
+    assert found["ecomdash"][0] == "problem"
+    assert "ECOMDASH_CARRIER_LOOKUP: carrier_lookup is not valid JSON" in found["ecomdash"][1]
+    assert found["shipping_orders"][0] == "problem"
+    assert (
+        "SHIPPING_ORDERS_WEBHOOK_SECRET: Value error, has leading or trailing whitespace"
+        in (found["shipping_orders"][1])
+    )
+    assert secret not in second.out + second.err
+
+
+def test_a_webhook_secret_is_said_set_and_an_unconfigured_integrations_missing_one_is_a_note(
+    cli_stack: Stack, simulator_process: DotcomSimulator, hub: HubServer
+) -> None:
+    configured = check_env(
+        cli_stack,
+        simulator_process,
+        hub,
+        SHIPPING_ORDERS_API_URL=f"http://127.0.0.1:{free_port()}",
+        SHIPPING_ORDERS_WEBHOOK_SECRET="webhook-secret-0123456789",
+    )
+    unconfigured = {
+        **configured,
+        "SHIPPING_ORDERS_API_URL": None,
+        "SHIPPING_ORDERS_WEBHOOK_SECRET": None,
+    }
+
+    said_set = findings(run_shiphub("check", env=configured))
+    said_unset = findings(run_shiphub("check", env=unconfigured))
+
+    assert said_set["webhooks/shipping_orders"] == (
+        "ok",
+        "SHIPPING_ORDERS_WEBHOOK_SECRET set: events are verified",
+    )
+    assert said_unset["webhooks/shipping_orders"][0] == "note"
+    assert "SHIPPING_ORDERS_WEBHOOK_SECRET is not set" in said_unset["webhooks/shipping_orders"][1]

@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings
 
 from worker.errors import ConfigurationError, HardError
 from worker.job import Job
+from worker.secret_settings import SecretsChecked
 
 S = TypeVar("S", bound=BaseSettings)
 T = TypeVar("T")
@@ -65,6 +66,27 @@ def start_up_check(read: Callable[[], S], required: Callable[[S], Sequence[str]]
     return list(required(s))
 
 
+def parsed_at_start(
+    provider: str, variable: str, raw: str | None, parse: Callable[[str], object]
+) -> None:
+    """A structured setting (a JSON lookup, a cursor) parsed when a process starts, with the
+    parser a message's parameter meets: what it refuses (a HardError's reasons, a ValueError's
+    text) stops the process, naming the variable, instead of failing every message later."""
+    if raw is None or raw == "":
+        return
+    try:
+        parse(raw)
+    except HardError as exc:
+        reasons = exc.reasons
+    except ValueError as exc:
+        reasons = [str(exc)]
+    else:
+        return
+    raise ConfigurationError(
+        f"{provider} configuration is invalid: {variable}: {'; '.join(reasons)}"
+    )
+
+
 def http_url(value: str | None) -> str | None:
     """A settings validator: an http(s) base URL, without its trailing '/'."""
     if value is None:
@@ -74,11 +96,12 @@ def http_url(value: str | None) -> str | None:
     return value.rstrip("/")
 
 
-class ProviderSettings(BaseSettings):
+class ProviderSettings(SecretsChecked):
     """What every provider's ``<NAME>_*`` settings share: the API's base URL, with no default
     (a forgotten setting must not send anything anywhere unnoticed: ``bin/run`` and the tests
     point it at the simulator), and the timeouts of one request. A provider subclasses it with
-    its ``env_prefix``, its name and its own settings."""
+    its ``env_prefix``, its name and its own settings. Every secret among them must be one
+    (``SecretsChecked``: not blank, no whitespace around it, no control character)."""
 
     provider: ClassVar[str] = ""
     api_url_hint: ClassVar[str] = ""  # what to set the URL to, said when it is unset

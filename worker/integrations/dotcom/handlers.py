@@ -20,6 +20,7 @@ from worker.integrations.dotcom.documents import Release, is_duplicate_order
 from worker.integrations.dotcom.mapping import (
     DotcomOrder,
     SentShipment,
+    checked_shipping_methods,
     distinct,
     dotcom_order,
     dotcom_time,
@@ -34,11 +35,16 @@ from worker.integrations.dotcom.settings import (
     CURSOR,
     PROVIDER,
     DotcomSettings,
-    check_settings,
     dotcom_settings,
     load_config,
 )
-from worker.integrations.kit import CURSOR_RANGE, batched, credential, invalid_credential
+from worker.integrations.kit import (
+    CURSOR_RANGE,
+    batched,
+    credential,
+    invalid_credential,
+    parsed_at_start,
+)
 from worker.job import Job, LookFirst
 from worker.registry import Integration, Requirement, Schedule
 
@@ -50,6 +56,23 @@ ALREADY_SENT = "Shipment already sent to Dotcom Distribution"
 POLLED = "Polled Dotcom Distribution shipments"
 RECALL_BATCH = 1000  # releases read from memory, confirmed and sent ahead together
 UNKNOWN_SHOWN = 50
+
+
+def check_settings() -> list[str]:
+    """``DOTCOM_*`` when a process starts: each value valid (``DotcomSettings.check``), and the
+    lookup and the cursor the environment gives parsed as a message's parameters are (every
+    ship-method code of the lookup checked). Returns the required variables that are unset."""
+    missing = DotcomSettings.check()
+    s = dotcom_settings()
+    parsed_at_start(PROVIDER, "DOTCOM_SHIPPING_LOOKUP", s.shipping_lookup, checked_shipping_methods)
+    parsed_at_start(
+        PROVIDER,
+        "DOTCOM_LAST_POLLING_DATETIME",
+        s.last_polling_datetime,
+        lambda raw: read_cursor(raw, s.zone),
+    )
+    return missing
+
 
 dotcom = registry.register(
     Integration(
@@ -174,8 +197,13 @@ def cursor_of(job: Job[Any], zone: ZoneInfo) -> tuple[str | None, datetime | Non
     raw = job.parameters.get(CURSOR)
     if raw in (None, ""):
         return None, None
+    return str(raw), read_cursor(str(raw), zone)
+
+
+def read_cursor(raw: str, zone: ZoneInfo) -> datetime:
+    """The cursor parameter as a time; a HardError saying what it should be."""
     try:
-        return str(raw), parse_cursor(str(raw), zone)
+        return parse_cursor(raw, zone)
     except ValueError:
         raise HardError(
             f"Invalid {CURSOR}",

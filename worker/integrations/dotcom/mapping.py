@@ -318,12 +318,30 @@ def ship_method_code(method: str, methods: Mapping[str, str], problems: Problems
             f"Shipping method {method!r} is not in shipping_lookup; known methods: {known}"
         )
         return ""
+    if problem := ship_method_problem(method, code):
+        problems.add(problem)
+    return code
+
+
+def ship_method_problem(method: str, code: str) -> str | None:
+    """What keeps ``code`` (what shipping_lookup maps ``method`` to) from being Dotcom's
+    ship-method, or None."""
     if not code or not is_plain_identifier(code) or len(code) > SHIP_METHOD_MAX:
-        problems.add(
+        return (
             f"shipping_lookup maps {method!r} to {code!r}; Dotcom's ship-method is a code of "
             f"1 to {SHIP_METHOD_MAX} ASCII characters"
         )
-    return code
+    return None
+
+
+def checked_shipping_methods(raw: Any) -> dict[str, str]:
+    """``shipping_methods``, with every code checked (a message checks only its own method's):
+    for the lookup a setting gives, at start-up."""
+    methods = shipping_methods(raw)
+    problems = [p for m, c in methods.items() if (p := ship_method_problem(m, c))]
+    if problems:
+        raise HardError("Invalid shipping_lookup", problems)
+    return methods
 
 
 def dotcom_order(ready: ShipmentReady, methods: Mapping[str, str], today: date) -> DotcomOrder:

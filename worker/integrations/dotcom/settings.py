@@ -24,8 +24,9 @@ API_URL_HINT = "set it to Dotcom's API base URL (its test service and the live o
 
 
 class DotcomSettings(CreatingProviderSettings):
-    """``DOTCOM_*`` environment configuration, checked when a process starts (``check_settings``)
-    and read when a message is handled. An empty variable is an unset one."""
+    """``DOTCOM_*`` environment configuration, checked when a process starts
+    (``handlers.check_settings``) and read when a message is handled. An empty variable is an
+    unset one."""
 
     model_config = SettingsConfigDict(env_prefix="DOTCOM_", extra="ignore", env_ignore_empty=True)
 
@@ -69,10 +70,6 @@ class DotcomSettings(CreatingProviderSettings):
 def dotcom_settings() -> DotcomSettings:
     """The current ``DOTCOM_*`` settings; a bad value is a hard error naming the variable."""
     return DotcomSettings.current()
-
-
-def check_settings() -> list[str]:
-    return DotcomSettings.check()
 
 
 def load_config() -> dict[str, Any]:

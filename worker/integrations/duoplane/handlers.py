@@ -44,11 +44,17 @@ from worker.integrations.duoplane.settings import (
     CURSOR,
     PROVIDER,
     DuoplaneSettings,
-    check_settings,
     duoplane_settings,
     load_config,
 )
-from worker.integrations.kit import CURSOR_RANGE, batched, credential, invalid_credential, listing
+from worker.integrations.kit import (
+    CURSOR_RANGE,
+    batched,
+    credential,
+    invalid_credential,
+    listing,
+    parsed_at_start,
+)
 from worker.job import Job, LookFirst
 from worker.pacing import Bucket
 from worker.registry import Integration, Requirement, Schedule
@@ -64,6 +70,16 @@ POLLED = "Polled Duoplane shipments"
 DELIVERED = "delivered"  # per confirmation (delivered_key): what send_tracking created
 CONFIRMED = "confirmed"  # per Duoplane shipment id: the hub knows it (sent or polled)
 BATCH = 1000  # shipments confirmed and sent ahead together
+
+
+def check_settings() -> list[str]:
+    """``DUOPLANE_*`` when a process starts: each value valid (``DuoplaneSettings.check``), and
+    the cursor parsed as a message's parameter is. Returns the unset required ones."""
+    missing = DuoplaneSettings.check()
+    cursor = duoplane_settings().last_polling_datetime
+    parsed_at_start(PROVIDER, "DUOPLANE_LAST_POLLING_DATETIME", cursor, read_cursor)
+    return missing
+
 
 duoplane = registry.register(
     Integration(
@@ -277,8 +293,13 @@ def cursor_of(job: Job[Any]) -> datetime | None:
     raw = job.parameters.get(CURSOR)
     if raw in (None, ""):
         return None
+    return read_cursor(str(raw))
+
+
+def read_cursor(raw: str) -> datetime:
+    """The cursor parameter as a time; a HardError saying what it should be."""
     try:
-        return parse_cursor(str(raw))
+        return parse_cursor(raw)
     except ValueError:
         raise HardError(
             f"Invalid {CURSOR}",

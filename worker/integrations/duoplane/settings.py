@@ -50,10 +50,6 @@ def duoplane_settings() -> DuoplaneSettings:
     return DuoplaneSettings.current()
 
 
-def check_settings() -> list[str]:
-    return DuoplaneSettings.check()
-
-
 def load_config() -> dict[str, Any]:
     """Parameters from the environment, as the hub names them, for scheduled polls and for
     messages that carry none."""

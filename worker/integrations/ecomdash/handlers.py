@@ -31,11 +31,10 @@ from worker.integrations.ecomdash.mapping import (
 from worker.integrations.ecomdash.settings import (
     PROVIDER,
     EcomdashSettings,
-    check_settings,
     ecomdash_settings,
     load_config,
 )
-from worker.integrations.kit import credential
+from worker.integrations.kit import credential, parsed_at_start
 from worker.job import Job
 from worker.pacing import Bucket, Slots
 from worker.registry import Integration, Requirement
@@ -43,6 +42,16 @@ from worker.registry import Integration, Requirement
 DELIVERED = "delivered"  # handler memory: delivery key -> the message that delivered it
 OPERATION = "submitTrackingInfo"
 BURST = 10  # calls the pacing bucket lets through at once; the rest of the minute is paced
+
+
+def check_settings() -> list[str]:
+    """``ECOMDASH_*`` when a process starts: each value valid (``EcomdashSettings.check``), and
+    the carrier lookup parsed as a message's parameter is. Returns the unset required ones."""
+    missing = EcomdashSettings.check()
+    lookup = ecomdash_settings().carrier_lookup
+    parsed_at_start(PROVIDER, "ECOMDASH_CARRIER_LOOKUP", lookup, carrier_ids)
+    return missing
+
 
 ecomdash = registry.register(
     Integration(

@@ -60,10 +60,6 @@ def ecomdash_settings() -> EcomdashSettings:
     return EcomdashSettings.current()
 
 
-def check_settings() -> list[str]:
-    return EcomdashSettings.check()
-
-
 def load_config() -> dict[str, Any]:
     """Parameters from the environment, as the hub names them, for messages that carry none."""
     s = ecomdash_settings()

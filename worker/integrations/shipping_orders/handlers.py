@@ -26,7 +26,7 @@ from pydantic import SecretStr, ValidationError
 from worker import registry
 from worker.errors import HardError
 from worker.hub import Answer, PollPayload, ShipmentChanged, ShipmentReady, ShipmentReference
-from worker.integrations.kit import CURSOR_RANGE, credential, listing
+from worker.integrations.kit import CURSOR_RANGE, credential, listing, parsed_at_start
 from worker.integrations.shipping_orders.client import Account, ShippingOrdersClient
 from worker.integrations.shipping_orders.mapping import (
     RECEIVED,
@@ -50,7 +50,8 @@ from worker.integrations.shipping_orders.mapping import (
 from worker.integrations.shipping_orders.settings import (
     CURSOR,
     PROVIDER,
-    check_settings,
+    WEBHOOK_SECRET_VARIABLE,
+    ShippingOrdersSettings,
     load_config,
     shipping_orders_settings,
     webhook_secret,
@@ -58,7 +59,7 @@ from worker.integrations.shipping_orders.settings import (
 from worker.job import Job, LookFirst
 from worker.registry import Integration, Requirement, Schedule
 from worker.status import Progress, ShipmentStatus, is_news
-from worker.webhooks import hex_hmac_sha256
+from worker.webhooks import WebhookSecret, hex_hmac_sha256
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,17 @@ CANCELLED = "ORDER_CANCELLED"  # what a 2xx to a cancel says, when its answer ca
 SIGNATURE_HEADER = "X-DS-Signature"
 PROGRESS = "progress"  # handler memory: what the hub was last told of each shipment
 SENT_KIND = "sent"
+
+
+def check_settings() -> list[str]:
+    """``SHIPPING_ORDERS_*`` when a process starts: each value valid (the webhook secret fit to
+    verify with: ``ShippingOrdersSettings.check``), and the cursor parsed as a message's
+    parameter is. Returns the unset required ones."""
+    missing = ShippingOrdersSettings.check()
+    cursor = shipping_orders_settings().last_polling_datetime
+    parsed_at_start(PROVIDER, "SHIPPING_ORDERS_LAST_POLLING_DATETIME", cursor, read_cursor)
+    return missing
+
 
 shipping_orders = registry.register(
     Integration(
@@ -346,8 +358,13 @@ def cursor_of(job: Job[Any]) -> tuple[str | None, datetime | None]:
     raw = job.parameters.get(CURSOR)
     if raw in (None, ""):
         return None, None
+    return str(raw), read_cursor(str(raw))
+
+
+def read_cursor(raw: str) -> datetime:
+    """The cursor parameter as a time; a HardError saying what it should be."""
     try:
-        return str(raw), parse_cursor(str(raw))
+        return parse_cursor(raw)
     except ValueError:
         raise HardError(
             f"Invalid {CURSOR}",
@@ -457,6 +474,9 @@ def warn_unknown(job: Job[Any], answer: Answer, numbers: list[str]) -> None:
         )
 
 
+WEBHOOK_SECRET = WebhookSecret(WEBHOOK_SECRET_VARIABLE, webhook_secret)
+
+
 def event_key(order: ApiOrder) -> str:
     """An event's identity: the order, its status and when it changed."""
     return f"{order.orderExternalId}:{order.status}:{order.lastUpdatedAt or ''}"
@@ -465,7 +485,8 @@ def event_key(order: ApiOrder) -> str:
 @shipping_orders.webhook(
     message="shipping_orders:order:event",
     payload=ApiOrder,
-    verify=hex_hmac_sha256(SIGNATURE_HEADER, webhook_secret, "SHIPPING_ORDERS_WEBHOOK_SECRET"),
+    verify=hex_hmac_sha256(SIGNATURE_HEADER, WEBHOOK_SECRET),
+    secret=WEBHOOK_SECRET,
     key=event_key,
 )
 def order_event(job: Job[ApiOrder]) -> Answer:

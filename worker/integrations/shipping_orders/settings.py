@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from worker.integrations.kit import CreatingProviderSettings
+from worker.secret_settings import webhook_secret_problem
 
 PROVIDER = "Shipping Order API"
 CURSOR = "last_polling_datetime"
 API_URL_VARIABLE = "SHIPPING_ORDERS_API_URL"
+WEBHOOK_SECRET_VARIABLE = "SHIPPING_ORDERS_WEBHOOK_SECRET"
 
 
 class ShippingOrdersSettings(CreatingProviderSettings):
@@ -30,7 +32,8 @@ class ShippingOrdersSettings(CreatingProviderSettings):
     tenant_id: str | None = None
     location_external_id: str | None = None
     # The secret the provider signs webhooks with (X-DS-Signature); without it webhooks are
-    # refused.
+    # refused. One that is unfit (``webhook_secret_problem``: blank, too short...) stops the
+    # process at start-up.
     webhook_secret: SecretStr | None = None
     # The initial cursor, until a poll has stored one.
     last_polling_datetime: str | None = None
@@ -42,13 +45,16 @@ class ShippingOrdersSettings(CreatingProviderSettings):
     # Orders per list page (the API's maximum is 1000).
     page_size: int = Field(1000, ge=1, le=1000)
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _fit_to_verify(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (problem := webhook_secret_problem(value.get_secret_value())):
+            raise ValueError(problem)
+        return value
+
 
 def shipping_orders_settings() -> ShippingOrdersSettings:
     return ShippingOrdersSettings.current()
-
-
-def check_settings() -> list[str]:
-    return ShippingOrdersSettings.check()
 
 
 def webhook_secret() -> SecretStr | None:
