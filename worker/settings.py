@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
+from redis.connection import parse_url
 
 from worker.backoff import RetryPolicy
 from worker.errors import refuse_to_start
@@ -120,6 +121,8 @@ class Settings(SecretsChecked):
     def _redis_url(cls, value: str) -> str:
         if value.startswith("sentinel://"):
             sentinels_in(value)  # raises ValueError naming the problem
+        else:
+            parse_url(value)  # raises ValueError naming the problem (never the password)
         return value
 
     @property
@@ -233,16 +236,19 @@ def sentinels_in(url: str, master: str = "mymaster") -> Sentinels:
 
 
 def http_url_problem(url: str) -> str | None:
-    """What keeps ``url`` from being an http(s) URL requests can be sent to, or None."""
+    """What keeps ``url`` from being an http(s) URL requests can be sent to, or None (the URL
+    is not repeated: it may hold a password)."""
     try:
         where = urlsplit(url)
         where.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
-        return "is not a URL"
-    if where.scheme not in ("http", "https") or not where.hostname:
-        return "must be an http(s) URL (http://host[:port]/path)"
-    if url != url.strip() or not url.isprintable():
-        return "has whitespace or a control character"
+        return "must be an http(s) URL (its host or port cannot be read)"
+    if where.scheme not in ("http", "https"):
+        return "must be an http(s) URL"
+    if not where.hostname:
+        return "must be an http(s) URL with a host (http://host[:port]/path)"
+    if url != url.strip() or not url.isprintable() or " " in url:
+        return "must be an http(s) URL without spaces or control characters"
     return None
 
 

@@ -40,6 +40,8 @@ SECRET = "a-secret-value-0123456789"
         ),
         ("POLLS", "dotcom.nothing", "unknown service"),
         ("HUB_PUSH_URL", "hub.example.com/push", "http(s) URL"),
+        ("DOTCOM_API_URL", "http://", "with a host"),
+        ("REDIS_URL", "127.0.0.1:6379", "REDIS_URL"),
         ("SHIPHUB_INTEGRATION_MODULES", "no_such_module_here", "no_such_module_here"),
         # A store name outside the safe set (its pushes could not carry it in a header).
         ("HUB_STORE", "店舗-1", "letters"),
@@ -79,6 +81,7 @@ def test_web_worker_and_beat_stop_at_start_naming_an_invalid_setting(
         ("DOTCOM_PASSWORD", f"{SECRET}\t"),
         ("HUB_ACCESS_TOKEN", f"{SECRET} "),
         ("OPS_PASSWORD", f"\t{SECRET}"),
+        ("REDIS_URL", f"redis://:{SECRET}@127.0.0.1:port/0"),
     ],
 )
 def test_a_secret_that_is_unfit_stops_every_process_without_its_value_being_said(

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings
 from worker.errors import ConfigurationError, HardError
 from worker.job import Job
 from worker.secret_settings import SecretsChecked
+from worker.settings import http_url_problem
 
 S = TypeVar("S", bound=BaseSettings)
 T = TypeVar("T")
@@ -88,11 +89,12 @@ def parsed_at_start(
 
 
 def http_url(value: str | None) -> str | None:
-    """A settings validator: an http(s) base URL, without its trailing '/'."""
+    """A settings validator: an http(s) base URL (``http_url_problem``), without its trailing
+    '/'."""
     if value is None:
         return None
-    if not value.startswith(("https://", "http://")):
-        raise ValueError("must be an http(s) URL")
+    if problem := http_url_problem(value):
+        raise ValueError(problem)
     return value.rstrip("/")
 
 
