@@ -1,4 +1,5 @@
-"""gunicorn's configuration beyond the Procfile's command line: its logs.
+"""gunicorn's configuration beyond the Procfile's command line: its logs, and a control socket
+of each receiver's own.
 
 gunicorn reads ``./gunicorn.conf.py`` by default, so every way of starting the receiver from the
 checkout (the Procfile, ``bin/run``, the tests) gets the same structured lines as the workers
@@ -7,11 +8,20 @@ log, one line per request, go through the root logger's handler at ``LOG_LEVEL``
 gives the method, the path without its query string (a query may carry a secret), the status,
 the size and the time taken, and the message it was about (for a message or event offered, what
 became of it: the intake); never a request header.
+
+gunicorn 25 and later open a control socket (for ``gunicornc``) at one path per user by default,
+``$XDG_RUNTIME_DIR/gunicorn.ctl`` or ``~/.gunicorn/gunicorn.ctl``: a second gunicorn on the host
+takes the first one's path, and stopping either deletes the socket the other is serving. Each
+receiver gets its own instead, named after the address it listens on, in the same directory
+(``~/.gunicorn/shiphub-127.0.0.1-8000.ctl``): ``gunicornc -s <that path>`` reaches that receiver's
+master. A ``--control-socket`` or ``--no-control-socket`` given to gunicorn is kept.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -60,6 +70,31 @@ class StructuredLogger(glogging.Logger):
             )
         finally:
             logs.clear()  # this greenlet may serve the connection's next request
+
+
+# gunicorn reads every name of this module that is a setting's name as that setting: helpers are
+# named otherwise (``own_control_socket``, not ``control_socket``).
+
+
+def own_control_socket(default: str, addresses: list[Any]) -> str:
+    """This receiver's control socket: gunicorn's default directory, a name of its own made from
+    the addresses it listens on (only one gunicorn can listen on an address)."""
+    listens_on = "_".join(
+        "-".join(map(str, address)) if isinstance(address, tuple) else str(address)
+        for address in addresses
+    )
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", listens_on).strip("-") or str(os.getpid())
+    return os.path.join(os.path.dirname(default), f"shiphub-{name}.ctl")
+
+
+def on_starting(server: Any) -> None:
+    """gunicorn's hook before it listens and starts its control socket: the socket's path, if
+    the command line left gunicorn's one-per-user default."""
+    cfg = server.cfg
+    if "control_socket" not in cfg.settings:  # gunicorn before 25: no control socket
+        return
+    if cfg.control_socket == cfg.settings["control_socket"].default:
+        cfg.set("control_socket", own_control_socket(cfg.control_socket, cfg.address))
 
 
 logger_class = StructuredLogger
