@@ -16,7 +16,9 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("SHIPHUB_STATE_DIR", ROOT / ".run"))
@@ -62,25 +64,93 @@ DEFAULTS = {
     "ECOMDASH_CARRIER_LOOKUP": '{"UPS": 1, "FedEx": 2, "USPS": 3}',
     "SPECTRUM_API_URL": f"http://127.0.0.1:{SPECTRUM_SIM_PORT}",
     "SPECTRUM_API_TOKEN": "demo-spectrum-token",
-    "POLLS": "dotcom.tracking=60,shipping_orders.tracking=60,duoplane.tracking=60",
     "WORKER_CONCURRENCY": "8",
     "WEB_CONCURRENCY": "1",
 }
 
 
-# (process name, module, the API URL variable that points at it, port)
+# The polls of the providers on their simulators (unless POLLS is given): every 60 s.
+SIMULATOR_POLLS = {
+    "dotcom": "dotcom.tracking=60",
+    "shipping_orders": "shipping_orders.tracking=60",
+    "duoplane": "duoplane.tracking=60",
+}
+
+
+@dataclass(frozen=True)
+class Simulator:
+    """A provider's simulator: its process, module, the API URL variable that points at it,
+    its port, and the integration it stands in for."""
+
+    name: str
+    module: str
+    variable: str
+    port: int
+    integration: str
+
+    def serves(self, env: dict[str, str]) -> bool:
+        """Whether the provider's API URL is this simulator's: http on 127.0.0.1 at its port,
+        with no user or password (``http://127.0.0.1:8101@elsewhere`` is elsewhere)."""
+        try:
+            where = urlsplit(env[self.variable])
+            return (
+                where.scheme == "http"
+                and where.hostname == "127.0.0.1"
+                and where.port == self.port
+                and where.username is None
+                and where.password is None
+            )
+        except ValueError:
+            return False
+
+
 SIMULATORS = (
-    ("dotcom-simulator", "simulators.dotcom", "DOTCOM_API_URL", DOTCOM_SIM_PORT),
-    (
+    Simulator("dotcom-simulator", "simulators.dotcom", "DOTCOM_API_URL", DOTCOM_SIM_PORT, "dotcom"),
+    Simulator(
         "shipping-orders-simulator",
         "simulators.shipping_orders",
         "SHIPPING_ORDERS_API_URL",
         SHIPPING_ORDERS_SIM_PORT,
+        "shipping_orders",
     ),
-    ("duoplane-simulator", "simulators.duoplane", "DUOPLANE_API_URL", DUOPLANE_SIM_PORT),
-    ("spectrum-simulator", "simulators.spectrum", "SPECTRUM_API_URL", SPECTRUM_SIM_PORT),
-    ("ecomdash-simulator", "simulators.ecomdash", "ECOMDASH_API_URL", ECOMDASH_SIM_PORT),
+    Simulator(
+        "ecomdash-simulator",
+        "simulators.ecomdash",
+        "ECOMDASH_API_URL",
+        ECOMDASH_SIM_PORT,
+        "ecomdash",
+    ),
+    Simulator(
+        "duoplane-simulator",
+        "simulators.duoplane",
+        "DUOPLANE_API_URL",
+        DUOPLANE_SIM_PORT,
+        "duoplane",
+    ),
+    Simulator(
+        "spectrum-simulator",
+        "simulators.spectrum",
+        "SPECTRUM_API_URL",
+        SPECTRUM_SIM_PORT,
+        "spectrum",
+    ),
 )
+
+
+def simulated(env: dict[str, str]) -> set[str]:
+    """The integrations whose API URL is their simulator's: the only ones the demo and the
+    default polls talk to."""
+    return {sim.integration for sim in SIMULATORS if sim.serves(env)}
+
+
+def shown_url(url: str) -> str:
+    """A URL as it may be printed: without user, password and query (any may hold a secret)."""
+    try:
+        where = urlsplit(url)
+        host = f"{where.hostname}:{where.port}" if where.port else where.hostname or ""
+    except ValueError:
+        return "(not a URL)"
+    return urlunsplit((where.scheme, host, where.path, "", ""))
 
 
 def say(text: str) -> None:
@@ -166,11 +236,10 @@ class Stack:
 
     def simulators(self) -> None:
         """Each provider's simulator, unless its API URL was pointed elsewhere."""
-        for name, module, variable, port in SIMULATORS:
-            if not self.env[variable].startswith(f"http://127.0.0.1:{port}"):
-                continue
-            self.start(name, [sys.executable, "-m", module, "--port", str(port)])
-            wait_port(port, f"the {name}")
+        for sim in SIMULATORS:
+            if sim.serves(self.env):
+                self.start(sim.name, [sys.executable, "-m", sim.module, "--port", str(sim.port)])
+                wait_port(sim.port, f"the {sim.name}")
 
     def services(self) -> None:
         for name, command in procfile().items():
@@ -212,6 +281,10 @@ def local_secret_key() -> str:
 
 def environment() -> dict[str, str]:
     env = {**DEFAULTS, **os.environ}
+    # Polled: the providers on their simulators, never an account of yours unless POLLS says.
+    if not os.environ.get("POLLS"):
+        ours = simulated(env)
+        env["POLLS"] = ",".join(p for i, p in SIMULATOR_POLLS.items() if i in ours) or "off"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(ROOT)
     if not env.get("SHIPHUB_SECRET_KEY"):
@@ -231,9 +304,9 @@ def taken_ports(env: dict[str, str]) -> list[str]:
     """The ports this run would listen on that something else already holds (Redis aside: one
     already listening on its port is used)."""
     wanted = {"the receiver (PORT)": env["PORT"], "Flower (FLOWER_PORT)": env["FLOWER_PORT"]}
-    for name, _module, variable, port in SIMULATORS:
-        if env[variable].startswith(f"http://127.0.0.1:{port}"):
-            wanted[f"the {name}"] = str(port)
+    for sim in SIMULATORS:
+        if sim.serves(env):
+            wanted[f"the {sim.name}"] = str(sim.port)
     return [
         f"port {port} ({what}) is in use" for what, port in wanted.items() if port_open(int(port))
     ]
@@ -260,16 +333,25 @@ def main() -> int:
         say(f"receiver   {base}/   (integrations: {base}/dotcom/endpoint.json)")
         say(f"flower     http://127.0.0.1:{env['FLOWER_PORT']}/")
         say(f"metrics    {base}/metrics      health: {base}/healthz")
-        say(f"dotcom sim {env['DOTCOM_API_URL']}")
-        say(f"shipping orders sim {env['SHIPPING_ORDERS_API_URL']}")
-        say(f"  its webhooks to   {base}/webhooks/shipping_orders")
-        for name in ("ECOMDASH", "DUOPLANE", "SPECTRUM"):
-            say(f"{name.lower()} sim {env[f'{name}_API_URL']}")
+        ours = simulated(env)
+        for sim in SIMULATORS:
+            label = sim.integration.replace("_", " ")
+            if sim.integration in ours:
+                say(f"{label} sim {env[sim.variable]}")
+                if sim.integration == "shipping_orders":
+                    say(f"  its webhooks to   {base}/webhooks/shipping_orders")
+            else:
+                say(
+                    f"{label}: {sim.variable} is not bin/run's simulator "
+                    f"({shown_url(env[sim.variable])}): its simulator is not started, the demo "
+                    f"skips {sim.integration}, and it is polled only if POLLS says so"
+                )
+        say(f"polls      {env['POLLS']}")
         say(f"logs       {STATE}/*.log      Ctrl-C stops everything")
         if env.get("SHIPHUB_DEMO", "1") != "0":
             from devstack.demo import run_demo
 
-            run_demo(base, env)
+            run_demo(base, env, simulated=ours)
         return stack.watch()
     except KeyboardInterrupt:
         return 0

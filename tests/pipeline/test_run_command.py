@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from devstack.demo import SIMULATED_PROVIDERS, run_demo
+from tests.support.servers import RecordingServer
 from tests.support.stack import ROOT, free_port, wait_until
 
 FIXTURES = ROOT / "tests" / "fixtures" / "dotcom"
@@ -299,3 +301,66 @@ def test_a_second_run_on_the_same_records_runs_its_demo_and_the_readme_again(
         output = printed.read_text()
         assert run.returncode == 0, output
         assert "Traceback" not in output, output
+
+
+def test_a_provider_pointed_at_a_real_account_is_never_called_by_the_demo_or_polled(
+    tmp_path: Path,
+) -> None:
+    """``DOTCOM_API_URL`` and credentials of a real account: the demo sends no stranger's order
+    there and the run does not poll it; it says why, and does not say the README's commands
+    work. The other providers, on their simulators, go through the demo as usual."""
+    real = RecordingServer()
+    ports = {name: str(free_port()) for name in RUN_PORTS}
+    env = {
+        **minimal_env(tmp_path, ports),
+        "SHIPHUB_DEMO": "1",
+        "DOTCOM_API_URL": f"{real.url}/dcd_api/DCDAPIService.svc",
+        "DOTCOM_API_KEY": "a-real-account-key",
+        "DOTCOM_PASSWORD": "a-real-account-password",
+    }
+    printed = tmp_path / "run.out"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "devstack"],
+        cwd=ROOT,
+        env=env,
+        stdout=printed.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: "[demo] ended" in printed.read_text(), timeout=240)
+        beat = (tmp_path / "beat.log").read_text()
+    finally:
+        os.killpg(run.pid, signal.SIGINT)
+        run.wait(60)
+        real.close()
+    output = printed.read_text()
+    assert real.seen() == [], real.seen()
+    assert "dotcom" in output and "DOTCOM_API_URL is not bin/run's simulator" in output, output
+    assert "[demo] skipped dotcom" in output, output
+    assert "the README's commands work now" not in output, output
+    assert "[demo] done." not in output, output
+    # The Shipping Order API, on its simulator, went through the demo.
+    assert "status dispatched (ORDER_DISPATCHED)" in output, output
+    # Polled: the simulators' providers, not the real account.
+    assert "poll shipping_orders.tracking" in beat and "poll dotcom.tracking" not in beat, beat
+    assert "a-real-account" not in output
+    assert run.returncode == 0, output
+
+
+def test_the_demo_says_it_succeeded_only_when_it_did(capsys: pytest.CaptureFixture[str]) -> None:
+    """A receiver that fails every message: the demo ends saying what failed, never that the
+    README's commands work now (and does not stop the run with a traceback)."""
+    failing = RecordingServer(
+        500,
+        {"notifications": [{"level": "error", "subject": "x", "description": "it broke"}]},
+    )
+    try:
+        succeeded = run_demo(failing.url, {}, simulated=set(SIMULATED_PROVIDERS))
+    finally:
+        failing.close()
+    said = capsys.readouterr().out
+    assert succeeded is False
+    assert "the README's commands work now" not in said and "[demo] done." not in said, said
+    assert "[demo] ended" in said and "failed" in said, said
+    assert failing.seen(), "the demo did not run"

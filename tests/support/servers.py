@@ -224,3 +224,29 @@ def _message_id(body: bytes) -> str:
         return str(json.loads(body).get("message_id"))
     except (ValueError, AttributeError):
         return ""
+
+
+class RecordingServer(_Server):
+    """Any HTTP service (a provider's real API, a receiver that fails): answers every request
+    ``status`` with a JSON ``body`` and records each as ``(method, path)``."""
+
+    def __init__(self, status: int = 200, body: Any = None) -> None:
+        self.status = status
+        self.answer = {} if body is None else body
+        self.requests: list[tuple[str, str]] = []
+        super().__init__(_RecordingHandler)
+
+    def seen(self) -> list[tuple[str, str]]:
+        with self.lock:
+            return list(self.requests)
+
+
+class _RecordingHandler(_Handler):
+    def _any(self) -> None:
+        owner: RecordingServer = self.owner
+        self.body()
+        with owner.lock:
+            owner.requests.append((self.command, self.path))
+        self.reply(owner.status, owner.answer)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
