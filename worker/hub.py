@@ -92,7 +92,7 @@ def store_problem(value: str) -> str | None:
         if not (c.isascii() and (c.isalnum() or (at > 0 and c in "._-")))
     )
     shown = repr(char) if char.isascii() and char.isprintable() else f"U+{ord(char):04X}"
-    return f"has {shown} at position {at}: {STORE_NAME_RULE}"
+    return f"has a {shown} at position {at}: {STORE_NAME_RULE}"
 
 
 def _printable_name(value: str) -> str:
