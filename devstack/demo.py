@@ -169,6 +169,8 @@ def attempt(tally: Tally, part: str, run: Callable[[], T]) -> T | None:
         tally.fail(part, str(exc))
     except requests.RequestException as exc:
         tally.fail(part, f"the receiver did not answer ({exc.__class__.__name__})")
+    except Exception as exc:  # an answer of a shape the demo does not know: not a reason to stop
+        tally.fail(part, f"{exc.__class__.__name__}: {exc}")
     return None
 
 
