@@ -64,10 +64,10 @@ def show(browser: WebDriver, store: str, statuses: set[str], limit: str) -> None
         if box.is_selected() != (box.get_attribute("value") in statuses):
             box.click()
     Select(browser.find_element(By.NAME, "integration")).select_by_value("acme")
-    field = browser.find_element(By.NAME, "store")
-    field.clear()
-    field.send_keys(store)
-    Select(browser.find_element(By.NAME, "limit")).select_by_value(limit)
+    for name, value in (("store", store), ("limit", limit)):
+        field = browser.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(value)
     browser.find_element(By.ID, "show").click()
 
 
