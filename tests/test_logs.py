@@ -314,7 +314,7 @@ def celery_task_end(description: str, exc: str, level: int = logging.INFO) -> No
     """A task's end as Celery's tracer logs it (``celery.app.trace``, ``_log_error``)."""
     context = {"name": "dotcom.shipment_ready", "id": "t-1", "description": description}
     context["exc"] = exc
-    logging.getLogger(logs.CELERY_TRACE).log(
+    logging.getLogger("celery.app.trace").log(
         level, "Task %(name)s[%(id)s] %(description)s: %(exc)s", context, extra={"data": context}
     )
 
@@ -327,7 +327,7 @@ def test_a_message_that_failed_or_went_dead_is_a_warning(log_level: str) -> None
         celery_task_end("raised expected", "MessageFailed('dead: gave up')")
         celery_task_end("raised expected", "PushFailed('hub answered HTTP 503')")
         celery_task_end("raised expected", "SomethingElse('expected, and fine')")
-        logging.getLogger(logs.CELERY_TRACE).info("Task x[t-2] succeeded in 0.1s: 'succeeded'")
+        logging.getLogger("celery.app.trace").info("Task x[t-2] succeeded in 0.1s: 'succeeded'")
 
     found = [(line["level"], line["message"].split(": ", 1)[1]) for line in lines.json()]
     warnings = [

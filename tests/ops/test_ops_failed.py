@@ -75,9 +75,10 @@ def test_failed_and_retrying_messages_are_filtered_paged_and_replayed_in_the_bro
     acme_ops: Stack, provider: ProviderServer, browser: WebDriver
 ) -> None:
     shop, other = a_store(), a_store()
-    failed = [send(acme_ops, provider, shop, REFUSED) for _ in range(3)]
-    for message_id in failed:
-        acme_ops.wait_status("acme", message_id, "failed")
+    failed = []
+    for _ in range(3):  # one after the other: the last is the newest failure
+        failed.append(send(acme_ops, provider, shop, REFUSED))
+        acme_ops.wait_status("acme", failed[-1], "failed")
     elsewhere = send(acme_ops, provider, other, REFUSED)
     retrying = send(acme_ops, provider, shop, {"status": 503, "retry_after": 40})
     acme_ops.wait_status("acme", elsewhere, "failed")
