@@ -19,7 +19,7 @@ from flask import Flask, Response, g, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from endpoint import openapi, ops, replies
+from endpoint import listing, openapi, ops, replies
 from endpoint.access import EXTENSION, Wiring, token_ok
 from endpoint.body import BadBody, TooLarge, parse_event, parse_message, read_body
 from endpoint.metrics import render as metrics_text
@@ -156,6 +156,26 @@ def create_app(
                 message_id=message_id,
             )
         return jsonify(record.view())
+
+    @app.get("/messages")
+    def messages_in_states() -> Response:
+        """Failed, dead and retrying messages, by integration and store, a page at a time."""
+        if denied := require_auth():
+            return denied
+        args = request.args
+        try:
+            query = listing.parse_query(
+                args.getlist("status"),
+                args.get("integration"),
+                args.get("store"),
+                args.get("limit"),
+                args.get("cursor"),
+            )
+        except listing.BadQuery as exc:
+            return replies.error(exc.status, exc.subject, str(exc))
+        records.prune_dead()
+        found, next_cursor = listing.page(records, query)
+        return jsonify(messages=[listing.row(m) for m in found], next_cursor=next_cursor)
 
     @app.get("/dead")
     def dead() -> Response:

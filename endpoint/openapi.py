@@ -20,7 +20,7 @@ from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, Field, create_model
 from pydantic.json_schema import JsonSchemaMode, SkipJsonSchema, models_json_schema
 
-from endpoint import shapes
+from endpoint import listing, shapes
 from endpoint.shapes import omitted
 from worker import registry
 from worker.hub import (
@@ -32,6 +32,7 @@ from worker.hub import (
     MessageId,
     Parameter,
 )
+from worker.records import LISTED_STATES
 from worker.registry import Handler, Integration, Service
 from worker.webhooks import Webhook
 
@@ -76,6 +77,7 @@ def _build(names: tuple[str, ...]) -> dict[str, Any]:
         "/messages/{integration}/{message_id}/replay": {"post": _replay_message()},
         "/deliveries/{integration}/{message_id}/replay": {"post": _replay_delivery()},
         "/dead": {"get": _dead()},
+        "/messages": {"get": _in_states()},
         "/{integration}/endpoint.json": {"get": _discovery()},
         "/": {"get": _index()},
         "/healthz": {"get": _healthz()},
@@ -449,6 +451,70 @@ def _dead() -> dict[str, Any]:
             "503": _shared("Unavailable"),
         },
         secured=True,
+    )
+
+
+def _in_states() -> dict[str, Any]:
+    states = "|".join(LISTED_STATES)
+    return _operation(
+        "messages_in_states",
+        "Failed, dead or retrying messages, by integration and store, a page at a time",
+        {
+            "200": _json(
+                "A page, newest in their state first, and where the next one starts",
+                _component(shapes.MessageList),
+            ),
+            "400": _error("`status`, `store`, `limit` or `cursor` is not fit (named)"),
+            "404": _shared("UnknownIntegration"),
+            "503": _shared("Unavailable"),
+        },
+        secured=True,
+        description=(
+            "Each state has an index in Redis, kept in step with the record, so a page costs "
+            "the same however much history is kept; an entry leaves when its record leaves "
+            "the state or expires. A page may hold fewer than `limit` (a record that left its "
+            "state meanwhile is left out): follow `next_cursor` until it is null."
+        ),
+        parameters=[
+            {
+                "name": "status",
+                "in": "query",
+                "required": False,
+                "description": (
+                    f"Comma separated, of {', '.join(LISTED_STATES)}; "
+                    f"default {','.join(listing.DEFAULT_STATES)}"
+                ),
+                "schema": {"type": "string", "pattern": f"^({states})(,({states}))*$"},
+            },
+            {
+                "name": "integration",
+                "in": "query",
+                "required": False,
+                "description": "Only this integration's messages",
+                "schema": {"type": "string"},
+            },
+            {
+                "name": "store",
+                "in": "query",
+                "required": False,
+                "description": "Only this hub store's messages",
+                "schema": {"type": "string", "maxLength": MAX_STORE_LENGTH, "pattern": "^[^:]*$"},
+            },
+            {
+                "name": "limit",
+                "in": "query",
+                "required": False,
+                "description": f"At most this many (default {listing.DEFAULT_LIMIT})",
+                "schema": {"type": "integer", "minimum": 1, "maximum": listing.MAX_LIMIT},
+            },
+            {
+                "name": "cursor",
+                "in": "query",
+                "required": False,
+                "description": "The `next_cursor` of the page before",
+                "schema": {"type": "string", "maxLength": listing.MAX_CURSOR_LENGTH},
+            },
+        ],
     )
 
 

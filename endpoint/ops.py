@@ -12,12 +12,19 @@ page is open. Compared in constant time; no secret is ever put on the page.
 **Cross-site requests.** A browser sends basic auth credentials by itself, so a page elsewhere
 could make it post a replay. Every Replay form carries a token, an HMAC (keyed by a key derived
 from ``SHIPHUB_SECRET_KEY``'s first key, or a random per-process key without one) over what the
-form replays and when the page was made; a replay also needs its ``Origin`` (or ``Referer``),
-when the browser sends one, to be this host. The page cannot be framed (clickjacking).
+form replays, when the page was made and a nonce of its own; it is good for one replay (used up
+in Redis, atomically, as the replay is taken). A replay also needs its ``Origin`` (or
+``Referer``), when the browser sends one, to be this very origin: scheme, host and port. The
+page cannot be framed (clickjacking).
 
 After a replay the browser is redirected (POST/redirect/GET) to the page it came from, which says
 what happened: ``queued``, ``accepted`` (the broker did not take it; the watchdog publishes it),
-``pending`` (a delivery, pushed shortly) or ``refused`` (not replayable).
+``pending`` (a delivery, pushed shortly) or ``refused`` (not replayable). What it says is kept
+in Redis for a few minutes under a random name the redirect carries (``?notice=``), in fixed
+words: a link cannot put words of its own on the page.
+
+``/ops/failed`` lists failed, dead and retrying messages by integration and store, a page at a
+time (``endpoint.listing``, as ``GET /messages``).
 """
 
 from __future__ import annotations
@@ -40,9 +47,20 @@ from flask import redirect as flask_redirect
 from kombu.transport import redis as kombu_redis
 from werkzeug.exceptions import HTTPException
 
+from endpoint import listing
 from endpoint.access import Wiring, wiring
 from worker import registry, replay
-from worker.records import OUTBOX, Record, Records, record_key, split_member
+from worker.records import (
+    LISTED_STATES,
+    OUTBOX,
+    PREFIX,
+    InState,
+    Record,
+    Records,
+    record_key,
+    split_member,
+    state_key,
+)
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,6 +73,13 @@ REALM = "shiphub operations"
 # A Replay form older than this is refused (reload the page): a token that leaked is not
 # good forever.
 FORM_MAX_AGE_SECONDS = 12 * 3600
+# Each form's token is good once: its digest is kept (``SET NX``) as long as it could be valid.
+USED_FORMS = PREFIX + "ops:form:"
+# What a replay did, kept for the page it redirects to, under a random name.
+NOTICES_KEY = PREFIX + "ops:notice:"
+NOTICE_SECONDS = 300
+NOTICE_NAME = re.compile(r"[A-Za-z0-9_-]{16,64}")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 _PROCESS_KEY = secrets.token_bytes(32)  # forms' key when SHIPHUB_SECRET_KEY is unset
 # Parameter names whose values are never shown (a cursor or an answer could carry one).
 SECRET_NAME = re.compile(r"pass|secret|token|key|auth|credential|signature", re.IGNORECASE)
@@ -135,35 +160,62 @@ def _forms_key(s: Settings) -> bytes:
 
 
 def form_token(
-    s: Settings, kind: str, integration: str, message_id: str, issued: int | None = None
+    s: Settings,
+    kind: str,
+    integration: str,
+    message_id: str,
+    issued: int | None = None,
+    nonce: str | None = None,
 ) -> str:
-    """``<issued>.<hmac>``: good for this one replay, for FORM_MAX_AGE_SECONDS."""
+    """``<issued>.<nonce>.<hmac>``: good for this one replay, once, for FORM_MAX_AGE_SECONDS."""
     issued = int(time.time()) if issued is None else issued
-    what = "\0".join((str(issued), kind, integration, message_id)).encode()
-    return f"{issued}.{hmac.new(_forms_key(s), what, hashlib.sha256).hexdigest()}"
+    nonce = secrets.token_hex(8) if nonce is None else nonce
+    what = "\0".join((str(issued), nonce, kind, integration, message_id)).encode()
+    return f"{issued}.{nonce}.{hmac.new(_forms_key(s), what, hashlib.sha256).hexdigest()}"
 
 
 def form_token_ok(s: Settings, token: str, kind: str, integration: str, message_id: str) -> bool:
-    issued_text, _, _ = token.partition(".")
-    if not re.fullmatch(r"[0-9]{1,12}", issued_text):
+    issued_text, _, rest = token.partition(".")
+    nonce, _, _ = rest.partition(".")
+    if not re.fullmatch(r"[0-9]{1,12}", issued_text) or not re.fullmatch(r"[0-9a-f]{16}", nonce):
         return False
     issued = int(issued_text)
     if not -60 <= time.time() - issued <= FORM_MAX_AGE_SECONDS:
         return False
-    expected = form_token(s, kind, integration, message_id, issued)
+    expected = form_token(s, kind, integration, message_id, issued, nonce)
     return hmac.compare_digest(token.encode(), expected.encode())
+
+
+def use_form(client: redis.Redis, token: str) -> bool:
+    """Use up a (valid) form token: True the first time, False ever after, in one atomic step
+    however many receivers take the same form at once."""
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    return bool(client.set(USED_FORMS + digest, "1", nx=True, ex=FORM_MAX_AGE_SECONDS + 120))
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """A URL's origin: scheme, host and port (the scheme's own when none is written)."""
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return None
+    return (scheme, host, port) if host and port else None
 
 
 def cross_site_problem() -> str | None:
     """Why this POST looks like it came from another site, if it does: its Origin (or, without
-    one, its Referer) names another host. A request with neither relies on the form token."""
+    one, its Referer) is not this very origin (scheme, host and port: ``https://`` is another
+    site than this ``http://`` receiver). A request with neither relies on the form token."""
+    here = _origin(f"{request.scheme}://{request.host}")
     origin = request.headers.get("Origin")
     if origin is not None:
-        if origin == "null" or urlsplit(origin).netloc != request.host:
+        if origin == "null" or here is None or _origin(origin) != here:
             return "The request came from another site (Origin)"
         return None
     referer = request.headers.get("Referer")
-    if referer is not None and urlsplit(referer).netloc != request.host:
+    if referer is not None and (here is None or _origin(referer) != here):
         return "The request came from another site (Referer)"
     return None
 
@@ -248,6 +300,36 @@ class DeliveryRow:
 
 
 @dataclass(frozen=True)
+class ListedRow:
+    """A failed, dead or retrying message on ``/ops/failed``."""
+
+    status: str
+    integration: str
+    message_id: str
+    store: str
+    message: str
+    since: str
+    attempts: int
+    last_error: str
+    next_attempt: str
+
+    @classmethod
+    def of(cls, listed: InState) -> ListedRow:
+        f = listed.record.fields
+        return cls(
+            status=listed.status,
+            integration=listed.record.integration,
+            message_id=listed.record.message_id,
+            store=listed.store,
+            message=f.get("message", ""),
+            since=when(listed.since),
+            attempts=int(f.get("attempts") or 0),
+            last_error=f.get("last_error", ""),
+            next_attempt=when(f.get("next_attempt_at")) if listed.status == "retrying" else "",
+        )
+
+
+@dataclass(frozen=True)
 class CursorRow:
     integration: str
     store: str
@@ -265,6 +347,7 @@ class Overview:
     pending_pushes: list[DeliveryRow]
     dead_deliveries: list[DeliveryRow]
     cursors: list[CursorRow]
+    in_states: dict[str, int]  # how many messages are failed, dead, retrying now
 
 
 def waiting_in(client: redis.Redis, queues: list[str]) -> dict[str, int]:
@@ -326,7 +409,16 @@ def overview(w: Wiring) -> Overview:
             CursorRow(c.integration, c.store, when(c.moved_at), _values(c.values))
             for c in records.cursors()
         ],
+        in_states=_in_states(records),
     )
+
+
+def _in_states(records: Records) -> dict[str, int]:
+    with records.redis.pipeline(transaction=False) as pipe:
+        for status in LISTED_STATES:
+            pipe.zcard(state_key(status))
+        counts = pipe.execute()
+    return dict(zip(LISTED_STATES, counts, strict=True))
 
 
 def _values(values: dict[str, Any]) -> list[tuple[str, str]]:
@@ -360,16 +452,31 @@ class Notice:
     words: str
 
 
+def remember_notice(
+    client: redis.Redis, kind: str, integration: str, message_id: str, outcome: str
+) -> str:
+    """Keep what a replay did for the page it redirects to; the name to find it by."""
+    name = secrets.token_urlsafe(18)
+    said = {"kind": kind, "integration": integration, "message_id": message_id, "outcome": outcome}
+    client.set(NOTICES_KEY + name, json.dumps(said), ex=NOTICE_SECONDS)
+    return name
+
+
 def notice() -> Notice | None:
-    """What the replay that redirected here did (from the query string; only known outcomes are
-    said, in our words, so a crafted link cannot put its own text on the page)."""
-    kind, outcome = request.args.get("kind", ""), request.args.get("replayed", "")
-    said = NOTICES.get((kind, outcome))
+    """What the replay that redirected here did: kept by the server under the name the link
+    carries (``?notice=``), said in our fixed words. Nothing else in a link is ever said."""
+    name = request.args.get("notice", "")
+    if not NOTICE_NAME.fullmatch(name):
+        return None
+    raw = wiring().records.redis.get(NOTICES_KEY + name)
+    if raw is None:
+        return None
+    kept = json.loads(raw)
+    said = NOTICES.get((kept["kind"], kept["outcome"]))
     if said is None:
         return None
     level, words = said
-    about = {**(request.view_args or {}), **request.args}
-    return Notice(level, kind, about.get("integration", ""), about.get("message_id", ""), words)
+    return Notice(level, kept["kind"], kept["integration"], kept["message_id"], words)
 
 
 def _page(template: str, status: int = 200, **context: Any) -> Response:
@@ -410,6 +517,37 @@ def message(integration: str, message_id: str) -> Response:
     )
 
 
+@blueprint.get("/failed")
+def failed() -> Response:
+    """Failed, dead and retrying messages by integration and store, a page at a time."""
+    args = request.args
+    try:
+        query = listing.parse_query(
+            args.getlist("status"),
+            args.get("integration"),
+            args.get("store"),
+            args.get("limit"),
+            args.get("cursor"),
+        )
+    except listing.BadQuery as exc:
+        return _error_page(exc.status, exc.subject, str(exc))
+    records = wiring().records
+    records.prune_dead()
+    found, next_cursor = listing.page(records, query)
+    filters: dict[str, Any] = {"status": list(query.statuses), "limit": query.limit}
+    filters |= {k: v for k, v in (("integration", query.integration), ("store", query.store)) if v}
+    return _page(
+        "ops/failed.html",
+        rows=[ListedRow.of(m) for m in found],
+        query=query,
+        states=LISTED_STATES,
+        integrations=list(registry.integrations()),
+        older=url_for("ops.failed", **filters, cursor=next_cursor) if next_cursor else None,
+        newest=url_for("ops.failed", **filters) if query.after else None,
+        now=when(time.time()),
+    )
+
+
 @blueprint.post("/replay")
 def replay_form() -> Response:
     """A Replay button: checked (same site, a fresh token of this very form), replayed, then
@@ -421,31 +559,31 @@ def replay_form() -> Response:
         return _error_page(400, "Bad request", "A replay names a kind, an integration and an id.")
     if problem := cross_site_problem():
         return _error_page(403, "Forbidden", f"{problem}: nothing was replayed.")
-    s = wiring().settings
-    if not form_token_ok(s, form.get("token", ""), kind, integration, message_id):
+    w = wiring()
+    token = form.get("token", "")
+    if not form_token_ok(w.settings, token, kind, integration, message_id):
         return _error_page(
             403, "Forbidden", "This form is stale or not ours: reload the page and try again."
         )
     if integration not in registry.integrations():
         abort(404, f"No integration {integration!r}")
-    outcome = _replay(wiring(), kind, integration, message_id)
+    if not use_form(w.records.redis, token):
+        return _error_page(
+            403,
+            "Forbidden",
+            "This Replay form was already used (each works once): nothing was replayed. "
+            "Reload the page for a fresh one.",
+        )
+    outcome = _replay(w, kind, integration, message_id)
     log.info("ops: replay of %s %s/%r: %s", kind, integration, message_id, outcome)
-    if form.get("back") == "message":
-        target = url_for(
-            "ops.message",
-            integration=integration,
-            message_id=message_id,
-            kind=kind,
-            replayed=outcome,
-        )
+    said = remember_notice(w.records.redis, kind, integration, message_id, outcome)
+    back = form.get("back")
+    if back == "message":
+        target = url_for("ops.message", integration=integration, message_id=message_id, notice=said)
+    elif back == "failed":
+        target = url_for("ops.failed", notice=said)
     else:
-        target = url_for(
-            "ops.index",
-            kind=kind,
-            replayed=outcome,
-            integration=integration,
-            message_id=message_id,
-        )
+        target = url_for("ops.index", notice=said)
     return flask_redirect(target, 303)
 
 

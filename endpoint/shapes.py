@@ -144,6 +144,34 @@ class DeadList(Reply):
     deliveries: list[DeadEntry]
 
 
+class ListedMessage(Reply):
+    """A message in a state an operator looks for: its record (never its body, parameters or
+    answer: ``GET /messages/<integration>/<message_id>`` has it), its store and since when."""
+
+    integration: str
+    message_id: str
+    store: str
+    status: Literal["failed", "dead", "retrying"]
+    since: str = Field(description="When it entered this status (ISO 8601, UTC)")
+    message: str | None = Field(description="The message type, e.g. shipment:ready")
+    service: str | None
+    attempts: int = Field(ge=0)
+    replays: int = Field(ge=0)
+    received_at: str | None
+    finished_at: str | None
+    next_attempt_at: str | None = Field(description="When the next attempt is due (retrying)")
+    last_error: str | None
+
+
+class MessageList(Reply):
+    """A page of failed, dead or retrying messages, newest in their state first."""
+
+    messages: list[ListedMessage]
+    next_cursor: str | None = Field(
+        description="Give it as `cursor` for the next page; null: this is the last page"
+    )
+
+
 class Health(Reply):
     """``ok`` when Redis and the broker answer; else which one failed (503)."""
 
@@ -225,6 +253,7 @@ def replies() -> list[type[BaseModel]]:
         Replayed,
         DeliveryReplayed,
         DeadList,
+        MessageList,
         Health,
         AuthOk,
         Index,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -35,8 +36,8 @@ Exit status:
   2  usage error: a wrong option, a file that is not a hub message, an ambiguous message type
   3  the receiver could not be reached, or answered 5xx (503: its Redis is away)"""
 
-HELP = f"""Operate a shiphub service: send hub messages, read their records, list and replay dead
-ones, run a poll now, check this host's configuration.
+HELP = f"""Operate a shiphub service: send hub messages, read their records, list what failed and
+replay it, run a poll now, check this host's configuration.
 
 \b
 The receiver is SHIPHUB_URL (default {DEFAULT_URL}); the hub's token is read
@@ -49,6 +50,7 @@ Try, after bin/run:
   shiphub show dotcom 51af1dc5fe53543f1200f519
   shiphub poll dotcom --wait 30
   shiphub dead
+  shiphub failed --integration dotcom
   SHIPHUB_INSECURE_DEV=1 REDIS_URL=redis://127.0.0.1:6390/0 shiphub check
 
 {EXIT_CODES}"""
@@ -232,6 +234,80 @@ def dead(obj: Context, as_json: bool) -> None:
         for row in listing.get(kind, [])
     }
     _echo_lines(render.dead_lines(listing, errors))
+
+
+STATES = ("failed", "dead", "retrying")
+DEFAULT_STATES = ("failed", "dead")
+DEFAULT_LIMIT = 50
+
+
+@cli.command(epilog=EXIT_CODES, short_help="List failed, dead or retrying messages.")
+@click.option(
+    "--status",
+    "statuses",
+    type=click.Choice(STATES),
+    multiple=True,
+    help="Which (again for more than one; default: failed and dead).",
+)
+@click.option("--integration", callback=_given, help="Only this integration's messages.")
+@click.option("--store", callback=_store, help="Only this hub store's messages.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 500),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="At most this many (a page).",
+)
+@click.option("--cursor", callback=_given, help="Start where an earlier page said (its 'more:').")
+@json_option
+@click.pass_obj
+def failed(
+    obj: Context,
+    statuses: tuple[str, ...],
+    integration: str | None,
+    store: str | None,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    """List failed messages (the provider refused them) and dead ones (their retries ran out),
+    or retrying ones (--status retrying), newest first, by integration and store: every one
+    of them, a page at a time (GET /messages).
+
+    \b
+    shiphub failed
+    shiphub failed --integration dotcom --store my-store
+    shiphub failed --status retrying --json
+    """
+    query = {
+        "status": ",".join(statuses) or None,
+        "integration": integration,
+        "store": store,
+        "limit": str(limit),
+        "cursor": cursor,
+    }
+    receiver = obj.receiver()
+    answer = receiver.get("/messages", params={k: v for k, v in query.items() if v})
+    if not answer.ok:
+        raise receiver.refusal(answer, "listing failed messages")
+    if as_json:
+        _echo_json(answer.body)
+        return
+    shown = statuses or DEFAULT_STATES
+    _echo_lines(render.listed_lines(answer.body, shown, integration, store))
+    if following := answer.body.get("next_cursor"):
+        click.echo(f"more: {_next_page(statuses, integration, store, limit, following)}")
+
+
+def _next_page(
+    statuses: tuple[str, ...], integration: str | None, store: str | None, limit: int, cursor: str
+) -> str:
+    """The command that shows the next page (add --url or --token-file, if given)."""
+    words = ["shiphub", "failed", *(f"--status={s}" for s in statuses)]
+    filters = (("integration", integration), ("store", store))
+    words += [f"--{name}={value}" for name, value in filters if value]
+    words += [] if limit == DEFAULT_LIMIT else [f"--limit={limit}"]
+    return shlex.join([*words, f"--cursor={cursor}"])
 
 
 @cli.command(epilog=EXIT_CODES, short_help="Replay a failed or dead message, or a dead delivery.")

@@ -80,8 +80,8 @@ class Receiver:
         if token is not None:
             self.session.headers[TOKEN_HEADER] = token
 
-    def get(self, path: str) -> Answer:
-        return self._request("GET", path)
+    def get(self, path: str, params: dict[str, str] | None = None) -> Answer:
+        return self._request("GET", path, params=params)
 
     def post(
         self, path: str, body: Any = None, *, headers: dict[str, str] | None = None, wait: float = 0
@@ -95,12 +95,14 @@ class Receiver:
         body: Any = None,
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
+        params: dict[str, str] | None = None,
     ) -> Answer:
         where = f"{self.url}{path}"
         try:
             response = self.session.request(
                 method,
                 where,
+                params=params,
                 json=body,
                 headers=headers,
                 timeout=timeout or self.timeout,

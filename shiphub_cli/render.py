@@ -66,6 +66,30 @@ def dead_lines(dead: dict[str, Any], errors: dict[tuple[str, str], str | None]) 
     return lines
 
 
+def listed_lines(
+    listing: dict[str, Any], statuses: tuple[str, ...], integration: str | None, store: str | None
+) -> list[str]:
+    """``GET /messages``: one line per message (status, integration, id, store, since,
+    attempts), its last error and, while retrying, its next attempt below it."""
+    rows = listing.get("messages", [])
+    if not rows:
+        where = "".join(
+            [f" of {integration}" if integration else "", f" in store {store}" if store else ""]
+        )
+        return [f"no {' or '.join(statuses)} messages{where}"]
+    lines = []
+    for row in rows:
+        lines.append(
+            f"{row['status']}  {row['integration']}  {row['message_id']}  store {row['store']}  "
+            f"since {row['since']}  attempts {row['attempts']}"
+        )
+        if row.get("last_error"):
+            lines.append(f"{INDENT * 2}last error: {row['last_error']}")
+        if row.get("next_attempt_at"):
+            lines.append(f"{INDENT * 2}next attempt: {row['next_attempt_at']}")
+    return lines
+
+
 def _status_of(answer: Answer) -> str:
     body = answer.body
     if answer.status == 202:

@@ -38,10 +38,12 @@ class Lines:
         return [json.loads(line) for line in self.text().splitlines()]
 
 
-def configured(lines: Lines, log_format: str, secrets: list[str]) -> Iterator[Lines]:
+def configured(
+    lines: Lines, log_format: str, secrets: list[str], log_level: str = "INFO"
+) -> Iterator[Lines]:
     root = logging.getLogger()
     saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook)
-    handler = logs.configure(log_format, "INFO", lines.stream, secrets)
+    handler = logs.configure(log_format, log_level, lines.stream, secrets)
     logs.clear()
     try:
         yield lines
@@ -306,3 +308,38 @@ def test_a_redis_password_on_any_sentinel_part_is_a_known_secret() -> None:
     environ = {"REDIS_URL": "sentinel://h1:26379;sentinel://:redis-pass-2@h2:26379/0"}
 
     assert "redis-pass-2" in logs.known_secrets(environ)
+
+
+def celery_task_end(description: str, exc: str, level: int = logging.INFO) -> None:
+    """A task's end as Celery's tracer logs it (``celery.app.trace``, ``_log_error``)."""
+    context = {"name": "dotcom.shipment_ready", "id": "t-1", "description": description}
+    context["exc"] = exc
+    logging.getLogger("celery.app.trace").log(
+        level, "Task %(name)s[%(id)s] %(description)s: %(exc)s", context, extra={"data": context}
+    )
+
+
+@pytest.mark.parametrize("log_level", ["INFO", "WARNING"])
+def test_a_message_that_failed_or_went_dead_is_a_warning(log_level: str) -> None:
+    lines = Lines()
+    for _ in configured(lines, "json", [], log_level):
+        celery_task_end("raised expected", "MessageFailed('failed: refused')")
+        celery_task_end("raised expected", "MessageFailed('dead: gave up')")
+        celery_task_end("raised expected", "PushFailed('hub answered HTTP 503')")
+        celery_task_end("raised expected", "SomethingElse('expected, and fine')")
+        logging.getLogger("celery.app.trace").info("Task x[t-2] succeeded in 0.1s: 'succeeded'")
+
+    found = [(line["level"], line["message"].split(": ", 1)[1]) for line in lines.json()]
+    warnings = [
+        ("WARNING", "MessageFailed('failed: refused')"),
+        ("WARNING", "MessageFailed('dead: gave up')"),
+        ("WARNING", "PushFailed('hub answered HTTP 503')"),
+    ]
+    if log_level == "INFO":
+        assert found == [
+            *warnings,
+            ("INFO", "SomethingElse('expected, and fine')"),
+            ("INFO", "'succeeded'"),
+        ]
+    else:
+        assert found == warnings

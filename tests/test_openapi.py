@@ -16,8 +16,9 @@ import schemathesis
 from flask.testing import FlaskClient
 
 from endpoint.openapi import REF_TEMPLATE, document, envelope
-from tests.conftest import ENDPOINT_KEY, auth, unit_settings
+from tests.conftest import ENDPOINT_KEY, auth, settle, unit_settings
 from worker import registry
+from worker.records import Records
 
 # Every keyword a schema object here may use (JSON Schema 2020-12 and OpenAPI's own): a key
 # outside it is a generator's private word that validators and clients silently ignore.
@@ -113,6 +114,7 @@ def test_operations_routes_are_listed_with_their_token_and_headers(doc: dict[str
         ("/messages/{integration}/{message_id}/replay", "post"),
         ("/deliveries/{integration}/{message_id}/replay", "post"),
         ("/dead", "get"),
+        ("/messages", "get"),
         ("/auth", "get"),
     }
     public = {
@@ -239,12 +241,13 @@ def test_hub_message_replies_match_the_document(doc: dict[str, Any], client: Fla
     assert invalid.json["notifications"][0]["subject"] == "Invalid payload.order.number"
 
 
-def test_operations_replies_match_the_document(doc: dict[str, Any], client: FlaskClient) -> None:
-    client.post(
-        "/acme/send_order",
-        json={"message_id": "r-1", "message": "order:ready", "payload": {"order": {"number": "1"}}},
-        headers=auth(),
-    )
+def test_operations_replies_match_the_document(
+    doc: dict[str, Any], client: FlaskClient, records: Records
+) -> None:
+    for message_id in ("r-1", "r-2"):
+        order = {"message": "order:ready", "payload": {"order": {"number": message_id}}}
+        client.post("/acme/send_order", json={"message_id": message_id, **order}, headers=auth())
+    settle(records, "r-2", "failed", error="refused")
     calls = [
         ("/", "get", "/", 200),
         ("/auth", "get", "/auth", 200),
@@ -260,8 +263,13 @@ def test_operations_replies_match_the_document(doc: dict[str, Any], client: Flas
             409,
         ),
         ("/dead", "get", "/dead", 200),
+        ("/messages", "get", "/messages?status=failed,dead,retrying&integration=acme&limit=1", 200),
+        ("/messages", "get", "/messages?status=lost", 400),
+        ("/messages", "get", "/messages?integration=nope", 404),
     ]
     for template, method, url, status in calls:
         response = client.open(url, method=method.upper(), headers={"X-Hub-Token": ENDPOINT_KEY})
         assert response.status_code == status, url
         assert_documented(doc, template, method, response)
+    listed = client.get("/messages?status=failed", headers=auth()).json
+    assert [row["message_id"] for row in listed["messages"]] == ["r-2"]

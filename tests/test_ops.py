@@ -98,7 +98,9 @@ class Page(HTMLParser):
         return self.rows.get(kind, [])
 
     def form_for(self, kind: str, message_id: str) -> dict[str, str]:
-        return next(f for f in self.forms if f["kind"] == kind and f["message_id"] == message_id)
+        return next(
+            f for f in self.forms if f.get("kind") == kind and f.get("message_id") == message_id
+        )
 
 
 def page(response: TestResponse) -> Page:
@@ -385,7 +387,7 @@ def test_a_replay_redirects_back_and_says_it_was_queued(
     assert response.status_code == 303
     target = urlsplit(response.headers["Location"])
     assert target.path == "/ops"
-    assert parse_qs(target.query)["replayed"] == ["queued"]
+    assert list(parse_qs(target.query)) == ["notice"]  # a name: the words are the server's
     assert publisher.published == [("acme.order_ready", "again")]
     record = records.get("acme", "again")
     assert record is not None and record.status == "queued"
@@ -417,8 +419,10 @@ def test_a_message_that_cannot_be_replayed_is_said_so(
     publisher.published.clear()
     assert submit(ops_client, form).status_code == 303
     settle(records, "twice", "succeeded")
+    settings = unit_settings(ops_password=OPS_PASSWORD)
+    fresh = {**form, "token": ops.form_token(settings, "message", "acme", "twice")}
 
-    response = submit(ops_client, form)  # the same form again, now that it succeeded
+    response = submit(ops_client, fresh)  # a page made before it succeeded
 
     shown = page(ops_client.get(response.headers["Location"], headers=OPS))
     assert "not replayed: only a failed or dead message" in shown.notice
@@ -457,14 +461,18 @@ def test_a_replay_from_another_site_is_refused(
         {"Origin": "http://evil.example"},
         {"Origin": "null"},
         {"Origin": "http://localhost.evil.example"},
+        {"Origin": "https://localhost"},  # another scheme is another site
+        {"Origin": "http://localhost:8080"},  # ... and so is another port
+        {"Origin": "http://localhost:99999"},
         {"Referer": "http://evil.example/ops"},
+        {"Referer": "https://localhost/ops"},
     ):
         response = submit(ops_client, form, headers)
         assert response.status_code == 403, headers
         assert "another site" in page(response).text
 
     assert publisher.published == []
-    same_site = submit(ops_client, form, {"Origin": "http://localhost"})
+    same_site = submit(ops_client, form, {"Origin": "http://localhost:80"})
     assert same_site.status_code == 303
 
 
@@ -535,18 +543,61 @@ def test_a_replay_of_an_unknown_integration_is_404_and_a_bad_form_400(
     assert bad.status_code == 400 and bad.mimetype == "text/html"
 
 
-def test_a_crafted_notice_puts_no_text_of_its_own_on_the_page(ops_client: FlaskClient) -> None:
-    crafted = ops_client.get(
+def test_a_crafted_link_puts_no_notice_on_the_page(
+    ops_client: FlaskClient, records: Records
+) -> None:
+    dead_message(ops_client, records, "real", "boom")
+    for link in (
         "/ops?kind=message&replayed=Your+account+is+closed&integration=acme&message_id=x",
-        headers=OPS,
-    )
-    escaped = ops_client.get(
-        f"/ops?kind=message&replayed=queued&integration=acme&message_id={SCRIPT_ID}", headers=OPS
-    )
+        "/ops?kind=message&replayed=queued&integration=acme&message_id=Call+us+to+unlock",
+        "/ops/messages/acme/real?kind=message&replayed=queued",
+        "/ops?notice=AAAAAAAAAAAAAAAAAAAAAAAA",  # a name the server never gave
+        "/ops?notice=../../etc",
+    ):
+        response = ops_client.get(link, headers=OPS)
+        assert response.status_code == 200, link
+        assert page(response).notice == "", link
+        assert "Call us" not in response.get_data(as_text=True)
 
-    assert page(crafted).notice == "" and "account is closed" not in crafted.get_data(as_text=True)
-    assert "<script>" not in escaped.get_data(as_text=True)
-    assert page(escaped).notice.startswith(f"Message {SCRIPT_ID} of acme: replayed")
+
+def test_a_notice_names_the_replayed_message_as_text(
+    ops_client: FlaskClient, records: Records
+) -> None:
+    dead_message(ops_client, records, SCRIPT_ID, "boom")
+
+    response = submit(ops_client, replay_form(ops_client, "message", SCRIPT_ID))
+
+    shown = ops_client.get(response.headers["Location"], headers=OPS)
+    assert "<script>" not in shown.get_data(as_text=True)
+    assert page(shown).notice == f"Message {SCRIPT_ID} of acme: replayed, queued for a worker."
+
+
+def test_a_replay_form_works_once(
+    ops_client: FlaskClient, records: Records, publisher: Publisher
+) -> None:
+    dead_message(ops_client, records, "once", "boom")
+    form = replay_form(ops_client, "message", "once")
+    publisher.published.clear()
+    assert submit(ops_client, form).status_code == 303
+    settle(records, "once", "dead")  # dead again: a replay would be taken
+
+    again = submit(ops_client, form)
+
+    assert again.status_code == 403
+    assert "already used" in page(again).text
+    assert publisher.published == [("acme.order_ready", "once")]
+    assert submit(ops_client, replay_form(ops_client, "message", "once")).status_code == 303
+
+
+def test_two_pages_of_the_same_second_get_forms_of_their_own(
+    ops_client: FlaskClient, records: Records
+) -> None:
+    dead_message(ops_client, records, "two-pages", "boom")
+
+    first = replay_form(ops_client, "message", "two-pages")["token"]
+    second = replay_form(ops_client, "message", "two-pages")["token"]
+
+    assert first != second
 
 
 # -- errors and protection ------------------------------------------------------------------
@@ -614,3 +665,54 @@ def test_an_unexpected_error_is_a_500_page_that_tells_nothing_inside(
     assert response.status_code == 500 and response.mimetype == "text/html"
     assert "it was logged" in page(response).text
     assert "internal detail" not in response.get_data(as_text=True)
+
+
+# -- failed, dead and retrying messages -------------------------------------------------------
+def test_the_failed_view_lists_by_state_and_store_a_page_at_a_time(
+    ops_client: FlaskClient, records: Records
+) -> None:
+    headers = {"X-Hub-Token": ENDPOINT_KEY}
+    for n, store in enumerate(("shop-a", "shop-a", "shop-a", "shop-b")):
+        body = {
+            "message_id": f"f-{n}",
+            "message": "order:ready",
+            "payload": {"order": {"number": f"N{n}"}},
+        }
+        ops_client.post("/acme/send_order", json=body, headers={**headers, "X-Hub-Store": store})
+        settle(records, f"f-{n}", "failed" if n else "dead", error=f"refused {n}")
+
+    first = page(ops_client.get("/ops/failed?store=shop-a&limit=2", headers=OPS))
+    (older,) = [link for link in first.links if "cursor=" in link]
+    second = page(ops_client.get(older, headers=OPS))
+    only_dead = page(ops_client.get("/ops/failed?status=dead&integration=acme", headers=OPS))
+    overview = page(ops_client.get("/ops", headers=OPS))
+
+    assert [row[:4] for row in first.table("listed-message")] == [
+        ["failed", "acme", "f-2", "shop-a"],
+        ["failed", "acme", "f-1", "shop-a"],
+    ]
+    assert first.table("listed-message")[0][7] == "refused 2"
+    assert [row[2] for row in second.table("listed-message")] == ["f-0"]
+    assert not [link for link in second.links if "cursor=" in link]
+    assert [row[2] for row in only_dead.table("listed-message")] == ["f-0"]
+    assert only_dead.form_for("message", "f-0")["back"] == "failed"
+    assert dict(overview.table("in-state")) == {"failed": "3", "dead": "1", "retrying": "0"}
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "says"),
+    [
+        ("store=a:b", 400, "store has a ':'"),
+        ("status=lost", 400, "status 'lost' is not one of"),
+        ("limit=0", 400, "limit must be"),
+        ("cursor=nope", 400, "cursor is not"),
+        ("integration=nope", 404, "No integration 'nope'"),
+    ],
+)
+def test_the_failed_view_names_a_bad_filter(
+    ops_client: FlaskClient, query: str, status: int, says: str
+) -> None:
+    response = ops_client.get(f"/ops/failed?{query}", headers=OPS)
+
+    assert response.status_code == status
+    assert says in page(response).text

@@ -53,6 +53,12 @@ _NOT_FIELDS = (*RESERVED_ATTRS, "data", "taskName")
 INTAKE_ENVIRON = "shiphub.intake"
 _MARK = "_shiphub_logs"
 
+# Celery's line for a task that raised an exception it was told to expect ("raised expected:
+# MessageFailed(...)") is at INFO, whatever the exception. A message that failed or went dead, or
+# a delivery that went dead, is a warning (``FailuresWarn``).
+CELERY_TRACE = "celery.app.trace"
+FAILURES = ("MessageFailed(", "PushFailed(")
+
 _EMPTY: MappingProxyType[str, Any] = MappingProxyType({})
 _context: contextvars.ContextVar[MappingProxyType[str, Any]] = contextvars.ContextVar(
     "shiphub_log", default=_EMPTY
@@ -84,6 +90,28 @@ class MessageContext(logging.Filter):
             if not hasattr(record, name):
                 setattr(record, name, value)
         return True
+
+
+class FailuresWarn(logging.Filter):
+    """On Celery's trace logger: a task's end that says its message failed or went dead
+    (``MessageFailed``), or its delivery went dead (``PushFailed``), is a WARNING, not INFO, so
+    a query for warnings finds it. The logger lets INFO through to see those lines, so this
+    filter also holds back every line below ``LOG_LEVEL``."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        data = getattr(record, "data", None)
+        if (
+            record.levelno < logging.WARNING
+            and isinstance(data, dict)
+            and data.get("description") == "raised expected"
+            and str(data.get("exc", "")).startswith(FAILURES)
+        ):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return record.levelno >= self.level
 
 
 class Redactor:
@@ -252,6 +280,11 @@ def configure(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(log_level)
+    trace = logging.getLogger(CELERY_TRACE)
+    for old_filter in [f for f in trace.filters if isinstance(f, FailuresWarn)]:
+        trace.removeFilter(old_filter)
+    trace.addFilter(FailuresWarn(root.level))
+    trace.setLevel(min(root.level, logging.INFO))
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_in_thread

@@ -16,6 +16,13 @@ Keys (all under ``shiphub:``):
   (``worker.outbox``).
 * ``dead:messages`` / ``dead:deliveries`` zsets: what ran out of retries, replayable; an entry
   leaves with its record.
+* ``state:<status>:<integration>:<store>`` zsets, for ``failed``, ``dead`` and ``retrying``
+  (``LISTED_STATES``): the messages in that state, member ``<integration>:<store>:<message_id>``,
+  scored by when they entered it; an empty integration or store means any
+  (``state:failed::``: every failed message; ``state:failed:dotcom:``: Dotcom's, of any store),
+  so a listing filtered either way reads one index. Kept in step with the record by the same
+  script or transaction that changes its status (begin, retrying, finish, requeue); an entry
+  leaves when its record leaves the state, or expires (``prune_dead``).
 * ``cursor:<integration>:<store>`` hash: parameters (polling cursors) returned by handlers.
 * ``memory:<integration>:<store>:<kind>:<name>``: one thing a handler kept (what was sent, what
   was confirmed), each expiring on its own.
@@ -50,6 +57,9 @@ DUE = PREFIX + "due"
 OUTBOX = PREFIX + "outbox"
 DEAD_MESSAGES = PREFIX + "dead:messages"
 DEAD_DELIVERIES = PREFIX + "dead:deliveries"
+# The states an operator lists messages by (``Records.in_states``), each with its indexes.
+LISTED_STATES = ("failed", "dead", "retrying")
+STATE_PREFIX = PREFIX + "state:"
 # Unlabelled totals kept for callers that read them as they were (``Records.count`` writes them);
 # the metrics themselves are labelled, in ``worker.metrics``.
 # The latest messages received (member -> received_at), for operators; capped at RECENT_KEPT.
@@ -84,6 +94,46 @@ def member(integration: str, message_id: str) -> str:
 def split_member(value: str) -> tuple[str, str]:
     integration, _, message_id = value.partition(":")
     return integration, message_id
+
+
+def state_key(status: str, integration: str = "", store: str = "") -> str:
+    """The index of the messages in ``status``, of one integration and one store ("": any)."""
+    return f"{STATE_PREFIX}{status}:{integration}:{store}"
+
+
+def state_keys(status: str, integration: str, store: str) -> tuple[str, ...]:
+    """Every index a message of ``integration`` and ``store`` in ``status`` is in."""
+    pairs = (("", ""), (integration, ""), ("", store), (integration, store))
+    return tuple(state_key(status, i, s) for i, s in pairs)
+
+
+def state_member(integration: str, store: str, message_id: str) -> str:
+    """An index entry: neither an integration nor a store holds a ':' (a message id may)."""
+    return f"{integration}:{store}:{message_id}"
+
+
+def split_state_member(value: str) -> tuple[str, str, str]:
+    integration, store, message_id = value.split(":", 2)
+    return integration, store, message_id
+
+
+def _list_in_state(
+    pipe: redis.client.Pipeline,
+    status: str,
+    integration: str,
+    store: str,
+    message_id: str,
+    at: float | None,
+) -> None:
+    """Queue the index writes of a message entering ``status`` (``at``) or leaving it (None)."""
+    if status not in LISTED_STATES:
+        return
+    entry = state_member(integration, store, message_id)
+    for key in state_keys(status, integration, store):
+        if at is None:
+            pipe.zrem(key, entry)
+        else:
+            pipe.zadd(key, {entry: at})
 
 
 # A retry may begin this much before it is due (a copy of its task that arrives just early).
@@ -199,6 +249,22 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 return 1
 """
 
+# Lua for the state indexes (``state_keys``), put before the scripts that call it: a message, named
+# by its record's key and its member ``<integration>:<message_id>``, enters a state's indexes
+# ('add', scored ``at``) or leaves them.
+_LISTING = """
+local function listing(op, status, record, who, at)
+  local integration, id = string.match(who, '^([^:]*):(.*)$')
+  local store = redis.call('HGET', record, 'store') or 'default'
+  local entry = integration .. ':' .. store .. ':' .. id
+  local base = '%s' .. status .. ':'
+  for _, key in ipairs({base .. ':', base .. integration .. ':', base .. ':' .. store,
+                        base .. integration .. ':' .. store}) do
+    if op == 'add' then redis.call('ZADD', key, at, entry) else redis.call('ZREM', key, entry) end
+  end
+end
+""".replace("%s", STATE_PREFIX)
+
 # A worker starts on a message: not finished, not a stray copy of a retry that is not due yet,
 # lease free. Returns {outcome, attempts, body, store, retry_since, sealed parameters}.
 _BEGIN = """
@@ -211,6 +277,7 @@ if st == 'retrying' then
   if at > now + tonumber(ARGV[6]) then return {'early'} end
 end
 if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return {'busy'} end
+if st == 'retrying' then listing('rem', 'retrying', KEYS[1], ARGV[5]) end
 local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'status', 'processing', 'started_at', ARGV[1], 'updated_at', ARGV[1])
 redis.call('HSETNX', KEYS[1], 'retry_since', ARGV[1])
@@ -226,6 +293,7 @@ _RETRYING = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'retrying', 'last_error', ARGV[4],
            'next_attempt_at', ARGV[3], 'updated_at', ARGV[2])
+listing('add', 'retrying', KEYS[1], ARGV[5], ARGV[2])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
 redis.call('DEL', KEYS[2])
@@ -267,6 +335,27 @@ for _, m in ipairs(old) do
 end
 return gone
 """
+
+
+# A state's index entries that may be stale (scored before ARGV[2]) and whose record is gone or
+# in another state, taken off all of that state's indexes. KEYS[1]: the state's index of every
+# message; ARGV: the state, the score, the record key prefix, how many to look at.
+_PRUNE_STATE = """
+local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[4])
+local gone = 0
+for _, m in ipairs(old) do
+  local integration, store, id = string.match(m, '^([^:]*):([^:]*):(.*)$')
+  if redis.call('HGET', ARGV[3] .. integration .. ':' .. id, 'status') ~= ARGV[1] then
+    local base = '%s' .. ARGV[1] .. ':'
+    for _, key in ipairs({base .. ':', base .. integration .. ':', base .. ':' .. store,
+                          base .. integration .. ':' .. store}) do
+      redis.call('ZREM', key, m)
+    end
+    gone = gone + 1
+  end
+end
+return gone
+""".replace("%s", STATE_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -341,6 +430,25 @@ class Record:
                 "delivered_at": _iso(f.get("delivered_at")),
             }
         return view
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page of a state listing ends (its last entry's score and name): the next page
+    starts right after it, whatever entered the states meanwhile."""
+
+    at: float
+    entry: str
+
+
+@dataclass(frozen=True)
+class InState:
+    """A message listed in a state (``Records.in_states``), with when it entered it."""
+
+    record: Record
+    store: str
+    status: str
+    since: float
 
 
 def _fenced(
@@ -431,11 +539,12 @@ class Records:
             accept=_ACCEPT,
             published=_PUBLISHED,
             requeued=_REQUEUED,
-            begin=_BEGIN,
-            retrying=_RETRYING,
+            begin=_LISTING + _BEGIN,
+            retrying=_LISTING + _RETRYING,
             claim_due=_CLAIM_DUE,
             release=_RELEASE,
             prune=_PRUNE,
+            prune_state=_PRUNE_STATE,
         )
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
@@ -662,6 +771,8 @@ class Records:
             pipe.persist(key)
             for listed in (DEAD_MESSAGES, DEAD_DELIVERIES, OUTBOX, DUE):
                 pipe.zrem(listed, who)
+            store = fields.get("store") or "default"
+            _list_in_state(pipe, fields["status"], integration, store, message_id, None)
             pipe.zadd(WATCH, {who: now + self.timing.queued_deadline_seconds})
             return Record(
                 integration, message_id, {**fields, "status": "queued", "queued_at": repr(now)}
@@ -784,6 +895,7 @@ class Records:
             if status == "dead":
                 pipe.zadd(DEAD_MESSAGES, {who: now})
             store = store or "default"
+            _list_in_state(pipe, status, integration, store, message_id, now)
             if cursor:
                 pipe.hset(
                     cursor_key(integration, store),
@@ -884,10 +996,71 @@ class Records:
         """Take dead-list entries whose records have expired off the lists. Only entries older
         than the record TTL can have lost their record, so only those are looked at."""
         older_than = (time.time() if now is None else now) - self.timing.record_ttl_seconds
+        self._prune_states(older_than, limit)  # the state indexes' entries likewise
         return sum(
             self._run("prune", [listed], [older_than, RECORD_PREFIX, limit])
             for listed in (DEAD_MESSAGES, DEAD_DELIVERIES)
         )
+
+    def _prune_states(self, older_than: float, limit: int) -> int:
+        """Take off the state indexes the entries whose records expired (or, should one have
+        been missed, left the state): only entries older than the record TTL are looked at."""
+        return sum(
+            self._run("prune_state", [state_key(s)], [s, older_than, RECORD_PREFIX, limit])
+            for s in LISTED_STATES
+        )
+
+    def in_states(
+        self,
+        statuses: Sequence[str],
+        *,
+        integration: str | None = None,
+        store: str | None = None,
+        limit: int = 50,
+        after: Position | None = None,
+    ) -> tuple[list[InState], Position | None]:
+        """The messages in any of ``statuses`` (of ``LISTED_STATES``), of one integration and
+        one store when given, newest in their state first: one page of at most ``limit``, after
+        ``after``, and where the next page starts (None: this is the last). Reads one index per
+        state and one record per entry, never more, however much history Redis holds. An entry
+        whose record left the state since it was read is left out, so a page may hold fewer."""
+        wanted = list(dict.fromkeys(statuses))
+        keys = [state_key(s, integration or "", store or "") for s in wanted]
+        ties = [0] * len(keys)
+        if after is not None:  # entries scored the same as the last one, on either side of it
+            with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.zcount(key, after.at, after.at)
+                ties = pipe.execute()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key, tied in zip(keys, ties, strict=True):
+                top = after.at if after is not None else "+inf"
+                pipe.zrevrangebyscore(key, top, "-inf", 0, limit + 1 + tied, withscores=True)
+            ranges = pipe.execute()
+        found = sorted(
+            (
+                (score, entry, status)
+                for status, rows in zip(wanted, ranges, strict=True)
+                for entry, score in rows
+                if after is None or (score, entry) < (after.at, after.entry)
+            ),
+            reverse=True,
+        )
+        page = found[:limit]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for _, entry, _ in page:
+                integration_name, _, message_id = split_state_member(entry)
+                pipe.hgetall(record_key(integration_name, message_id))
+            fields = pipe.execute()
+        listed = []
+        for (score, entry, status), f in zip(page, fields, strict=True):
+            integration_name, store_name, message_id = split_state_member(entry)
+            if f.get("status") == status:
+                listed.append(
+                    InState(Record(integration_name, message_id, f), store_name, status, score)
+                )
+        more = len(found) > limit
+        return listed, Position(page[-1][0], page[-1][1]) if more else None
 
     def recent(self, limit: int = 50) -> list[Record]:
         """The latest messages received, newest first (those whose records expired left out)."""

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import shlex
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,6 +45,7 @@ class Run:
     ok_id: str
     dead_id: str
     echo_id: str
+    failed_id: str
     outputs: dict[str, str] = field(default_factory=dict)
 
     def lines(self, name: str) -> list[dict[str, Any]]:
@@ -135,6 +139,10 @@ def scenario(web: str, token: str, sim: DotcomSimulator, hub: HubServer, run: Ru
     assert send(dead).status_code == 500
     sim.reset()
 
+    failed = shipment_message(shipping_method="Teleport")  # refused before any call: failed
+    failed["message_id"] = run.failed_id
+    assert send(failed).status_code == 500
+
     echo = shipment_message()  # a message_id that quotes a secret lands in many lines' fields
     echo["message_id"] = run.echo_id
     assert send(echo).status_code == 200
@@ -148,7 +156,7 @@ def scenario(web: str, token: str, sim: DotcomSimulator, hub: HubServer, run: Ru
     secret_path = f"{web}/messages/dotcom/{run.secrets['DOTCOM_PASSWORD']}"
     assert requests.get(secret_path, headers={"X-Hub-Token": token}).status_code == 404
 
-    for message_id in (run.ok_id, run.dead_id, run.echo_id):
+    for message_id in (run.ok_id, run.dead_id, run.echo_id, run.failed_id):
         hub.wait_for(message_id, timeout=60)
 
 
@@ -170,6 +178,7 @@ def run(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> 
         ok_id=f"logs-ok-{secrets.token_hex(4)}",
         dead_id=f"logs-dead-{secrets.token_hex(4)}",
         echo_id=f"echo-{given['OPS_PASSWORD']}",
+        failed_id=f"logs-failed-{secrets.token_hex(4)}",
     )
     env = process_env(redis_server, sim, hub, given)
     services: dict[str, Service] = {}
@@ -194,7 +203,7 @@ def _deliveries_done(worker_output: str, run: Run) -> bool:
         for line in worker_output.splitlines()
         if "shiphub.deliver" in line and "succeeded" in line
     ]
-    return {e.get("message_id") for e in ends} >= {run.ok_id, run.dead_id}
+    return {e.get("message_id") for e in ends} >= {run.ok_id, run.dead_id, run.failed_id}
 
 
 def test_every_line_of_every_process_is_one_json_object(run: Run) -> None:
@@ -305,3 +314,40 @@ def test_delivery_lines_carry_the_message_id_and_nothing_stale(run: Run) -> None
                 # Once the push has taken its delivery: the message's service, the push's
                 # number (the hub took the first).
                 assert (line["service"], line["attempt"]) == (SERVICE, 1), line
+
+
+def readme_warnings_query() -> list[str]:
+    """The README's command for a worker's warnings (section Logs), as its words."""
+    readme = (ROOT / "README.md").read_text()
+    (line,) = [
+        line.strip()
+        for line in readme.splitlines()
+        if line.strip().startswith("jq ") and '"WARNING"' in line and "worker.log" in line
+    ]
+    return shlex.split(line)
+
+
+def test_the_readmes_query_for_warnings_finds_every_message_that_failed_or_went_dead(
+    run: Run, tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    log.write_text(run.outputs["worker"])
+    command = [str(log) if word == ".run/worker.log" else word for word in readme_warnings_query()]
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
+
+    found = [json.loads(line) for line in done.stdout.splitlines()]
+    outcomes = {
+        line["message_id"]: line
+        for line in found
+        if line["logger"] == "celery.app.trace" and "MessageFailed(" in line["message"]
+    }
+    assert set(outcomes) == {run.failed_id, run.dead_id}, found
+    assert re.search(
+        r"MessageFailed\(['\"]failed: Shipment cannot", outcomes[run.failed_id]["message"]
+    )
+    assert re.search(r"MessageFailed\(['\"]dead: ", outcomes[run.dead_id]["message"])
+    assert {line["level"] for line in outcomes.values()} == {"WARNING"}
+    assert (outcomes[run.dead_id]["attempt"], outcomes[run.failed_id]["attempt"]) == (3, 1)
+    # A message that succeeded, and every other attempt's outcome, stays at INFO.
+    assert not [line for line in found if line.get("message_id") == run.ok_id]
