@@ -81,7 +81,13 @@ class RecordView(Reply):
     started_at: str | None
     finished_at: str | None
     next_attempt_at: str | None = Field(description="When the next attempt is due (retrying)")
-    last_error: str | None
+    last_error: str | None = Field(
+        description="The error of the current run: why it is retrying, failed or dead; none "
+        "once it succeeded"
+    )
+    earlier_error: str | None = Field(
+        description="The last error before the message succeeded or was replayed (history)"
+    )
     answer: Answer | None = Field(description="The handler's answer, once it finished")
     delivery: DeliveryView | SkipJsonSchema[None] = omitted(
         "Present when the answer is pushed to the hub (HUB_PUSH_URL)"

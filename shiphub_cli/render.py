@@ -25,7 +25,7 @@ def answer_lines(answer: Answer, where: str) -> list[str]:
 
 
 def record_lines(record: dict[str, Any]) -> list[str]:
-    """A message's record: its status, attempts, times, last error, answer and delivery."""
+    """A message's record: its status, attempts, times, errors, answer and delivery."""
     lines = [
         f"{record.get('status')}  {record.get('integration')}/{record.get('service')}  "
         f"{record.get('message_id')}"
@@ -38,6 +38,7 @@ def record_lines(record: dict[str, Any]) -> list[str]:
         ("finished", record.get("finished_at")),
         ("next attempt", record.get("next_attempt_at")),
         ("last error", record.get("last_error")),
+        ("error before", record.get("earlier_error")),
     ]
     lines += [f"{INDENT}{name:<13}{value}" for name, value in fields if value is not None]
     answer = record.get("answer")

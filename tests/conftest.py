@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from endpoint.app import create_app
 from worker.records import Records, Timing
-from worker.registry import Handler
+from worker.registry import Handler, Route
 from worker.settings import Settings
 
 ENDPOINT_KEY = "unit-endpoint-key"
@@ -24,7 +24,7 @@ class Publisher:
         self.published: list[tuple[str, str]] = []
         self.fail = False
 
-    def __call__(self, handler: Handler, message_id: str, queued_at: float = 0.0) -> None:
+    def __call__(self, handler: Handler | Route, message_id: str, queued_at: float = 0.0) -> None:
         if self.fail:
             raise ConnectionError("broker down")
         self.published.append((handler.task_name, message_id))

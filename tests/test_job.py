@@ -21,7 +21,7 @@ class Empty(BaseModel):
     pass
 
 
-def job(records: Records, message_id: str, attempt: int = 1) -> Job[Empty]:
+def job(records: Records, message_id: str, attempt: int = 1, run: int = 0) -> Job[Empty]:
     return Job(
         integration="acme",
         message_id=message_id,
@@ -31,6 +31,7 @@ def job(records: Records, message_id: str, attempt: int = 1) -> Job[Empty]:
         store="shop",
         attempt=attempt,
         records=records,
+        run=run,
     )
 
 
@@ -154,6 +155,8 @@ def test_an_unknown_attempt_that_landed_is_found_and_not_made_again(records: Rec
         "state": "done",
         "result": "found",
         "at": pytest.approx(time.time(), abs=5),
+        "run": 0,
+        "sends": None,
     }
 
 
@@ -208,3 +211,57 @@ def test_a_create_refused_for_its_rate_is_not_in_doubt(records: Records) -> None
 
     assert limited.value.not_before is None  # its Retry-After, not a wait for it to land
     assert records.once_state("acme", "m10", "create") is None
+
+
+# -- a replay starts from scratch, and still creates once ----------------------------------------
+
+
+def test_a_replay_does_not_take_an_earlier_runs_answer_for_its_own(records: Records) -> None:
+    job(records, "r1").once("confirm", lambda _key: "what the first run was told")
+    provider = Provider(holds=None)
+
+    result = job(records, "r1", run=1).once("confirm", provider.create)
+
+    assert (result, provider.calls) == ("created", ["create"])
+    assert records.once_state("acme", "r1", "confirm")["run"] == 1
+
+
+def test_a_replay_looks_for_what_an_earlier_run_created_before_creating(
+    records: Records,
+) -> None:
+    job(records, "r2").once("create", lambda _key: "made by the first run", sends=SENDS)
+    provider = Provider(holds="found")
+
+    result = job(records, "r2", run=1).once(
+        "create", provider.create, sends=SENDS, look=LookFirst(60, provider.find)
+    )
+
+    assert (result, provider.calls) == ("found", ["find"])  # not made twice
+
+
+def test_a_replay_recognises_an_earlier_runs_create_as_its_own(records: Records) -> None:
+    """Without a look, the replay's create meets the provider's "already exists": what the
+    earlier run sent is this message's own, not another message's."""
+    job(records, "r3").once("create", lambda _key: "made", sends=SENDS)
+    replay = job(records, "r3", run=1)
+
+    def create(_key: str) -> str:
+        return replay.already_there("sent", "H1", SENDS, "Acme refused the order")
+
+    assert (
+        replay.once("create", create, sends=SENDS) == "sent by an earlier attempt of this message"
+    )
+
+
+def test_an_earlier_runs_attempt_does_not_clear_a_replays_mark(records: Records) -> None:
+    """Attempts count from 1 again in a replay: a late refusal of the first run's attempt 1
+    must not forget the replay's attempt 1, whose call is in flight."""
+    records.once_inflight("acme", "r4", "create", 1, sends=SENDS, run=1)
+
+    records.once_clear("acme", "r4", "create", 1, run=0)
+
+    assert records.once_state("acme", "r4", "create")["state"] == "inflight"
+    assert (job(records, "r4").run_key, job(records, "r4", run=1).run_key) == (
+        "r4",
+        "r4 (replay 1)",
+    )

@@ -17,7 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from endpoint.app import create_app
 from tests.conftest import ENDPOINT_KEY, Publisher, auth, settle, unit_settings
-from worker.records import Records
+from worker.hub import HubMessage
+from worker.intake import earlier_fingerprint
+from worker.records import Records, record_key
+from worker.sealing import sealer
 from worker.settings import Settings
 
 
@@ -241,6 +244,52 @@ def test_same_id_different_body_is_409(client: FlaskClient, records: Records) ->
 
     assert response.status_code == 409
     assert queued_tasks(records) == [("acme.order_ready", "m-c")]
+
+
+def test_a_resend_is_the_same_message_whatever_parameters_it_carries(
+    client: FlaskClient, records: Records
+) -> None:
+    """Its parameters are not what it asks for: the newest copy's are kept for a run to come,
+    and a copy that carries none leaves none."""
+    first = order("m-p", parameters=[{"name": "acme.api_key", "value": "old"}])
+    post(client, first)
+    sealed = records.get("acme", "m-p").fields["parameters"]
+    rotated = order("m-p")
+    rotated["payload"]["parameters"] = [{"name": "acme.api_key", "value": "new"}]
+
+    assert post(client, rotated).status_code == 200
+    kept = records.get("acme", "m-p").fields["parameters"]
+    assert kept != sealed and "new" not in kept  # sealed
+    assert json.loads(sealer(unit_settings().shiphub_secret_key).open(kept))[0]["value"] == "new"
+    assert post(client, order("m-p")).status_code == 200
+    assert "parameters" not in records.get("acme", "m-p").fields
+    assert queued_tasks(records) == [("acme.order_ready", "m-p")]
+
+
+def test_numbers_are_compared_by_value_not_by_their_spelling(
+    client: FlaskClient, records: Records
+) -> None:
+    def quantity(value: float) -> dict[str, Any]:
+        body = order("m-n")
+        body["payload"]["order"]["quantity"] = value
+        return body
+
+    post(client, quantity(2.0))
+
+    assert post(client, quantity(2)).status_code == 200
+    assert post(client, quantity(3)).status_code == 409
+
+
+def test_a_record_fingerprinted_before_the_upgrade_still_knows_its_resends(
+    client: FlaskClient, records: Records
+) -> None:
+    body = order("m-old", parameters=[{"name": "acme.api_key", "value": "k"}])
+    post(client, body)
+    key = record_key("acme", "m-old")
+    records.redis.hset(key, "fingerprint", earlier_fingerprint(HubMessage.model_validate(body)))
+
+    assert post(client, body).status_code == 200
+    assert post(client, order("m-old", number="H2")).status_code == 409
 
 
 def test_same_id_in_another_integration_is_another_message(

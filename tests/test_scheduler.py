@@ -13,6 +13,7 @@ from worker import registry
 from worker.outbox import Outbox
 from worker.records import Records
 from worker.scheduler import Scheduler
+from worker.watchdog import BrokerView, sweep
 
 
 @pytest.fixture
@@ -78,3 +79,32 @@ def test_one_worker_sweeps_per_interval(records: Records, publisher: Publisher) 
 
     assert "republished" in first.tick()
     assert "republished" not in second.tick()
+
+
+def test_a_due_retry_of_an_integration_this_process_does_not_run_is_handed_on(
+    records: Records, publisher: Publisher, scheduler: Scheduler
+) -> None:
+    """Published to its integration's queue by name, for the workers that run it: never
+    dropped (nor left to a watchdog that would forget it)."""
+    now = time.time()
+    body = json.dumps({"message_id": "x1", "message": "parcel:ready", "payload": {}})
+    records.accept("elsewhere", "x1", "d", "t", {"message": "parcel:ready", "body": body})
+    records.begin("elsewhere", "x1", "lease")
+    records.mark_retrying("elsewhere", "x1", "HTTP 503", now - 1, "lease")
+
+    assert scheduler.tick(now)["retries"] == 1
+    assert publisher.published == [("elsewhere.parcel_ready", "x1")]
+
+
+def test_the_sweep_hands_on_a_lost_message_of_an_integration_this_process_does_not_run(
+    records: Records, publisher: Publisher
+) -> None:
+    body = json.dumps({"message_id": "x2", "message": "parcel:ready", "payload": {}})
+    records.accept("elsewhere", "x2", "d", "t", {"message": "parcel:ready", "body": body})
+    records.mark_published("elsewhere", "x2", time.time())
+    later = time.time() + records.timing.queued_deadline_seconds + 1
+
+    found = sweep(records, publisher, BrokerView(records.redis), later)
+
+    assert found.republished == ["elsewhere:x2"]  # not forgotten
+    assert publisher.published == [("elsewhere.parcel_ready", "x2")]

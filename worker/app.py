@@ -82,11 +82,12 @@ class TryingAgain(Exception):
     """Why a task is in RETRY: its next attempt is scheduled (in Redis, not as a countdown)."""
 
 
-def publish(handler: registry.Handler, message_id: str, queued_at: float) -> None:
+def publish(handler: registry.Handler | registry.Route, message_id: str, queued_at: float) -> None:
     """Publish the task for a recorded message, stamped with when it was queued (the watchdog
     tells a queued message from a lost one by it): for replays, due retries and the watchdog.
     New messages are not published here: their broker message is pushed by the same Lua script
-    that records them (``enqueue``, ``worker.intake``)."""
+    that records them (``enqueue``, ``worker.intake``). Its task is named and queued from its
+    integration and message type, so this process need not run the integration itself."""
     app.send_task(
         handler.task_name,
         args=[handler.integration, message_id],

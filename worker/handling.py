@@ -200,6 +200,7 @@ class _Attempt:
             store=begun.store,
             attempt=begun.attempt,
             records=self.records,
+            run=begun.replays,
             part_store=self._store_part,
         )
         self.watched = job.watched
@@ -258,6 +259,8 @@ class _Attempt:
         kept: list[Keep] | None = None,
     ) -> Handled:
         integration = self.integration.name
+        if error is None and status != "succeeded":  # failed by its answer's notifications
+            error = _summary(answer)
         cursor = {p.name.removeprefix(f"{integration}."): p.value for p in answer.parameters}
         hub_answer = answer.model_copy(
             update={

@@ -11,12 +11,13 @@ Shapes follow the classic hub (``{"message_id", "message", "payload"}`` in, ``{"
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from worker.status import ShipmentStatus
@@ -232,6 +233,31 @@ def qualify(integration: str, name: str) -> str:
 class HubModel(BaseModel):
     # The hub adds keys freely; numbers where text is expected (zipcode 20815) are taken as text.
     model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True, str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers_as_text(cls, data: Any) -> Any:
+        """A whole number where text is expected is written by its value, however the hub
+        spelt it: ``variant_id`` 4123.0 is "4123", as 4123 is (not "4123.0"), so one shipment
+        sent twice is the same shipment to every content comparison."""
+        if not isinstance(data, dict):
+            return data
+        whole = {
+            name: int(value)
+            for name in _text_fields(cls)
+            if type(value := data.get(name)) is float and value.is_integer()
+        }
+        return {**data, **whole} if whole else data
+
+
+@functools.cache
+def _text_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``model`` that hold text (``str`` or ``str | None``)."""
+    return tuple(
+        name
+        for name, info in model.model_fields.items()
+        if info.annotation is str or set(get_args(info.annotation)) == {str, type(None)}
+    )
 
 
 class HubAddress(HubModel):

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import redis
 
@@ -35,12 +35,13 @@ from worker.enqueue import Envelope
 from worker.hub import HubMessage
 from worker.json_text import canonical, compact
 from worker.records import Arrival, Received, Record, Records
-from worker.registry import Handler
+from worker.registry import Handler, Route
 from worker.sealing import Sealer
 
 # Publish a recorded message's task through Celery, stamped with when it was queued
-# (``worker.app.publish``): for replays, due retries and the watchdog, not for the intake.
-Publish = Callable[[Handler, str, float], None]
+# (``worker.app.publish``): for replays, due retries and the watchdog, not for the intake. Its
+# route may be a handler of this process, or the way to the workers that run its integration.
+Publish = Callable[[Handler | Route, str, float], None]
 # The broker message of a message's task, stamped with when it was queued
 # (``worker.enqueue.Envelopes.build``).
 Enqueue = Callable[[Handler, str, float], Envelope]
@@ -60,11 +61,41 @@ class Submission:
     record: Record | None
 
 
+# Fingerprints are versioned: a record written before they were taken by value, without the
+# parameters, holds a bare digest (``earlier_fingerprint``), still matched until it expires.
+FINGERPRINT_VERSION = "2:"
+
+
 def fingerprint(message: HubMessage) -> str:
-    """Identity of a message's content: the same id with another body is a conflict."""
+    """Identity of a message: what it asks for (its type and payload), not the parameters it
+    carries, and its numbers by value. A resend with rotated credentials or a newer cursor, or
+    with a price written 29 where the first said 29.0, is the same message; the same id asking
+    for something else is a conflict."""
+    payload = {k: v for k, v in message.payload.items() if k != "parameters"}
+    text = canonical({"message": message.message, "payload": by_value(payload)})
+    return FINGERPRINT_VERSION + hashlib.sha256(text).hexdigest()
+
+
+def earlier_fingerprint(message: HubMessage) -> str:
+    """The fingerprint records were written with before ``FINGERPRINT_VERSION`` (JSON text of
+    the payload, its parameters included): a resend of a message recorded then is matched by
+    it, until ``RECORD_TTL_SECONDS`` after the upgrade has let every such record expire."""
     return hashlib.sha256(
         canonical({"message": message.message, "payload": message.payload})
     ).hexdigest()
+
+
+def by_value(value: Any) -> Any:
+    """``value`` with every whole number written as an integer (29.0 as 29), so that two
+    spellings of one number give one text."""
+    kind = type(value)
+    if kind is float:
+        return int(value) if value.is_integer() else value
+    if kind is dict:
+        return {k: by_value(v) for k, v in value.items()}
+    if kind is list:
+        return [by_value(v) for v in value]
+    return value
 
 
 def submit(
@@ -104,12 +135,18 @@ def _arrival(
         "store": store,
         "body": compact(body),
     }
-    if parameters:  # credentials: stored sealed, dropped when the message finishes
+    if parameters:  # credentials: stored sealed while the record lives (worker.sealing)
         fields["parameters"] = sealer.seal(json.dumps(parameters))
     now = time.time()
     envelope = enqueue(handler, message.message_id, now)
     return Arrival(
-        handler.integration, message.message_id, fingerprint(message), fields, envelope, now
+        handler.integration,
+        message.message_id,
+        fingerprint(message),
+        fields,
+        envelope,
+        now,
+        also=earlier_fingerprint(message),
     )
 
 

@@ -64,6 +64,9 @@ class Job(Generic[P]):
     store: str
     attempt: int
     records: Records
+    # Which run of the message this is: 0 the first, n after its n-th replay. A replay starts
+    # from scratch: what an earlier run was answered is not reused (``once``, ``run_key``).
+    run: int = 0
     _earlier_sends: Any = field(default=None, init=False, repr=False)
     # Stores messages ahead of the answer's end, with what was kept about them (the handling
     # sets it; without it ``send_ahead`` keeps everything for the end).
@@ -83,7 +86,15 @@ class Job(Generic[P]):
 
     @property
     def idempotency_key(self) -> str:
+        """The key a provider that takes one gets with a create: the same for every run of the
+        message, replays included, so that such a provider never creates it twice."""
         return f"{self.integration}:{self.message_id}"
+
+    @property
+    def run_key(self) -> str:
+        """This run's name, for what an integration keeps about one run of a message (a batch
+        outcome, a count of refusals): the message_id, then ``<message_id> (replay n)``."""
+        return self.message_id if self.run == 0 else f"{self.message_id} (replay {self.run})"
 
     def once(
         self,
@@ -108,19 +119,26 @@ class Job(Generic[P]):
         anything else).
         ``sends`` is what the call creates at the provider (JSON-able): kept with the in-flight
         mark, it lets ``already_there`` recognise this message's own earlier attempt.
+
+        A replay (``run``) starts from scratch: an earlier run's result is not its answer. An
+        earlier run's mark is what an unknown outcome is: its call may have landed (a completed
+        one did). So the replay looks first (``look``), and only calls when the provider holds
+        nothing; without ``look`` it calls again, the provider's own key making a repeat
+        harmless as above (``idempotency_key`` is the same for every run).
         """
         state = self.records.once_state(self.integration, self.message_id, operation)
-        if state and state["state"] == "done":
+        ours = state is not None and state.get("run", 0) == self.run
+        if ours and state["state"] == "done":
             return state["result"]
-        earlier = state if state and state["state"] == "inflight" else None
+        earlier = state if state and (state["state"] == "inflight" or not ours) else None
         self._earlier_sends = earlier.get("sends") if earlier else None
         if earlier is not None and look is not None:
             found = self._look_for(operation, earlier, look)
             if found is not None:
-                self.records.once_done(self.integration, self.message_id, operation, found)
+                self._mark_done(operation, found, sends)
                 return found
         self.records.once_inflight(
-            self.integration, self.message_id, operation, self.attempt, sends=sends
+            self.integration, self.message_id, operation, self.attempt, sends=sends, run=self.run
         )
         sent_at = time.time()
         try:
@@ -128,20 +146,33 @@ class Job(Generic[P]):
         except HardError:
             # The provider refused: nothing happened, nothing to guard. (After a transient error
             # the call may have landed, so the in-flight mark stays for the next attempt.)
-            self.records.once_clear(self.integration, self.message_id, operation, self.attempt)
+            self._clear(operation)
             raise
         except TransientError as exc:
             if exc.status == TOO_MANY_REQUESTS:  # refused before it was looked at: not made
-                self.records.once_clear(self.integration, self.message_id, operation, self.attempt)
+                self._clear(operation)
             elif look is not None:  # the next attempt looks, once the call can no longer land
                 exc.not_before = max(exc.not_before or 0.0, _until_landed(sent_at, look))
             raise
-        self.records.once_done(self.integration, self.message_id, operation, result)
+        self._mark_done(operation, result, sends)
         return result
+
+    def _mark_done(self, operation: str, result: Any, sends: Mapping[str, Any] | None) -> None:
+        self.records.once_done(
+            self.integration, self.message_id, operation, result, run=self.run, sends=sends
+        )
+
+    def _clear(self, operation: str) -> None:
+        self.records.once_clear(
+            self.integration, self.message_id, operation, self.attempt, run=self.run
+        )
 
     @staticmethod
     def _look_for(operation: str, earlier: Mapping[str, Any], look: LookFirst[T]) -> T | None:
-        """What an earlier attempt's call made, once it can no longer land (None: nothing)."""
+        """What an earlier attempt's call made, once it can no longer land (None: nothing). An
+        earlier run's completed call has landed: it is looked for at once."""
+        if earlier.get("state") == "done":
+            return look.find()
         sent_at = float(earlier.get("since") or 0.0)
         wait = _until_landed(sent_at, look)
         if wait > 0:

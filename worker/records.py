@@ -189,37 +189,52 @@ def done_channel(integration: str, message_id: str) -> str:
 # broker's list) must precede the record; a caller told of the failure sends the message again
 # and finds it recorded. Counters and the recent list's cap are written once per run.
 #
+# A message already recorded is the same message when its fingerprint is the record's (or, for a
+# record written before fingerprints were versioned, the one it was written with: ``also``). The
+# copy that came last says what parameters the message carries (a hub resend with rotated
+# credentials or a newer cursor): they replace those kept, for any run still to come (a retry, a
+# replay); none carried, none kept; a message that succeeded is never run again and keeps none.
+# Another message under the same id is a conflict, and changes nothing.
+#
 # KEYS: watch set, messages counter, recent set, then per message its record and its queue list.
 # ARGV per message: fingerprint, now, deadline, member, accepted field, duplicate field ('' for
-# none), broker message ('' for none), the number of field names and values that follow, those.
+# none), broker message ('' for none), the fingerprint also matched ('' for none), the sealed
+# parameters ('' for none), the number of field names and values that follow, those.
 # Returns per message {created} | {exists, field, value, ...} | {conflict, field, value, ...}.
 _ACCEPT = """
 local replies, counts, created, a = {}, {}, 0, 1
 for i = 1, (#KEYS - 3) / 2 do
-  local record, queue, n = KEYS[2 + 2 * i], KEYS[3 + 2 * i], tonumber(ARGV[a + 7])
+  local record, queue, n = KEYS[2 + 2 * i], KEYS[3 + 2 * i], tonumber(ARGV[a + 9])
   local fp = redis.call('HGET', record, 'fingerprint')
   if not fp then
     if ARGV[a + 6] ~= '' then redis.call('LPUSH', queue, ARGV[a + 6]) end
     local now = ARGV[a + 1]
     redis.call('HSET', record, 'fingerprint', ARGV[a], 'received_at', now, 'updated_at', now,
                'queued_at', now, 'status', 'queued', 'attempts', '0',
-               unpack(ARGV, a + 8, a + 7 + n))
+               unpack(ARGV, a + 10, a + 9 + n))
     redis.call('ZADD', KEYS[1], ARGV[a + 2], ARGV[a + 3])
     redis.call('ZADD', KEYS[3], now, ARGV[a + 3])
     counts[ARGV[a + 4]] = (counts[ARGV[a + 4]] or 0) + 1
     created = created + 1
     replies[i] = {'created'}
-  else
+  elseif fp ~= ARGV[a] and (ARGV[a + 7] == '' or fp ~= ARGV[a + 7]) then
     local found = redis.call('HGETALL', record)
-    if fp ~= ARGV[a] then
-      table.insert(found, 1, 'conflict')
+    table.insert(found, 1, 'conflict')
+    replies[i] = found
+  else
+    if redis.call('HGET', record, 'status') == 'succeeded' then
+      -- never run again: nothing to keep them for
+    elseif ARGV[a + 8] ~= '' then
+      redis.call('HSET', record, 'parameters', ARGV[a + 8])
     else
-      if ARGV[a + 5] ~= '' then counts[ARGV[a + 5]] = (counts[ARGV[a + 5]] or 0) + 1 end
-      table.insert(found, 1, 'exists')
+      redis.call('HDEL', record, 'parameters')
     end
+    if ARGV[a + 5] ~= '' then counts[ARGV[a + 5]] = (counts[ARGV[a + 5]] or 0) + 1 end
+    local found = redis.call('HGETALL', record)
+    table.insert(found, 1, 'exists')
     replies[i] = found
   end
-  a = a + 8 + n
+  a = a + 10 + n
 end
 for field, count in pairs(counts) do redis.call('HINCRBY', KEYS[2], field, count) end
 if created > 0 then
@@ -266,7 +281,7 @@ end
 """.replace("%s", STATE_PREFIX)
 
 # A worker starts on a message: not finished, not a stray copy of a retry that is not due yet,
-# lease free. Returns {outcome, attempts, body, store, retry_since, sealed parameters}.
+# lease free. Returns {outcome, attempts, body, store, retry_since, sealed parameters, replays}.
 _BEGIN = """
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return {'missing'} end
@@ -284,8 +299,8 @@ redis.call('HSETNX', KEYS[1], 'retry_since', ARGV[1])
 redis.call('HDEL', KEYS[1], 'next_attempt_at')
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 redis.call('ZREM', KEYS[4], ARGV[5])
-local f = redis.call('HMGET', KEYS[1], 'body', 'store', 'retry_since', 'parameters')
-return {'started', tostring(n), f[1], f[2], f[3], f[4] or ''}
+local f = redis.call('HMGET', KEYS[1], 'body', 'store', 'retry_since', 'parameters', 'replays')
+return {'started', tostring(n), f[1], f[2], f[3], f[4] or '', f[5] or '0'}
 """
 
 # The holder schedules its retry, if it still holds the lease; the lease goes with it.
@@ -417,6 +432,7 @@ class Record:
             if self.status == "retrying"
             else None,
             "last_error": f.get("last_error") or None,
+            "earlier_error": f.get("earlier_error") or None,
             "answer": self.answer,
         }
         if "delivery" in f:
@@ -504,6 +520,7 @@ class Arrival:
     fields: Mapping[str, str]
     envelope: Envelope | None
     now: float  # the stamp ``envelope`` carries (``shiphub_queued_at``)
+    also: str = ""  # a fingerprint the record may have been written with before (or none)
 
 
 def _received(arrival: Arrival, found: list[str]) -> Received:
@@ -526,6 +543,7 @@ class Begun:
     store: str = "default"
     retry_since: float = 0.0
     parameters: str = ""  # sealed (worker.sealing); empty when the message carried none
+    replays: int = 0  # which run this is: 0 the first, n after the n-th replay
 
 
 class Records:
@@ -610,6 +628,8 @@ class Records:
                 metrics.MESSAGES.field(a.integration, service, "accepted"),
                 metrics.MESSAGES.field(a.integration, service, "duplicate") if duplicates else "",
                 a.envelope.message if a.envelope else "",
+                a.also,
+                a.fields.get("parameters", ""),
                 2 * len(a.fields),
             )
             for pair in a.fields.items():
@@ -659,9 +679,15 @@ class Records:
         )
         if found[0] != "started":
             return Begun(found[0])
-        _, attempt, body, store, since, parameters = found
+        _, attempt, body, store, since, parameters, replays = found
         return Begun(
-            "started", int(attempt), body or "{}", store or "default", float(since), parameters
+            "started",
+            int(attempt),
+            body or "{}",
+            store or "default",
+            float(since),
+            parameters,
+            int(replays),
         )
 
     def mark_retrying(
@@ -740,18 +766,19 @@ class Records:
                 # Parts stored ahead were kept (written with what the handler kept): the
                 # hub must still get them, with the new answer.
                 pipe.persist(parts_key(integration, message_id))
-            pipe.hset(
-                key,
-                mapping={
-                    "status": "queued",
-                    "attempts": "0",
-                    "updated_at": repr(now),
-                    "queued_at": repr(now),
-                },
-            )
+            reset = {
+                "status": "queued",
+                "attempts": "0",
+                "updated_at": repr(now),
+                "queued_at": repr(now),
+            }
+            if fields.get("last_error"):  # the run replayed is history now
+                reset["earlier_error"] = fields["last_error"]
+            pipe.hset(key, mapping=reset)
             pipe.hincrby(key, "replays", 1)
             pipe.hdel(
                 key,
+                "last_error",
                 "answer",
                 "finished_at",
                 "next_attempt_at",
@@ -782,7 +809,8 @@ class Records:
 
     # -- provider side effects, at most once once completed ------------------------------------
     # These record facts about the provider (a call started, a call returned) and are written
-    # even by a holder that lost its lease: hiding a completed call would only repeat it.
+    # even by a holder that lost its lease: hiding a completed call would only repeat it. Each
+    # mark names the run that wrote it (``run``: 0, then one more per replay; ``Job.once``).
     def once_state(
         self, integration: str, message_id: str, operation: str
     ) -> dict[str, Any] | None:
@@ -796,29 +824,52 @@ class Records:
         operation: str,
         attempt: int,
         sends: Mapping[str, Any] | None = None,
+        run: int = 0,
     ) -> None:
-        mark = {"state": "inflight", "attempt": attempt, "since": time.time(), "sends": sends}
+        mark = {
+            "state": "inflight",
+            "attempt": attempt,
+            "run": run,
+            "since": time.time(),
+            "sends": sends,
+        }
         self.redis.set(
             once_key(integration, message_id, operation),
             json.dumps(mark),
             ex=self.timing.record_ttl_seconds,
         )
 
-    def once_done(self, integration: str, message_id: str, operation: str, result: Any) -> None:
+    def once_done(
+        self,
+        integration: str,
+        message_id: str,
+        operation: str,
+        result: Any,
+        run: int = 0,
+        sends: Mapping[str, Any] | None = None,
+    ) -> None:
+        mark = {"state": "done", "result": result, "at": time.time(), "run": run, "sends": sends}
         self.redis.set(
             once_key(integration, message_id, operation),
-            json.dumps({"state": "done", "result": result, "at": time.time()}),
+            json.dumps(mark),
             ex=self.timing.record_ttl_seconds,
         )
 
-    def once_clear(self, integration: str, message_id: str, operation: str, attempt: int) -> None:
-        """Forget an in-flight mark, if it is still this attempt's."""
+    def once_clear(
+        self, integration: str, message_id: str, operation: str, attempt: int, run: int = 0
+    ) -> None:
+        """Forget an in-flight mark, if it is still this attempt's (of this run)."""
         key = once_key(integration, message_id, operation)
 
         def clear(pipe: redis.client.Pipeline) -> None:
             raw = pipe.get(key)
             state = json.loads(raw) if raw else None
-            if state and state.get("state") == "inflight" and state.get("attempt") == attempt:
+            if (
+                state
+                and state.get("state") == "inflight"
+                and state.get("attempt") == attempt
+                and state.get("run", 0) == run
+            ):
                 pipe.multi()
                 pipe.delete(key)
 
@@ -857,7 +908,9 @@ class Records:
             watched = {memory_key(integration, at, k, n): v for k, n, v in expect}
 
         def commit(pipe: redis.client.Pipeline) -> Write:
-            current, store, service = pipe.hmget(key, "status", "store", "service")
+            current, store, service, met = pipe.hmget(
+                key, "status", "store", "service", "last_error"
+            )
             if refused := _fenced(pipe, current, lease, lease_token):
                 return refused
             if watched:
@@ -876,6 +929,8 @@ class Records:
             }
             if error is not None:
                 update["last_error"] = error
+            elif met and status == "succeeded":  # no error is current: the one met is history
+                update["earlier_error"] = met
             if push:
                 update |= {
                     "delivery": "pending",
@@ -888,7 +943,10 @@ class Records:
                 pipe.zadd(OUTBOX, {who: now})
                 pipe.zadd(metrics.OUTBOX_READY, {who: now})
             pipe.hset(key, mapping=update)
-            pipe.hdel(key, "next_attempt_at", "parameters")  # nothing secret outlives the message
+            # A failed or dead message keeps its parameters, sealed, for a replay (they expire
+            # with the record); one that succeeded is never run again: nothing secret stays.
+            done = ("last_error", "parameters") if status == "succeeded" else ()
+            pipe.hdel(key, "next_attempt_at", *done)
             pipe.delete(lease)
             pipe.zrem(WATCH, who)
             pipe.zrem(DUE, who)

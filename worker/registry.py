@@ -69,6 +69,28 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Route:
+    """Where the task of a message goes: its name and its integration's queue, from the
+    integration and the message type alone. So a process that does not run an integration (its
+    module is not in this process's ``SHIPHUB_INTEGRATION_MODULES``) still hands a message of
+    it on to the workers that do, through its queue."""
+
+    integration: str
+    message: str
+
+    @property
+    def task_name(self) -> str:
+        """``dotcom.shipment_ready`` for ``shipment:ready``; ``dotcom.shipment_results_poll``
+        for ``dotcom:shipment_results:poll`` (the integration's own prefix is dropped)."""
+        bare = self.message.removeprefix(f"{self.integration}:")
+        return f"{self.integration}.{bare.replace(':', '_')}"
+
+    @property
+    def queue(self) -> str:
+        return self.integration
+
+
+@dataclass(frozen=True)
 class Handler:
     """One hub message type a service takes."""
 
@@ -80,10 +102,7 @@ class Handler:
 
     @property
     def task_name(self) -> str:
-        """``dotcom.shipment_ready`` for ``shipment:ready``; ``dotcom.shipment_results_poll``
-        for ``dotcom:shipment_results:poll`` (the integration's own prefix is dropped)."""
-        bare = self.message.removeprefix(f"{self.integration}:")
-        return f"{self.integration}.{bare.replace(':', '_')}"
+        return Route(self.integration, self.message).task_name
 
     @property
     def queue(self) -> str:
@@ -279,6 +298,15 @@ def handler_for(integration: str, message: str | None) -> Handler | None:
     """The handler of a recorded message (None for an integration or message no longer served)."""
     found = _registry.get(integration)
     return found.handler(message) if found and message else None
+
+
+def route_for(integration: str, message: str | None) -> Handler | Route | None:
+    """Where a recorded message's task goes: its handler in this process, or (an integration or
+    message type this process does not run) its route to the workers that do. None only for
+    a record without a message type (gone)."""
+    if not message:
+        return None
+    return handler_for(integration, message) or Route(integration, message)
 
 
 def queues() -> list[str]:

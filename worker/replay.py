@@ -12,7 +12,7 @@ from worker import registry
 from worker.delivery import push_soon
 from worker.intake import Publish
 from worker.outbox import Outbox
-from worker.records import Records
+from worker.records import REPLAYABLE, Records
 
 Replayed = Literal["queued", "accepted"]
 
@@ -25,10 +25,24 @@ def replay_message(
     records: Records, publish: Publish, integration: str, message_id: str
 ) -> Replayed:
     """Queue a failed or dead message again, with a fresh retry budget. "accepted": requeued,
-    but the broker did not take it; the watchdog publishes it shortly."""
+    but the broker did not take it; the watchdog publishes it shortly.
+
+    Whether it can run is checked before anything changes: a message that cannot be replayed
+    (not failed or dead, or of a type this version no longer takes) keeps its record as it was.
+    The replay runs as the first run did, with the parameters the message carried (kept sealed
+    with its record: the newest copy's, when the hub sent it again), the configuration filling
+    what they lack; its integration starts it afresh (``Job.run``)."""
+    found = records.get(integration, message_id)
+    if found is None or found.status not in REPLAYABLE:
+        raise NotReplayable("Only a failed or dead message of a known integration can be replayed")
+    message = found.fields.get("message")
+    handler = registry.handler_for(integration, message)
+    if handler is None:
+        raise NotReplayable(
+            f"{integration} takes no {message!r} messages any more: this message cannot run"
+        )
     record = records.requeue(integration, message_id)
-    handler = registry.handler_for(integration, record.fields.get("message") if record else None)
-    if record is None or handler is None:
+    if record is None:  # it changed meanwhile (another replay took it)
         raise NotReplayable("Only a failed or dead message of a known integration can be replayed")
     try:
         publish(handler, message_id, record.queued_at)

@@ -57,15 +57,18 @@ class Scheduler:
         return done
 
     def publish_due(self, now: float) -> int:
+        """Publish every due retry to its integration's queue: one of an integration this
+        process does not run is handed on to the workers that do, never dropped."""
         published = 0
         for integration_name, message_id in self.records.claim_due(now):
             record = self.records.get(integration_name, message_id)
-            message = record.fields.get("message") if record else None
-            handler = registry.handler_for(integration_name, message)
-            if handler is None:
-                continue  # gone, or an integration this worker does not run: the watchdog's
+            route = registry.route_for(
+                integration_name, record.fields.get("message") if record else None
+            )
+            if route is None:
+                continue  # its record expired meanwhile: nothing is left to run
             try:
-                self.publish(handler, message_id, now)
+                self.publish(route, message_id, now)
             except Exception as exc:
                 log.warning(
                     "could not publish %s/%s (%r); next tick",

@@ -3,13 +3,16 @@
 A hub message carries its configuration as parameters (``dotcom.password``...). They are stored
 apart from the message body, encrypted with Fernet (AES-128-CBC with HMAC-SHA256, from the
 ``cryptography`` library) under ``SHIPHUB_SECRET_KEY``, so neither Redis nor its append-only file
-ever holds them in clear, and they are deleted when the message finishes: after that nothing
-secret is left, and a replay uses the current configuration.
+ever holds them in clear. They are kept, sealed, as long as the message's record: a replay runs
+with them as the first run did (the configuration filling what they lack), and a resend of the
+message replaces them with those it carries. They expire with the record
+(``RECORD_TTL_SECONDS``).
 
 ``SHIPHUB_SECRET_KEY`` is a comma list of Fernet keys: the first seals, all of them open, so a
-key is rotated by putting the new one first and dropping the old one once no message sealed
-with it is left unfinished. Without a key (insecure development mode only) parameters are stored
-as they are until the message finishes.
+key is rotated by putting the new one first and dropping the old one once no record sealed
+with it is left (``RECORD_TTL_SECONDS`` after the rotation; before that, a replay of a message
+sealed with the dropped key fails saying its parameters could not be read). Without a key
+(insecure development mode only) parameters are stored as they are.
 """
 
 from __future__ import annotations

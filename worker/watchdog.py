@@ -20,6 +20,9 @@ is a broker message that went missing afterwards (a worker that died holding it 
 visibility timeout, a Redis that lost its last writes, a queue purged by hand) and the publishes
 that still go through Celery (due retries, replays, this sweep's own), which can fail.
 
+A message of an integration this process does not run is looked at the same way, by its
+integration's queue, and republished to it by name (``registry.route_for``): never forgotten.
+
 A long backlog is therefore never republished as "lost" just because it waited. The sweep also
 takes expired records off the dead lists. Workers sweep every ``WATCHDOG_INTERVAL_SECONDS`` (one
 worker at a time; ``worker.scheduler``), and ``shiphub.watchdog`` runs one sweep on demand.
@@ -31,7 +34,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from worker import registry
+from worker import metrics, registry
 from worker.broker import BrokerView
 from worker.intake import Publish
 from worker.records import Record, Records, member
@@ -55,25 +58,22 @@ def sweep(
     for integration_name, message_id in records.overdue(now):
         done.looked_at += 1
         record = records.get(integration_name, message_id)
-        handler = registry.handler_for(
+        route = registry.route_for(
             integration_name, record.fields.get("message") if record else None
         )
-        if record is None or record.finished or handler is None:
+        if record is None or record.finished or route is None:
             records.forget_watch(integration_name, message_id)
             continue
-        still = _still_moving(record, records, broker, handler.queue, now)
+        still = _still_moving(record, records, broker, route.queue, now)
         if still is not None:
             records.postpone(integration_name, message_id, still)
             continue
-        about = {
-            "message_id": message_id,
-            "integration": integration_name,
-            "service": handler.service,
-        }
+        service = record.fields.get("service") or metrics.UNKNOWN
+        about = {"message_id": message_id, "integration": integration_name, "service": service}
         stamp = time.time()
         records.mark_requeued(integration_name, message_id, stamp)
         try:
-            publish(handler, message_id, stamp)
+            publish(route, message_id, stamp)
         except Exception as exc:  # looked at again after the queued deadline
             log.warning(
                 "watchdog: could not republish %s/%s: %r",
@@ -83,7 +83,7 @@ def sweep(
                 extra=about,
             )
             continue
-        records.count("messages_republished", integration=integration_name, service=handler.service)
+        records.count("messages_republished", integration=integration_name, service=service)
         done.republished.append(member(integration_name, message_id))
         log.warning(
             "watchdog: %s/%s was lost (%s); republished",

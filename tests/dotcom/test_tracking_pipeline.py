@@ -223,7 +223,8 @@ def test_an_html_page_instead_of_xml_is_retried(
     assert set(confirms(response.json())) == {(number, "01")}
     record = dotcom_stack.record("dotcom", poll["message_id"])
     assert record["attempts"] == 2
-    assert "an HTML page (HTTP 200) instead of XML" in record["last_error"]
+    assert record["last_error"] is None
+    assert "an HTML page (HTTP 200) instead of XML" in record["earlier_error"]
 
 
 def test_a_cursor_too_recent_makes_no_call_and_keeps_the_cursor(

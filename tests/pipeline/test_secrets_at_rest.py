@@ -1,5 +1,6 @@
-"""Credentials a message carries are never in Redis, nor in its append-only file, in clear, and are
-gone once the message finishes; a replay then uses the current configuration (real processes)."""
+"""Credentials a message carries are never in Redis, nor in its append-only file, in clear; they
+are kept sealed while the message may still run (a retry, a replay) and gone once it succeeded
+(real processes)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def everything_in(redis_server: RedisServer) -> str:
     return "\n".join(values + files)
 
 
-def test_credentials_in_a_message_are_sealed_while_stored_and_gone_once_it_finishes(
+def test_credentials_in_a_message_are_sealed_while_stored_and_gone_once_it_succeeds(
     provider: ProviderServer, hub: HubServer
 ) -> None:
     body = with_key(order_message(), SECRET)
@@ -65,12 +66,17 @@ def test_credentials_in_a_message_are_sealed_while_stored_and_gone_once_it_finis
         assert "acme.api_key" not in fields["body"]
 
 
-def test_a_replay_uses_the_current_configuration_not_the_messages_old_parameters(
-    redis_server: RedisServer, provider: ProviderServer, hub: HubServer
+def test_a_failed_messages_credentials_stay_sealed_for_its_replay(
+    provider: ProviderServer, hub: HubServer
 ) -> None:
-    body = with_key(order_message(), "an-old-revoked-key")
-    with serving(redis_server, stack_env(provider, hub)) as stack:
-        assert stack.post("/acme/send_order", body, wait=20).status_code == 500  # 401 at Acme
+    body = with_key(order_message(), SECRET)
+    number = body["payload"]["order"]["number"]
+    provider.script(number, {"status": 422, "errors": ["Out of stock"]})
+    with serving(None, {**stack_env(provider, hub), "ACME_API_KEY": None}) as stack:
+        assert stack.post("/acme/send_order", body, wait=20).status_code == 500
+        fields = stack.redis.client().hgetall(f"shiphub:msg:acme:{body['message_id']}")
+        assert fields["parameters"].startswith("fernet:")  # kept for a replay, sealed
+        assert SECRET not in everything_in(stack.redis)
 
         replay = requests.post(
             f"{stack.url}/messages/acme/{body['message_id']}/replay",
@@ -82,4 +88,7 @@ def test_a_replay_uses_the_current_configuration_not_the_messages_old_parameters
         record = wait_until(
             lambda: (r := stack.record("acme", body["message_id"]))["status"] == "succeeded" and r
         )
-    assert record["replays"] == 1
+        assert record["replays"] == 1  # with the key it carried: the stack has none
+        assert SECRET not in everything_in(stack.redis)
+        fields = stack.redis.client().hgetall(f"shiphub:msg:acme:{body['message_id']}")
+        assert "parameters" not in fields  # succeeded: nothing secret stays

@@ -133,7 +133,8 @@ class Service:
         self.log.close()
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:  # a stopped service's log is complete
+            self.log.flush()
         return self.log_path.read_text(errors="replace")
 
 

@@ -24,8 +24,10 @@ one ``submitTrackingInfo`` call, across every worker process, in Redis.
 
 Outcomes are per record: ``WasSuccessful: false`` fails only that record's message; an error of
 the whole call (401, 403: refused; 429, 5xx, a timeout: retry) is every record's outcome.
-Keys: ``shiphub:ecomdash:{queue,leader}:<digest>``, ``shiphub:ecomdash:state:<message_id>``,
-``shiphub:ecomdash:delivered:<account digest>:<delivery digest>``; digests, never keys in clear.
+Keys: ``shiphub:ecomdash:{queue,leader}:<digest>``, ``shiphub:ecomdash:state:<message_id>`` (a
+replay's ``<message_id> (replay n)``: it starts from scratch, not from what the run it replays
+was answered), ``shiphub:ecomdash:delivered:<account digest>:<delivery digest>``; digests,
+never keys in clear.
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ class Outcome(BaseModel):
 
 @dataclass(frozen=True)
 class Entry:
-    message_id: str
+    message_id: str  # the run's name (``Job.run_key``): a replay's outcome is its own
     record: dict[str, Any]
     key: str  # mapping.delivery_key
     queued_at: float

@@ -152,7 +152,8 @@ def send_tracking(job: Job[TrackingConfirmation]) -> Answer:
             f"{kept['message_id']}; not sent again",
         )
     batcher = batcher_for(job, s, base_url, keys)
-    entry = Entry(job.message_id, mapped.record, mapped.key, queued_at=time.time())
+    # Under this run's name: a replay is not answered with what ecomdash said to an earlier run.
+    entry = Entry(job.run_key, mapped.record, mapped.key, queued_at=time.time())
     result = job.once(
         OPERATION,
         lambda _key: batcher.submit(entry).raise_unless_sent().model_dump(mode="json"),

@@ -137,7 +137,8 @@ def bucket_for(job: Job[Any], s: SpectrumSettings, base_url: str) -> Bucket:
 
 
 def _forbidden_key(job: Job[Any]) -> str:
-    return f"{FORBIDDEN_KEY}{job.message_id}"
+    """The count of 403s of this run of the message (a replay counts afresh)."""
+    return f"{FORBIDDEN_KEY}{job.run_key}"
 
 
 def after_forbidden(
