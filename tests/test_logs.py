@@ -306,3 +306,15 @@ def test_a_redis_password_on_any_sentinel_part_is_a_known_secret() -> None:
     environ = {"REDIS_URL": "sentinel://h1:26379;sentinel://:redis-pass-2@h2:26379/0"}
 
     assert "redis-pass-2" in logs.known_secrets(environ)
+
+
+def test_each_store_secret_of_a_webhook_secrets_object_is_a_known_secret() -> None:
+    environ = {
+        "SHIPPING_ORDERS_WEBHOOK_SECRETS": '{"shop-a": "store-secret-a", "shop-b": "store-b-2"}',
+        "OTHER_SECRETS": "not json",
+    }
+
+    found = logs.known_secrets(environ)
+
+    assert {"store-secret-a", "store-b-2", "not json"} <= set(found)
+    assert "shop-a" not in found

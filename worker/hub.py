@@ -11,6 +11,7 @@ Shapes follow the classic hub (``{"message_id", "message", "payload"}`` in, ``{"
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -210,6 +211,37 @@ def qualify(integration: str, name: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Hub objects: what arrives in payloads
+
+
+# Refused in the hub's text, which is forwarded to providers: NUL and the other control
+# characters but tab, line feed and carriage return; and the bidirectional controls, which make
+# text read otherwise than it is written (U+202E shows "H1<U+202E>gpj.exe" as "H1exe.jpg").
+CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+UNSAFE_TEXT = re.compile(f"[{CONTROLS}{BIDI_CONTROLS}]")
+_CONTROL = re.compile(f"[{CONTROLS}]")
+
+
+def unsafe_text(value: Any, path: str) -> str | None:
+    """The first string in ``value`` (a string, or strings in lists and objects, keys too) that
+    holds a character of ``UNSAFE_TEXT``, named by its path from ``path`` (``payload.shipment.
+    items.0.name``) with the character and where it is; None when there is none."""
+    if isinstance(value, str):
+        found = UNSAFE_TEXT.search(value)
+        if found is None:
+            return None
+        char = found.group()
+        kind = "a control character" if _CONTROL.match(char) else "a bidirectional control"
+        return f"{path} has {kind} U+{ord(char):04X} at position {found.start()}"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if problem := unsafe_text(key, f"{path} key") or unsafe_text(item, f"{path}.{key}"):
+                return problem
+    elif isinstance(value, list):
+        for at, item in enumerate(value):
+            if problem := unsafe_text(item, f"{path}.{at}"):
+                return problem
+    return None
 
 
 class HubModel(BaseModel):

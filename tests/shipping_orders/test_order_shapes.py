@@ -273,5 +273,7 @@ def test_the_webhook_payload_is_documented_with_both_shapes() -> None:
     assert {"estimatedDeliveryTimeStarts", "estimatedDeliveryTimeEnds", "receivedAtEpoch"} <= set(
         fields
     )
-    assert {"type": "string"} in fields["provider"]["anyOf"]
+    assert {"type": "string", "maxLength": 200} in fields["provider"]["anyOf"]
     assert {"type": "integer"} in fields["trackingNumber"]["anyOf"]
+    assert {"type": "string", "maxLength": 100} in fields["trackingNumber"]["anyOf"]
+    assert (fields["orderExternalId"]["maxLength"], fields["status"]["maxLength"]) == (100, 64)

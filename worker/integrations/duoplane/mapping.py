@@ -7,13 +7,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from worker.errors import HardError
 from worker.hub import ConfirmedShipment, HubModel, ShippedItem, ShippedShipment
-from worker.integrations.kit import MAX_PROVIDER_ID, cursor_in_range
+from worker.integrations.kit import ProviderId, cursor_in_range
 
 CANNOT_SEND = "Shipment cannot be sent to Duoplane"
 
@@ -23,7 +23,7 @@ CANNOT_SEND = "Shipment cannot be sent to Duoplane"
 # refused at intake, naming the field)
 
 
-DuoplaneId = Annotated[int, Field(gt=0, le=MAX_PROVIDER_ID)]
+DuoplaneId = ProviderId  # never a boolean (``true`` is not id 1), text in ASCII digits only
 
 
 class DuoplaneItem(ShippedItem):

@@ -53,7 +53,7 @@ from worker.integrations.shipping_orders.settings import (
     check_settings,
     load_config,
     shipping_orders_settings,
-    webhook_secret,
+    webhook_secrets,
 )
 from worker.job import Job, LookFirst
 from worker.registry import Integration, Requirement, Schedule
@@ -465,16 +465,19 @@ def event_key(order: ApiOrder) -> str:
 @shipping_orders.webhook(
     message="shipping_orders:order:event",
     payload=ApiOrder,
-    verify=hex_hmac_sha256(SIGNATURE_HEADER, webhook_secret, "SHIPPING_ORDERS_WEBHOOK_SECRET"),
+    verify=hex_hmac_sha256(SIGNATURE_HEADER, webhook_secrets),
     key=event_key,
 )
 def order_event(job: Job[ApiOrder]) -> Answer:
     """A status change the API pushed: reported if it is news (the poll will not report it
-    again, nor will this report what the poll already did)."""
+    again, nor will this report what the poll already did), with the poll's warning when this
+    endpoint never sent the shipment."""
     order = job.payload
     answer = job.answer()
     warn_unreadable(answer, order.orderExternalId, "webhook", order.unreadable)
-    if not tell(job, answer, order):
+    if tell(job, answer, order):
+        warn_unknown(job, answer, [order.orderExternalId])
+    else:
         answer.notify(
             "info",
             "Already reported",
