@@ -226,14 +226,6 @@ def create_app(
             return replies.error(
                 400, "Reserved message_id", f"message_id {problem}", message_id=message.message_id
             )
-        if problem := unsafe_text_problem(raw, message):
-            return replies.error(
-                400,
-                "Invalid text",
-                f"{problem}: NUL, control and bidirectional control characters are not "
-                "forwarded to providers",
-                message_id=message.message_id,
-            )
         handler = svc.handlers.get(message.message)
         if handler is None:
             return replies.error(
@@ -244,9 +236,17 @@ def create_app(
                 message_id=message.message_id,
             )
         try:
-            handler.payload.model_validate(message.payload)
+            payload = handler.payload.model_validate(message.payload)
         except ValidationError as exc:
             return replies.invalid_payload(message.message_id, exc)
+        if problem := unsafe_text_problem(raw, payload):
+            return replies.error(
+                400,
+                "Invalid text",
+                f"{problem}: NUL, control and bidirectional control characters are not "
+                "forwarded to providers",
+                message_id=message.message_id,
+            )
         try:
             store = _store(s)
         except BadBody as exc:

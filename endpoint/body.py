@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import orjson
 from flask import request
 from gunicorn.http.errors import ParseException
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import ClientDisconnected
 
 from worker.hub import HubMessage, message_id_problem, unsafe_text
@@ -119,16 +119,13 @@ def parse_message(raw: bytes) -> HubMessage:
     return _validate(data)
 
 
-def unsafe_text_problem(raw: bytes, message: HubMessage) -> str | None:
-    """The first text of the message's payload (or of the keys the hub adds beside it) that
-    holds a NUL, another control character or a bidirectional control, named by its path;
-    None when there is none. ``raw`` is the body ``message`` was read from."""
+def unsafe_text_problem(raw: bytes, payload: BaseModel) -> str | None:
+    """The first text field of the validated ``payload`` that holds a NUL, another control
+    character or a bidirectional control, named by its path; None when there is none (looked
+    for only when ``raw``, the body it was read from, may hold one)."""
     if UNSAFE_TEXT_BYTES.search(raw) is None:
         return None
-    extra = (message.model_extra or {}).items()
-    return unsafe_text(message.payload, "payload") or next(
-        filter(None, (unsafe_text(value, name) for name, value in extra)), None
-    )
+    return unsafe_text(payload, "payload")
 
 
 def parse_event(raw: bytes) -> dict[str, Any]:
