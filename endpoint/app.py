@@ -21,7 +21,14 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from endpoint import listing, openapi, ops, replies
 from endpoint.access import EXTENSION, Wiring, token_ok
-from endpoint.body import BadBody, TooLarge, parse_event, parse_message, read_body
+from endpoint.body import (
+    BadBody,
+    TooLarge,
+    parse_event,
+    parse_message,
+    read_body,
+    unsafe_text_problem,
+)
 from endpoint.metrics import render as metrics_text
 from endpoint.waiting import TooManyWaiting, Waiting
 from worker import logs, registry, replay
@@ -33,7 +40,7 @@ from worker.records import Records
 from worker.registry import Handler
 from worker.sealing import sealer
 from worker.settings import Settings
-from worker.webhooks import event_message_id
+from worker.webhooks import event_message_id, reserved_id_problem
 
 log = logging.getLogger(__name__)
 MAX_WAIT_SECONDS = 180.0
@@ -226,7 +233,8 @@ def create_app(
             )
         try:
             wait = _wait_seconds(s)
-            message = parse_message(read_body(s.max_body_bytes))
+            raw = read_body(s.max_body_bytes)
+            message = parse_message(raw)
         except TooLarge as exc:
             return replies.error(413, "Message too large", str(exc))
         except BadBody as exc:
@@ -234,6 +242,10 @@ def create_app(
                 logs.bind(message_id=exc.message_id)
             return replies.error(exc.status, exc.subject, str(exc), message_id=exc.message_id)
         logs.bind(message_id=message.message_id)
+        if problem := reserved_id_problem(message.message_id):
+            return replies.error(
+                400, "Reserved message_id", f"message_id {problem}", message_id=message.message_id
+            )
         handler = svc.handlers.get(message.message)
         if handler is None:
             return replies.error(
@@ -244,9 +256,17 @@ def create_app(
                 message_id=message.message_id,
             )
         try:
-            handler.payload.model_validate(message.payload)
+            payload = handler.payload.model_validate(message.payload)
         except ValidationError as exc:
             return replies.invalid_payload(message.message_id, exc)
+        if problem := unsafe_text_problem(raw, payload):
+            return replies.error(
+                400,
+                "Invalid text",
+                f"{problem}: NUL, control and bidirectional control characters are not "
+                "forwarded to providers",
+                message_id=message.message_id,
+            )
         try:
             store = _store(s)
         except BadBody as exc:
@@ -262,7 +282,8 @@ def create_app(
 
     @app.post("/webhooks/<integration>")
     def receive_event(integration: str) -> Response:
-        """A provider's event: verified on the raw body before anything else is read, then
+        """A provider's event: at most WEBHOOK_MAX_BODY_BYTES read, verified on the raw body
+        with the secret of the store it is posted for before anything else is read, then
         recorded and enqueued like a hub message (its id made from the event, so a repeated
         event is a duplicate). The provider gets 200 for a new or a repeated event."""
         found = registry.integrations().get(integration)
@@ -272,17 +293,17 @@ def create_app(
                 404, "No webhook", f"{integration!r} takes no webhooks at /webhooks/{integration}"
             )
         try:
-            raw = read_body(s.max_body_bytes)
+            store = _event_store(s)
+            raw = read_body(s.webhook_max_body_bytes)
         except TooLarge as exc:
             return replies.error(413, "Event too large", str(exc))
         except BadBody as exc:
             return replies.error(exc.status, exc.subject, str(exc))
-        if problem := hook.verify(request.headers, raw):
+        if problem := hook.verify(request.headers, raw, store, s.hub_store):
             g.intake_reason = f"Unverified event: {problem}"
             return replies.error(401, "Unverified event", problem)
         try:
             event = parse_event(raw)
-            store = _event_store(s)
         except BadBody as exc:
             return replies.error(exc.status, exc.subject, str(exc))
         try:

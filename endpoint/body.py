@@ -10,10 +10,10 @@ from typing import Any, NoReturn
 import orjson
 from flask import request
 from gunicorn.http.errors import ParseException
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import ClientDisconnected
 
-from worker.hub import HubMessage, message_id_problem
+from worker.hub import HubMessage, message_id_problem, unsafe_text
 
 CHUNK = 64 * 1024
 # Hub messages are shallow: the body, its payload, an order, its items, an item's attributes
@@ -37,6 +37,14 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # A surrogate written in UTF-8 (json decodes bytes with "surrogatepass").
 SURROGATE_UTF8 = re.compile(rb"\xed[\xa0-\xbf]")
+# Where a body may hold text that ``worker.hub.UNSAFE_TEXT`` refuses, as UTF-8 JSON writes it:
+# an escape of one (\b, \f, a \u of C0, C1, U+061C, U+200E/F, U+202A-E, U+2066-9), or one
+# written out (DEL, C1, the bidirectional controls); a NUL is JSON in UTF-16 or UTF-32. A body
+# without any (nearly every one) is not walked.
+UNSAFE_TEXT_BYTES = re.compile(
+    rb"\\[bf]|\\u(?:00[0189][0-9a-fA-F]|007[fF]|061[cC]|200[eEfF]|202[a-eA-E]|206[6-9])"
+    rb"|\x00|\x7f|\xc2[\x80-\x9f]|\xd8\x9c|\xe2\x80[\x8e\x8f\xaa-\xae]|\xe2\x81[\xa6-\xa9]"
+)
 
 
 class TooLarge(Exception):
@@ -109,6 +117,15 @@ def parse_message(raw: bytes) -> HubMessage:
             "message_id, message and payload",
         )
     return _validate(data)
+
+
+def unsafe_text_problem(raw: bytes, payload: BaseModel) -> str | None:
+    """The first text field of the validated ``payload`` that holds a NUL, another control
+    character or a bidirectional control, named by its path; None when there is none (looked
+    for only when ``raw``, the body it was read from, may hold one)."""
+    if UNSAFE_TEXT_BYTES.search(raw) is None:
+        return None
+    return unsafe_text(payload, "payload")
 
 
 def parse_event(raw: bytes) -> dict[str, Any]:

@@ -543,7 +543,12 @@ def _hub_service(integration: Integration, service: Service, schemas: _Schemas) 
                 "answer is pushed (or read with GET /messages/...)",
                 _component(shapes.RecordReply),
             ),
-            "400": _error("A body that cannot be read as sent; X-Hub-Wait or X-Hub-Store not fit"),
+            "400": _error(
+                "A body that cannot be read as sent; X-Hub-Wait or X-Hub-Store not fit; a "
+                "message_id starting with `webhook:` (providers' events' own); text in the "
+                "payload with a NUL, another control character (tab and line breaks are fine) "
+                "or a bidirectional control, named by its path"
+            ),
             "406": _error(
                 "Not a hub message: not JSON, not an object, missing or unfit message_id, "
                 "message or payload, a number too long or not finite, nesting over 64 levels, "
@@ -606,7 +611,10 @@ def _webhook(hook: Webhook, schemas: _Schemas) -> dict[str, Any]:
             "name": "store",
             "in": "query",
             "required": False,
-            "description": "The hub store the events are for (else HUB_STORE); as X-Hub-Store",
+            "description": (
+                "The hub store the events are for (else HUB_STORE), as X-Hub-Store; the event "
+                "must be signed with that store's webhook secret"
+            ),
             "schema": {
                 "type": "string",
                 "maxLength": MAX_STORE_LENGTH,
@@ -635,9 +643,13 @@ def _webhook(hook: Webhook, schemas: _Schemas) -> dict[str, Any]:
             ),
             "400": _error("Not JSON, not an object, or `store` is not fit"),
             "401": _error(
-                "The signature is missing or does not match, or the webhook secret is not set"
+                "The signature is missing, or does not match under the secret of the store the "
+                "event is posted for (each store's events are verified with its own secret "
+                "only), or that store has no webhook secret"
             ),
-            "413": _error("The body is over MAX_BODY_BYTES"),
+            "413": _error(
+                "The body is over WEBHOOK_MAX_BODY_BYTES (refused before it is verified)"
+            ),
             "422": _error("The event lacks what the integration needs: one per failing field"),
             "503": _shared("Unavailable"),
         },

@@ -59,7 +59,8 @@ def run_checks(receiver: Receiver, token_set: bool) -> list[Check]:
     modules = (
         settings.shiphub_integration_modules if settings else _env("SHIPHUB_INTEGRATION_MODULES")
     )
-    found += list(_integrations(modules))
+    hub_store = settings.hub_store if settings else _env("HUB_STORE") or "default"
+    found += list(_integrations(modules, hub_store))
     found += list(_polls(settings.polls if settings else _env("POLLS") or "auto"))
     found.append(
         _redis(
@@ -125,7 +126,7 @@ def _access(settings: Settings) -> Iterator[Check]:
         )
 
 
-def _integrations(extra_modules: str) -> Iterator[Check]:
+def _integrations(extra_modules: str, hub_store: str) -> Iterator[Check]:
     """Each integration's start-up check (an invalid ``<NAME>_*`` value stops every process),
     whether it is configured, and which parameters its environment provides."""
 
@@ -151,10 +152,10 @@ def _integrations(extra_modules: str) -> Iterator[Check]:
         else:
             yield Check(integration.name, "ok", _parameters(integration))
         if integration.inbound is not None and integration.inbound.secret is not None:
-            yield _webhook(integration.inbound.secret, integration.name, not missing)
+            yield _webhook(integration.inbound.secret, integration.name, not missing, hub_store)
 
 
-def _webhook(secret: WebhookSecret, integration: str, configured: bool) -> Check:
+def _webhook(secret: WebhookSecret, integration: str, configured: bool, hub_store: str) -> Check:
     """Whether an integration's webhook events can be verified. Without its secret every event
     is refused (401): a problem when the integration is configured (every event its provider
     sends is lost, only the poll finds what they said), a note when it is not."""
@@ -162,7 +163,8 @@ def _webhook(secret: WebhookSecret, integration: str, configured: bool) -> Check
     if problem := secret.problem():
         said = f"{problem} (every event at /{subject} is refused 401)"
         return Check(subject, "problem" if configured else "note", said)
-    return Check(subject, "ok", f"{secret.variable} set: events are verified")
+    stores = ", ".join(secret.stores(hub_store))
+    return Check(subject, "ok", f"events are verified for store(s) {stores}")
 
 
 def _parameters(integration: registry.Integration) -> str:

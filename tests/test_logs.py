@@ -343,3 +343,15 @@ def test_a_message_that_failed_or_went_dead_is_a_warning(log_level: str) -> None
         ]
     else:
         assert found == warnings
+
+
+def test_each_store_secret_of_a_webhook_secrets_object_is_a_known_secret() -> None:
+    environ = {
+        "SHIPPING_ORDERS_WEBHOOK_SECRETS": '{"shop-a": "store-secret-a", "shop-b": "store-b-2"}',
+        "OTHER_SECRETS": "not json",
+    }
+
+    found = logs.known_secrets(environ)
+
+    assert {"store-secret-a", "store-b-2", "not json"} <= set(found)
+    assert "shop-a" not in found

@@ -230,9 +230,56 @@ def qualify(integration: str, name: str) -> str:
 # Hub objects: what arrives in payloads
 
 
+# Refused in the hub's text, which is forwarded to providers: NUL and the other control
+# characters but tab, line feed and carriage return; and the bidirectional controls, which make
+# text read otherwise than it is written (U+202E shows "H1<U+202E>gpj.exe" as "H1exe.jpg").
+CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+BIDI_CONTROLS = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+UNSAFE_TEXT = re.compile(f"[{CONTROLS}{BIDI_CONTROLS}]")
+_CONTROL = re.compile(f"[{CONTROLS}]")
+# The same rule in a hub model's JSON schema (the OpenAPI document), on each text property.
+SAFE_TEXT_PATTERN = f"^[^{CONTROLS}{BIDI_CONTROLS}]*$"
+
+
+def unsafe_text(value: Any, path: str) -> str | None:
+    """The first text in ``value`` (a string, a hub model's declared fields, or lists of them)
+    that holds a character of ``UNSAFE_TEXT``, named by its path from ``path`` (``payload.
+    shipment.items.0.name``) with the character and where it is; None when there is none. Keys
+    the hub adds beyond a model's fields are not read by any handler, and not looked at."""
+    if isinstance(value, str):
+        found = UNSAFE_TEXT.search(value)
+        if found is None:
+            return None
+        char = found.group()
+        kind = "a control character" if _CONTROL.match(char) else "a bidirectional control"
+        return f"{path} has {kind} U+{ord(char):04X} at position {found.start()}"
+    if isinstance(value, BaseModel):
+        fields = (unsafe_text(getattr(value, n), f"{path}.{n}") for n in type(value).model_fields)
+        return next(filter(None, fields), None)
+    if isinstance(value, list | tuple):
+        items = (unsafe_text(item, f"{path}.{at}") for at, item in enumerate(value))
+        return next(filter(None, items), None)
+    return None
+
+
+def _safe_text_schema(schema: dict[str, Any]) -> None:
+    """Each text property of a hub model's JSON schema says what the receiver refuses in it
+    (``UNSAFE_TEXT``: 400 naming it)."""
+    for prop in schema.get("properties", {}).values():
+        for option in (prop, *prop.get("anyOf", ())):
+            texts = option.get("items", {}) if option.get("type") == "array" else option
+            if texts.get("type") == "string":
+                texts.setdefault("pattern", SAFE_TEXT_PATTERN)
+
+
 class HubModel(BaseModel):
     # The hub adds keys freely; numbers where text is expected (zipcode 20815) are taken as text.
-    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="allow",
+        coerce_numbers_to_str=True,
+        str_strip_whitespace=True,
+        json_schema_extra=_safe_text_schema,
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -45,6 +45,9 @@ MIN_SECRET_LENGTH = 6
 # provider (ENDPOINT_KEY, HUB_ACCESS_TOKEN, SHIPHUB_SECRET_KEY, OPS_PASSWORD, DOTCOM_PASSWORD,
 # ECOMDASH_ECD_KEY, SHIPPING_ORDERS_WEBHOOK_SECRET, SPECTRUM_API_TOKEN...) ends so.
 SECRET_SUFFIXES = ("_KEY", "_PASSWORD", "_SECRET", "_TOKEN")
+# Variables holding several secrets, a JSON object of name -> secret (a provider's
+# <NAME>_WEBHOOK_SECRETS, one per store): each of its values, and the whole text, are secrets.
+SECRETS_SUFFIX = "_SECRETS"
 # Record attributes that are not fields of a line: Celery passes its message's formatting
 # arguments (task arguments, a traceback's text) as ``data``, already in the message.
 _NOT_FIELDS = (*RESERVED_ATTRS, "data", "taskName")
@@ -138,6 +141,9 @@ def known_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     password in ``REDIS_URL``."""
     env = {name.upper(): value for name, value in (environ or os.environ).items()}
     found = [value for name, value in env.items() if name.endswith(SECRET_SUFFIXES)]
+    for name, value in env.items():
+        if name.endswith(SECRETS_SUFFIX):
+            found += [value, *_object_values(value)]
     for settings_class in _settings_classes():
         prefix = str(settings_class.model_config.get("env_prefix", "")).upper()
         for name, field in settings_class.model_fields.items():
@@ -148,6 +154,15 @@ def known_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
         found += [login, login.partition(":")[2]]
     found += [_url_password(part) for part in env.get("REDIS_URL", "").split(";")]
     return sorted({value.strip() for value in found if value and value.strip()})
+
+
+def _object_values(text: str) -> list[str]:
+    """The text values of a JSON object (none when ``text`` is not one)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return []
+    return [v for v in data.values() if isinstance(v, str)] if isinstance(data, dict) else []
 
 
 def _settings_classes() -> list[type[BaseSettings]]:

@@ -54,6 +54,9 @@ class Settings(SecretsChecked):
     # At most this many requests wait at once per receiver process; more get 202 at once.
     hub_wait_max_requests: int = Field(1000, ge=1)
     max_body_bytes: int = Field(1024 * 1024, gt=0)
+    # A provider's webhook is read before its signature is checked: at most this much of it
+    # (its events are a few KB), so that unverified senders hold little memory.
+    webhook_max_body_bytes: int = Field(64 * 1024, gt=0)
     # Messages arriving at one receiver process at the same time share a round trip to Redis,
     # at most this many per round trip (worker/intake.py, ``Together``); 1: each its own.
     intake_round_trip_messages: int = Field(64, ge=1, le=1000)

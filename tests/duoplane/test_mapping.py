@@ -123,6 +123,10 @@ def test_no_tracking_or_no_carrier_is_a_hard_error_naming_both() -> None:
         ({"duoplane_purchase_order_id": None}, "duoplane_purchase_order_id"),
         ({"duoplane_purchase_order_id": "abc"}, "duoplane_purchase_order_id"),
         ({"duoplane_purchase_order_id": 2**63}, "duoplane_purchase_order_id"),  # 64-bit ids
+        ({"duoplane_purchase_order_id": True}, "duoplane_purchase_order_id"),  # not id 1
+        ({"duoplane_purchase_order_id": " 7 "}, "duoplane_purchase_order_id"),
+        ({"duoplane_purchase_order_id": "\u0667"}, "duoplane_purchase_order_id"),  # Arabic-Indic 7
+        ({"items": [{"sku": "A", "quantity": 1, "duoplane_order_item_id": True}]}, "item_id"),
         ({"items": [{"sku": "A", "quantity": 1, "duoplane_order_item_id": 10**30}]}, "item_id"),
         ({"items": []}, "items"),
         ({"items": [{"sku": "A", "quantity": 1}]}, "duoplane_order_item_id"),

@@ -24,7 +24,19 @@ from tests.support.stack import ROOT, RedisServer, Stack, serving, wait_until
 __all__ = ["hub", "redis_server"]  # session fixtures shared with the pipeline tests
 
 API_KEY, TENANT, LOCATION = "demo-so-key", "demo-tenant", "store-1"
-WEBHOOK_SECRET = "test-webhook-secret"
+WEBHOOK_SECRET = "test-webhook-secret"  # HUB_STORE's (SHIPPING_ORDERS_WEBHOOK_SECRET)
+# Each test's store has a webhook secret of its own (SHIPPING_ORDERS_WEBHOOK_SECRETS), as each
+# store has its own provider account: the stack knows the stores it will be given, named afresh
+# for each session (Redis is shared with the pipeline tests).
+STORES = [f"store-{uuid.uuid4().hex[:8]}" for _ in range(400)]
+_next_store = iter(STORES)
+
+
+def secret_of(store: str) -> str:
+    """The webhook secret of one of the tests' stores."""
+    return f"{WEBHOOK_SECRET}-{store}"
+
+
 # A create whose outcome is unknown is looked up LANDS_WITHIN seconds after it was sent.
 QUICK_LOOK = {
     "SHIPPING_ORDERS_CONNECT_TIMEOUT_SECONDS": "1",
@@ -184,6 +196,7 @@ def so_env(sim: ShippingOrdersSimulator, hub: HubServer) -> dict[str, str]:
         "SHIPPING_ORDERS_TENANT_ID": TENANT,
         "SHIPPING_ORDERS_LOCATION_EXTERNAL_ID": LOCATION,
         "SHIPPING_ORDERS_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "SHIPPING_ORDERS_WEBHOOK_SECRETS": json.dumps({s: secret_of(s) for s in STORES}),
         "SHIPPING_ORDERS_PAGE_SIZE": "2",  # polls read several pages
         **QUICK_LOOK,
     }
@@ -199,7 +212,8 @@ def so_stack(
 
 @pytest.fixture
 def store() -> str:
-    return f"store-{uuid.uuid4().hex[:8]}"
+    """A store no test used before, with a webhook secret of its own (``secret_of``)."""
+    return next(_next_store)
 
 
 def webhook_url(stack: Stack, store: str) -> str:
@@ -215,7 +229,9 @@ def sim(
 ) -> ShippingOrdersSimulator:
     """The simulator, emptied, in each shape in turn, its webhooks going to the stack for this
     test's store."""
-    return simulator_process.prepare(request.param, webhook_url=webhook_url(so_stack, store))
+    return simulator_process.prepare(
+        request.param, webhook_url=webhook_url(so_stack, store), webhook_secret=secret_of(store)
+    )
 
 
 @pytest.fixture
@@ -223,7 +239,9 @@ def vendor_sim(
     simulator_process: ShippingOrdersSimulator, so_stack: Stack, store: str
 ) -> ShippingOrdersSimulator:
     """The simulator in the vendor's shapes only."""
-    return simulator_process.prepare("vendor", webhook_url=webhook_url(so_stack, store))
+    return simulator_process.prepare(
+        "vendor", webhook_url=webhook_url(so_stack, store), webhook_secret=secret_of(store)
+    )
 
 
 def hub_messages(hub: HubServer, number: str) -> list[dict[str, Any]]:

@@ -273,5 +273,41 @@ def test_the_webhook_payload_is_documented_with_both_shapes() -> None:
     assert {"estimatedDeliveryTimeStarts", "estimatedDeliveryTimeEnds", "receivedAtEpoch"} <= set(
         fields
     )
-    assert {"type": "string"} in fields["provider"]["anyOf"]
+    assert {"type": "string", "maxLength": 200} in fields["provider"]["anyOf"]
     assert {"type": "integer"} in fields["trackingNumber"]["anyOf"]
+    assert {"type": "string", "maxLength": 100} in fields["trackingNumber"]["anyOf"]
+    assert (fields["orderExternalId"]["maxLength"], fields["status"]["maxLength"]) == (100, 64)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "bound"),
+    [
+        ("trackingNumber", "9" * 101, 100),
+        ("trackingId", "d" * 101, 100),
+        ("trackingUrl", "https://t.example/" + "x" * 2048, 2048),
+        ("provider", "U" * 201, 200),
+        ("storeExternalId", "S" * 101, 100),
+        ("orderId", "f" * 101, 100),
+        ("lastUpdatedAt", "2022-05-03T10:35:38.656" + "0" * 60 + "Z", 64),
+        ("orderAttributes", {"hubOrderNumber": "R" * 201}, 200),
+    ],
+)
+def test_a_field_over_its_bound_is_left_out_naming_the_bound(
+    field: str, value: Any, bound: int
+) -> None:
+    order = order_of({**vendor_fixture("order_dispatched"), field: value})
+
+    (name, why), *_ = order.unreadable.items()
+    assert name.startswith(field) and f"at most {bound} characters" in why, order.unreadable
+    assert order.status == "ORDER_DISPATCHED"
+
+
+@pytest.mark.parametrize(("field", "value"), [("orderExternalId", "H" * 101), ("status", "S" * 65)])
+def test_an_order_or_status_over_its_bound_is_not_read(field: str, value: str) -> None:
+    raw = {**vendor_fixture("order_dispatched"), field: value}
+
+    with pytest.raises(ValidationError):
+        order_of(raw)
+    read = answered_order(raw, "H1")
+    assert "at most" in read.unreadable[field]
+    assert (read.order is None) == (field == "status")

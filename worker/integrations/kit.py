@@ -11,14 +11,15 @@ the README and one line of ``worker.registry.BUILTIN_MODULES``.
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import islice
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings
 
 from worker.errors import ConfigurationError, HardError
@@ -201,6 +202,41 @@ def listing(names: Sequence[str], limit: int = 50) -> str:
 # Providers' ids (ecomdash's, Duoplane's) are 64-bit integers: at most this, and 19 digits.
 MAX_PROVIDER_ID = 2**63 - 1
 PROVIDER_ID_DIGITS = len(str(MAX_PROVIDER_ID))
+# An id written as text: ASCII digits, and a zero fraction for ids typed as decimals ("20405.0").
+ID_TEXT = re.compile(r"([0-9]+)(?:\.0+)?")
+# Past this a JSON fraction (20405.0) no longer holds every whole number exactly.
+EXACT_FRACTION = 2**53
+
+
+def whole_number(value: Any) -> Any:
+    """A provider's id as the hub may write it, as an int: a JSON integer; a whole JSON fraction
+    (20405.0: ecomdash's schema types ids as decimals) small enough to be exact; or text of ASCII
+    digits ("20405", "20405.0"). A boolean, a fraction, and text with anything else (spaces, a
+    sign, an exponent, other scripts' digits) are refused; other types are left for pydantic to
+    refuse."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not a boolean")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        if abs(value) > EXACT_FRACTION:
+            raise ValueError("must be written as an integer: as a fraction it is not exact")
+        return int(value)
+    if isinstance(value, str):
+        digits = ID_TEXT.fullmatch(value)
+        if digits is None:
+            raise ValueError(
+                "must be a whole number in ASCII digits (no spaces, sign, exponent or other digits)"
+            )
+        if len(digits[1]) > PROVIDER_ID_DIGITS:  # before int(): it refuses over 4,300 digits
+            raise ValueError(f"must be a whole number of at most {PROVIDER_ID_DIGITS} digits")
+        return int(digits[1])
+    return value
+
+
+# The bound before the validator: pydantic then writes it as JSON Schema's exclusiveMinimum
+# (after it, as a non-standard "gt" that clients and the OpenAPI document's fuzzer ignore).
+ProviderId = Annotated[int, Field(gt=0, le=MAX_PROVIDER_ID), BeforeValidator(whole_number)]
 
 
 # A polling cursor's range. Past it, a poll's arithmetic (the overlap taken off the cursor, its

@@ -7,13 +7,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from worker.errors import HardError
 from worker.hub import ConfirmedShipment, HubModel, ShippedItem, ShippedShipment
-from worker.integrations.kit import MAX_PROVIDER_ID, cursor_in_range
+from worker.integrations.kit import ProviderId, cursor_in_range
 
 CANNOT_SEND = "Shipment cannot be sent to Duoplane"
 
@@ -23,7 +23,7 @@ CANNOT_SEND = "Shipment cannot be sent to Duoplane"
 # refused at intake, naming the field)
 
 
-DuoplaneId = Annotated[int, Field(gt=0, le=MAX_PROVIDER_ID)]
+DuoplaneId = ProviderId  # never a boolean (``true`` is not id 1), text in ASCII digits only
 
 
 class DuoplaneItem(ShippedItem):
@@ -32,6 +32,9 @@ class DuoplaneItem(ShippedItem):
 
 class DuoplaneShipment(ShippedShipment):
     duoplane_purchase_order_id: DuoplaneId
+    # The carriers ``ConfirmedShipment`` lists; the first names the carrier when ``carrier`` is
+    # absent (declared: it is sent to Duoplane, so it is checked at intake like every field).
+    carriers: list[str] | None = None
     items: list[DuoplaneItem] = Field(min_length=1)  # type: ignore[assignment]
 
 
@@ -96,13 +99,10 @@ def carrier_of(
 
 
 def carrier_named(shipment: DuoplaneShipment) -> str | None:
-    """The shipment's carrier: ``carrier``, else the first of ``carriers`` (an extra key)."""
+    """The shipment's carrier: ``carrier``, else the first of ``carriers``."""
     if shipment.carrier and shipment.carrier.strip():
         return shipment.carrier.strip()
-    extra = (shipment.model_extra or {}).get("carriers")
-    listed = (
-        [str(c).strip() for c in extra or [] if str(c).strip()] if isinstance(extra, list) else []
-    )
+    listed = [c.strip() for c in shipment.carriers or [] if c.strip()]
     return listed[0] if listed else None
 
 

@@ -34,40 +34,19 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from worker.errors import HardError
 from worker.hub import HubModel, ShippedItem, ShippedShipment
-from worker.integrations.kit import MAX_PROVIDER_ID, PROVIDER_ID_DIGITS
+from worker.integrations.kit import ProviderId, whole_number
 
 CANNOT_SEND = "The confirmation cannot be sent to ecomdash"
 
 
-def _whole_number(value: Any) -> Any:
-    """20405, 20405.0, "20405", "20405.0" -> 20405; anything else is left for pydantic to refuse
-    (a bool, 20405.5, "abc")."""
-    if isinstance(value, bool):
-        raise ValueError("must be a whole number, not a boolean")
-    if isinstance(value, int | float | Decimal | str):
-        try:
-            number = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise ValueError("must be a whole number") from None
-        if not number.is_finite() or number != number.to_integral_value():
-            raise ValueError("must be a whole number")
-        if number.adjusted() >= PROVIDER_ID_DIGITS:  # before int(): 1e999999999 would take hours
-            raise ValueError(f"must be a whole number of at most {PROVIDER_ID_DIGITS} digits")
-        return int(number)
-    return value
-
-
-# The bound before the validator: pydantic then writes it as JSON Schema's exclusiveMinimum
-# (after it, as a non-standard "gt" that clients and the OpenAPI document's fuzzer ignore).
-EcomdashId = Annotated[int, Field(gt=0, le=MAX_PROVIDER_ID), BeforeValidator(_whole_number)]
+EcomdashId = ProviderId
 
 
 class EcomdashItem(ShippedItem):
@@ -140,7 +119,7 @@ def carrier_ids(raw: Any) -> dict[str, int]:
     for entry in entries:
         for name, value in entry.items():
             try:
-                number = _whole_number(value)
+                number = whole_number(value)
                 if not isinstance(number, int) or number <= 0:
                     raise ValueError
             except ValueError:
@@ -336,7 +315,7 @@ class SubmitAnswer(ApiModel):
 
 def _same_id(a: Any, b: Any) -> bool:
     try:
-        return _whole_number(a) == _whole_number(b)
+        return whole_number(a) == whole_number(b)
     except ValueError:
         return False
 

@@ -54,7 +54,7 @@ from worker.integrations.shipping_orders.settings import (
     ShippingOrdersSettings,
     load_config,
     shipping_orders_settings,
-    webhook_secret,
+    webhook_secrets,
 )
 from worker.job import Job, LookFirst
 from worker.registry import Integration, Requirement, Schedule
@@ -474,7 +474,7 @@ def warn_unknown(job: Job[Any], answer: Answer, numbers: list[str]) -> None:
         )
 
 
-WEBHOOK_SECRET = WebhookSecret(WEBHOOK_SECRET_VARIABLE, webhook_secret)
+WEBHOOK_SECRET = WebhookSecret(WEBHOOK_SECRET_VARIABLE, webhook_secrets)
 
 
 def event_key(order: ApiOrder) -> str:
@@ -485,17 +485,20 @@ def event_key(order: ApiOrder) -> str:
 @shipping_orders.webhook(
     message="shipping_orders:order:event",
     payload=ApiOrder,
-    verify=hex_hmac_sha256(SIGNATURE_HEADER, WEBHOOK_SECRET),
+    verify=hex_hmac_sha256(SIGNATURE_HEADER, webhook_secrets),
     secret=WEBHOOK_SECRET,
     key=event_key,
 )
 def order_event(job: Job[ApiOrder]) -> Answer:
     """A status change the API pushed: reported if it is news (the poll will not report it
-    again, nor will this report what the poll already did)."""
+    again, nor will this report what the poll already did), with the poll's warning when this
+    endpoint never sent the shipment."""
     order = job.payload
     answer = job.answer()
     warn_unreadable(answer, order.orderExternalId, "webhook", order.unreadable)
-    if not tell(job, answer, order):
+    if tell(job, answer, order):
+        warn_unknown(job, answer, [order.orderExternalId])
+    else:
         answer.notify(
             "info",
             "Already reported",

@@ -45,6 +45,17 @@ from worker.status import (
 
 CANNOT_SEND = "Shipment cannot be sent to the Shipping Order API"
 ID_MAX = 100  # orderExternalId, locationExternalId: "string <= 100 characters"
+# What we read of the API's objects (webhooks included) is bounded, so that nothing it sends
+# reaches the hub unbounded: the documented ids at ID_MAX, the rest at sane sizes (statuses are
+# words of under 30 letters, tracking numbers under 40 characters, order ids 24 hex digits).
+# A field over its bound cannot be read: it is left out with a warning (``ApiModel``), and an
+# event whose orderExternalId or status is over it is refused (422 naming the field).
+STATUS_MAX = 64
+NAME_MAX = 200  # provider names and services, the hub's order number and shipping method
+TRACKING_MAX = 100
+URL_MAX = 2048
+NOTE_MAX = 1000
+TIME_TEXT_MAX = 64
 MAX_WINDOW = timedelta(days=30)  # the list's lastUpdatedAt range limit
 MAX_AGE = timedelta(days=365)  # list dates must lie within the last year
 S = ShipmentStatus
@@ -164,17 +175,40 @@ def _tracking_number(value: Any) -> Any:
     return _text(value)
 
 
+def _at_most(limit: int) -> Any:
+    """Text of at most ``limit`` characters."""
+    return Annotated[str, Field(max_length=limit)]
+
+
 TIME_SCHEMA = {"anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]}
 # epoch ms (a number or digits), ISO 8601 text, "" or null; read as epoch ms
 Moment = Annotated[int | None, BeforeValidator(moment_ms), WithJsonSchema(TIME_SCHEMA)]
 # the same, kept as written
-TimeText = Annotated[str | None, BeforeValidator(_time_text), WithJsonSchema(TIME_SCHEMA)]
-Text = Annotated[str | None, BeforeValidator(_text)]
-TrackingNumber = Annotated[
-    str | None,
-    BeforeValidator(_tracking_number),
-    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]}),
+TimeText = Annotated[
+    _at_most(TIME_TEXT_MAX) | None, BeforeValidator(_time_text), WithJsonSchema(TIME_SCHEMA)
 ]
+Id = Annotated[_at_most(ID_MAX) | None, BeforeValidator(_text)]
+Name = Annotated[_at_most(NAME_MAX) | None, BeforeValidator(_text)]
+Url = Annotated[_at_most(URL_MAX) | None, BeforeValidator(_text)]
+Word = Annotated[_at_most(STATUS_MAX) | None, BeforeValidator(_text)]
+Note = Annotated[_at_most(NOTE_MAX) | None, BeforeValidator(_text)]
+TrackingNumber = Annotated[
+    _at_most(TRACKING_MAX) | None,
+    BeforeValidator(_tracking_number),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": TRACKING_MAX},
+                {"type": "integer"},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
+
+
+# Of a union's errors, these say best why a field was not read: our own words, or its bound.
+TELLING = frozenset({"value_error", "string_too_long"})
 
 
 class ApiModel(BaseModel):
@@ -201,7 +235,7 @@ class ApiModel(BaseModel):
                 name = str(error["loc"][0]) if error["loc"] else ""
                 if not name or name in cls.NEEDED or name not in data:
                     raise
-                if name not in left_out or error["type"] == "value_error":  # our own words
+                if name not in left_out or error["type"] in TELLING:
                     left_out[name] = error["msg"]
             read = handler({k: v for k, v in data.items() if k not in left_out})
             read._left_out = left_out
@@ -221,10 +255,10 @@ class ApiModel(BaseModel):
 class DeliveryProvider(ApiModel):
     """The seed's provider object (the vendor's is only its name)."""
 
-    name: Text = None
-    displayName: Text = None
-    serviceType: Text = None
-    serviceId: Text = None
+    name: Name = None
+    displayName: Name = None
+    serviceType: Name = None
+    serviceId: Name = None
 
 
 class TimeWindow(ApiModel):
@@ -233,7 +267,15 @@ class TimeWindow(ApiModel):
 
 
 class ReferenceLinks(ApiModel):
-    trackingUrl: Text = None
+    trackingUrl: Url = None
+
+
+class OrderAttributes(ApiModel):
+    """The attributes a create sent (``create_body``), as the API gives them back; any others
+    are kept, never read."""
+
+    hubOrderNumber: Name = None
+    shippingMethod: Name = None
 
 
 class ApiOrder(ApiModel):
@@ -242,19 +284,19 @@ class ApiOrder(ApiModel):
 
     NEEDED: ClassVar[frozenset[str]] = frozenset({"orderExternalId", "status"})
 
-    orderExternalId: str = Field(min_length=1)
-    status: str = Field(min_length=1)
-    id: Text = None
-    orderId: Text = None
-    locationExternalId: Text = None
-    storeExternalId: Text = None
+    orderExternalId: str = Field(min_length=1, max_length=ID_MAX)
+    status: str = Field(min_length=1, max_length=STATUS_MAX)
+    id: Id = None
+    orderId: Id = None
+    locationExternalId: Id = None
+    storeExternalId: Id = None
     lastUpdatedAt: TimeText = None
     createdAt: TimeText = None
     receivedAtEpoch: Moment = None
-    provider: DeliveryProvider | Text = None
+    provider: DeliveryProvider | Name = None
     trackingNumber: TrackingNumber = None
     trackingId: TrackingNumber = None
-    trackingUrl: Text = None
+    trackingUrl: Url = None
     referenceLinks: ReferenceLinks | None = None
     estimatedDeliveryTime: TimeWindow | Moment = None
     estimatedDeliveryTimeStarts: Moment = None
@@ -264,7 +306,7 @@ class ApiOrder(ApiModel):
     estimatedPickupTimeEnds: Moment = None
     actualPickupTime: Moment = None
     actualDeliveryTime: Moment = None
-    orderAttributes: dict[str, Any] | None = None
+    orderAttributes: OrderAttributes | None = None
 
     @property
     def api_id(self) -> str | None:
@@ -327,10 +369,10 @@ class ApiOrder(ApiModel):
 class HistoryEntry(ApiModel):
     NEEDED: ClassVar[frozenset[str]] = frozenset({"status"})
 
-    status: str = Field(min_length=1)
+    status: str = Field(min_length=1, max_length=STATUS_MAX)
     updatedAtEpoch: Moment = None
-    note: Text = None
-    subStatus: Text = None
+    note: Note = None
+    subStatus: Word = None
 
 
 def order_of(raw: Mapping[str, Any]) -> ApiOrder:
@@ -348,9 +390,14 @@ class Reading:
     unreadable: dict[str, str]
 
 
-NEEDED_TEXT: TypeAdapter[str] = TypeAdapter(
-    Annotated[str, Field(min_length=1)], config=ConfigDict(coerce_numbers_to_str=True)
-)
+def _needed_text(limit: int) -> TypeAdapter[str]:
+    return TypeAdapter(
+        Annotated[str, Field(min_length=1, max_length=limit)],
+        config=ConfigDict(coerce_numbers_to_str=True),
+    )
+
+
+NEEDED_TEXT = {"orderExternalId": _needed_text(ID_MAX), "status": _needed_text(STATUS_MAX)}
 
 
 def answered_order(raw: Any, number: str, status: str | None = None) -> Reading:
@@ -379,7 +426,7 @@ def _needed_problem(fields: Mapping[str, Any], name: str) -> str | None:
     if name not in fields:
         return "missing"
     try:
-        NEEDED_TEXT.validate_python(fields[name])
+        NEEDED_TEXT[name].validate_python(fields[name])
     except ValidationError as exc:
         return str(exc.errors()[0]["msg"])
     return None
@@ -577,8 +624,9 @@ def _hub_order_number(order: ApiOrder) -> str | None:
 
 
 def _attribute(order: ApiOrder, name: str) -> str | None:
-    value = (order.orderAttributes or {}).get(name)
-    return str(value) if value not in (None, "") else None
+    attributes = order.orderAttributes
+    value = getattr(attributes, name) if attributes is not None else None
+    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from worker.integrations.kit import CreatingProviderSettings
 from worker.secret_settings import webhook_secret_problem
+from worker.webhooks import StoreSecrets, parse_store_secrets
 
 PROVIDER = "Shipping Order API"
 CURSOR = "last_polling_datetime"
@@ -31,10 +33,12 @@ class ShippingOrdersSettings(CreatingProviderSettings):
     api_key: SecretStr | None = None
     tenant_id: str | None = None
     location_external_id: str | None = None
-    # The secret the provider signs webhooks with (X-DS-Signature); without it webhooks are
-    # refused. One that is unfit (``webhook_secret_problem``: blank, too short...) stops the
-    # process at start-up.
+    # The secrets the provider signs webhooks with (X-DS-Signature): each store's own, as a JSON
+    # object of store -> secret (one provider account per store); and HUB_STORE's, when that
+    # object does not name it. An event posted for a store without a secret is refused. One
+    # that is unfit (``webhook_secret_problem``: blank, too short...) stops the process.
     webhook_secret: SecretStr | None = None
+    webhook_secrets: SecretStr | None = None
     # The initial cursor, until a poll has stored one.
     last_polling_datetime: str | None = None
     # Without a cursor the first poll reads this far back (the API's own default is 24 h).
@@ -52,13 +56,35 @@ class ShippingOrdersSettings(CreatingProviderSettings):
             raise ValueError(problem)
         return value
 
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _one_secret_per_store(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        if value is None:
+            return None
+        per_store = parse_store_secrets(value.get_secret_value())
+        single = info.data.get("webhook_secret")
+        for store, secret in per_store.items():
+            if single is not None and secret.get_secret_value() == single.get_secret_value():
+                raise ValueError(
+                    f"store {store!r}'s secret is also {WEBHOOK_SECRET_VARIABLE} (HUB_STORE's): "
+                    "give each store's secret once"
+                )
+        return value
+
+    @cached_property
+    def store_secrets(self) -> StoreSecrets:
+        text = self.webhook_secrets.get_secret_value() if self.webhook_secrets else "{}"
+        return StoreSecrets(parse_store_secrets(text), self.webhook_secret, WEBHOOK_SECRET_VARIABLE)
+
 
 def shipping_orders_settings() -> ShippingOrdersSettings:
     return ShippingOrdersSettings.current()
 
 
-def webhook_secret() -> SecretStr | None:
-    return shipping_orders_settings().webhook_secret
+def webhook_secrets() -> StoreSecrets:
+    return shipping_orders_settings().store_secrets
 
 
 def load_config() -> dict[str, Any]:
