@@ -311,7 +311,7 @@ def create_app(
         except ValidationError as exc:
             return replies.invalid_payload("", exc)
         message = HubMessage(
-            message_id=event_message_id(hook, hook.key(payload)),
+            message_id=event_message_id(store, hook.key(payload)),
             message=hook.message,
             payload=event,
         )

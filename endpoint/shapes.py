@@ -119,7 +119,7 @@ class EventTaken(Reply):
     """A provider's event, taken: ``queued`` when new, ``duplicate`` when the same event was
     taken before (the provider re-sent it)."""
 
-    message_id: str = Field(description="webhook:<event key>")
+    message_id: str = Field(description="webhook:<store>:<event key>")
     status: Literal["queued", "duplicate"]
 
 

@@ -15,7 +15,7 @@ from worker.webhooks import StoreSecrets, hex_hmac_sha256, parse_store_secrets, 
 
 SECRETS = StoreSecrets(
     {"shop-a": SecretStr("secret-a"), "shop-b": SecretStr("secret-b")},
-    SecretStr("secret-main"),
+    SecretStr("secret-main-0123"),
     "ACME_WEBHOOK_SECRET",
 )
 BODY = b'{"orderExternalId": "H1"}'
@@ -27,7 +27,7 @@ def signed(secret: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("store", "secret"),
-    [("shop-a", "secret-a"), ("shop-b", "secret-b"), ("main", "secret-main")],
+    [("shop-a", "secret-a"), ("shop-b", "secret-b"), ("main", "secret-main-0123")],
 )
 def test_each_store_is_verified_with_its_own_secret_only(store: str, secret: str) -> None:
     verify = hex_hmac_sha256("X-Sig", lambda: SECRETS)
@@ -52,14 +52,15 @@ def test_a_store_without_a_secret_is_refused_naming_the_variables() -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ('{"a": "x"', "is not a JSON object of store -> secret: Expecting ',' delimiter"),
+        ('{"a": "secret-x-0123"', "is not a JSON object of store -> secret: Expecting ','"),
         ('["x"]', "is not a JSON object of store -> secret, but a list"),
         ('{"a": 5}', "store 'a''s secret is not text"),
         ('{"a": ""}', "store 'a''s secret is blank"),
-        ('{"a": " x"}', "store 'a''s secret has leading or trailing whitespace"),
-        ('{"shop:eu": "x"}', "store 'shop:eu' has a ':'"),
-        ('{"": "x"}', "store '' is empty"),
-        ('{"a": "x", "b": "x"}', "stores 'a' and 'b' have the same secret"),
+        ('{"a": " secret-x-0123"}', "store 'a''s secret has leading or trailing whitespace"),
+        ('{"shop:eu": "secret-x-0123"}', "store 'shop:eu' has a ':'"),
+        ('{"": "secret-x-0123"}', "store '' is empty"),
+        ('{"a": "secret-x-0123", "b": "secret-x-0123"}', "stores 'a' and 'b' have the same secret"),
+        ('{"a": "x"}', "store 'a''s secret is shorter than 12 characters"),
     ],
 )
 def test_webhook_secrets_that_cannot_verify_a_store_are_refused(text: str, problem: str) -> None:
@@ -72,8 +73,8 @@ def test_webhook_secrets_that_cannot_verify_a_store_are_refused(text: str, probl
 def test_webhook_secrets_are_checked_with_the_integrations_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("SHIPPING_ORDERS_WEBHOOK_SECRET", "secret-main")
-    monkeypatch.setenv("SHIPPING_ORDERS_WEBHOOK_SECRETS", '{"shop-a": "secret-main"}')
+    monkeypatch.setenv("SHIPPING_ORDERS_WEBHOOK_SECRET", "secret-main-0123")
+    monkeypatch.setenv("SHIPPING_ORDERS_WEBHOOK_SECRETS", '{"shop-a": "secret-main-0123"}')
 
     with pytest.raises(HardError) as refused:
         ShippingOrdersSettings.current()
@@ -81,19 +82,19 @@ def test_webhook_secrets_are_checked_with_the_integrations_settings(
     (reason,) = refused.value.reasons
     assert reason.startswith("SHIPPING_ORDERS_WEBHOOK_SECRETS: ")
     assert "store 'shop-a''s secret is also SHIPPING_ORDERS_WEBHOOK_SECRET" in reason
-    assert "secret-main" not in reason
+    assert "secret-main-0123" not in reason
 
 
 def test_the_integrations_settings_give_each_store_its_secret(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("SHIPPING_ORDERS_WEBHOOK_SECRET", "secret-main")
-    monkeypatch.setenv("SHIPPING_ORDERS_WEBHOOK_SECRETS", '{"shop-a": "secret-a"}')
+    monkeypatch.setenv("SHIPPING_ORDERS_WEBHOOK_SECRET", "secret-main-0123")
+    monkeypatch.setenv("SHIPPING_ORDERS_WEBHOOK_SECRETS", '{"shop-a": "secret-a-012345"}')
 
     secrets = ShippingOrdersSettings.current().store_secrets
 
-    assert secrets.of("shop-a", "main") == SecretStr("secret-a")
-    assert secrets.of("main", "main") == SecretStr("secret-main")
+    assert secrets.of("shop-a", "main") == SecretStr("secret-a-012345")
+    assert secrets.of("main", "main") == SecretStr("secret-main-0123")
     assert secrets.of("shop-b", "main") is None
 
 

@@ -48,13 +48,15 @@ class Webhook:
     secret: WebhookSecret | None = None  # what ``verify`` checks signatures with, if secrets
 
 
-def event_message_id(webhook: Webhook, key: str) -> str:
-    """The message id of an event: ``webhook:<key>`` when that is a fit id, else a digest of
-    the key (a provider's id may hold characters a message id cannot)."""
-    readable = f"{WEBHOOK_PREFIX}{key}"
+def event_message_id(store: str, key: str) -> str:
+    """The message id of an event posted for ``store``: ``webhook:<store>:<key>`` when that is a
+    fit id, else with a digest of the key (a provider's id may hold characters a message id
+    cannot). The store is part of it: two stores are two provider accounts, whose events may
+    have the same key, and one store's event must not pass for a repeat of the other's."""
+    readable = f"{WEBHOOK_PREFIX}{store}:{key}"
     if message_id_problem(readable) is None:
         return readable
-    return f"{WEBHOOK_PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+    return f"{WEBHOOK_PREFIX}{store}:{hashlib.sha256(key.encode()).hexdigest()[:40]}"
 
 
 def reserved_id_problem(message_id: str) -> str | None:

@@ -207,8 +207,9 @@ def test_settings_that_look_valid_are_named_a_missing_webhook_secret_too(
     assert "DOTCOM_SHIPPING_LOOKUP: shipping_lookup is not valid JSON" in found["dotcom"][1]
     assert found["webhooks/shipping_orders"] == (
         "problem",
-        "SHIPPING_ORDERS_WEBHOOK_SECRET is not set: events cannot be verified, so none is "
-        "taken (every event at /webhooks/shipping_orders is refused 401)",
+        "neither SHIPPING_ORDERS_WEBHOOK_SECRET nor SHIPPING_ORDERS_WEBHOOK_SECRETS is set: "
+        "events cannot be verified, so none is taken (every event at /webhooks/shipping_orders "
+        "is refused 401)",
     )
     assert second.code == 1, second
     found = findings(second)
@@ -243,7 +244,7 @@ def test_a_webhook_secret_is_said_set_and_an_unconfigured_integrations_missing_o
 
     assert said_set["webhooks/shipping_orders"] == (
         "ok",
-        "SHIPPING_ORDERS_WEBHOOK_SECRET set: events are verified",
+        f"events are verified for store(s) {configured.get('HUB_STORE', 'default')}",
     )
     assert said_unset["webhooks/shipping_orders"][0] == "note"
-    assert "SHIPPING_ORDERS_WEBHOOK_SECRET is not set" in said_unset["webhooks/shipping_orders"][1]
+    assert "neither SHIPPING_ORDERS_WEBHOOK_SECRET nor" in said_unset["webhooks/shipping_orders"][1]

@@ -210,10 +210,15 @@ def so_stack(
         yield running
 
 
+def next_store() -> str:
+    """A store no test used before, with a webhook secret of its own (``secret_of``)."""
+    return next(_next_store)
+
+
 @pytest.fixture
 def store() -> str:
     """A store no test used before, with a webhook secret of its own (``secret_of``)."""
-    return next(_next_store)
+    return next_store()
 
 
 def webhook_url(stack: Stack, store: str) -> str:

@@ -198,7 +198,7 @@ def test_an_event_with_a_bad_signature_is_refused_and_nothing_is_recorded(
         )
         assert refused.status_code == 401
         assert "X-DS-Signature" in refused.json()["notifications"][0]["description"]
-    message_id = f"webhook:{number}:ORDER_DELIVERED:2026-11-23T10:00:00.000Z"
+    message_id = f"webhook:{store}:{number}:ORDER_DELIVERED:2026-11-23T10:00:00.000Z"
     unknown = requests.get(
         f"{so_stack.url}/messages/shipping_orders/{message_id}",
         headers=so_stack.headers(),

@@ -22,6 +22,7 @@ from tests.shipping_orders.conftest import (
     ShippingOrdersSimulator,
     about,
     hub_messages,
+    next_store,
     notes,
     secret_of,
     shipments_told,
@@ -81,7 +82,8 @@ def test_an_event_over_the_webhook_limit_is_413_even_when_signed(
     assert refused.status_code == 413, refused.text
     assert "65536" in refusal(refused)
     assert not recorded(
-        so_stack, f"webhook:{event['orderExternalId']}:ORDER_DISPATCHED:{event['lastUpdatedAt']}"
+        so_stack,
+        f"webhook:{store}:{event['orderExternalId']}:ORDER_DISPATCHED:{event['lastUpdatedAt']}",
     )
 
 
@@ -168,8 +170,28 @@ def test_an_event_is_taken_only_for_the_store_whose_secret_signed_it(
     assert post_event(so_stack, event, WEBHOOK_SECRET, store).status_code == 401
     for_hub_store = post_event(so_stack, event, WEBHOOK_SECRET, None)
     assert for_hub_store.status_code == 200, for_hub_store.text
-    wait_until(lambda: len(hub.pushes_of(message_id)) == 2)
-    assert [p["store"] for p in hub.pushes_of(message_id)] == [store, HUB_STORE]
+    hub_store_id = for_hub_store.json()["message_id"]
+    hub.wait_for(hub_store_id)
+    assert [p["store"] for p in hub.pushes_of(hub_store_id)] == [HUB_STORE]
+
+
+def test_the_same_event_from_two_stores_is_reported_to_each(
+    so_stack: Stack, hub: HubServer
+) -> None:
+    """Two stores are two provider accounts: each may have an order of the same number reach the
+    same status at the same moment. Each store's event is its own message, reported for it."""
+    first, second = next_store(), next_store()
+    event = vendor_event()
+
+    taken = [post_event(so_stack, event, secret_of(s), s) for s in (first, second)]
+
+    assert [t.status_code for t in taken] == [200, 200], [t.text for t in taken]
+    assert [t.json()["status"] for t in taken] == ["queued", "queued"]
+    ids = [t.json()["message_id"] for t in taken]
+    assert ids[0] != ids[1]
+    for message_id, store in zip(ids, (first, second), strict=True):
+        hub.wait_for(message_id)
+        assert {p["store"] for p in hub.pushes_of(message_id)} == {store}
 
 
 def test_webhook_secrets_that_cannot_verify_a_store_stop_the_receiver_at_start(
@@ -177,8 +199,9 @@ def test_webhook_secrets_that_cannot_verify_a_store_stop_the_receiver_at_start(
 ) -> None:
     for value, problem in [
         ('{"store-a": "secret-a"', "not a JSON object"),
-        ('{"store-a": "same-secret", "store-b": "same-secret"}', "the same secret"),
+        ('{"store-a": "same-secret-ab", "store-b": "same-secret-ab"}', "the same secret"),
         ('{"store-a": " "}', "blank"),
+        ('{"store-a": "secret-a"}', "shorter than 12 characters"),
         ('{"shop:eu": "secret-a"}', "':'"),
     ]:
         stack = Stack(redis_server, {"SHIPPING_ORDERS_WEBHOOK_SECRETS": value})
@@ -189,7 +212,7 @@ def test_webhook_secrets_that_cannot_verify_a_store_stop_the_receiver_at_start(
             assert web.process.wait(30) == ConfigurationError.EXIT_STATUS, web.output()
             assert "SHIPPING_ORDERS_WEBHOOK_SECRETS" in web.output(), web.output()
             assert problem in web.output(), web.output()
-            assert "same-secret" not in web.output() and "secret-a" not in web.output()
+            assert "same-secret-ab" not in web.output() and "secret-a" not in web.output()
         finally:
             stack.stop()
 
@@ -203,7 +226,7 @@ def test_a_hub_message_cannot_take_the_id_of_a_future_event(
 ) -> None:
     event = vendor_event()
     number = event["orderExternalId"]
-    message_id = f"webhook:{number}:ORDER_DISPATCHED:{event['lastUpdatedAt']}"
+    message_id = f"webhook:{store}:{number}:ORDER_DISPATCHED:{event['lastUpdatedAt']}"
     squatter = {**about(number, "shipping_orders:shipment:get"), "message_id": message_id}
 
     refused = so_stack.post("/shipping_orders/get_shipment", squatter, store=store)
@@ -235,7 +258,8 @@ def test_an_event_about_a_shipment_never_sent_is_reported_with_a_warning(
     wait_until(lambda: shipments_told(hub, number, "ESTIMATES_RECEIVED"))
     with hub.lock:
         answers = list(hub.answers)
-    from_webhook = [a for a in answers if str(a.get("message_id")).startswith(f"webhook:{number}:")]
+    ours = f"webhook:{store}:{number}:"
+    from_webhook = [a for a in answers if str(a.get("message_id")).startswith(ours)]
     assert from_webhook and all(not notes(a, "warn") for a in from_webhook), from_webhook
 
 
