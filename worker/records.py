@@ -23,6 +23,9 @@ Keys (all under ``shiphub:``):
   so a listing filtered either way reads one index. Kept in step with the record by the same
   script or transaction that changes its status (begin, retrying, finish, requeue); an entry
   leaves when its record leaves the state, or expires (``prune_dead``).
+* ``backfill:states``: how far the one-off backfill of those indexes has got (a SCAN cursor over
+  the records; ``done`` once finished), so that records written before the indexes existed are
+  listed too (``worker.backfill``): run once per Redis.
 * ``cursor:<integration>:<store>`` hash: parameters (polling cursors) returned by handlers.
 * ``memory:<integration>:<store>:<kind>:<name>``: one thing a handler kept (what was sent, what
   was confirmed), each expiring on its own.
@@ -60,6 +63,7 @@ DEAD_DELIVERIES = PREFIX + "dead:deliveries"
 # The states an operator lists messages by (``Records.in_states``), each with its indexes.
 LISTED_STATES = ("failed", "dead", "retrying")
 STATE_PREFIX = PREFIX + "state:"
+STATES_BACKFILLED = PREFIX + "backfill:states"
 # Unlabelled totals kept for callers that read them as they were (``Records.count`` writes them);
 # the metrics themselves are labelled, in ``worker.metrics``.
 # The latest messages received (member -> received_at), for operators; capped at RECENT_KEPT.

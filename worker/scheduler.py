@@ -8,7 +8,9 @@ or the waiting message is redelivered beside itself). Instead:
 * an answer to push waits in the ``outbox`` zset; each tick claims what is due and sends a push
   task per claim (``worker.outbox``);
 * every ``WATCHDOG_INTERVAL_SECONDS`` one worker (a Redis lock decides which) sweeps for lost
-  messages (``worker.watchdog``).
+  messages (``worker.watchdog``);
+* until the one-off backfill of the state indexes is done in this Redis, one batch of it
+  (``worker.backfill``).
 
 So back-off can last as long as the retry budget needs, and retries run as long as any worker
 runs, beat or no beat. A worker that dies between taking a due message and publishing it leaves
@@ -21,9 +23,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from worker import registry, replication
+from worker.backfill import StateBackfill
 from worker.intake import Publish
 from worker.outbox import Outbox
 from worker.records import PREFIX, Records
@@ -44,6 +47,10 @@ class Scheduler:
     publish: Publish
     send_push: SendPush
     watchdog_interval_seconds: float
+    backfill: StateBackfill = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.backfill = StateBackfill(self.records.redis)
 
     def tick(self, now: float | None = None) -> dict[str, int]:
         """Publish due retries and start due pushes; sweep when it is this worker's turn."""
@@ -54,6 +61,7 @@ class Scheduler:
         ):
             found = sweep(self.records, self.publish, BrokerView(self.records.redis), now)
             done["republished"] = len(found.republished)
+        self.backfill.step()  # last: a step that fails holds up nothing above
         return done
 
     def publish_due(self, now: float) -> int:
