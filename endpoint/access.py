@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import current_app, request
 
+from worker.delivery import SendPush
 from worker.intake import Publish
 from worker.outbox import Outbox
 from worker.records import Records
@@ -24,6 +25,7 @@ class Wiring:
     records: Records
     outbox: Outbox
     publish: Publish
+    send_push: SendPush
 
 
 def wiring() -> Wiring:

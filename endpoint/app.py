@@ -12,6 +12,8 @@ reason (the reply's subject, never the body).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import redis
@@ -32,12 +34,12 @@ from endpoint.body import (
 from endpoint.metrics import render as metrics_text
 from endpoint.waiting import TooManyWaiting, Waiting
 from worker import logs, registry, replay
-from worker.enqueue import Envelope
+from worker.delivery import SendPush
+from worker.dispatch import Dispatch
 from worker.hub import HubMessage, store_problem
 from worker.intake import Enqueue, Publish, Submission, Together, Unavailable, submit
 from worker.outbox import Outbox
 from worker.records import Records
-from worker.registry import Handler
 from worker.sealing import sealer
 from worker.settings import Settings
 from worker.webhooks import event_message_id, reserved_id_problem
@@ -53,10 +55,16 @@ def create_app(
     records: Records | None = None,
     publish: Publish | None = None,
     enqueue: Enqueue | None = None,
+    send_push: SendPush | None = None,
+    dispatch: Callable[[], Dispatch] | None = None,
 ) -> Flask:
     """Build the receiver. Tests may pass their own Redis-backed records and publisher (for
-    replays). New messages are recorded and queued in one step (``worker.intake``), with broker
-    messages built for the service's Celery app unless ``enqueue`` is given."""
+    replays) and push sender (for a delivery's replay). New messages are recorded and queued in
+    one step (``worker.intake``), with broker messages built by ``enqueue``.
+
+    What is not given comes from ``dispatch`` (by default the service's Celery app's,
+    ``worker.app.dispatch``), asked for once, when first needed: a receiver built for tests that
+    never takes a message does not load the Celery app."""
     from worker import runtime
     from worker.settings import settings as load_settings
 
@@ -70,12 +78,13 @@ def create_app(
     outbox = Outbox(records.redis, records.timing)
     waiting = Waiting(records, s.hub_wait_max_requests)
     together = Together(records, s.intake_round_trip_messages)
+    queue = cache(dispatch or _celery_dispatch)
     if publish is None:
-        from worker.app import publish as celery_publish
-
-        publish = celery_publish
+        publish = queue().publish
     if enqueue is None:
-        enqueue = _service_enqueue
+        enqueue = _first_use(queue, "enqueue")
+    if send_push is None:
+        send_push = _first_use(queue, "send_push")
 
     app = Flask("shiphub")
     app.config["MAX_CONTENT_LENGTH"] = s.max_body_bytes
@@ -83,7 +92,7 @@ def create_app(
     if s.endpoint_key is None:
         log.warning("SHIPHUB_INSECURE_DEV is on and ENDPOINT_KEY is unset: every request is let in")
 
-    app.extensions[EXTENSION] = Wiring(s, records, outbox, publish)
+    app.extensions[EXTENSION] = Wiring(s, records, outbox, publish, send_push)
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(openapi.blueprint)
 
@@ -124,7 +133,7 @@ def create_app(
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
-        checks = {"redis": _check(records.redis.ping), "broker": _check(_broker_ping)}
+        checks = {"redis": _check(records.redis.ping), "broker": _check(lambda: queue().ping())}
         ok = all(v == "ok" for v in checks.values())
         return jsonify(status="ok" if ok else "unavailable", checks=checks), 200 if ok else 503
 
@@ -211,7 +220,7 @@ def create_app(
         if denied := require_auth() or require_known(integration):
             return denied
         try:
-            replay.replay_delivery(outbox, integration, message_id)
+            replay.replay_delivery(outbox, send_push, integration, message_id)
         except replay.NotReplayable as exc:
             return replies.error(409, "Not replayable", str(exc), message_id=message_id)
         return jsonify(message_id=message_id, delivery="pending")
@@ -466,12 +475,21 @@ def _answer(
     )
 
 
-def _service_enqueue(handler: Handler, message_id: str, queued_at: float) -> Envelope:
-    """The service's Celery app builds the broker message (imported at first use: a receiver
-    built for tests that never takes a message does not load the Celery app)."""
-    from worker.app import enqueue
+def _celery_dispatch() -> Dispatch:
+    """The service's Celery app's dispatch: the one place the receiver reaches the Celery app,
+    imported when first asked for (``create_app``)."""
+    from worker.app import dispatch
 
-    return enqueue(handler, message_id, queued_at)
+    return dispatch
+
+
+def _first_use(queue: Callable[[], Dispatch], name: str) -> Any:
+    """One of the dispatch's callables, the dispatch asked for when it is first called."""
+
+    def call(*args: Any) -> Any:
+        return getattr(queue(), name)(*args)
+
+    return call
 
 
 def _check(probe: Any) -> str:
@@ -480,14 +498,6 @@ def _check(probe: Any) -> str:
     except Exception as exc:
         return f"unavailable: {exc.__class__.__name__}"
     return "ok"
-
-
-def _broker_ping() -> None:
-    from worker.app import app as celery_app
-
-    with celery_app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=1)
-        conn.default_channel.client.ping()
 
 
 def _unknown_integration(name: str) -> str:

@@ -591,7 +591,7 @@ def _replay(w: Wiring, kind: str, integration: str, message_id: str) -> str:
     try:
         if kind == "message":
             return replay.replay_message(w.records, w.publish, integration, message_id)
-        replay.replay_delivery(w.outbox, integration, message_id)
+        replay.replay_delivery(w.outbox, w.send_push, integration, message_id)
     except replay.NotReplayable:
         return "refused"
     return "pending"

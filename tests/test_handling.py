@@ -46,6 +46,10 @@ def outbox(records: Records) -> Outbox:
     return Outbox(records.redis, records.timing)
 
 
+def no_push(integration: str, message_id: str, claim: str) -> None:
+    """These attempts push nothing now: no HUB_PUSH_URL is set."""
+
+
 def recorded(
     records: Records, message_id: str, message: str, store: str = "shop", integration: str = "acme"
 ) -> None:
@@ -57,7 +61,13 @@ def recorded(
 
 def run_unit(records: Records, outbox: Outbox, message_id: str, **settings: object):  # type: ignore[no-untyped-def]
     return handle(
-        unit, unit.handler("unit:work"), message_id, records, outbox, Settings(**settings)
+        unit,
+        unit.handler("unit:work"),
+        message_id,
+        records,
+        outbox,
+        Settings(**settings),
+        send_push=no_push,
     )
 
 
@@ -67,7 +77,15 @@ def test_a_poll_waits_in_the_due_set_while_another_poll_of_the_same_store_runs(
     recorded(records, "p1", "acme:shipments:poll")
     records.try_lock(service_lock_key("acme", "tracking", "shop"), "another-poll")
 
-    handled = handle(acme, acme.handler("acme:shipments:poll"), "p1", records, outbox, Settings())
+    handled = handle(
+        acme,
+        acme.handler("acme:shipments:poll"),
+        "p1",
+        records,
+        outbox,
+        Settings(),
+        send_push=no_push,
+    )
 
     assert handled.outcome == "waiting"
     assert handled.next_at is not None and handled.next_at - time.time() <= 5.5
@@ -82,7 +100,9 @@ def test_a_message_held_by_another_worker_is_left_to_it(
     recorded(records, "o1", "order:ready")
     records.begin("acme", "o1", "other-worker")
 
-    handled = handle(acme, acme.handler("order:ready"), "o1", records, outbox, Settings())
+    handled = handle(
+        acme, acme.handler("order:ready"), "o1", records, outbox, Settings(), send_push=no_push
+    )
 
     assert handled.outcome == "busy"
     assert records.get("acme", "o1").fields["attempts"] == "1"  # only the holder's attempt
@@ -95,7 +115,9 @@ def test_a_finished_message_is_not_handled_again(
     recorded(records, "o2", "order:ready")
     settle(records, "o2", "succeeded")
 
-    handled = handle(acme, acme.handler("order:ready"), "o2", records, outbox, Settings())
+    handled = handle(
+        acme, acme.handler("order:ready"), "o2", records, outbox, Settings(), send_push=no_push
+    )
 
     assert handled.outcome == "finished"
     assert records.get("acme", "o2").fields["attempts"] == "1"

@@ -91,6 +91,10 @@ def outbox(records: Records) -> Outbox:
     return Outbox(records.redis, records.timing)
 
 
+def no_push(integration: str, message_id: str, claim: str) -> None:
+    """These attempts push nothing now: no HUB_PUSH_URL is set."""
+
+
 def call(url: str) -> Any:
     return provider_http.call(
         provider_http.pooled_session(), "Metered", "GET", url, timeout=(1.0, 0.3)
@@ -106,7 +110,13 @@ def recorded(records: Records, message_id: str, service: str = "work") -> None:
 
 def run(records: Records, outbox: Outbox, message_id: str, **settings: Any) -> str:
     handled = handle(
-        metered, metered.handler("metered:work"), message_id, records, outbox, Settings(**settings)
+        metered,
+        metered.handler("metered:work"),
+        message_id,
+        records,
+        outbox,
+        Settings(**settings),
+        send_push=no_push,
     )
     return handled.outcome
 

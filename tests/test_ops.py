@@ -20,6 +20,7 @@ from werkzeug.test import TestResponse
 from endpoint import ops
 from endpoint.app import create_app
 from tests.conftest import ENDPOINT_KEY, Publisher, settle, unit_settings
+from worker.delivery import SendPush
 from worker.outbox import Outbox
 from worker.records import Records, Timing
 
@@ -108,14 +109,25 @@ def page(response: TestResponse) -> Page:
     return Page(response.get_data(as_text=True))
 
 
-def app_with(records: Records, publisher: Publisher, **overrides: Any) -> Flask:
-    return create_app(unit_settings(**overrides), records, publisher)
+def app_with(
+    records: Records, publisher: Publisher, send_push: SendPush | None = None, **overrides: Any
+) -> Flask:
+    return create_app(unit_settings(**overrides), records, publisher, send_push=send_push)
 
 
 @pytest.fixture
-def ops_client(records: Records, publisher: Publisher) -> Iterator[FlaskClient]:
+def pushes() -> list[tuple[str, str, str]]:
+    """The push tasks the receiver sent (which the broker would take)."""
+    return []
+
+
+@pytest.fixture
+def ops_client(
+    records: Records, publisher: Publisher, pushes: list[tuple[str, str, str]]
+) -> Iterator[FlaskClient]:
     """The receiver with OPS_PASSWORD set."""
-    with app_with(records, publisher, ops_password=OPS_PASSWORD).test_client() as client:
+    app = app_with(records, publisher, lambda *task: pushes.append(task), ops_password=OPS_PASSWORD)
+    with app.test_client() as client:
         yield client
 
 
@@ -430,10 +442,8 @@ def test_a_message_that_cannot_be_replayed_is_said_so(
 
 
 def test_a_dead_delivery_is_replayed_from_the_message_view(
-    ops_client: FlaskClient, records: Records, monkeypatch: pytest.MonkeyPatch
+    ops_client: FlaskClient, records: Records, pushes: list[tuple[str, str, str]]
 ) -> None:
-    sent: list[tuple[str, str, str]] = []  # push tasks, which the broker would take
-    monkeypatch.setattr("worker.app.send_push", lambda *task: sent.append(task))
     dead_delivery(ops_client, records, "push-again", "hub answered HTTP 503")
     form = page(ops_client.get("/ops/messages/acme/push-again", headers=OPS)).form_for(
         "delivery", "push-again"
@@ -446,7 +456,7 @@ def test_a_dead_delivery_is_replayed_from_the_message_view(
     shown = page(ops_client.get(response.headers["Location"], headers=OPS))
     assert "delivery replayed, its answer is pushed to the hub shortly" in shown.notice
     assert shown.by_id["delivery-status"] == "pending"
-    assert [task[:2] for task in sent] == [("acme", "push-again")]
+    assert [task[:2] for task in pushes] == [("acme", "push-again")]
     assert records.dead("deliveries") == []
 
 

@@ -41,6 +41,7 @@ from celery.signals import (
 
 from worker import delivery, logs, registry, runtime
 from worker.broker import MESSAGE_HEADER, QUEUED_AT_HEADER, BrokerView
+from worker.dispatch import Dispatch
 from worker.enqueue import Envelopes
 from worker.errors import refuse_to_start
 from worker.handling import handle
@@ -109,6 +110,16 @@ def send_push(integration: str, message_id: str, claim: str) -> None:
     app.send_task(delivery.DELIVER_TASK, args=[integration, message_id, claim])
 
 
+def ping_broker() -> None:
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=1)
+        conn.default_channel.client.ping()
+
+
+# What the receiver is given of this app (``endpoint.app.create_app``).
+dispatch = Dispatch(publish, enqueue, send_push, ping_broker)
+
+
 def _retry(reason: str, at: float | None) -> Retry:
     when = datetime.fromtimestamp(at, UTC) if at else None
     return Retry(reason, exc=TryingAgain(reason), when=when)
@@ -125,7 +136,13 @@ def _message_task(handler: registry.Handler) -> None:
     @app.task(name=handler.task_name, queue=handler.queue, throws=(MessageFailed,))
     def run(integration_name: str, message_id: str) -> str:
         handled = handle(
-            integration, handler, message_id, runtime.records(), runtime.outbox(), settings()
+            integration,
+            handler,
+            message_id,
+            runtime.records(),
+            runtime.outbox(),
+            settings(),
+            send_push=send_push,
         )
         if handled.outcome in ("failed", "dead"):
             raise MessageFailed(f"{handled.outcome}: {handled.detail}")

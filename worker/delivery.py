@@ -30,6 +30,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -45,6 +46,9 @@ from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 DELIVER_TASK = "shiphub.deliver"
+# Sends a claimed delivery's push task: ``(integration, message_id, claim)``. The Celery app
+# (``worker.app.send_push``) gives it to what pushes (the scheduler, a handled message, a replay).
+SendPush = Callable[[str, str, str], None]
 MAX_TIMEOUT_GROWTH = 8  # a slow hub's timeout grows to at most this many times the setting
 # How long a push task waits for Redis to come back (a restart) before it gives the push up to
 # its claim's reclaim time, a minute later.
@@ -312,11 +316,9 @@ def _unexpected(exc: Exception) -> str:
     return f"{exc.__class__.__name__} while pushing: {said}" if said else exc.__class__.__name__
 
 
-def push_soon(outbox: Outbox, integration: str, message_id: str) -> None:
+def push_soon(outbox: Outbox, integration: str, message_id: str, send_push: SendPush) -> None:
     """Claim a due delivery and send its push task now, rather than at the next scheduler tick.
     Failing here is harmless: the scheduler claims due deliveries by itself."""
-    from worker.app import send_push
-
     try:
         claim = outbox.claim(integration, message_id)
     except Exception as exc:

@@ -98,9 +98,11 @@ def handle(
     records: Records,
     outbox: Outbox,
     s: Settings,
+    *,
+    send_push: delivery.SendPush,
 ) -> Handled:
-    """Run one attempt at one message."""
-    attempt = _Attempt(integration, handler, message_id, records, outbox, s)
+    """Run one attempt at one message; its answer's push is sent with ``send_push``."""
+    attempt = _Attempt(integration, handler, message_id, records, outbox, s, send_push)
     if not integration.services[handler.service].exclusive:
         return attempt.run()
     peek = records.get(integration.name, message_id)
@@ -134,9 +136,11 @@ class _Attempt:
         records: Records,
         outbox: Outbox,
         s: Settings,
+        send_push: delivery.SendPush,
     ) -> None:
         self.integration, self.handler, self.message_id = integration, handler, message_id
         self.records, self.outbox, self.s = records, outbox, s
+        self.send_push = send_push
         self.sealer = sealer(s.shiphub_secret_key)
         self.deadline = Deadline(s.task_time_limit_seconds)
         self.keeper = leases.keeper(records.redis, records.timing.lease_seconds)
@@ -296,7 +300,7 @@ class _Attempt:
             return Handled(written)
         # Pushed now once replicas have the answer; else by the scheduler, once they have it.
         if self.s.hub_push_url and replication.replicated(self.records.redis, self.name):
-            delivery.push_soon(self.outbox, integration, self.message_id)
+            delivery.push_soon(self.outbox, integration, self.message_id, self.send_push)
         return Handled(status, _summary(answer) if error is None else error)
 
     def _run_again(self) -> Handled:

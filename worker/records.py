@@ -43,15 +43,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import redis
 
 from worker import metrics
 from worker.redis_scripts import Scripts
-
-if TYPE_CHECKING:
-    from worker.enqueue import Envelope
 
 PREFIX = "shiphub:"
 RECORD_PREFIX = PREFIX + "msg:"
@@ -514,6 +511,18 @@ class Received:
     record: Record | None
 
 
+class QueuedTask(Protocol):
+    """A message's broker message as the accept script pushes it with its record: the list it
+    goes onto and its text. The broker's side builds it (``worker.enqueue.Envelope``); the store
+    knows only this much of it."""
+
+    @property
+    def queue_key(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class Arrival:
     """A message to record, with its broker message (None: record it without queuing)."""
@@ -522,7 +531,7 @@ class Arrival:
     message_id: str
     fingerprint: str
     fields: Mapping[str, str]
-    envelope: Envelope | None
+    envelope: QueuedTask | None
     now: float  # the stamp ``envelope`` carries (``shiphub_queued_at``)
     also: str = ""  # a fingerprint the record may have been written with before (or none)
 
@@ -579,7 +588,7 @@ class Records:
         message_id: str,
         fingerprint: str,
         fields: Mapping[str, str],
-        envelope: Envelope,
+        envelope: QueuedTask,
         now: float,
     ) -> Received:
         """Record a message and queue its broker message in one step (one round trip), or find

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from worker import registry
-from worker.delivery import push_soon
+from worker.delivery import SendPush, push_soon
 from worker.intake import Publish
 from worker.outbox import Outbox
 from worker.records import REPLAYABLE, Records
@@ -51,8 +51,8 @@ def replay_message(
     return "queued"
 
 
-def replay_delivery(outbox: Outbox, integration: str, message_id: str) -> None:
-    """Push a dead delivery's answer to the hub again."""
+def replay_delivery(outbox: Outbox, send_push: SendPush, integration: str, message_id: str) -> None:
+    """Push a dead delivery's answer to the hub again (its push task sent with ``send_push``)."""
     if not outbox.redeliver(integration, message_id):
         raise NotReplayable("Only a dead delivery can be replayed")
-    push_soon(outbox, integration, message_id)
+    push_soon(outbox, integration, message_id, send_push)

@@ -22,11 +22,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from worker import registry, replication
 from worker.backfill import StateBackfill
+from worker.delivery import SendPush
 from worker.intake import Publish
 from worker.outbox import Outbox
 from worker.records import PREFIX, Records
@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
 SWEEP_LOCK = PREFIX + "lock:watchdog"
-
-SendPush = Callable[[str, str, str], None]
 
 
 @dataclass
