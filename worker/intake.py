@@ -31,10 +31,9 @@ from typing import Any, Literal
 import redis
 
 from worker import replication
-from worker.enqueue import Envelope
 from worker.hub import HubMessage
 from worker.json_text import canonical, compact
-from worker.records import Arrival, Received, Record, Records
+from worker.records import Arrival, QueuedTask, Received, Record, Records
 from worker.registry import Handler, Route
 from worker.sealing import Sealer
 
@@ -44,7 +43,7 @@ from worker.sealing import Sealer
 Publish = Callable[[Handler | Route, str, float], None]
 # The broker message of a message's task, stamped with when it was queued
 # (``worker.enqueue.Envelopes.build``).
-Enqueue = Callable[[Handler, str, float], Envelope]
+Enqueue = Callable[[Handler, str, float], QueuedTask]
 
 
 class Unavailable(Exception):
