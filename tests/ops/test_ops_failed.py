@@ -12,8 +12,10 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
 from tests.ops.conftest import OPS_PASSWORD, basic_auth
@@ -58,6 +60,22 @@ def listed_rows(browser: WebDriver) -> list[list[str]]:
     ]
 
 
+def click_and_load(browser: WebDriver, control: WebElement) -> None:
+    """Click ``control`` (a link or a form's button) and wait for the page it opens: a click
+    returns before the next document is there, and rows read meanwhile are the old page's."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    control.click()
+
+    def replaced() -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return browser.execute_script("return document.readyState") == "complete"
+        return False
+
+    wait_until(replaced, timeout=30)
+
+
 def show(browser: WebDriver, store: str, statuses: set[str], limit: str) -> None:
     """Fill the view's filter form and submit it."""
     for box in browser.find_elements(By.CSS_SELECTOR, "input[name=status]"):
@@ -68,7 +86,7 @@ def show(browser: WebDriver, store: str, statuses: set[str], limit: str) -> None
         field = browser.find_element(By.NAME, name)
         field.clear()
         field.send_keys(value)
-    browser.find_element(By.ID, "show").click()
+    click_and_load(browser, browser.find_element(By.ID, "show"))
 
 
 def test_failed_and_retrying_messages_are_filtered_paged_and_replayed_in_the_browser(
@@ -85,7 +103,7 @@ def test_failed_and_retrying_messages_are_filtered_paged_and_replayed_in_the_bro
     acme_ops.wait_status("acme", retrying, "retrying")
 
     browser.get(f"{acme_ops.url}/ops")
-    browser.find_element(By.LINK_TEXT, "Failed and retrying messages").click()
+    click_and_load(browser, browser.find_element(By.LINK_TEXT, "Failed and retrying messages"))
     show(browser, shop, {"failed", "dead"}, "2")
 
     first = listed_rows(browser)
@@ -94,7 +112,7 @@ def test_failed_and_retrying_messages_are_filtered_paged_and_replayed_in_the_bro
         ["failed", "acme", failed[1], shop],
     ]
     assert "unknown SKU" in first[0][7]
-    browser.find_element(By.ID, "older").click()
+    click_and_load(browser, browser.find_element(By.ID, "older"))
     second = listed_rows(browser)
     assert [row[2] for row in second] == [failed[0]]
     assert not browser.find_elements(By.ID, "older")  # the last page
@@ -107,7 +125,7 @@ def test_failed_and_retrying_messages_are_filtered_paged_and_replayed_in_the_bro
     show(browser, shop, {"failed"}, "50")
     rows = browser.find_elements(By.CSS_SELECTOR, "tr.listed-message")
     row = next(r for r in rows if failed[0] in r.text)
-    row.find_element(By.CSS_SELECTOR, "button").click()  # Acme takes it now
+    click_and_load(browser, row.find_element(By.CSS_SELECTOR, "button"))  # Acme takes it now
     notice = wait_until(lambda: browser.find_element(By.ID, "notice").text, timeout=30)
     assert notice == f"Message {failed[0]} of acme: replayed, queued for a worker."
     assert urlsplit(browser.current_url).path == "/ops/failed"
