@@ -172,6 +172,7 @@ def waits(client: redis.Redis) -> int:
     return int(client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))
 
 
+@pytest.mark.slow  # waits on a replica: about six seconds
 def test_with_the_replica_setting_one_wait_covers_a_round_trip(
     redis_server: RedisServer, records: Records, waiting_for_a_replica: None
 ) -> None:
