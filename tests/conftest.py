@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import fakeredis
@@ -10,6 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from endpoint.app import create_app
+from tests.support.kinds import forbid_processes, kind_of, processes_forbidden
 from worker.records import Records, Timing
 from worker.registry import Handler, Route
 from worker.settings import Settings
@@ -102,3 +104,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     for name, value in getattr(item, "funcargs", {}).items():
         if callable(getattr(value, "logs", None)):
             report.sections.append((f"logs of {name}", value.logs()))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if processes_forbidden():
+        forbid_processes()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its kind (unit, pipeline or browser) by the rule in
+    tests/support/kinds.py: a new test is classified by what it uses, without a hand-written
+    mark. ``bin/test-fast`` runs ``-m "unit and not slow"``; ``bin/test`` runs every kind."""
+    for item in items:
+        marked = {mark.name for mark in item.iter_markers()}
+        kind = kind_of(Path(item.path), getattr(item, "fixturenames", ()), marked)
+        if kind not in marked:
+            item.add_marker(kind)

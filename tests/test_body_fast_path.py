@@ -150,6 +150,7 @@ read_documents = st.recursive(
 )
 
 
+@pytest.mark.slow  # thousands of examples: about ten seconds
 @settings(max_examples=1000, deadline=None)
 @given(read_documents, st.sampled_from(["utf-8", "utf-16-le", "utf-8-sig"]), st.booleans())
 def test_orjson_reads_every_body_as_json_does(document: Any, encoding: str, escaped: bool) -> None:

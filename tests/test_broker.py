@@ -11,16 +11,16 @@ from tests.support.stack import RedisServer
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
+def redis_server() -> Iterator[RedisServer]:
     running = RedisServer().start()
     yield running
     running.stop()
 
 
 def test_a_channel_makes_one_client_per_pool_and_a_new_one_with_a_new_pool(
-    server: RedisServer,
+    redis_server: RedisServer,
 ) -> None:
-    with Connection(server.url, transport="worker.broker:Transport") as connection:
+    with Connection(redis_server.url, transport="worker.broker:Transport") as connection:
         channel = connection.default_channel
         with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
             assert first is second
@@ -32,15 +32,17 @@ def test_a_channel_makes_one_client_per_pool_and_a_new_one_with_a_new_pool(
             assert third.ping()
 
 
-def test_acks_through_the_shared_client_leave_nothing_unacknowledged(server: RedisServer) -> None:
-    with Connection(server.url, transport="worker.broker:Transport") as connection:
+def test_acks_through_the_shared_client_leave_nothing_unacknowledged(
+    redis_server: RedisServer,
+) -> None:
+    with Connection(redis_server.url, transport="worker.broker:Transport") as connection:
         queue = connection.SimpleQueue("broker-reuse")
         for number in range(20):
             queue.put({"n": number})
         for _ in range(20):
             queue.get(timeout=5).ack()
         queue.close()
-    client = server.client()
+    client = redis_server.client()
     assert client.hlen("unacked") == 0
     assert client.zcard("unacked_index") == 0
     assert client.llen("broker-reuse") == 0

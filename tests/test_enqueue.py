@@ -32,19 +32,24 @@ FRESH_PROPERTIES = ("correlation_id", "delivery_tag")
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[redis.Redis]:
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def broker(redis_server: RedisServer) -> Iterator[redis.Redis]:
     """A redis-server the service's Celery app publishes to, as records and broker share one."""
     from worker.app import app as celery_app
 
-    server = RedisServer().start()
     before = celery_app.conf.broker_url
-    celery_app.conf.broker_url = server.url
+    celery_app.conf.broker_url = redis_server.url
     try:
-        yield runtime.redis_client(server.url)
+        yield runtime.redis_client(redis_server.url)
     finally:
         celery_app.pool.force_close_all()
         celery_app.conf.broker_url = before
-        server.stop()
 
 
 def handlers() -> list[Handler]:

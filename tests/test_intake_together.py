@@ -21,16 +21,16 @@ MESSAGES = 50
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
+def redis_server() -> Iterator[RedisServer]:
     started = RedisServer().start()
     yield started
     started.stop()
 
 
 @pytest.fixture
-def records(server: RedisServer) -> Records:
-    server.client().flushall()
-    return Records(redis_client(server.url))
+def records(redis_server: RedisServer) -> Records:
+    redis_server.client().flushall()
+    return Records(redis_client(redis_server.url))
 
 
 def arrival(number: int) -> Arrival:
@@ -172,10 +172,11 @@ def waits(client: redis.Redis) -> int:
     return int(client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))
 
 
+@pytest.mark.slow  # waits on a replica: about six seconds
 def test_with_the_replica_setting_one_wait_covers_a_round_trip(
-    server: RedisServer, records: Records, waiting_for_a_replica: None
+    redis_server: RedisServer, records: Records, waiting_for_a_replica: None
 ) -> None:
-    replica = RedisNode("--replicaof", "127.0.0.1", str(server.port)).start()
+    replica = RedisNode("--replicaof", "127.0.0.1", str(redis_server.port)).start()
     try:
         wait_until(lambda: replica.client().info("replication")["master_link_status"] == "up")
         together = Together(records)

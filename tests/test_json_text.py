@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +34,7 @@ def json_dumps_canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+@pytest.mark.slow  # thousands of examples: about ten seconds
 @settings(max_examples=3000, deadline=None)
 @given(JSON_VALUES)
 def test_canonical_is_what_json_dumps_writes(value: Any) -> None:

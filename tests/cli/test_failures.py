@@ -199,6 +199,7 @@ def test_a_message_the_receiver_refuses_is_exit_1_with_every_reason(
     assert "HTTP 404: Unknown message: No message 'no-such-message' for 'dotcom'" in unknown.err
 
 
+@pytest.mark.pipeline  # starts a process of its own
 def test_help_documents_every_command_and_the_exit_statuses() -> None:
     run = run_shiphub("--help")
 

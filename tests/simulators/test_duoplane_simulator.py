@@ -265,6 +265,7 @@ def test_bad_control_requests_are_400(client: FlaskClient) -> None:
     assert client.post("/_sim/faults", json={"kind": "nope"}).status_code == 400
 
 
+@pytest.mark.pipeline  # starts a process of its own
 def test_it_runs_from_the_command_line_with_its_environment() -> None:
     port = free_port()
     process = subprocess.Popen(

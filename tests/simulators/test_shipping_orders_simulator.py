@@ -1503,6 +1503,7 @@ def test_odd_answer_fault_writes_its_fields_into_the_answer(client: FlaskClient)
 # -- the command line --------------------------------------------------------------------------
 
 
+@pytest.mark.pipeline  # starts a process of its own
 def test_python_dash_m_serves_the_simulator() -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SHIPPING_ORDERS_SIM_STEP_SECONDS": "0"}

@@ -37,19 +37,19 @@ def body(po: str = "R805661123", *recipe_sets: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def process() -> Iterator[SimulatorProcess]:
+def simulator_process() -> Iterator[SimulatorProcess]:
     sim = SimulatorProcess("simulators.spectrum", {"SPECTRUM_SIM_TOKENS": f"{TOKEN},other-token"})
     yield sim
     sim.stop()
 
 
 @pytest.fixture
-def sim(process: SimulatorProcess) -> SimulatorProcess:
-    process.reset()
-    process.control(
+def sim(simulator_process: SimulatorProcess) -> SimulatorProcess:
+    simulator_process.reset()
+    simulator_process.control(
         "POST", "config", {"rate_limit": 100, "rate_window_seconds": 60, "unknown_status": 409}
     )
-    return process
+    return simulator_process
 
 
 def post(
