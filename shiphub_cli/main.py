@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -317,6 +318,13 @@ def _next_page(
 @click.option(
     "--all-dead", is_flag=True, help="Replay every dead message (or delivery) of INTEGRATION."
 )
+@click.option(
+    "--wait",
+    type=click.FloatRange(0, 180),
+    default=0,
+    help="Wait up to this long (at most 180 s) for each replayed message to finish; exit 1 if "
+    "one failed.",
+)
 @json_option
 @click.pass_obj
 def replay(
@@ -325,6 +333,7 @@ def replay(
     message_id: str | None,
     delivery: bool,
     all_dead: bool,
+    wait: float,
     as_json: bool,
 ) -> None:
     """Handle a failed or dead message again (its retry budget starts over), or push a dead
@@ -335,6 +344,7 @@ def replay(
     shiphub replay --delivery dotcom 51af1dc5fe53543f1200f519
     shiphub replay --all-dead dotcom
     shiphub replay --all-dead --delivery dotcom
+    shiphub replay dotcom 51af1dc5fe53543f1200f519 --wait 30
     """
     if all_dead == (message_id is not None):
         raise click.UsageError("give MESSAGE_ID, or --all-dead for every dead one (not both)")
@@ -345,6 +355,8 @@ def replay(
     else:
         ids = [r["message_id"] for r in _dead(receiver)[kind] if r["integration"] == integration]
     outcomes = [_replay(receiver, kind, integration, one) for one in ids]
+    if wait and kind == "messages":
+        outcomes = [_finished(receiver, integration, o, wait) for o in outcomes]
     if as_json:
         _echo_json({"replayed": outcomes})
     elif not outcomes:
@@ -353,7 +365,7 @@ def replay(
         _echo_lines(
             [f"{o['outcome']}  {integration}  {o['message_id']}  {o['detail']}" for o in outcomes]
         )
-    if any(o["outcome"] == "refused" for o in outcomes):
+    if any(o["outcome"] in UNDONE for o in outcomes):
         raise click.exceptions.Exit(1)
 
 
@@ -458,6 +470,34 @@ def _replay(receiver: Receiver, kind: str, integration: str, message_id: str) ->
     if answer.body.get("status") == "accepted":
         return _outcome(message_id, "accepted", "recorded; the watchdog queues it within a minute")
     return _outcome(message_id, "queued", "queued to be handled again")
+
+
+# A replay's outcomes that exit 1: not replayable, or (with --wait) run and failed again.
+UNDONE = ("refused", "failed", "dead")
+FINISHED = ("succeeded", "failed", "dead")
+
+
+def _finished(
+    receiver: Receiver, integration: str, outcome: dict[str, str], wait: float
+) -> dict[str, str]:
+    """A queued replay's outcome once its message finished (its status, with its error when it
+    failed), or as it was queued when ``wait`` seconds pass first."""
+    if outcome["outcome"] not in ("queued", "accepted"):
+        return outcome
+    message_id = outcome["message_id"]
+    deadline = time.monotonic() + wait
+    while True:
+        answer = receiver.get(path_of("messages", integration, message_id))
+        if not answer.ok:
+            raise receiver.refusal(answer, f"{integration} {message_id}")
+        status = str(answer.body.get("status"))
+        if status in FINISHED:
+            error = answer.body.get("last_error")
+            detail = f"replays {answer.body.get('replays', 0)}" + (f": {error}" if error else "")
+            return _outcome(message_id, status, detail)
+        if time.monotonic() >= deadline:
+            return _outcome(message_id, status, f"still {status} after {wait:g} s")
+        time.sleep(0.2)
 
 
 def _outcome(message_id: str, outcome: str, detail: str) -> dict[str, str]:
