@@ -106,8 +106,14 @@ class Ecomdash:
         )
 
 
-def batcher(redis: fakeredis.FakeRedis, send: Any, size: int = 100) -> Batcher:
-    return Batcher(redis, "q", "acct", 0.3, 2.0, size, 600, 5.0, send)
+def batcher(
+    redis: fakeredis.FakeRedis,
+    send: Any,
+    size: int = 100,
+    window: float = 0.3,
+    max_wait: float = 2.0,
+) -> Batcher:
+    return Batcher(redis, "q", "acct", window, max_wait, size, 600, 5.0, send)
 
 
 def submit_all(b: Batcher, entries: list[Entry], seconds: float = 10.0) -> dict[str, Any]:
@@ -129,7 +135,10 @@ def test_records_queued_together_go_out_in_one_call_each_with_its_outcome() -> N
     redis = fakeredis.FakeRedis(decode_responses=True)
     ecomdash = Ecomdash()
     entries = [entry(f"m{i}", 100 + i) for i in range(20)] + [entry("bad", 13)]
-    outcomes = submit_all(batcher(redis, ecomdash), entries)
+    # The batch goes when it is full (21), not when a short quiet window runs out: on a loaded
+    # machine 21 threads may queue their records further apart than 0.3 s.
+    together = batcher(redis, ecomdash, size=len(entries), window=5.0, max_wait=5.0)
+    outcomes = submit_all(together, entries, seconds=30.0)
     assert len(ecomdash.calls) == 1 and len(ecomdash.calls[0]) == 21
     assert outcomes["bad"].kind == "refused"
     assert {o.kind for m, o in outcomes.items() if m != "bad"} == {"sent"}
