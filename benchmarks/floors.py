@@ -946,7 +946,7 @@ def finished_with_push(records: Records, message_id: str) -> None:
         "store": HUB_STORE,
         "body": '{"payload": {}}',
     }
-    records.accept("dotcom", message_id, "digest", uuid.uuid4().hex, fields)
+    records.accept("dotcom", message_id, "digest", fields)
     records.mark_published("dotcom", message_id, time.time())
     lease = uuid.uuid4().hex
     records.begin("dotcom", message_id, lease)

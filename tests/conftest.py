@@ -39,7 +39,7 @@ def redis_client() -> fakeredis.FakeRedis:
 
 @pytest.fixture
 def records(redis_client: fakeredis.FakeRedis) -> Records:
-    return Records(redis_client, Timing(publish_stale_seconds=0.5))
+    return Records(redis_client, Timing())
 
 
 @pytest.fixture

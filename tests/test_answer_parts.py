@@ -36,7 +36,7 @@ def outbox(records: Records) -> Outbox:
 
 
 def begun(records: Records) -> None:
-    records.accept("acme", "m", "d", "t", {"message": "order:poll", "body": "{}"})
+    records.accept("acme", "m", "d", {"message": "order:poll", "body": "{}"})
     assert records.begin("acme", "m", LEASE).outcome == "started"
 
 

@@ -59,7 +59,7 @@ def hub() -> Iterator[Hub]:
 
 @pytest.fixture
 def outbox(records: Records) -> Outbox:
-    records.accept("acme", "m", "d", "t", {"message": "order:ready", "body": "{}"})
+    records.accept("acme", "m", "d", {"message": "order:ready", "body": "{}"})
     settle(records, "m", "succeeded", push=True)
     return Outbox(records.redis, records.timing)
 

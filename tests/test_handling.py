@@ -55,7 +55,7 @@ def recorded(
 ) -> None:
     body = {"message_id": message_id, "message": message, "payload": {}}
     fields = {"message": message, "store": store, "body": json.dumps(body)}
-    records.accept(integration, message_id, "digest", "token", fields)
+    records.accept(integration, message_id, "digest", fields)
     records.mark_published(integration, message_id, time.time())
 
 

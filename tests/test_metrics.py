@@ -104,7 +104,7 @@ def call(url: str) -> Any:
 def recorded(records: Records, message_id: str, service: str = "work") -> None:
     body = {"message_id": message_id, "message": "metered:work", "payload": {}}
     fields = {"message": "metered:work", "service": service, "body": json.dumps(body)}
-    records.accept("metered", message_id, "digest", "token", fields)
+    records.accept("metered", message_id, "digest", fields)
     records.mark_published("metered", message_id, time.time())
 
 
@@ -361,7 +361,7 @@ def test_retry_reasons_are_a_small_closed_set(error: BaseException, reason: str)
 
 # -- deliveries and the outbox -----------------------------------------------------------------
 def answered(records: Records, message_id: str) -> None:
-    records.accept("metered", message_id, "d", "t", {"message": "metered:work", "body": "{}"})
+    records.accept("metered", message_id, "d", {"message": "metered:work", "body": "{}"})
     settle(records, message_id, "succeeded", integration="metered", push=True)
 
 
@@ -459,7 +459,7 @@ def test_poll_lag_and_cursor_age_per_polled_store(records: Records) -> None:
         ("polled", "north", {"since": lagging, "page": "abc"}),
         ("acme", "south", {"since": 42}),  # not a time: no lag, but its age
     ):
-        records.accept(integration, store, "d", "t", {"store": store, "body": "{}"})
+        records.accept(integration, store, "d", {"store": store, "body": "{}"})
         records.begin(integration, store, "lease")
         records.finish(
             integration,

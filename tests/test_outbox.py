@@ -14,7 +14,7 @@ from worker.records import DEAD_DELIVERIES, OUTBOX, Records
 
 @pytest.fixture
 def outbox(records: Records) -> Outbox:
-    records.accept("acme", "m", "d", "t", {"message": "order:ready", "body": "{}"})
+    records.accept("acme", "m", "d", {"message": "order:ready", "body": "{}"})
     settle(records, "m", "succeeded", push=True)
     return Outbox(records.redis, records.timing)
 

@@ -27,8 +27,8 @@ FIELDS = {"integration": "acme", "message_id": "m", "message": "order:ready", "b
 ENVELOPE = Envelope("acme", '{"headers": {"shiphub_message": "acme:m"}}')
 
 
-def accept(records: Records, digest: str = "d1", token: str = "t1") -> str:
-    return records.accept("acme", "m", digest, token, FIELDS)
+def accept(records: Records, digest: str = "d1") -> str:
+    return records.accept("acme", "m", digest, FIELDS)
 
 
 def finish(records: Records, status: str = "succeeded", lease: str = "lease", **kw: object) -> str:
@@ -103,7 +103,7 @@ def test_accept_records_without_queuing_for_callers_that_publish_themselves(
     records: Records,
 ) -> None:
     assert accept(records) == "created"
-    assert accept(records, token="t2") == "exists"
+    assert accept(records) == "exists"
     assert accept(records, digest="d2") == "conflict"
     assert not records.redis.exists("acme")
     assert records.stats()["messages_accepted"] == 1

@@ -31,7 +31,7 @@ def pushes(integration: str, message_id: str, claim: str) -> None:
 
 def retrying(records: Records, message_id: str, at: float) -> None:
     body = json.dumps({"message_id": message_id, "message": "order:ready", "payload": {}})
-    records.accept("acme", message_id, "d", "t", {"message": "order:ready", "body": body})
+    records.accept("acme", message_id, "d", {"message": "order:ready", "body": body})
     records.begin("acme", message_id, "lease")
     records.mark_retrying("acme", message_id, "HTTP 503", at, "lease")
 
@@ -62,7 +62,7 @@ def test_a_retry_whose_publish_fails_goes_back_in_line(
 
 
 def test_a_due_push_is_claimed_and_sent_once(records: Records, scheduler: Scheduler) -> None:
-    records.accept("acme", "p1", "d", "t", {"message": "order:ready", "body": "{}"})
+    records.accept("acme", "p1", "d", {"message": "order:ready", "body": "{}"})
     settle(records, "p1", "succeeded", push=True)
     sent_pushes.clear()
 
@@ -88,7 +88,7 @@ def test_a_due_retry_of_an_integration_this_process_does_not_run_is_handed_on(
     dropped (nor left to a watchdog that would forget it)."""
     now = time.time()
     body = json.dumps({"message_id": "x1", "message": "parcel:ready", "payload": {}})
-    records.accept("elsewhere", "x1", "d", "t", {"message": "parcel:ready", "body": body})
+    records.accept("elsewhere", "x1", "d", {"message": "parcel:ready", "body": body})
     records.begin("elsewhere", "x1", "lease")
     records.mark_retrying("elsewhere", "x1", "HTTP 503", now - 1, "lease")
 
@@ -100,7 +100,7 @@ def test_the_sweep_hands_on_a_lost_message_of_an_integration_this_process_does_n
     records: Records, publisher: Publisher
 ) -> None:
     body = json.dumps({"message_id": "x2", "message": "parcel:ready", "payload": {}})
-    records.accept("elsewhere", "x2", "d", "t", {"message": "parcel:ready", "body": body})
+    records.accept("elsewhere", "x2", "d", {"message": "parcel:ready", "body": body})
     records.mark_published("elsewhere", "x2", time.time())
     later = time.time() + records.timing.queued_deadline_seconds + 1
 

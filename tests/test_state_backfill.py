@@ -19,7 +19,7 @@ def written_the_old_way(records: Records, **statuses: str) -> None:
     """Records in these statuses (message id -> status), without any index entry."""
     for message_id, status in statuses.items():
         fields = {"message": "order:ready", "service": "send_order", "store": "shop"}
-        records.accept("acme", message_id, "fp", "", fields)
+        records.accept("acme", message_id, "fp", fields)
         if status == "retrying":
             records.begin("acme", message_id, "lease")
             records.mark_retrying("acme", message_id, "HTTP 503", time.time() + 60, "lease")

@@ -11,7 +11,7 @@ from worker.records import LISTED_STATES, Records, state_key, state_keys, state_
 
 def recorded(records: Records, message_id: str, store: str = "shop") -> None:
     fields = {"message": "order:ready", "service": "send_order", "store": store}
-    assert records.accept("acme", message_id, "fp", "", fields) == "created"
+    assert records.accept("acme", message_id, "fp", fields) == "created"
 
 
 def listed(records: Records, *statuses: str, **filters: str) -> list[tuple[str, str]]:

@@ -492,9 +492,6 @@ def _iso(epoch: str | None) -> str | None:
 class Timing:
     """How long things may take before someone looks at them; derived from the settings."""
 
-    # Not read any more (the intake records and queues in one step, so no record waits for its
-    # publish); kept so that callers which set it keep working.
-    publish_stale_seconds: float = 10.0
     queued_deadline_seconds: float = 60.0  # a published message not started by then is checked
     lease_seconds: float = 30.0
     record_ttl_seconds: int = 7 * 24 * 3600
@@ -609,15 +606,12 @@ class Records:
         integration: str,
         message_id: str,
         fingerprint: str,
-        token: str,
         fields: Mapping[str, str],
         now: float | None = None,
     ) -> str:
         """Record a message without queuing anything (``created`` | ``exists`` | ``conflict``):
         for tools and tests that drive a record by hand and publish it themselves
-        (``mark_published``); nothing else counts it. ``token`` is not used any more: the intake
-        (``receive``) has no publish to hand over."""
-        del token
+        (``mark_published``); nothing else counts it."""
         when = time.time() if now is None else now
         arrival = Arrival(integration, message_id, fingerprint, fields, None, when)
         return self._run("accept", *self._accept_call([arrival], duplicates=False))[0][0]

@@ -227,7 +227,7 @@ def test_a_page_costs_the_same_whatever_the_history(
     now = time.time()
 
     def settle(message_id: str, status: str) -> None:
-        records.accept("acme", message_id, "fp", "", {"message": "order:ready", "store": "s"}, now)
+        records.accept("acme", message_id, "fp", {"message": "order:ready", "store": "s"}, now)
         records.begin("acme", message_id, f"lease-{message_id}")
         records.finish(
             "acme",

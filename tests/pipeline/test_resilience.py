@@ -129,7 +129,7 @@ def test_a_recorded_message_whose_broker_message_was_lost_is_republished_by_the_
         "store": "test-store",
         "body": json.dumps(body),
     }
-    assert records.accept("acme", body["message_id"], "digest", "token", fields) == "created"
+    assert records.accept("acme", body["message_id"], "digest", fields) == "created"
     records.redis.zadd(WATCH, {f"acme:{body['message_id']}": 0})  # overdue now
 
     Celery(broker=stack.redis.url).send_task("shiphub.watchdog", queue="hub")

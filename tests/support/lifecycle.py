@@ -13,7 +13,7 @@ def live_once(records: Records, keep: list[Keep], store: str = "shop") -> str:
     """Accept, publish, begin and finish one message that keeps ``keep``; returns its id."""
     message_id = uuid.uuid4().hex
     fields = {"message": "shipment:ready", "store": store, "body": '{"payload": {}}'}
-    records.accept("dotcom", message_id, "digest", "token", fields)
+    records.accept("dotcom", message_id, "digest", fields)
     records.mark_published("dotcom", message_id, time.time())
     lease = uuid.uuid4().hex
     records.begin("dotcom", message_id, lease)
