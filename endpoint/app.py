@@ -178,15 +178,8 @@ def create_app(
         """Failed, dead and retrying messages, by integration and store, a page at a time."""
         if denied := require_auth():
             return denied
-        args = request.args
         try:
-            query = listing.parse_query(
-                args.getlist("status"),
-                args.get("integration"),
-                args.get("store"),
-                args.get("limit"),
-                args.get("cursor"),
-            )
+            query = listing.query_of(request.args)
         except listing.BadQuery as exc:
             return replies.error(exc.status, exc.subject, str(exc))
         records.prune_dead()

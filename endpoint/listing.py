@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from werkzeug.datastructures import MultiDict
+
 from worker import registry
 from worker.hub import store_problem
 from worker.records import LISTED_STATES, InState, Position, Records
@@ -43,6 +45,17 @@ class Query:
     store: str | None
     limit: int
     after: Position | None
+
+
+def query_of(args: MultiDict[str, str]) -> Query:
+    """``parse_query`` of a request's query string (``GET /messages``, ``/ops/failed``)."""
+    return parse_query(
+        args.getlist("status"),
+        args.get("integration"),
+        args.get("store"),
+        args.get("limit"),
+        args.get("cursor"),
+    )
 
 
 def parse_query(

@@ -520,15 +520,8 @@ def message(integration: str, message_id: str) -> Response:
 @blueprint.get("/failed")
 def failed() -> Response:
     """Failed, dead and retrying messages by integration and store, a page at a time."""
-    args = request.args
     try:
-        query = listing.parse_query(
-            args.getlist("status"),
-            args.get("integration"),
-            args.get("store"),
-            args.get("limit"),
-            args.get("cursor"),
-        )
+        query = listing.query_of(request.args)
     except listing.BadQuery as exc:
         return _error_page(exc.status, exc.subject, str(exc))
     records = wiring().records
