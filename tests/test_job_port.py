@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from worker.integrations.job import Job
-from worker.store.provider_state import LeaseLost
+from worker.store.provider_state import LeaseLost, batch_state_key
 from worker.store.records import PREFIX, Records, lease_key
 
 PROVIDERS = ("dotcom", "duoplane", "ecomdash", "shipping_orders", "spectrum")
@@ -89,6 +89,25 @@ def test_a_batch_entry_queued_after_the_lease_is_lost_is_not_queued(records: Rec
     with pytest.raises(LeaseLost):
         stale.batch("q", ttl_seconds=600).enqueue("m2", json.dumps({"message_id": "m2"}))
     assert batch.look("m2") == (None, False, 1)  # neither its state nor its entry was written
+
+
+def test_a_batch_entry_is_not_put_back_by_a_holder_that_lost_its_lease(records: Records) -> None:
+    """Its leader died during the call: the handler puts its entry back, but only under its
+    lease (the live holder of the message does it otherwise)."""
+    running = job(records)
+    batch = running.batch("q", ttl_seconds=600)
+    entry = json.dumps({"message_id": running.run_key})
+    state = batch_state_key("acme", running.run_key)
+    records.redis.set(state, json.dumps({"state": "sending", "leader": "dead-leader"}))
+
+    lose_lease(records)
+    with pytest.raises(LeaseLost):
+        batch.requeue_if_lost(running.run_key, entry)
+    assert batch.look(running.run_key) == ({"state": "sending", "leader": "dead-leader"}, False, 0)
+
+    records.redis.set(lease_key("acme", "m1"), "tok")  # held again by this holder
+    assert batch.requeue_if_lost(running.run_key, entry) is True
+    assert batch.look(running.run_key) == ({"state": "queued"}, False, 1)
 
 
 def test_pacing_is_shared_by_every_message_of_the_integration_under_the_prefix(
