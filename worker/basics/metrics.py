@@ -30,7 +30,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from enum import StrEnum
+from typing import Any
 
 import redis
 from prometheus_client.utils import floatToGoString
@@ -42,27 +43,55 @@ OUTBOX_READY = KEY_PREFIX + "outbox_ready"
 # The label value of a series whose writer did not say (a record without its service).
 UNKNOWN = "unknown"
 
-MessageOutcome = Literal[
-    "accepted", "duplicate", "republished", "retrying", "succeeded", "failed", "dead"
-]
-RetryReason = Literal[
-    "timeout",
-    "connection",
-    "provider_5xx",
-    "rate_limited",
-    "provider_transient",
-    "deadline",
-    "redis",
-    "conflict",
-    "unexpected",
-]
-DeliveryOutcome = Literal["delivered", "retrying", "dead"]
-CallOutcome = Literal["ok", "http_error", "timeout", "connection"]
+
+class MessageOutcome(StrEnum):
+    """What became of a message (``shiphub_messages``' outcome label)."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REPUBLISHED = "republished"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+class RetryReason(StrEnum):
+    """Why a retry was scheduled (``shiphub_retries``' reason label)."""
+
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    PROVIDER_5XX = "provider_5xx"
+    RATE_LIMITED = "rate_limited"
+    PROVIDER_TRANSIENT = "provider_transient"
+    DEADLINE = "deadline"
+    REDIS = "redis"
+    CONFLICT = "conflict"
+    UNEXPECTED = "unexpected"
+
+
+class DeliveryOutcome(StrEnum):
+    """What became of a push to the hub (``shiphub_deliveries``' outcome label)."""
+
+    DELIVERED = "delivered"
+    RETRYING = "retrying"
+    DEAD = "dead"
+
+
+class CallOutcome(StrEnum):
+    """How a provider call ended (``shiphub_provider_call_duration_seconds``' outcome label)."""
+
+    OK = "ok"
+    HTTP_ERROR = "http_error"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+
+
 # Each closed set of label values, in order: every series is listed (at 0) from the first scrape.
-MESSAGE_OUTCOMES: tuple[MessageOutcome, ...] = get_args(MessageOutcome)
-RETRY_REASONS: tuple[RetryReason, ...] = get_args(RetryReason)
-DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = get_args(DeliveryOutcome)
-CALL_OUTCOMES: tuple[CallOutcome, ...] = get_args(CallOutcome)
+MESSAGE_OUTCOMES: tuple[MessageOutcome, ...] = tuple(MessageOutcome)
+RETRY_REASONS: tuple[RetryReason, ...] = tuple(RetryReason)
+DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = tuple(DeliveryOutcome)
+CALL_OUTCOMES: tuple[CallOutcome, ...] = tuple(CallOutcome)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from requests.structures import CaseInsensitiveDict
 from worker.basics import deadline, metrics
 from worker.basics.deadline import DeadlineExceeded
 from worker.basics.errors import HardError, TransientError
+from worker.basics.metrics import CallOutcome
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
@@ -130,13 +131,13 @@ def call(
     try:
         response = _send(session, method, url, timeout, exact_url, given, kwargs)
     except requests.Timeout as exc:
-        _counted("timeout", started)
+        _counted(CallOutcome.TIMEOUT, started)
         _raise_if_out_of_time()
         raise NoAnswer(
             f"{provider} did not answer in time", [scrubbed(str(exc), sent_headers)]
         ) from None
     except requests.ConnectionError as exc:
-        _counted("connection", started)
+        _counted(CallOutcome.CONNECTION, started)
         _raise_if_out_of_time()
         raise Unreachable(
             f"{provider} could not be reached", [scrubbed(str(exc), sent_headers)]
@@ -148,25 +149,26 @@ def call(
             [f"{type(exc).__name__}; its text is not shown, as it can quote a header value"],
         ) from None
     if 200 <= response.status_code < 300 and stream:
-        _counted("ok", started)  # until its headers: the caller reads the body
+        _counted(CallOutcome.OK, started)  # until its headers: the caller reads the body
         return response
     try:
         _read_whole(response, provider)
         ok = 200 <= response.status_code < 300
-        _counted("ok" if ok else "http_error", started)
+        _counted(CallOutcome.OK if ok else CallOutcome.HTTP_ERROR, started)
         if ok:
             return response
         raise classify(
             response, provider, retry_after_headers, reasons, error_type, transient_types
         )
     except (Unreachable, DeadlineExceeded) as exc:  # the body was cut off, or ran out of time
-        _counted("connection" if isinstance(exc, Unreachable) else "timeout", started)
+        cut = isinstance(exc, Unreachable)
+        _counted(CallOutcome.CONNECTION if cut else CallOutcome.TIMEOUT, started)
         raise
     finally:
         response.close()
 
 
-def _counted(outcome: metrics.CallOutcome, started: float) -> None:
+def _counted(outcome: CallOutcome, started: float) -> None:
     metrics.provider_call(outcome, time.monotonic() - started)
 
 
