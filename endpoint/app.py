@@ -65,16 +65,14 @@ def create_app(
     settings: Settings | None = None,
     records: Records | None = None,
     publish: Publish | None = None,
-    enqueue: Enqueue | None = None,
     send_push: SendPush | None = None,
-    dispatch: Callable[[], Dispatch] | None = None,
 ) -> Flask:
     """Build the receiver. Tests may pass their own Redis-backed records and publisher (for
     replays) and push sender (for a delivery's replay). New messages are recorded and queued in
     one step (``worker.pipeline.intake``), with broker messages built by ``enqueue``.
 
-    What is not given comes from ``dispatch`` (by default the service's Celery app's,
-    ``worker.tasks.app.dispatch``), asked for once, when first needed: a receiver built for tests
+    What is not given comes from the service's Celery app's dispatch
+    (``worker.tasks.app.dispatch``), asked for once, when first needed: a receiver built for tests
     that never takes a message does not load the Celery app."""
     from worker.basics.settings import settings as load_settings
     from worker.pipeline import runtime
@@ -89,11 +87,10 @@ def create_app(
     outbox = Outbox(records.redis, records.timing)
     waiting = Waiting(records, s.hub_wait_max_requests)
     together = Together(records, s.intake_round_trip_messages)
-    queue = cache(dispatch or _celery_dispatch)
+    queue = cache(_celery_dispatch)
     if publish is None:
         publish = queue().publish
-    if enqueue is None:
-        enqueue = _first_use(queue, "enqueue")
+    enqueue: Enqueue = _first_use(queue, "enqueue")
     if send_push is None:
         send_push = _first_use(queue, "send_push")
 

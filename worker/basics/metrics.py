@@ -183,19 +183,15 @@ class Tally:
         self._sums: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
-    def count(self, family: Family, *labels: str, by: int = 1) -> None:
-        with self._lock:
-            self._add_count((family.key, family.field(*labels)), by)
-
     def observe(self, family: Family, labels: tuple[str, ...], value: float) -> None:
         with self._lock:
-            self._add_count((family.key, family.field(*labels, family.bucket(value))), 1)
-            self._add_count((family.key, family.field(*labels, "count")), 1)
+            self._add_one((family.key, family.field(*labels, family.bucket(value))))
+            self._add_one((family.key, family.field(*labels, "count")))
             where = (family.key, family.field(*labels, "sum"))
             self._sums[where] = self._sums.get(where, 0.0) + value
 
-    def _add_count(self, where: tuple[str, str], by: int) -> None:
-        self._counts[where] = self._counts.get(where, 0) + by
+    def _add_one(self, where: tuple[str, str]) -> None:
+        self._counts[where] = self._counts.get(where, 0) + 1
 
     def __bool__(self) -> bool:
         return bool(self._counts or self._sums)
@@ -221,13 +217,12 @@ _running: ContextVar[_Running | None] = ContextVar("shiphub_metrics_attempt", de
 
 
 @contextlib.contextmanager
-def attempt(integration: str, tally: Tally | None = None) -> Iterator[Tally]:
+def attempt(integration: str, tally: Tally) -> Iterator[None]:
     """Gather what the code in the block observes (its provider calls) for ``integration``, in
-    ``tally`` (a new one if not given)."""
-    running = _Running(Tally() if tally is None else tally, integration)
-    token = _running.set(running)
+    ``tally``."""
+    token = _running.set(_Running(tally, integration))
     try:
-        yield running.tally
+        yield
     finally:
         _running.reset(token)
 
@@ -322,7 +317,8 @@ def _histograms(family: Family, raw: Mapping[Any, Any]) -> dict[tuple[str, ...],
 
 # The oldest answer still waiting to be pushed: the first of OUTBOX_READY that is still in the
 # outbox. An answer that left the outbox without its entry leaving too (a replay requeued its
-# message) is dropped on the way; at most ARGV[1] entries are looked at.
+# message) is dropped on the way; at most ARGV[1] (OLDEST_LOOK_AT) entries are looked at.
+OLDEST_LOOK_AT = 1000
 _OLDEST_READY = """
 local budget = tonumber(ARGV[1])
 while budget > 0 do
@@ -338,7 +334,7 @@ return false
 """
 
 
-def oldest_ready(client: redis.Redis, outbox: str, look_at: int = 1000) -> float | None:
+def oldest_ready(client: redis.Redis, outbox: str) -> float | None:
     """When the oldest answer still in ``outbox`` became ready to push; None when none is."""
-    found = client.eval(_OLDEST_READY, 2, OUTBOX_READY, outbox, look_at)
+    found = client.eval(_OLDEST_READY, 2, OUTBOX_READY, outbox, OLDEST_LOOK_AT)
     return float(found) if found is not None else None

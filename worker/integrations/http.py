@@ -30,6 +30,9 @@ from worker.basics.errors import HardError, TransientError
 from worker.basics.metrics import CallOutcome
 
 M = TypeVar("M", bound=BaseModel)
+# A provider's session: connections kept per host, and what it says it is.
+POOL_SIZE = 16
+USER_AGENT = "shiphub/0.1"
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 EXCERPT = 300
@@ -58,14 +61,14 @@ class Unreachable(TransientError):
     """The provider could not be reached, or its answer was cut off."""
 
 
-def pooled_session(pool_size: int = 16, user_agent: str = "shiphub/0.1") -> requests.Session:
+def pooled_session() -> requests.Session:
     """One session per provider per worker process: keep-alive connections, no hidden retries
     (retries are the task's business, where they are counted and bounded)."""
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    session.headers["User-Agent"] = user_agent
+    session.headers["User-Agent"] = USER_AGENT
     return session
 
 
