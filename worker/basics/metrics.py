@@ -136,8 +136,7 @@ MESSAGES = Family(
 )
 RETRIES = Family(
     "shiphub_retries",
-    "Retries scheduled, by integration and reason: timeout, connection, provider_5xx, "
-    "rate_limited, provider_transient, deadline, redis, conflict, unexpected",
+    "Retries scheduled, by integration and reason: " + ", ".join(RetryReason),
     ("integration", "reason"),
 )
 DELIVERIES = Family(
