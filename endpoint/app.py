@@ -41,7 +41,16 @@ from worker.integrations import registry
 from worker.integrations.webhooks import event_message_id, reserved_id_problem
 from worker.pipeline import replay
 from worker.pipeline.delivery import SendPush
-from worker.pipeline.intake import Enqueue, Publish, Submission, Together, Unavailable, submit
+from worker.pipeline.intake import (
+    Enqueue,
+    Intake,
+    Publish,
+    Submission,
+    Together,
+    Unavailable,
+    submit,
+)
+from worker.pipeline.replay import Replayed
 from worker.store.outbox import Outbox
 from worker.store.records import Records
 from worker.tasks.dispatch import Dispatch
@@ -56,16 +65,14 @@ def create_app(
     settings: Settings | None = None,
     records: Records | None = None,
     publish: Publish | None = None,
-    enqueue: Enqueue | None = None,
     send_push: SendPush | None = None,
-    dispatch: Callable[[], Dispatch] | None = None,
 ) -> Flask:
     """Build the receiver. Tests may pass their own Redis-backed records and publisher (for
     replays) and push sender (for a delivery's replay). New messages are recorded and queued in
     one step (``worker.pipeline.intake``), with broker messages built by ``enqueue``.
 
-    What is not given comes from ``dispatch`` (by default the service's Celery app's,
-    ``worker.tasks.app.dispatch``), asked for once, when first needed: a receiver built for tests
+    What is not given comes from the service's Celery app's dispatch
+    (``worker.tasks.app.dispatch``), asked for once, when first needed: a receiver built for tests
     that never takes a message does not load the Celery app."""
     from worker.basics.settings import settings as load_settings
     from worker.pipeline import runtime
@@ -80,11 +87,10 @@ def create_app(
     outbox = Outbox(records.redis, records.timing)
     waiting = Waiting(records, s.hub_wait_max_requests)
     together = Together(records, s.intake_round_trip_messages)
-    queue = cache(dispatch or _celery_dispatch)
+    queue = cache(_celery_dispatch)
     if publish is None:
         publish = queue().publish
-    if enqueue is None:
-        enqueue = _first_use(queue, "enqueue")
+    enqueue: Enqueue = _first_use(queue, "enqueue")
     if send_push is None:
         send_push = _first_use(queue, "send_push")
 
@@ -206,9 +212,9 @@ def create_app(
             replayed = replay.replay_message(records, publish, integration, message_id)
         except replay.NotReplayable as exc:
             return replies.error(409, "Not replayable", str(exc), message_id=message_id)
-        if replayed == "accepted":
+        if replayed == Replayed.ACCEPTED:
             return replies.accepted(message_id, "queued for a replay")
-        return jsonify(message_id=message_id, status="queued")
+        return jsonify(message_id=message_id, status=Replayed.QUEUED)
 
     @app.post("/deliveries/<integration>/<path:message_id>/replay")
     def replay_delivery(integration: str, message_id: str) -> Response:
@@ -329,9 +335,9 @@ def create_app(
         except Unavailable as exc:
             return replies.unavailable(str(exc), message_id=message.message_id)
         g.intake = submission.outcome
-        if submission.outcome in ("duplicate", "conflict"):
-            return jsonify(message_id=message.message_id, status="duplicate")
-        return jsonify(message_id=message.message_id, status="queued")
+        if submission.outcome in (Intake.DUPLICATE, Intake.CONFLICT):
+            return jsonify(message_id=message.message_id, status=Intake.DUPLICATE)
+        return jsonify(message_id=message.message_id, status=Intake.QUEUED)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge) -> Response:
@@ -365,10 +371,10 @@ def _log_intake(response: Response) -> None:
     """One line per message or event offered: what became of it, the status code, and why it
     was refused (the reply's subject, or the webhook's verification problem; never the body).
     Under gunicorn it is the request's access line (``gunicorn.conf.py``)."""
-    outcome = g.get("intake", "refused")
+    outcome = g.get("intake", Intake.REFUSED)
     status = response.status_code
-    reason = g.get("intake_reason") or (_subject(response) if outcome == "refused" else None)
-    if outcome == "conflict":
+    reason = g.get("intake_reason") or (_subject(response) if outcome == Intake.REFUSED else None)
+    if outcome == Intake.CONFLICT:
         reason = "this message_id was received with another body"
     words = f"intake {outcome}" + (f" ({reason})" if reason else "")
     fields = {"intake": outcome, "status": status, **({"reason": reason} if reason else {})}
@@ -379,11 +385,11 @@ def _log_intake(response: Response) -> None:
         log.log(level, f"{words}: HTTP {status}", extra=fields)
 
 
-def _intake_level(outcome: str, status: int) -> int:
+def _intake_level(outcome: Intake, status: int) -> int:
     """Not taken for want of Redis: an error; a wrong token or a reused message_id: a warning."""
-    if outcome == "refused" and status >= 500:
+    if outcome == Intake.REFUSED and status >= 500:
         return logging.ERROR
-    if status == 401 or outcome == "conflict":
+    if status == 401 or outcome == Intake.CONFLICT:
         return logging.WARNING
     return logging.INFO
 
@@ -442,7 +448,7 @@ def _answer(
     submission: Submission,
     wait: float,
 ) -> Response:
-    if submission.outcome == "conflict":
+    if submission.outcome == Intake.CONFLICT:
         return replies.error(
             409,
             "Conflicting message_id",
@@ -466,7 +472,7 @@ def _answer(
         if record is not None:
             return replies.still_running(record, pushed=bool(s.hub_push_url), busy=busy)
     return replies.queued(
-        message.message_id, submission.record, duplicate=submission.outcome == "duplicate"
+        message.message_id, submission.record, duplicate=submission.outcome == Intake.DUPLICATE
     )
 
 

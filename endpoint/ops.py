@@ -52,6 +52,7 @@ from endpoint.access import Wiring, wiring
 from worker.basics.settings import Settings
 from worker.integrations import registry
 from worker.pipeline import replay
+from worker.pipeline.replay import Replayed
 from worker.store.records import (
     LISTED_STATES,
     OUTBOX,
@@ -99,18 +100,24 @@ TIMES = (
 )
 # What a replay did, said on the page it redirects to: (kind, outcome) -> (level, words).
 NOTICES: dict[tuple[str, str], tuple[str, str]] = {
-    ("message", "queued"): ("ok", "replayed, queued for a worker."),
-    ("message", "accepted"): (
+    ("message", Replayed.QUEUED): ("ok", "replayed, queued for a worker."),
+    ("message", Replayed.ACCEPTED): (
         "ok",
         "replayed, recorded but not taken by the broker just now: "
         "the watchdog publishes it within about a minute.",
     ),
-    ("message", "refused"): (
+    ("message", Replayed.REFUSED): (
         "error",
         "not replayed: only a failed or dead message of a known integration can be.",
     ),
-    ("delivery", "pending"): ("ok", "delivery replayed, its answer is pushed to the hub shortly."),
-    ("delivery", "refused"): ("error", "delivery not replayed: only a dead delivery can be."),
+    ("delivery", Replayed.PENDING): (
+        "ok",
+        "delivery replayed, its answer is pushed to the hub shortly.",
+    ),
+    ("delivery", Replayed.REFUSED): (
+        "error",
+        "delivery not replayed: only a dead delivery can be.",
+    ),
 }
 
 
@@ -581,14 +588,14 @@ def replay_form() -> Response:
     return flask_redirect(target, 303)
 
 
-def _replay(w: Wiring, kind: str, integration: str, message_id: str) -> str:
+def _replay(w: Wiring, kind: str, integration: str, message_id: str) -> Replayed:
     try:
         if kind == "message":
             return replay.replay_message(w.records, w.publish, integration, message_id)
         replay.replay_delivery(w.outbox, w.send_push, integration, message_id)
     except replay.NotReplayable:
-        return "refused"
-    return "pending"
+        return Replayed.REFUSED
+    return Replayed.PENDING
 
 
 @blueprint.route("/<path:rest>", methods=["GET", "POST"])

@@ -8,12 +8,13 @@ from typing import Any
 from flask import Response, jsonify
 from pydantic import ValidationError
 
+from worker.hub.messages import Level
 from worker.store.records import Record
 
 RETRY_AFTER_SECONDS = 5
 
 
-def _notification(level: str, subject: str, description: str) -> dict[str, str]:
+def _notification(level: Level, subject: str, description: str) -> dict[str, str]:
     return {"level": level, "subject": subject, "description": description}
 
 
@@ -29,7 +30,7 @@ def error(
     body: dict[str, Any] = {}
     if message_id is not None:
         body["message_id"] = message_id
-    body["notifications"] = [_notification("error", subject, description)]
+    body["notifications"] = [_notification(Level.ERROR, subject, description)]
     return _reply(status, body)
 
 
@@ -46,7 +47,9 @@ def invalid_payload(message_id: str, exc: ValidationError) -> Response:
     notifications = []
     for problem in exc.errors(include_url=False):
         path = ".".join(["payload", *map(str, problem["loc"])])
-        notifications.append(_notification("error", f"Invalid {path}", f"{path}: {problem['msg']}"))
+        notifications.append(
+            _notification(Level.ERROR, f"Invalid {path}", f"{path}: {problem['msg']}")
+        )
     return _reply(422, {"message_id": message_id, "notifications": notifications})
 
 
@@ -56,7 +59,7 @@ _QUEUED_AFTER_ID = json.dumps(
     {
         "status": "queued",
         "notifications": [
-            _notification("info", "Message queued", "The message was recorded and queued")
+            _notification(Level.INFO, "Message queued", "The message was recorded and queued")
         ],
     },
     separators=(",", ":"),
@@ -75,7 +78,7 @@ def queued(message_id: str, record: Record | None, *, duplicate: bool) -> Respon
             "status": record.status,
             "notifications": [
                 _notification(
-                    "info",
+                    Level.INFO,
                     "Duplicate message",
                     f"This message_id was already received; it is {record.status} and was not "
                     "queued again",
@@ -97,7 +100,7 @@ def accepted(message_id: str, what: str) -> Response:
             "status": "accepted",
             "notifications": [
                 _notification(
-                    "info",
+                    Level.INFO,
                     "Message accepted",
                     f"The message was recorded; the queue did not take it yet, so it will be "
                     f"{what} within about a minute. Sending it again is safe.",
@@ -133,7 +136,7 @@ def still_running(record: Record, *, pushed: bool, busy: bool = False) -> Respon
         {
             "message_id": record.message_id,
             "status": record.status,
-            "notifications": [_notification("info", "Still processing", f"{why}; {later}")],
+            "notifications": [_notification(Level.INFO, "Still processing", f"{why}; {later}")],
             "record": record.view(),
         },
     )

@@ -13,7 +13,8 @@ import importlib
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -27,13 +28,22 @@ from worker.integrations.webhooks import WebhookSecret
 from worker.pipeline.polling import ScheduleError, configured_polls
 from worker.pipeline.runtime import redis_client
 
-Level = Literal["ok", "note", "problem"]
+
+class Level(StrEnum):
+    """How a check came out: ``problem`` fails the check, ``note`` is worth knowing, ``ok`` is
+    fine."""
+
+    OK = "ok"
+    NOTE = "note"
+    PROBLEM = "problem"
+
+
 REDIS_TIMEOUT_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
 class Check:
-    """One finding: ``problem`` fails the check, ``note`` is worth knowing, ``ok`` is fine."""
+    """One finding, at its level."""
 
     subject: str
     level: Level
@@ -50,11 +60,11 @@ def run_checks(receiver: Receiver, token_set: bool) -> list[Check]:
     except ValidationError as exc:
         settings = None
         found = [
-            Check(_variable(e), "problem", e["msg"].removeprefix("Value error, "))
+            Check(_variable(e), Level.PROBLEM, e["msg"].removeprefix("Value error, "))
             for e in exc.errors(include_input=False)
         ]
     else:
-        found = [Check("settings", "ok", "every variable of worker.basics.settings is valid")]
+        found = [Check("settings", Level.OK, "every variable of worker.basics.settings is valid")]
         found += list(_access(settings))
     modules = (
         settings.shiphub_integration_modules if settings else _env("SHIPHUB_INTEGRATION_MODULES")
@@ -90,38 +100,40 @@ def _access(settings: Settings) -> Iterator[Check]:
     """The secrets the service runs with, as set / not set, and what their absence means."""
     insecure = settings.shiphub_insecure_dev
     if settings.endpoint_key is not None:
-        yield Check("ENDPOINT_KEY", "ok", "set")
+        yield Check("ENDPOINT_KEY", Level.OK, "set")
     elif insecure:
         yield Check(
             "ENDPOINT_KEY",
-            "note",
+            Level.NOTE,
             "not set: SHIPHUB_INSECURE_DEV lets every request in (local development only)",
         )
     else:
-        yield Check("ENDPOINT_KEY", "problem", "not set: the receiver refuses to start without it")
+        yield Check(
+            "ENDPOINT_KEY", Level.PROBLEM, "not set: the receiver refuses to start without it"
+        )
     if settings.shiphub_secret_key is not None:
-        yield Check("SHIPHUB_SECRET_KEY", "ok", "set")
+        yield Check("SHIPHUB_SECRET_KEY", Level.OK, "set")
     elif insecure:
         yield Check(
             "SHIPHUB_SECRET_KEY",
-            "note",
+            Level.NOTE,
             "not set: SHIPHUB_INSECURE_DEV stores message parameters unsealed",
         )
     else:
         yield Check(
-            "SHIPHUB_SECRET_KEY", "problem", "not set: the receiver refuses to start without it"
+            "SHIPHUB_SECRET_KEY", Level.PROBLEM, "not set: the receiver refuses to start without it"
         )
     if settings.hub_push_url:
         yield Check(
             "HUB_PUSH_URL",
-            "ok",
+            Level.OK,
             f"{shown_url(settings.hub_push_url)} (HUB_ACCESS_TOKEN set), store "
             f"{settings.hub_store!r}",
         )
     else:
         yield Check(
             "HUB_PUSH_URL",
-            "note",
+            Level.NOTE,
             "not set: answers are not pushed; waiting requests and GET /messages/... return them",
         )
 
@@ -135,22 +147,24 @@ def _integrations(extra_modules: str, hub_store: str) -> Iterator[Check]:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            yield Check("SHIPHUB_INTEGRATION_MODULES", "problem", f"cannot import {module}: {exc}")
+            yield Check(
+                "SHIPHUB_INTEGRATION_MODULES", Level.PROBLEM, f"cannot import {module}: {exc}"
+            )
     for integration in registry.integrations().values():
         try:
             missing = integration.check()
         except ConfigurationError as exc:
-            yield Check(integration.name, "problem", f"{exc}; every process refuses to start")
+            yield Check(integration.name, Level.PROBLEM, f"{exc}; every process refuses to start")
             continue
         if missing:
             yield Check(
                 integration.name,
-                "note",
+                Level.NOTE,
                 f"not configured ({', '.join(missing)} not set): not polled, its messages are "
                 "refused",
             )
         else:
-            yield Check(integration.name, "ok", _parameters(integration))
+            yield Check(integration.name, Level.OK, _parameters(integration))
         if integration.inbound is not None and integration.inbound.secret is not None:
             yield _webhook(integration.inbound.secret, integration.name, not missing, hub_store)
 
@@ -162,9 +176,9 @@ def _webhook(secret: WebhookSecret, integration: str, configured: bool, hub_stor
     subject = f"webhooks/{integration}"
     if problem := secret.problem():
         said = f"{problem} (every event at /{subject} is refused 401)"
-        return Check(subject, "problem" if configured else "note", said)
+        return Check(subject, Level.PROBLEM if configured else Level.NOTE, said)
     stores = ", ".join(secret.stores(hub_store))
-    return Check(subject, "ok", f"events are verified for store(s) {stores}")
+    return Check(subject, Level.OK, f"events are verified for store(s) {stores}")
 
 
 def _parameters(integration: registry.Integration) -> str:
@@ -184,12 +198,12 @@ def _polls(spec: str) -> Iterator[Check]:
     try:
         polls = configured_polls(spec, registry.integrations())
     except ScheduleError as exc:
-        yield Check("POLLS", "problem", f"{exc}; beat refuses to start")
+        yield Check("POLLS", Level.PROBLEM, f"{exc}; beat refuses to start")
         return
     except ConfigurationError:
         return  # an integration's invalid setting, reported above
     listed = ", ".join(f"{p.integration}.{p.service} every {p.every_seconds} s" for p in polls)
-    yield Check("POLLS", "ok", f"{spec!r}: {listed or 'nothing is polled'}")
+    yield Check("POLLS", Level.OK, f"{spec!r}: {listed or 'nothing is polled'}")
 
 
 def _redis(url: str, master: str) -> Check:
@@ -200,17 +214,17 @@ def _redis(url: str, master: str) -> Check:
     except ValueError:
         return Check(
             "REDIS_URL",
-            "problem",
+            Level.PROBLEM,
             "not a Redis URL (redis://host:port/db, or sentinel://host:port;sentinel://...)",
         )
     except redis.RedisError as exc:
         return Check(
             "REDIS_URL",
-            "problem",
+            Level.PROBLEM,
             f"{shown_url(url)} does not answer ({exc.__class__.__name__}): records and the "
             "broker live there",
         )
-    return Check("REDIS_URL", "ok", f"{shown_url(url)} answers")
+    return Check("REDIS_URL", Level.OK, f"{shown_url(url)} answers")
 
 
 def _receiver(receiver: Receiver, token_set: bool) -> Iterator[Check]:
@@ -220,23 +234,27 @@ def _receiver(receiver: Receiver, token_set: bool) -> Iterator[Check]:
     try:
         health = receiver.get("/healthz")
     except Unreachable:
-        yield Check("receiver", "note", f"not reachable at {where}: not checked")
+        yield Check("receiver", Level.NOTE, f"not reachable at {where}: not checked")
         return
     checks = health.body.get("checks", {})
     said = ", ".join(f"{name} {state}" for name, state in checks.items()) or health.reason
-    yield Check("receiver", "ok" if health.status == 200 else "problem", f"{where}/healthz: {said}")
+    yield Check(
+        "receiver", Level.OK if health.status == 200 else Level.PROBLEM, f"{where}/healthz: {said}"
+    )
     auth = receiver.get("/auth")
     if auth.status == 200:
-        yield Check("token", "ok", f"{where} takes {'it' if token_set else 'requests without one'}")
+        yield Check(
+            "token", Level.OK, f"{where} takes {'it' if token_set else 'requests without one'}"
+        )
     elif auth.status == 401:
         yield Check(
             "token",
-            "problem",
+            Level.PROBLEM,
             f"{where} refuses {'it' if token_set else 'requests without one'}: check "
             "ENDPOINT_KEY or --token-file",
         )
     else:
-        yield Check("token", "problem", f"{where}/auth answered HTTP {auth.status}")
+        yield Check("token", Level.PROBLEM, f"{where}/auth answered HTTP {auth.status}")
 
 
 def _variable(error: Any) -> str:

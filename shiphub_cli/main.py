@@ -385,10 +385,10 @@ def check(obj: Context, as_json: bool) -> None:
     \b
     SHIPHUB_INSECURE_DEV=1 REDIS_URL=redis://127.0.0.1:6390/0 shiphub check
     """
-    from shiphub_cli.checks import run_checks
+    from shiphub_cli.checks import Level, run_checks
 
     found = run_checks(obj.receiver(), obj.token is not None)
-    problems = [c for c in found if c.level == "problem"]
+    problems = [c for c in found if c.level == Level.PROBLEM]
     if as_json:
         _echo_json({"ok": not problems, "checks": [c.as_json() for c in found]})
     else:

@@ -18,8 +18,6 @@ import requests
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TOKEN_HEADER = "X-Hub-Token"
-# How long a request may take beyond the wait the receiver was asked for.
-MARGIN_SECONDS = 30.0
 
 
 class Refused(click.ClickException):

@@ -161,9 +161,9 @@ def test_a_tally_written_in_one_round_trip_reads_back_as_cumulative_buckets(
     tally = metrics.Tally()
     for seconds in (0.02, 0.3, 0.3, 7.0, 999.0):
         tally.observe(metrics.HANDLER_SECONDS, ("metered", "work"), seconds)
-    tally.count(metrics.RETRIES, "metered", "timeout", by=2)
     with redis_client.pipeline() as pipe:
         tally.write(pipe)
+        metrics.increment(pipe, metrics.RETRIES, "metered", "timeout", by=2)
         pipe.execute()
 
     stored = metrics.read(redis_client)

@@ -30,7 +30,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from enum import StrEnum
+from typing import Any
 
 import redis
 from prometheus_client.utils import floatToGoString
@@ -42,27 +43,55 @@ OUTBOX_READY = KEY_PREFIX + "outbox_ready"
 # The label value of a series whose writer did not say (a record without its service).
 UNKNOWN = "unknown"
 
-MessageOutcome = Literal[
-    "accepted", "duplicate", "republished", "retrying", "succeeded", "failed", "dead"
-]
-RetryReason = Literal[
-    "timeout",
-    "connection",
-    "provider_5xx",
-    "rate_limited",
-    "provider_transient",
-    "deadline",
-    "redis",
-    "conflict",
-    "unexpected",
-]
-DeliveryOutcome = Literal["delivered", "retrying", "dead"]
-CallOutcome = Literal["ok", "http_error", "timeout", "connection"]
+
+class MessageOutcome(StrEnum):
+    """What became of a message (``shiphub_messages``' outcome label)."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REPUBLISHED = "republished"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+class RetryReason(StrEnum):
+    """Why a retry was scheduled (``shiphub_retries``' reason label)."""
+
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    PROVIDER_5XX = "provider_5xx"
+    RATE_LIMITED = "rate_limited"
+    PROVIDER_TRANSIENT = "provider_transient"
+    DEADLINE = "deadline"
+    REDIS = "redis"
+    CONFLICT = "conflict"
+    UNEXPECTED = "unexpected"
+
+
+class DeliveryOutcome(StrEnum):
+    """What became of a push to the hub (``shiphub_deliveries``' outcome label)."""
+
+    DELIVERED = "delivered"
+    RETRYING = "retrying"
+    DEAD = "dead"
+
+
+class CallOutcome(StrEnum):
+    """How a provider call ended (``shiphub_provider_call_duration_seconds``' outcome label)."""
+
+    OK = "ok"
+    HTTP_ERROR = "http_error"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+
+
 # Each closed set of label values, in order: every series is listed (at 0) from the first scrape.
-MESSAGE_OUTCOMES: tuple[MessageOutcome, ...] = get_args(MessageOutcome)
-RETRY_REASONS: tuple[RetryReason, ...] = get_args(RetryReason)
-DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = get_args(DeliveryOutcome)
-CALL_OUTCOMES: tuple[CallOutcome, ...] = get_args(CallOutcome)
+MESSAGE_OUTCOMES: tuple[MessageOutcome, ...] = tuple(MessageOutcome)
+RETRY_REASONS: tuple[RetryReason, ...] = tuple(RetryReason)
+DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = tuple(DeliveryOutcome)
+CALL_OUTCOMES: tuple[CallOutcome, ...] = tuple(CallOutcome)
 
 
 @dataclass(frozen=True)
@@ -107,8 +136,7 @@ MESSAGES = Family(
 )
 RETRIES = Family(
     "shiphub_retries",
-    "Retries scheduled, by integration and reason: timeout, connection, provider_5xx, "
-    "rate_limited, provider_transient, deadline, redis, conflict, unexpected",
+    "Retries scheduled, by integration and reason: " + ", ".join(RetryReason),
     ("integration", "reason"),
 )
 DELIVERIES = Family(
@@ -154,19 +182,15 @@ class Tally:
         self._sums: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
-    def count(self, family: Family, *labels: str, by: int = 1) -> None:
-        with self._lock:
-            self._add_count((family.key, family.field(*labels)), by)
-
     def observe(self, family: Family, labels: tuple[str, ...], value: float) -> None:
         with self._lock:
-            self._add_count((family.key, family.field(*labels, family.bucket(value))), 1)
-            self._add_count((family.key, family.field(*labels, "count")), 1)
+            self._add_one((family.key, family.field(*labels, family.bucket(value))))
+            self._add_one((family.key, family.field(*labels, "count")))
             where = (family.key, family.field(*labels, "sum"))
             self._sums[where] = self._sums.get(where, 0.0) + value
 
-    def _add_count(self, where: tuple[str, str], by: int) -> None:
-        self._counts[where] = self._counts.get(where, 0) + by
+    def _add_one(self, where: tuple[str, str]) -> None:
+        self._counts[where] = self._counts.get(where, 0) + 1
 
     def __bool__(self) -> bool:
         return bool(self._counts or self._sums)
@@ -192,13 +216,12 @@ _running: ContextVar[_Running | None] = ContextVar("shiphub_metrics_attempt", de
 
 
 @contextlib.contextmanager
-def attempt(integration: str, tally: Tally | None = None) -> Iterator[Tally]:
+def attempt(integration: str, tally: Tally) -> Iterator[None]:
     """Gather what the code in the block observes (its provider calls) for ``integration``, in
-    ``tally`` (a new one if not given)."""
-    running = _Running(Tally() if tally is None else tally, integration)
-    token = _running.set(running)
+    ``tally``."""
+    token = _running.set(_Running(tally, integration))
     try:
-        yield running.tally
+        yield
     finally:
         _running.reset(token)
 
@@ -293,7 +316,8 @@ def _histograms(family: Family, raw: Mapping[Any, Any]) -> dict[tuple[str, ...],
 
 # The oldest answer still waiting to be pushed: the first of OUTBOX_READY that is still in the
 # outbox. An answer that left the outbox without its entry leaving too (a replay requeued its
-# message) is dropped on the way; at most ARGV[1] entries are looked at.
+# message) is dropped on the way; at most ARGV[1] (OLDEST_LOOK_AT) entries are looked at.
+OLDEST_LOOK_AT = 1000
 _OLDEST_READY = """
 local budget = tonumber(ARGV[1])
 while budget > 0 do
@@ -309,7 +333,7 @@ return false
 """
 
 
-def oldest_ready(client: redis.Redis, outbox: str, look_at: int = 1000) -> float | None:
+def oldest_ready(client: redis.Redis, outbox: str) -> float | None:
     """When the oldest answer still in ``outbox`` became ready to push; None when none is."""
-    found = client.eval(_OLDEST_READY, 2, OUTBOX_READY, outbox, look_at)
+    found = client.eval(_OLDEST_READY, 2, OUTBOX_READY, outbox, OLDEST_LOOK_AT)
     return float(found) if found is not None else None

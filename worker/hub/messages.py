@@ -15,6 +15,7 @@ import functools
 import re
 from collections.abc import Mapping
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -22,7 +23,15 @@ from pydantic_core import PydanticCustomError
 
 from worker.hub.status import ShipmentStatus
 
-Level = Literal["info", "warn", "error"]
+
+class Level(StrEnum):
+    """A notification's level: ``error`` makes an answer a failure (``Answer.failed``)."""
+
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
+
+
 MAX_NAME_LENGTH = 200
 MAX_STORE_LENGTH = 100
 # An item line's bounds: every provider's body carries a line's price and the shipment's total
@@ -120,7 +129,9 @@ MessageId = Annotated[
 
 
 class Notification(BaseModel):
-    level: Level
+    # Its members as a Literal: the schema lists the values in place, as a Literal of strings
+    # did (a field typed Level would be a $ref to a schema of its own in the OpenAPI document).
+    level: Literal[Level.INFO, Level.WARN, Level.ERROR]
     subject: str
     description: str
 
@@ -197,7 +208,7 @@ class Answer(BaseModel):
 
     @property
     def failed(self) -> bool:
-        return any(n.level == "error" for n in self.notifications)
+        return any(n.level == Level.ERROR for n in self.notifications)
 
 
 def fold_parameters(raw: list[Any], integration: str) -> dict[str, Any]:

@@ -27,8 +27,12 @@ from requests.structures import CaseInsensitiveDict
 from worker.basics import deadline, metrics
 from worker.basics.deadline import DeadlineExceeded
 from worker.basics.errors import HardError, TransientError
+from worker.basics.metrics import CallOutcome
 
 M = TypeVar("M", bound=BaseModel)
+# A provider's session: connections kept per host, and what it says it is.
+POOL_SIZE = 16
+USER_AGENT = "shiphub/0.1"
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 EXCERPT = 300
@@ -57,14 +61,14 @@ class Unreachable(TransientError):
     """The provider could not be reached, or its answer was cut off."""
 
 
-def pooled_session(pool_size: int = 16, user_agent: str = "shiphub/0.1") -> requests.Session:
+def pooled_session() -> requests.Session:
     """One session per provider per worker process: keep-alive connections, no hidden retries
     (retries are the task's business, where they are counted and bounded)."""
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    session.headers["User-Agent"] = user_agent
+    session.headers["User-Agent"] = USER_AGENT
     return session
 
 
@@ -130,13 +134,13 @@ def call(
     try:
         response = _send(session, method, url, timeout, exact_url, given, kwargs)
     except requests.Timeout as exc:
-        _counted("timeout", started)
+        _counted(CallOutcome.TIMEOUT, started)
         _raise_if_out_of_time()
         raise NoAnswer(
             f"{provider} did not answer in time", [scrubbed(str(exc), sent_headers)]
         ) from None
     except requests.ConnectionError as exc:
-        _counted("connection", started)
+        _counted(CallOutcome.CONNECTION, started)
         _raise_if_out_of_time()
         raise Unreachable(
             f"{provider} could not be reached", [scrubbed(str(exc), sent_headers)]
@@ -148,25 +152,26 @@ def call(
             [f"{type(exc).__name__}; its text is not shown, as it can quote a header value"],
         ) from None
     if 200 <= response.status_code < 300 and stream:
-        _counted("ok", started)  # until its headers: the caller reads the body
+        _counted(CallOutcome.OK, started)  # until its headers: the caller reads the body
         return response
     try:
         _read_whole(response, provider)
         ok = 200 <= response.status_code < 300
-        _counted("ok" if ok else "http_error", started)
+        _counted(CallOutcome.OK if ok else CallOutcome.HTTP_ERROR, started)
         if ok:
             return response
         raise classify(
             response, provider, retry_after_headers, reasons, error_type, transient_types
         )
     except (Unreachable, DeadlineExceeded) as exc:  # the body was cut off, or ran out of time
-        _counted("connection" if isinstance(exc, Unreachable) else "timeout", started)
+        cut = isinstance(exc, Unreachable)
+        _counted(CallOutcome.CONNECTION if cut else CallOutcome.TIMEOUT, started)
         raise
     finally:
         response.close()
 
 
-def _counted(outcome: metrics.CallOutcome, started: float) -> None:
+def _counted(outcome: CallOutcome, started: float) -> None:
     metrics.provider_call(outcome, time.monotonic() - started)
 
 

@@ -32,8 +32,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import redis
 import requests
@@ -162,13 +163,22 @@ def _session() -> requests.Session:
     return pooled_session()
 
 
+class PushOutcome(StrEnum):
+    """What one push task did (``Pushed``)."""
+
+    DELIVERED = "delivered"
+    RETRYING = "retrying"
+    DEAD = "dead"
+    STALE = "stale"
+
+
 @dataclass(frozen=True)
 class Pushed:
     """What one push task did: ``delivered``; ``retrying`` (next push at ``next_at``); ``dead``;
     or ``stale``: its claim was not (or no longer) the current one, so it pushed nothing or its
     outcome was refused."""
 
-    outcome: Literal["delivered", "retrying", "dead", "stale"]
+    outcome: PushOutcome
     error: str = ""
     next_at: float | None = None
 
@@ -189,7 +199,7 @@ def deliver(outbox: Outbox, integration: str, message_id: str, claim: str, s: Se
         lambda: outbox.take(integration, message_id, claim, longest), PATIENCE_SECONDS, name
     )
     if taken is None or not s.hub_push_url:
-        return Pushed("stale")
+        return Pushed(PushOutcome.STALE)
     logs.bind(service=taken.service, attempt=taken.attempts + 1)  # this push's number
     bodies = push_bodies(
         taken.answer or {"message_id": message_id}, s.hub_push_max_bytes, taken.parts_ahead
@@ -223,13 +233,13 @@ def deliver(outbox: Outbox, integration: str, message_id: str, claim: str, s: Se
             PATIENCE_SECONDS,
             name,
         ):
-            return Pushed("stale")
+            return Pushed(PushOutcome.STALE)
     if not patiently(
         lambda: outbox.delivered(integration, message_id, claim), PATIENCE_SECONDS, name
     ):
         log.warning("push of %s/%s landed after its claim was superseded", integration, message_id)
     replication.replicated(outbox.redis, name)  # else a failover may push it again (same id)
-    return Pushed("delivered")
+    return Pushed(PushOutcome.DELIVERED)
 
 
 def _timeout(s: Settings, timeouts_in_a_row: int) -> float:
@@ -251,14 +261,15 @@ def _failed(
     # A push that timed out may have reached the hub: wait at least as long as it waited.
     at_least = timeout if failure.timed_out else failure.retry_after
     next_at = s.push_retries.next_attempt_at(attempt, taken.since, now, at_least)
-    outcome = patiently(
+    recorded = patiently(
         lambda: outbox.failed(
             integration, message_id, claim, failure.error, next_at, timed_out=failure.timed_out
         ),
         PATIENCE_SECONDS,
         f"push of {integration}/{message_id}",
     )
-    if outcome == "dead":
+    outcome = PushOutcome(recorded)
+    if outcome == PushOutcome.DEAD:
         log.error(
             "push of %s/%s dead after %d attempts: %s",
             integration,
@@ -266,7 +277,7 @@ def _failed(
             attempt,
             failure.error,
         )
-    elif outcome == "retrying":
+    elif outcome == PushOutcome.RETRYING:
         log.warning(
             "push of %s/%s failed (%s); next in %.1fs",
             integration,

@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 import redis
@@ -38,10 +39,11 @@ from pydantic import ValidationError
 from worker.basics import logs, metrics
 from worker.basics.deadline import Deadline, DeadlineExceeded
 from worker.basics.errors import HardError, ProviderError, TransientError
+from worker.basics.metrics import MessageOutcome, RetryReason
 from worker.basics.patience import patiently
 from worker.basics.sealing import sealer
 from worker.basics.settings import Settings
-from worker.hub.messages import Answer, HubMessage, fold_parameters, qualify
+from worker.hub.messages import Answer, HubMessage, Level, fold_parameters, qualify
 from worker.integrations.http import NoAnswer, Unreachable
 from worker.integrations.job import Job
 from worker.integrations.registry import Handler, Integration
@@ -62,18 +64,24 @@ from worker.store.records import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-Outcome = Literal[
-    "succeeded",
-    "failed",
-    "dead",
-    "retrying",
-    "waiting",
-    "busy",
-    "finished",
-    "missing",
-    "early",
-    "stale",
-]
+
+class Outcome(StrEnum):
+    """What one attempt came to (each is described at the top of this module)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+    RETRYING = "retrying"
+    WAITING = "waiting"
+    BUSY = "busy"
+    FINISHED = "finished"
+    MISSING = "missing"
+    EARLY = "early"
+    STALE = "stale"
+
+
+# The outcomes that finish a message: its answer is stored (the record's final status).
+FinalOutcome = Literal[Outcome.SUCCEEDED, Outcome.FAILED, Outcome.DEAD]
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,7 @@ def handle(
     if not records.try_lock(lock, token):
         at = time.time() + min(records.lock_left(lock), 5.0) + 0.5
         records.defer(integration.name, message_id, at)
-        return Handled("waiting", "another poll of this store is running", at)
+        return Handled(Outcome.WAITING, "another poll of this store is running", at)
     try:
         with attempt.keeper.hold(
             lock, token, until=attempt.deadline.ends + leases.WRITE_GRACE_SECONDS
@@ -156,7 +164,7 @@ class _Attempt:
         begun = self.records.begin(self.integration.name, self.message_id, self.lease)
         if begun.outcome != "started":
             log.info("%s: %s, nothing to do", self.name, begun.outcome)
-            return Handled(begun.outcome)  # type: ignore[arg-type]
+            return Handled(Outcome(begun.outcome))
         logs.bind(attempt=begun.attempt)
         with (
             self.keeper.hold(
@@ -171,10 +179,10 @@ class _Attempt:
             try:
                 answer, kept = self._timed_handler(begun)
             except HardError as exc:
-                return self._finish("failed", _error_answer(self.message_id, exc), str(exc))
+                return self._finish(Outcome.FAILED, _error_answer(self.message_id, exc), str(exc))
             except Exception as exc:  # transient, the deadline, Redis, or a bug
                 return self._retry_or_die(begun, exc)
-            status = "failed" if answer.failed else "succeeded"
+            status = Outcome.FAILED if answer.failed else Outcome.SUCCEEDED
             return self._finish(status, answer, None, kept)
 
     def _timed_handler(self, begun: Begun) -> tuple[Answer, list[Keep]]:
@@ -246,7 +254,7 @@ class _Attempt:
                 "%s dead after %d attempts over %.0fs: %s", self.name, begun.attempt, spent, error
             )
             answer = _error_answer(self.message_id, exc, attempts=begun.attempt, spent=spent)
-            return self._finish("dead", answer, error)
+            return self._finish(Outcome.DEAD, answer, error)
         scheduled = self._patiently(
             lambda: self.records.mark_retrying(
                 self.integration.name, self.message_id, error, next_at, self.lease
@@ -255,19 +263,19 @@ class _Attempt:
         if not scheduled:
             log.warning("%s: lost its lease; its retry was refused (%s)", self.name, error)
             self._write_observed()
-            return Handled("stale", error)
+            return Handled(Outcome.STALE, error)
         self._write_observed(retry_reason(exc))
-        return Handled("retrying", error, next_at)
+        return Handled(Outcome.RETRYING, error, next_at)
 
     def _finish(
         self,
-        status: Literal["succeeded", "failed", "dead"],
+        status: FinalOutcome,
         answer: Answer,
         error: str | None,
         kept: list[Keep] | None = None,
     ) -> Handled:
         integration = self.integration.name
-        if error is None and status != "succeeded":  # failed by its answer's notifications
+        if error is None and status != Outcome.SUCCEEDED:  # failed by its answer's notifications
             error = _summary(answer)
         cursor = {p.name.removeprefix(f"{integration}."): p.value for p in answer.parameters}
         hub_answer = answer.model_copy(
@@ -285,9 +293,9 @@ class _Attempt:
                 status,
                 hub_answer.model_dump(mode="json"),
                 error=error,
-                cursor=cursor if status == "succeeded" else {},
-                keep=kept if status == "succeeded" and kept else [],
-                expect=self.watched if status == "succeeded" else [],
+                cursor=cursor if status == Outcome.SUCCEEDED else {},
+                keep=kept if status == Outcome.SUCCEEDED and kept else [],
+                expect=self.watched if status == Outcome.SUCCEEDED else [],
                 push=bool(self.s.hub_push_url),
                 lease_token=self.lease,
                 observed=self.observed,
@@ -296,12 +304,12 @@ class _Attempt:
         if written == "stale":
             log.warning("%s: lost its lease; its %s answer was refused", self.name, status)
             self._write_observed()
-            return Handled("stale", error or "")
+            return Handled(Outcome.STALE, error or "")
         if written == "conflict":
             return self._run_again()
         if written != "written":
             self._write_observed()
-            return Handled(written)
+            return Handled(Outcome(written))
         # Pushed now once replicas have the answer; else by the scheduler, once they have it.
         if self.s.hub_push_url and replication.replicated(self.records.redis, self.name):
             delivery.push_soon(self.outbox, integration, self.message_id, self.send_push)
@@ -319,11 +327,11 @@ class _Attempt:
             )
         ):
             self._write_observed()
-            return Handled("stale", why)
-        self._write_observed("conflict")
-        return Handled("retrying", why, at)
+            return Handled(Outcome.STALE, why)
+        self._write_observed(RetryReason.CONFLICT)
+        return Handled(Outcome.RETRYING, why, at)
 
-    def _write_observed(self, retry: metrics.RetryReason | None = None) -> None:
+    def _write_observed(self, retry: RetryReason | None = None) -> None:
         """Write what this attempt observed when no transaction of ours took it (a retry, with
         its reason; a refused write): one pipelined round trip. Numbers only: a Redis error
         here is logged, never the attempt's."""
@@ -332,7 +340,9 @@ class _Attempt:
             with self.records.redis.pipeline() as pipe:
                 if retry is not None:
                     service = self.handler.service
-                    metrics.increment(pipe, metrics.MESSAGES, integration, service, "retrying")
+                    metrics.increment(
+                        pipe, metrics.MESSAGES, integration, service, MessageOutcome.RETRYING
+                    )
                     metrics.increment(pipe, metrics.RETRIES, integration, retry)
                 self.observed.write(pipe)
                 pipe.execute()
@@ -345,23 +355,23 @@ class _Attempt:
         return patiently(write, self.records.timing.lease_seconds, self.name)
 
 
-def retry_reason(exc: BaseException) -> metrics.RetryReason:
+def retry_reason(exc: BaseException) -> RetryReason:
     """Why a retry was scheduled, in a small closed set an operator can alert on."""
     if isinstance(exc, DeadlineExceeded):
-        return "deadline"
+        return RetryReason.DEADLINE
     if isinstance(exc, redis.RedisError):
-        return "redis"
+        return RetryReason.REDIS
     if not isinstance(exc, TransientError):
-        return "unexpected"
+        return RetryReason.UNEXPECTED
     if isinstance(exc, TooLong) or exc.status == 429:
-        return "rate_limited"
+        return RetryReason.RATE_LIMITED
     if exc.status is not None and exc.status >= 500:
-        return "provider_5xx"
+        return RetryReason.PROVIDER_5XX
     if isinstance(exc, NoAnswer):
-        return "timeout"
+        return RetryReason.TIMEOUT
     if isinstance(exc, Unreachable):
-        return "connection"
-    return "provider_transient"
+        return RetryReason.CONNECTION
+    return RetryReason.PROVIDER_TRANSIENT
 
 
 def _error_answer(
@@ -370,15 +380,15 @@ def _error_answer(
     answer = Answer(message_id=message_id)
     if isinstance(exc, HardError):
         for reason in exc.reasons:
-            answer.notify("error", exc.subject, reason)
+            answer.notify(Level.ERROR, exc.subject, reason)
         return answer
     subject = f"Gave up after {attempts} attempts over {spent:.0f} s" if attempts else "Failed"
-    answer.notify("error", subject, _describe(exc))
+    answer.notify(Level.ERROR, subject, _describe(exc))
     return answer
 
 
 def _summary(answer: Answer) -> str:
-    errors = [n.description for n in answer.notifications if n.level == "error"]
+    errors = [n.description for n in answer.notifications if n.level == Level.ERROR]
     return "; ".join(errors)
 
 

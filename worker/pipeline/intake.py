@@ -26,7 +26,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 import redis
 
@@ -51,12 +52,22 @@ class Unavailable(Exception):
     and be retried."""
 
 
+class Intake(StrEnum):
+    """What became of a message offered: ``queued``: recorded and queued, in one step;
+    ``duplicate``/``conflict``: already recorded (with this body, or another); ``refused``: not
+    taken (the receiver's word: its reply says why), nothing recorded."""
+
+    QUEUED = "queued"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    REFUSED = "refused"
+
+
 @dataclass(frozen=True)
 class Submission:
-    """``queued``: recorded and queued, in one step; ``duplicate``/``conflict``: already
-    recorded (with this body, or another), ``record`` is that record."""
+    """What ``submit`` did (never ``refused``); ``record`` is the record already there."""
 
-    outcome: Literal["queued", "duplicate", "conflict"]
+    outcome: Intake
     record: Record | None
 
 
@@ -115,10 +126,10 @@ def submit(
     except redis.RedisError as exc:
         raise Unavailable(f"Redis is unavailable: {exc.__class__.__name__}") from exc
     if received.outcome == "created":
-        return Submission("queued", None)
+        return Submission(Intake.QUEUED, None)
     if received.outcome == "conflict":
-        return Submission("conflict", received.record)
-    return Submission("duplicate", received.record)
+        return Submission(Intake.CONFLICT, received.record)
+    return Submission(Intake.DUPLICATE, received.record)
 
 
 def _arrival(

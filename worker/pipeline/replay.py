@@ -6,7 +6,7 @@ One place for the HTTP routes (``POST /messages/.../replay``), the operations pa
 
 from __future__ import annotations
 
-from typing import Literal
+from enum import StrEnum
 
 from worker.integrations import registry
 from worker.pipeline.delivery import SendPush, push_soon
@@ -14,7 +14,16 @@ from worker.pipeline.intake import Publish
 from worker.store.outbox import Outbox
 from worker.store.records import REPLAYABLE, Records
 
-Replayed = Literal["queued", "accepted"]
+
+class Replayed(StrEnum):
+    """What a replay did. A message's: ``queued`` (published for a worker) or ``accepted``
+    (requeued, but the broker did not take it: the watchdog publishes it shortly); a delivery's:
+    ``pending`` (its answer is pushed again shortly); either's: ``refused`` (not replayable)."""
+
+    QUEUED = "queued"
+    ACCEPTED = "accepted"
+    PENDING = "pending"
+    REFUSED = "refused"
 
 
 class NotReplayable(Exception):
@@ -24,7 +33,7 @@ class NotReplayable(Exception):
 def replay_message(
     records: Records, publish: Publish, integration: str, message_id: str
 ) -> Replayed:
-    """Queue a failed or dead message again, with a fresh retry budget. "accepted": requeued,
+    """Queue a failed or dead message again, with a fresh retry budget. ``accepted``: requeued,
     but the broker did not take it; the watchdog publishes it shortly.
 
     Whether it can run is checked before anything changes: a message that cannot be replayed
@@ -47,8 +56,8 @@ def replay_message(
     try:
         publish(handler, message_id, record.queued_at)
     except Exception:  # requeued: the watchdog publishes it when the broker takes it
-        return "accepted"
-    return "queued"
+        return Replayed.ACCEPTED
+    return Replayed.QUEUED
 
 
 def replay_delivery(outbox: Outbox, send_push: SendPush, integration: str, message_id: str) -> None:

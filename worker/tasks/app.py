@@ -45,7 +45,8 @@ from worker.basics.sealing import sealer
 from worker.basics.settings import settings
 from worker.integrations import registry
 from worker.pipeline import delivery, runtime
-from worker.pipeline.handling import handle
+from worker.pipeline.delivery import PushOutcome
+from worker.pipeline.handling import Outcome, handle
 from worker.pipeline.intake import Unavailable, submit
 from worker.pipeline.polling import POLL_TASK, ScheduleError, configured_polls, poll_message
 from worker.pipeline.scheduler import Scheduler
@@ -146,11 +147,11 @@ def _message_task(handler: registry.Handler) -> None:
             settings(),
             send_push=send_push,
         )
-        if handled.outcome in ("failed", "dead"):
+        if handled.outcome in (Outcome.FAILED, Outcome.DEAD):
             raise MessageFailed(f"{handled.outcome}: {handled.detail}")
-        if handled.outcome in ("retrying", "waiting"):
+        if handled.outcome in (Outcome.RETRYING, Outcome.WAITING):
             raise _retry(handled.detail, handled.next_at)
-        return handled.outcome
+        return handled.outcome.value
 
     run.__doc__ = f"Handle {handler.message!r} for {integration.display}."
 
@@ -170,11 +171,11 @@ def deliver(integration: str, message_id: str, claim: str | None = None) -> str:
         if claim is None:
             return "not due"
     pushed = delivery.deliver(outbox, integration, message_id, claim, settings())
-    if pushed.outcome == "dead":
+    if pushed.outcome == PushOutcome.DEAD:
         raise PushFailed(pushed.error)
-    if pushed.outcome == "retrying":
+    if pushed.outcome == PushOutcome.RETRYING:
         raise _retry(pushed.error, pushed.next_at)
-    return pushed.outcome
+    return pushed.outcome.value
 
 
 @app.task(name="shiphub.watchdog")

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from pydantic import SecretStr
 
 from worker.basics.errors import HardError
-from worker.hub.messages import Answer, PollPayload, ShipmentReady
+from worker.hub.messages import Answer, Level, PollPayload, ShipmentReady
 from worker.integrations import registry
 from worker.integrations.dotcom.client import Credentials, DotcomClient
 from worker.integrations.dotcom.documents import Release, is_duplicate_order
@@ -173,12 +173,12 @@ def send_shipment(job: Job[ShipmentReady]) -> Answer:
         return already_sent(job, number, was_there)
     if was_there:
         log.info("dotcom: order %s %s", number, was_there)
-    return job.answer().notify("info", SENT_NOTICE, SENT_NOTICE)
+    return job.answer().notify(Level.INFO, SENT_NOTICE, SENT_NOTICE)
 
 
 def already_sent(job: Job[Any], number: str, how: str) -> Answer:
     return job.answer().notify(
-        "info",
+        Level.INFO,
         ALREADY_SENT,
         f"Shipment {number} was {how}; {PROVIDER} holds it, nothing was sent again",
     )
@@ -233,7 +233,7 @@ def poll_shipment_results(job: Job[PollPayload]) -> Answer:
     span = f"from {dotcom_time(window.start, zone)} to {dotcom_time(window.end, zone)}"
     if not window.is_open:
         return answer.notify(
-            "info", POLLED, f"Nothing to poll yet: the window {span} is empty"
+            Level.INFO, POLLED, f"Nothing to poll yet: the window {span} is empty"
         ).add_parameter(CURSOR, raw_cursor or dotcom_time(window.start, zone))
 
     url = shipments_url(s.base_url, window.query_start, window.end, zone)
@@ -245,7 +245,7 @@ def poll_shipment_results(job: Job[PollPayload]) -> Answer:
         confirm_new(job, answer, batch, zone, tally)
     if tally.unknown:
         answer.notify(
-            "warn",
+            Level.WARN,
             "Shipments this endpoint did not send",
             f"No record of sending {tally.unknown_listing()} to {PROVIDER}: their "
             "shipment:confirm messages carry no order_number",
@@ -253,7 +253,7 @@ def poll_shipment_results(job: Job[PollPayload]) -> Answer:
     summary = f"{tally.new} new shipment(s) {span}" if tally.new else f"No new shipments {span}"
     if tally.already:
         summary += f"; {tally.already} already confirmed"
-    answer.notify("info", POLLED, summary)
+    answer.notify(Level.INFO, POLLED, summary)
     return answer.add_parameter(CURSOR, dotcom_time(window.end, zone))
 
 

@@ -26,6 +26,7 @@ from pydantic import SecretStr, ValidationError
 from worker.basics.errors import HardError
 from worker.hub.messages import (
     Answer,
+    Level,
     PollPayload,
     ShipmentChanged,
     ShipmentReady,
@@ -144,7 +145,7 @@ def tell(
         answer.update(shipment_update(order, observed(order), last.sequence if last else None))
     if told.unknown:
         answer.notify(
-            "warn",
+            Level.WARN,
             "Unknown shipment status",
             f"{PROVIDER} reported {', '.join(sorted(set(told.unknown)))} for shipment "
             f"{order.orderExternalId}: not a status we know; reported as 'unknown'",
@@ -158,7 +159,7 @@ def warn_unreadable(answer: Answer, number: str, what: str, unreadable: Mapping[
     if unreadable:
         fields = "; ".join(f"{name} ({why})" for name, why in sorted(unreadable.items()))
         answer.notify(
-            "warn",
+            Level.WARN,
             UNREADABLE,
             f"Shipment {number}: the {PROVIDER}'s {what} has fields we could not read, left "
             f"out of what the hub is told: {fields}",
@@ -172,13 +173,13 @@ def answer_with(job: Job[Any], read: Reading, number: str, subject: str, what: s
     warn_unreadable(answer, number, what, read.unreadable)
     if read.order is None:
         return answer.notify(
-            "warn",
+            Level.WARN,
             NO_STATUS,
             f"Shipment {number}: {subject}, but the {PROVIDER}'s {what} has "
             "no status we can read; the next webhook or poll reports it",
         )
     tell(job, answer, read.order)
-    return answer.notify("info", subject, summary(read.order))
+    return answer.notify(Level.INFO, subject, summary(read.order))
 
 
 def summary(order: ApiOrder) -> str:
@@ -245,8 +246,8 @@ def send_shipment(job: Job[ShipmentReady]) -> Answer:
     warn_unreadable(answer, shipment.number, "answer to the create", read.unreadable)
     tell(job, answer, order)
     if canonical_status(order.status) in NOT_YET_DISPATCHED:
-        return answer.notify("info", RECEIVED_BY_API, received(order))
-    return answer.notify("info", SENT, summary(order))
+        return answer.notify(Level.INFO, RECEIVED_BY_API, received(order))
+    return answer.notify(Level.INFO, SENT, summary(order))
 
 
 @shipping_orders.service(
@@ -322,14 +323,14 @@ def get_shipment(job: Job[ShipmentReference]) -> Answer:
     )
     if read.order is None:
         return answer.notify(
-            "warn",
+            Level.WARN,
             NO_STATUS,
             f"Shipment {number}: the {PROVIDER}'s answer has no status we "
             f"can read. History: {history or 'none'}",
         )
     tell(job, answer, read.order, entries.entries, always=True)
     return answer.notify(
-        "info", "Shipment read", f"{summary(read.order)}. History: {history or 'none'}"
+        Level.INFO, "Shipment read", f"{summary(read.order)}. History: {history or 'none'}"
     )
 
 
@@ -406,7 +407,7 @@ def poll_orders(job: Job[PollPayload]) -> Answer:
     answer = job.answer()
     if windows.clamped:
         answer.notify(
-            "warn",
+            Level.WARN,
             "Polling window shortened",
             f"{CURSOR} is older than the year the {PROVIDER} lists reach; polling from "
             f"{cursor_text(windows.start)}",
@@ -426,13 +427,13 @@ def poll_orders(job: Job[PollPayload]) -> Answer:
     warn_unknown(job, answer, news)
     if left_out:
         answer.notify(
-            "warn",
+            Level.WARN,
             "Listed orders left out",
             f"{len(left_out)} order(s) the {PROVIDER} listed cannot be reported, having no "
             f"readable orderExternalId or status: {'; '.join(left_out[:20])}",
         )
     answer.notify(
-        "info",
+        Level.INFO,
         POLLED,
         f"{len(latest)} order(s) changed from {cursor_text(windows.start)} to "
         f"{cursor_text(windows.end)}; {len(news)} with news",
@@ -473,7 +474,7 @@ def warn_unknown(job: Job[Any], answer: Answer, numbers: list[str]) -> None:
     unknown = [n for n, kept in zip(numbers, sent, strict=True) if kept is None]
     if unknown:
         answer.notify(
-            "warn",
+            Level.WARN,
             "Shipments this endpoint did not send",
             f"No record of sending {listing(unknown)} to the {PROVIDER}; their updates are "
             "reported anyway",
@@ -506,7 +507,7 @@ def order_event(job: Job[ApiOrder]) -> Answer:
         warn_unknown(job, answer, [order.orderExternalId])
     else:
         answer.notify(
-            "info",
+            Level.INFO,
             "Already reported",
             f"Shipment {order.orderExternalId}: {order.status} was already reported or is older "
             "than what was",

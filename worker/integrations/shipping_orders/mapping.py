@@ -578,7 +578,6 @@ def shipment_update(
     seen: Observation,
     sequence: int | None,
     *,
-    hub_order_number: str | None = None,
     note: str | None = None,
 ) -> ShipmentUpdate:
     """The ``shipment:update`` for one status of an order: its provider and tracking only
@@ -586,7 +585,7 @@ def shipment_update(
     tracking = order.tracking_number
     return ShipmentUpdate(
         number=order.orderExternalId,
-        order_number=hub_order_number or _hub_order_number(order),
+        order_number=_hub_order_number(order),
         status=seen.status,
         provider_status=seen.provider_status,
         status_at=iso_ms(seen.at_ms),
@@ -602,12 +601,12 @@ def shipment_update(
     )
 
 
-def confirmation(order: ApiOrder, hub_order_number: str | None = None) -> ConfirmedShipment:
+def confirmation(order: ApiOrder) -> ConfirmedShipment:
     """The ``shipment:confirm`` of an order the courier has picked up."""
     tracking, carrier = order.tracking_number, order.carrier
     return ConfirmedShipment(
         number=order.orderExternalId,
-        order_number=hub_order_number or _hub_order_number(order),
+        order_number=_hub_order_number(order),
         tracking=tracking,
         tracking_numbers=[tracking] if tracking else [],
         tracking_url=order.tracking_url,
