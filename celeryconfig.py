@@ -1,14 +1,16 @@
-"""Celery settings: each one here is a reliability decision, derived from ``worker.settings``.
+"""Celery settings: each one here is a reliability decision, derived from
+``worker.basics.settings``.
 
 * Late acks: a message is acknowledged after its handler finished, not when it was received.
 * ``task_retry_on_worker_lost``: a lost pool child's message is retried (bounded) instead of being
   acknowledged and lost; ``task_reject_on_worker_lost`` stays off (it loops forever).
-* No countdowns: retries wait in Redis (``worker.scheduler``), so nothing waits in the broker and
+* No countdowns: retries wait in Redis (``worker.pipeline.scheduler``), so nothing waits in the
+broker and
   the visibility timeout only bounds how long a message a killed worker had reserved waits
   before kombu restores it (the watchdog usually republishes it sooner). A redelivered copy of a
   running message meets the running handler's lease and does nothing.
 * Time limits: the thread pool cannot enforce them; each attempt's deadline
-  (``TASK_TIME_LIMIT_SECONDS``) is enforced at every provider I/O step (``worker.deadline``).
+  (``TASK_TIME_LIMIT_SECONDS``) is enforced at every provider I/O step (``worker.basics.deadline``).
   ``task_time_limit`` is only a backstop for pools that can kill a task (prefork, gevent), set
   past the deadline and the lease.
 * ``worker_cancel_long_running_tasks_on_connection_loss``: a broker blip must not leave a second
@@ -18,8 +20,9 @@
 
 from kombu import Exchange, Queue
 
-from worker import broker, registry
-from worker.settings import settings
+from worker.basics.settings import settings
+from worker.integrations import registry
+from worker.tasks import broker
 
 _s = settings()
 registry.load(_s.shiphub_integration_modules)
@@ -75,11 +78,11 @@ task_send_sent_event = False
 
 task_default_queue = registry.HUB_QUEUE
 task_queues = [Queue(name, Exchange(name), routing_key=name) for name in registry.queues()]
-task_routes = ("worker.routing.route",)
+task_routes = ("worker.integrations.routing.route",)
 
-# redbeat (one beat acts), riding out Redis outages (worker/beat.py); behind Sentinel, its
+# redbeat (one beat acts), riding out Redis outages (worker/tasks/beat.py); behind Sentinel, its
 # own spelling (a redis-sentinel:// URL, the sentinels and the master's name in its options).
-beat_scheduler = "worker.beat:Scheduler"
+beat_scheduler = "worker.tasks.beat:Scheduler"
 redbeat_redis_url = "redis-sentinel://" if _sentinels else _s.redis_url
 redbeat_redis_options = (
     {

@@ -3,7 +3,7 @@ of each receiver's own.
 
 gunicorn reads ``./gunicorn.conf.py`` by default, so every way of starting the receiver from the
 checkout (the Procfile, ``bin/run``, the tests) gets the same structured lines as the workers
-(``worker.logs``): gunicorn's error log (the master's and its workers' lines) and its access
+(``worker.basics.logs``): gunicorn's error log (the master's and its workers' lines) and its access
 log, one line per request, go through the root logger's handler at ``LOG_LEVEL``. An access line
 gives the method, the path without its query string (a query may carry a secret), the status,
 the size and the time taken, and the message it was about (for a message or event offered, what
@@ -27,11 +27,12 @@ from typing import Any
 
 from gunicorn import glogging
 
-from worker import logs
+from worker.basics import logs
 
 
 class StructuredLogger(glogging.Logger):
-    """gunicorn's logger class, writing through ``worker.logs`` instead of its own handlers."""
+    """gunicorn's logger class, writing through ``worker.basics.logs`` instead of its own
+    handlers."""
 
     def setup(self, cfg: Any) -> None:
         self.cfg = cfg

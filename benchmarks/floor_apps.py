@@ -14,7 +14,7 @@ Each answers 200 ``{"status": "queued"}`` for a new id and ``{"status": "duplica
 it has seen, so a client sees the same kind of reply as from shiphub.
 
 The drains' floor is ``drain_floor``, a Celery app with shiphub's ``celeryconfig`` (transport,
-prefetch, late acks) and task events (batched, ``worker.app.TaskEventBatches``), its workers
+prefetch, late acks) and task events (batched, ``worker.tasks.app.TaskEventBatches``), its workers
 started as the drains start shiphub's (threads pool, 16). Its one task ``floor.wait`` only
 sleeps as long as the provider call would take and counts itself done (one ``INCR``): what
 Celery and kombu can drain at best on this machine, so that the distance between it and
@@ -31,8 +31,8 @@ import redis
 from celery import Celery
 from flask import Flask, Response, jsonify, request
 
-from worker.app import TaskEventBatches
-from worker.runtime import redis_client
+from worker.pipeline.runtime import redis_client
+from worker.tasks.app import TaskEventBatches
 
 # Where the naive floor publishes: a queue no worker listens to (the run deletes it afterwards).
 FLOOR_QUEUE = "floor-nobody"

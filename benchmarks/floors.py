@@ -62,8 +62,8 @@ from benchmarks.polls import keep_alive
 from tests.support.servers import HubServer
 from tests.support.simulators import SimulatorProcess
 from tests.support.stack import ROOT, RedisServer, Service, Stack, wait_until
-from worker.records import OUTBOX, RECORD_PREFIX, Records, Timing
-from worker.runtime import redis_client
+from worker.pipeline.runtime import redis_client
+from worker.store.records import OUTBOX, RECORD_PREFIX, Records, Timing
 
 WRK_SCRIPT = ROOT / "benchmarks" / "wrk" / "messages.lua"
 SAMPLE = json.loads((ROOT / "tests" / "fixtures" / "dotcom" / "shipment_ready.json").read_text())
@@ -418,24 +418,27 @@ def spying(pids: list[int], out_dir: Path, idle: bool = False) -> Iterator[list[
 # Where time goes: a sample counts for the first bucket one of its frames matches.
 Buckets = list[tuple[str, tuple[str, ...]]]
 RECEIVER_BUCKETS: Buckets = [
-    ("envelope (kombu message, built)", ("worker/enqueue.py",)),
-    ("records.receive_all (Lua: record + LPUSH)", ("receive_all (worker/records.py",)),
+    ("envelope (kombu message, built)", ("worker/tasks/enqueue.py",)),
+    ("records.receive_all (Lua: record + LPUSH)", ("receive_all (worker/store/records.py",)),
     ("read + parse body", ("read_body (endpoint/body.py", "parse_message (endpoint/body.py")),
     ("pydantic validation", ("model_validate", "validate_python")),
     ("answer (record read, reply)", ("_answer (endpoint/app.py", "records.py)")),
-    ("access/intake log lines", ("logging/__init__.py", "worker/logs.py", "glogging.py")),
+    ("access/intake log lines", ("logging/__init__.py", "worker/basics/logs.py", "glogging.py")),
     ("gunicorn HTTP parse/write", ("gunicorn/http/",)),
     ("Flask/werkzeug dispatch", ("flask/", "werkzeug/")),
     ("gevent hub, other", ("",)),
 ]
 WORKER_BUCKETS: Buckets = [
-    ("hub push HTTP call", ("_push (worker/delivery.py",)),
+    ("hub push HTTP call", ("_push (worker/pipeline/delivery.py",)),
     ("provider HTTP call", ("provider_http.py", "requests/", "urllib3/")),
     ("Dotcom mapping, XML", ("worker/integrations/",)),
-    ("records, outbox (Redis)", ("worker/records.py", "worker/outbox.py", "worker/job.py")),
-    ("leases, deadline", ("worker/leases.py", "worker/deadline.py")),
-    ("scheduler tick", ("worker/scheduler.py",)),
-    ("log lines", ("logging/__init__.py", "worker/logs.py")),
+    (
+        "records, outbox (Redis)",
+        ("worker/store/records.py", "worker/store/outbox.py", "worker/integrations/job.py"),
+    ),
+    ("leases, deadline", ("worker/store/leases.py", "worker/basics/deadline.py")),
+    ("scheduler tick", ("worker/pipeline/scheduler.py",)),
+    ("log lines", ("logging/__init__.py", "worker/basics/logs.py")),
     ("Celery/kombu: consume, ack, events", ("celery/", "kombu/")),
     ("other", ("",)),
 ]
@@ -487,7 +490,7 @@ def _samples(path: Path) -> Iterator[tuple[str, list[str], int]]:
 
 # What a worker's thread is doing in one sample: (which thread, "busy" or "waiting").
 _POLL = "poll (kombu/utils/eventio.py"
-_IDLE_LEAVES = ("wait (threading.py", "_loop (worker/leases.py", "select (selectors.py")
+_IDLE_LEAVES = ("wait (threading.py", "_loop (worker/store/leases.py", "select (selectors.py")
 
 
 def _thread_state(thread: str, frames: list[str]) -> tuple[str, str]:
@@ -735,7 +738,7 @@ WORKER_ARGS: list[str] = []
 
 
 def start_workers(
-    stack: Stack, processes: int, tag: str, app: str = "worker.app", queues: str = ""
+    stack: Stack, processes: int, tag: str, app: str = "worker.tasks.app", queues: str = ""
 ) -> list[Service]:
     """Start ``processes`` workers of ``app`` at once (so none has a head start), as the
     Procfile's ``worker`` line runs them, and wait for all."""
@@ -810,7 +813,7 @@ def drain(
     done: Callable[[], int],
     profile: list[str] | None = None,
     others: dict[str, int] | None = None,
-    app: str = "worker.app",
+    app: str = "worker.tasks.app",
     queues: str = "",
 ) -> Drain:
     """Items per second from the moment every worker is ready until ``done()`` (what is left)

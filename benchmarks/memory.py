@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tests.support.lifecycle import live_once
 from tests.support.stack import RedisServer
-from worker.records import Records, Timing
-from worker.runtime import redis_client
+from worker.pipeline.runtime import redis_client
+from worker.store.records import Records, Timing
 
 
 def one_message(records: Records) -> None:

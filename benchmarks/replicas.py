@@ -20,8 +20,8 @@ import uuid
 from benchmarks.pipeline import describe, message, post_all
 from tests.sentinel.nodes import RedisNode
 from tests.support.stack import Stack, wait_until
-from worker.replication import confirm
-from worker.runtime import redis_client
+from worker.pipeline.runtime import redis_client
+from worker.store.replication import confirm
 
 
 def main() -> None:

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from flask import current_app, request
 
-from worker.delivery import SendPush
-from worker.intake import Publish
-from worker.outbox import Outbox
-from worker.records import Records
-from worker.settings import Settings
+from worker.basics.settings import Settings
+from worker.pipeline.delivery import SendPush
+from worker.pipeline.intake import Publish
+from worker.store.outbox import Outbox
+from worker.store.records import Records
 
 TOKEN_HEADERS = ("X-Hub-Token", "X-Augury-Token")
 # The same headers as WSGI names them: read straight from the environment, in this order.

@@ -33,16 +33,18 @@ from endpoint.body import (
 )
 from endpoint.metrics import render as metrics_text
 from endpoint.waiting import TooManyWaiting, Waiting
-from worker import logs, registry, replay
-from worker.delivery import SendPush
-from worker.dispatch import Dispatch
-from worker.hub import HubMessage, store_problem
-from worker.intake import Enqueue, Publish, Submission, Together, Unavailable, submit
-from worker.outbox import Outbox
-from worker.records import Records
-from worker.sealing import sealer
-from worker.settings import Settings
-from worker.webhooks import event_message_id, reserved_id_problem
+from worker.basics import logs
+from worker.basics.sealing import sealer
+from worker.basics.settings import Settings
+from worker.hub.messages import HubMessage, store_problem
+from worker.integrations import registry
+from worker.integrations.webhooks import event_message_id, reserved_id_problem
+from worker.pipeline import replay
+from worker.pipeline.delivery import SendPush
+from worker.pipeline.intake import Enqueue, Publish, Submission, Together, Unavailable, submit
+from worker.store.outbox import Outbox
+from worker.store.records import Records
+from worker.tasks.dispatch import Dispatch
 
 log = logging.getLogger(__name__)
 MAX_WAIT_SECONDS = 180.0
@@ -60,13 +62,13 @@ def create_app(
 ) -> Flask:
     """Build the receiver. Tests may pass their own Redis-backed records and publisher (for
     replays) and push sender (for a delivery's replay). New messages are recorded and queued in
-    one step (``worker.intake``), with broker messages built by ``enqueue``.
+    one step (``worker.pipeline.intake``), with broker messages built by ``enqueue``.
 
     What is not given comes from ``dispatch`` (by default the service's Celery app's,
-    ``worker.app.dispatch``), asked for once, when first needed: a receiver built for tests that
-    never takes a message does not load the Celery app."""
-    from worker import runtime
-    from worker.settings import settings as load_settings
+    ``worker.tasks.app.dispatch``), asked for once, when first needed: a receiver built for tests
+    that never takes a message does not load the Celery app."""
+    from worker.basics.settings import settings as load_settings
+    from worker.pipeline import runtime
 
     s = settings or load_settings()
     s.require_endpoint_key()
@@ -471,7 +473,7 @@ def _answer(
 def _celery_dispatch() -> Dispatch:
     """The service's Celery app's dispatch: the one place the receiver reaches the Celery app,
     imported when first asked for (``create_app``)."""
-    from worker.app import dispatch
+    from worker.tasks.app import dispatch
 
     return dispatch
 

@@ -13,7 +13,7 @@ from gunicorn.http.errors import ParseException
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import ClientDisconnected
 
-from worker.hub import HubMessage, message_id_problem, unsafe_text
+from worker.hub.messages import HubMessage, message_id_problem, unsafe_text
 
 CHUNK = 64 * 1024
 # Hub messages are shallow: the body, its payload, an order, its items, an item's attributes
@@ -37,8 +37,8 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # A surrogate written in UTF-8 (json decodes bytes with "surrogatepass").
 SURROGATE_UTF8 = re.compile(rb"\xed[\xa0-\xbf]")
-# Where a body may hold text that ``worker.hub.UNSAFE_TEXT`` refuses, as UTF-8 JSON writes it:
-# an escape of one (\b, \f, a \u of C0, C1, U+061C, U+200E/F, U+202A-E, U+2066-9), or one
+# Where a body may hold text that ``worker.hub.messages.UNSAFE_TEXT`` refuses, as UTF-8 JSON writes
+# it: an escape of one (\b, \f, a \u of C0, C1, U+061C, U+200E/F, U+202A-E, U+2066-9), or one
 # written out (DEL, C1, the bidirectional controls); a NUL is JSON in UTF-16 or UTF-32. A body
 # without any (nearly every one) is not walked.
 UNSAFE_TEXT_BYTES = re.compile(

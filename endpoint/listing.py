@@ -20,9 +20,9 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
-from worker import registry
-from worker.hub import store_problem
-from worker.records import LISTED_STATES, InState, Position, Records
+from worker.hub.messages import store_problem
+from worker.integrations import registry
+from worker.store.records import LISTED_STATES, InState, Position, Records
 
 DEFAULT_STATES = ("failed", "dead")
 DEFAULT_LIMIT = 50

@@ -1,9 +1,9 @@
 """``GET /metrics``: what an operator pages on, in Prometheus's text format.
 
-Every number lives in Redis, written by whichever process saw it (``worker.metrics``): workers,
-beat and receivers are separate processes, perhaps on separate hosts. A scrape reads it all back
-(a few round trips), then renders it through a Collector on a registry of its own, so nothing is
-kept between requests and every receiver process answers the same. A Redis error is raised
+Every number lives in Redis, written by whichever process saw it (``worker.basics.metrics``):
+workers, beat and receivers are separate processes, perhaps on separate hosts. A scrape reads it all
+back (a few round trips), then renders it through a Collector on a registry of its own, so nothing
+is kept between requests and every receiver process answers the same. A Redis error is raised
 before anything is rendered (the route answers 503).
 
 Every family is listed from the first scrape: the labelled counters and histograms with a zero
@@ -28,8 +28,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from worker import metrics, registry
-from worker.records import OUTBOX, Cursor, Records
+from worker.basics import metrics
+from worker.integrations import registry
+from worker.store.records import OUTBOX, Cursor, Records
 
 Labels = tuple[str, ...]
 

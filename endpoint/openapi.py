@@ -1,8 +1,8 @@
 """``GET /openapi.json``: the receiver's HTTP interface as an OpenAPI 3.1 document.
 
 The document is generated, not written: each hub service's request body is the hub message
-envelope (``worker.hub.HubMessage``) with the payload model its handler validates with, each
-webhook's body is the provider's event model, and the replies are the models of
+envelope (``worker.hub.messages.HubMessage``) with the payload model its handler validates with,
+each webhook's body is the provider's event model, and the replies are the models of
 ``endpoint.shapes``. So it cannot drift from what the receiver takes and gives; ``tests/fuzz``
 holds the receiver to it with schemathesis.
 
@@ -22,8 +22,7 @@ from pydantic.json_schema import JsonSchemaMode, SkipJsonSchema, models_json_sch
 
 from endpoint import listing, shapes
 from endpoint.shapes import omitted
-from worker import registry
-from worker.hub import (
+from worker.hub.messages import (
     MAX_NAME_LENGTH,
     MAX_STORE_LENGTH,
     STORE_NAME_PATTERN,
@@ -32,9 +31,10 @@ from worker.hub import (
     MessageId,
     Parameter,
 )
-from worker.records import LISTED_STATES
-from worker.registry import Handler, Integration, Service
-from worker.webhooks import Webhook
+from worker.integrations import registry
+from worker.integrations.registry import Handler, Integration, Service
+from worker.integrations.webhooks import Webhook
+from worker.store.records import LISTED_STATES
 
 OPENAPI_VERSION = "3.1.0"
 REF_TEMPLATE = "#/components/schemas/{model}"

@@ -49,8 +49,10 @@ from werkzeug.exceptions import HTTPException
 
 from endpoint import listing
 from endpoint.access import Wiring, wiring
-from worker import registry, replay
-from worker.records import (
+from worker.basics.settings import Settings
+from worker.integrations import registry
+from worker.pipeline import replay
+from worker.store.records import (
     LISTED_STATES,
     OUTBOX,
     PREFIX,
@@ -61,7 +63,6 @@ from worker.records import (
     split_member,
     state_key,
 )
-from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +378,7 @@ def _records_of(
 
 
 def _pending_pushes(records: Records) -> list[tuple[str, str, float]]:
-    """The outbox (``worker.outbox``): answers waiting to be pushed, by their next push."""
+    """The outbox (``worker.store.outbox``): answers waiting to be pushed, by their next push."""
     rows = records.redis.zrange(OUTBOX, 0, LISTED - 1, withscores=True)
     return [(*split_member(m), score) for m, score in rows]
 

@@ -14,8 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from worker.hub import Answer, Notification, OutgoingMessage, Parameter
-from worker.records import Status
+from worker.hub.messages import Answer, Notification, OutgoingMessage, Parameter
+from worker.store.records import Status
 
 DeliveryStatus = Literal["pending", "delivered", "dead"]
 

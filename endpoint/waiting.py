@@ -20,7 +20,7 @@ import time
 
 import redis
 
-from worker.records import FINISHED, PREFIX, Record, Records, done_channel
+from worker.store.records import FINISHED, PREFIX, Record, Records, done_channel
 
 log = logging.getLogger(__name__)
 DONE_PATTERN = PREFIX + "done:*"

@@ -4,7 +4,7 @@ Structured logs are set up first (gunicorn's master already did so through ``gun
 doing it again here gives any other WSGI server the same lines)."""
 
 from endpoint.app import create_app
-from worker import logs
+from worker.basics import logs
 
 logs.configure()
 app = create_app()

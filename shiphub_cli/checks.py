@@ -1,8 +1,8 @@
 """``shiphub check``: the configuration this host's processes would start with, and whether what
 they need answers.
 
-It runs the same validation web, worker and beat run when they start (``worker.settings``, each
-integration's start-up check, ``POLLS``), but reports every finding instead of stopping at the
+It runs the same validation web, worker and beat run when they start (``worker.basics.settings``,
+each integration's start-up check, ``POLLS``), but reports every finding instead of stopping at the
 first, then pings Redis and asks the receiver's ``/healthz``. A secret is only ever said to be
 "set" or "not set"; a URL is shown without its user, password and query.
 """
@@ -20,12 +20,12 @@ import redis
 from pydantic import ValidationError
 
 from shiphub_cli.receiver import Receiver, Unreachable
-from worker import registry
-from worker.errors import ConfigurationError, HardError
-from worker.polling import ScheduleError, configured_polls
-from worker.runtime import redis_client
-from worker.settings import Settings
-from worker.webhooks import WebhookSecret
+from worker.basics.errors import ConfigurationError, HardError
+from worker.basics.settings import Settings
+from worker.integrations import registry
+from worker.integrations.webhooks import WebhookSecret
+from worker.pipeline.polling import ScheduleError, configured_polls
+from worker.pipeline.runtime import redis_client
 
 Level = Literal["ok", "note", "problem"]
 REDIS_TIMEOUT_SECONDS = 3.0
@@ -54,7 +54,7 @@ def run_checks(receiver: Receiver, token_set: bool) -> list[Check]:
             for e in exc.errors(include_input=False)
         ]
     else:
-        found = [Check("settings", "ok", "every variable of worker.settings is valid")]
+        found = [Check("settings", "ok", "every variable of worker.basics.settings is valid")]
         found += list(_access(settings))
     modules = (
         settings.shiphub_integration_modules if settings else _env("SHIPHUB_INTEGRATION_MODULES")

@@ -27,7 +27,7 @@ from shiphub_cli.receiver import (
     path_of,
     token_problem,
 )
-from worker.hub import store_problem
+from worker.hub.messages import store_problem
 
 EXIT_CODES = """\b
 Exit status:
@@ -377,7 +377,7 @@ def replay(
 def check(obj: Context, as_json: bool) -> None:
     """Check the configuration this host's processes would start with.
 
-    The environment (worker.settings, each integration's settings and start-up check, POLLS)
+    The environment (worker.basics.settings, each integration's settings and start-up check, POLLS)
     as web, worker and beat would read it, whether Redis (REDIS_URL) answers, and the receiver's
     /healthz at SHIPHUB_URL if it can be reached. A secret is only said to be set or not set.
     Exit 0 when nothing is a problem, 1 otherwise.

@@ -12,9 +12,9 @@ from flask.testing import FlaskClient
 
 from endpoint.app import create_app
 from tests.support.kinds import forbid_processes, kind_of, processes_forbidden
-from worker.records import Records, Timing
-from worker.registry import Handler, Route
-from worker.settings import Settings
+from worker.basics.settings import Settings
+from worker.integrations.registry import Handler, Route
+from worker.store.records import Records, Timing
 
 ENDPOINT_KEY = "unit-endpoint-key"
 

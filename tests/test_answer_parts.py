@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from tests.test_delivery import Hub
-from worker.delivery import deliver, part_ahead_body, parts_ahead, push_bodies
-from worker.outbox import Outbox
-from worker.records import Records, lease_key, parts_key
-from worker.settings import Settings
+from worker.basics.settings import Settings
+from worker.pipeline.delivery import deliver, part_ahead_body, parts_ahead, push_bodies
+from worker.store.outbox import Outbox
+from worker.store.records import Records, lease_key, parts_key
 
 LEASE = "lease-m"
 

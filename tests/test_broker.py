@@ -1,4 +1,4 @@
-"""The broker transport's client reuse (``worker.broker``), against a real redis-server."""
+"""The broker transport's client reuse (``worker.tasks.broker``), against a real redis-server."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def redis_server() -> Iterator[RedisServer]:
 def test_a_channel_makes_one_client_per_pool_and_a_new_one_with_a_new_pool(
     redis_server: RedisServer,
 ) -> None:
-    with Connection(redis_server.url, transport="worker.broker:Transport") as connection:
+    with Connection(redis_server.url, transport="worker.tasks.broker:Transport") as connection:
         channel = connection.default_channel
         with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
             assert first is second
@@ -35,7 +35,7 @@ def test_a_channel_makes_one_client_per_pool_and_a_new_one_with_a_new_pool(
 def test_acks_through_the_shared_client_leave_nothing_unacknowledged(
     redis_server: RedisServer,
 ) -> None:
-    with Connection(redis_server.url, transport="worker.broker:Transport") as connection:
+    with Connection(redis_server.url, transport="worker.tasks.broker:Transport") as connection:
         queue = connection.SimpleQueue("broker-reuse")
         for number in range(20):
             queue.put({"n": number})

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from worker import provider_http
-from worker.deadline import Deadline, DeadlineExceeded
+from worker.basics.deadline import Deadline, DeadlineExceeded
+from worker.integrations import http as provider_http
 
 
 class _Slow(BaseHTTPRequestHandler):
@@ -87,6 +87,6 @@ def test_a_quick_call_within_the_deadline_reads_its_body(slow_server: str) -> No
 def test_the_deadline_is_a_transient_error_saying_what_ran_out() -> None:
     error = DeadlineExceeded(3.0)
     assert "3" in str(error)
-    from worker.errors import TransientError
+    from worker.basics.errors import TransientError
 
     assert isinstance(error, TransientError)

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import settle
-from worker.delivery import deliver
-from worker.outbox import Outbox
-from worker.records import Records
-from worker.settings import Settings
+from worker.basics.settings import Settings
+from worker.pipeline.delivery import deliver
+from worker.store.outbox import Outbox
+from worker.store.records import Records
 
 
 class Hub:

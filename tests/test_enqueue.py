@@ -1,8 +1,8 @@
 """The intake's broker message is the one ``send_task`` would have pushed.
 
 Celery publishes through kombu's Redis transport onto a real redis-server; the intake's accept
-script pushes the message ``worker.enqueue`` built onto the same list. Decoded, the two are the
-same but for what is new for every message (task id, root id, correlation id, delivery tag)."""
+script pushes the message ``worker.tasks.enqueue`` built onto the same list. Decoded, the two are
+the same but for what is new for every message (task id, root id, correlation id, delivery tag)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.stack import RedisServer
-from worker import registry, runtime
-from worker.enqueue import Envelopes
-from worker.enqueue import _number as enqueue_number
-from worker.enqueue import _string as enqueue_string
-from worker.enqueue import uuid as enqueue_uuid
-from worker.records import Records
-from worker.registry import Handler
+from worker.integrations import registry
+from worker.integrations.registry import Handler
+from worker.pipeline import runtime
+from worker.store.records import Records
+from worker.tasks.enqueue import Envelopes
+from worker.tasks.enqueue import _number as enqueue_number
+from worker.tasks.enqueue import _string as enqueue_string
+from worker.tasks.enqueue import uuid as enqueue_uuid
 
 FRESH_HEADERS = ("id", "root_id")
 FRESH_PROPERTIES = ("correlation_id", "delivery_tag")
@@ -41,7 +42,7 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture(scope="module")
 def broker(redis_server: RedisServer) -> Iterator[redis.Redis]:
     """A redis-server the service's Celery app publishes to, as records and broker share one."""
-    from worker.app import app as celery_app
+    from worker.tasks.app import app as celery_app
 
     before = celery_app.conf.broker_url
     celery_app.conf.broker_url = redis_server.url
@@ -70,7 +71,7 @@ def decoded(raw: str) -> dict[str, Any]:
 
 
 def sent_by_celery(client: redis.Redis, handler: Handler, message_id: str, at: float) -> str:
-    from worker.app import publish
+    from worker.tasks.app import publish
 
     publish(handler, message_id, at)
     raw = client.rpop(handler.queue)
@@ -96,7 +97,7 @@ def pushed_by_intake(
 def test_the_pushed_message_is_what_send_task_pushes(broker: redis.Redis, prefix: str) -> None:
     """For every message task, with message ids plain, quoted and long (Celery shortens the
     ``argsrepr`` of long arguments)."""
-    from worker.app import app as celery_app
+    from worker.tasks.app import app as celery_app
 
     envelopes = Envelopes(celery_app)
     at = time.time()
@@ -117,7 +118,7 @@ def test_the_pushed_message_is_what_send_task_pushes(broker: redis.Redis, prefix
 
 
 def test_each_message_gets_its_own_task_id_and_delivery_tag() -> None:
-    from worker.app import app as celery_app
+    from worker.tasks.app import app as celery_app
 
     envelopes = Envelopes(celery_app)
     handler = handlers()[0]

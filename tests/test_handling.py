@@ -12,14 +12,14 @@ import redis
 from pydantic import BaseModel
 
 from tests.conftest import settle
-from worker import registry
-from worker.errors import TransientError
-from worker.handling import handle
-from worker.hub import Answer
-from worker.job import Job
-from worker.outbox import Outbox
-from worker.records import DUE, Records, lease_key, service_lock_key
-from worker.settings import Settings
+from worker.basics.errors import TransientError
+from worker.basics.settings import Settings
+from worker.hub.messages import Answer
+from worker.integrations import registry
+from worker.integrations.job import Job
+from worker.pipeline.handling import handle
+from worker.store.outbox import Outbox
+from worker.store.records import DUE, Records, lease_key, service_lock_key
 
 
 class Empty(BaseModel):

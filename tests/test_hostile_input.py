@@ -21,10 +21,10 @@ from gunicorn.http.errors import InvalidChunkSize
 from endpoint.app import create_app
 from endpoint.body import MAX_DEPTH
 from tests.conftest import Publisher, auth, unit_settings
-from worker import hub
-from worker.errors import ConfigurationError
-from worker.records import Records
-from worker.settings import settings
+from worker.basics.errors import ConfigurationError
+from worker.basics.settings import settings
+from worker.hub import messages as hub
+from worker.store.records import Records
 
 
 @pytest.fixture

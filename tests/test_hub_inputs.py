@@ -26,8 +26,8 @@ from endpoint.app import create_app
 from simulators.dotcom.documents import parse_orders
 from simulators.dotcom.schema import schema_problems
 from tests.conftest import Publisher, auth, unit_settings
-from worker.errors import HardError
-from worker.hub import ShipmentChanged, ShipmentReady
+from worker.basics.errors import HardError
+from worker.hub.messages import ShipmentChanged, ShipmentReady
 from worker.integrations.dotcom.mapping import DotcomOrder, dotcom_order, order_document
 from worker.integrations.dotcom.mapping import parse_cursor as dotcom_cursor
 from worker.integrations.dotcom.mapping import poll_window as dotcom_window
@@ -43,7 +43,7 @@ from worker.integrations.duoplane.mapping import parse_cursor as duoplane_cursor
 from worker.integrations.ecomdash.mapping import TrackingConfirmation, tracking_record
 from worker.integrations.shipping_orders import mapping as orders
 from worker.integrations.spectrum.mapping import ShipmentConfirmed, ship_notification
-from worker.records import RECORD_PREFIX, Records
+from worker.store.records import RECORD_PREFIX, Records
 
 ZONE = ZoneInfo("America/New_York")
 

@@ -21,11 +21,11 @@ from pydantic import ValidationError
 
 from endpoint.app import create_app
 from tests.conftest import Publisher, auth, unit_settings
-from worker.errors import HardError
-from worker.hub import MAX_ITEM_PRICE, MAX_ITEM_QUANTITY, ShipmentChanged, ShipmentReady
+from worker.basics.errors import HardError
+from worker.hub.messages import MAX_ITEM_PRICE, MAX_ITEM_QUANTITY, ShipmentChanged, ShipmentReady
 from worker.integrations.dotcom.mapping import CANNOT_SEND, dotcom_order, order_document
 from worker.integrations.shipping_orders.mapping import create_body, edit_body
-from worker.records import RECORD_PREFIX, Records
+from worker.store.records import RECORD_PREFIX, Records
 
 READY = json.loads(Path("tests/fixtures/dotcom/shipment_ready.json").read_text())
 

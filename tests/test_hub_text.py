@@ -8,7 +8,7 @@ import json
 import pytest
 
 from endpoint.body import UNSAFE_TEXT_BYTES
-from worker.hub import UNSAFE_TEXT, ShipmentReady, unsafe_text
+from worker.hub.messages import UNSAFE_TEXT, ShipmentReady, unsafe_text
 
 ADDRESS = {
     "firstname": "Ann",

@@ -1,5 +1,6 @@
-"""Messages arriving at the same time share a round trip to Redis (``worker.intake.Together``),
-each still recorded and queued as if it had come alone (a real redis-server, real threads)."""
+"""Messages arriving at the same time share a round trip to Redis
+(``worker.pipeline.intake.Together``), each still recorded and queued as if it had come alone (a
+real redis-server, real threads)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import redis
 
 from tests.sentinel.nodes import RedisNode
 from tests.support.stack import RedisServer, wait_until
-from worker.enqueue import Envelope
-from worker.intake import Together
-from worker.records import Arrival, Received, Records, record_key
-from worker.replication import NotOnReplicas
-from worker.runtime import redis_client
+from worker.pipeline.intake import Together
+from worker.pipeline.runtime import redis_client
+from worker.store.records import Arrival, Received, Records, record_key
+from worker.store.replication import NotOnReplicas
+from worker.tasks.enqueue import Envelope
 
 MESSAGES = 50
 
@@ -158,7 +159,7 @@ def test_a_redis_that_lost_its_scripts_gets_them_again(records: Records) -> None
 @pytest.fixture
 def waiting_for_a_replica(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """REDIS_MIN_REPLICAS_ACKED=1 (the settings are read once per process: read them again)."""
-    from worker.settings import settings
+    from worker.basics.settings import settings
 
     monkeypatch.setenv("REDIS_MIN_REPLICAS_ACKED", "1")
     monkeypatch.setenv("REDIS_REPLICAS_TIMEOUT_SECONDS", "0.5")
@@ -209,8 +210,8 @@ def test_one_round_trip_takes_each_message_as_if_it_had_come_alone(records: Reco
     """One run of the accept script for many messages: the same message twice in it is a
     duplicate the second time, the same id with another content a conflict; each new one is
     queued once; the counters count each outcome; the recent list keeps its cap."""
-    from worker import metrics
-    from worker.records import RECENT, RECENT_KEPT
+    from worker.basics import metrics
+    from worker.store.records import RECENT, RECENT_KEPT
 
     first = [arrival(n) for n in range(RECENT_KEPT)]
     assert {r.outcome for r in records.receive_all(first)} == {"created"}

@@ -9,10 +9,10 @@ import time
 import pytest
 from pydantic import BaseModel
 
-from worker.backoff import RetryPolicy
-from worker.errors import HardError, TransientError
-from worker.job import EarlierAttemptUnsettled, Job, LookFirst, differences
-from worker.records import Records, memory_key, once_key
+from worker.basics.backoff import RetryPolicy
+from worker.basics.errors import HardError, TransientError
+from worker.integrations.job import EarlierAttemptUnsettled, Job, LookFirst, differences
+from worker.store.records import Records, memory_key, once_key
 
 SENDS = {"shipping": {"address1": "2 Main St.", "zip": "20815"}, "lines": [{"sku": "A", "qty": 1}]}
 

@@ -1,4 +1,4 @@
-"""``worker.json_text``: orjson's text where it is the standard library's, the standard
+"""``worker.basics.json_text``: orjson's text where it is the standard library's, the standard
 library's where it is not. The canonical text must stay byte for byte what ``json.dumps`` wrote:
 the fingerprints of records already in Redis were hashed from it."""
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.json_text import canonical, compact
+from worker.basics.json_text import canonical, compact
 
 LEAVES = (
     st.none()

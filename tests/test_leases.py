@@ -7,9 +7,9 @@ import time
 
 import fakeredis
 
-from worker.deadline import Deadline, DeadlineExceeded
-from worker.leases import LeaseKeeper
-from worker.records import WATCH
+from worker.basics.deadline import Deadline, DeadlineExceeded
+from worker.store.leases import LeaseKeeper
+from worker.store.records import WATCH
 
 
 def test_a_held_lease_is_renewed_and_moves_the_watchdogs_deadline_along() -> None:

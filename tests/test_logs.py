@@ -1,5 +1,5 @@
-"""Structured logs (``worker.logs``): the JSON and text lines, one line per event whatever the
-traceback, the fields bound per thread, the redaction of every known secret, and the lines the
+"""Structured logs (``worker.basics.logs``): the JSON and text lines, one line per event whatever
+the traceback, the fields bound per thread, the redaction of every known secret, and the lines the
 receiver and the worker's task signals add (fast: no process is started)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from tests.conftest import ENDPOINT_KEY, auth
-from worker import logs
+from worker.basics import logs
 from worker.integrations.kit import ProviderSettings
 
 SECRET = "s3cret-value-1"
@@ -272,7 +272,7 @@ def test_a_request_after_a_message_carries_none_of_its_fields(
 
 
 def test_a_task_is_named_from_its_arguments_and_forgotten_when_it_ends() -> None:
-    from worker.app import _bind_message, _forget_message, _ReceivedMessage, message_fields
+    from worker.tasks.app import _bind_message, _forget_message, _ReceivedMessage, message_fields
 
     assert message_fields("dotcom.shipment_ready", ["dotcom", "m-1"]) == {
         "message_id": "m-1",

@@ -17,16 +17,18 @@ from pydantic import BaseModel
 
 from endpoint.metrics import cursor_time, render
 from tests.conftest import settle
-from worker import metrics, provider_http, registry
-from worker.deadline import DeadlineExceeded
-from worker.errors import TransientError
-from worker.handling import handle, retry_reason
-from worker.hub import Answer
-from worker.job import Job
-from worker.outbox import Outbox
-from worker.pacing import TooLong
-from worker.records import OUTBOX, Records, memory_key
-from worker.settings import Settings
+from worker.basics import metrics
+from worker.basics.deadline import DeadlineExceeded
+from worker.basics.errors import TransientError
+from worker.basics.settings import Settings
+from worker.hub.messages import Answer
+from worker.integrations import http as provider_http
+from worker.integrations import registry
+from worker.integrations.job import Job
+from worker.pipeline.handling import handle, retry_reason
+from worker.store.outbox import Outbox
+from worker.store.pacing import TooLong
+from worker.store.records import OUTBOX, Records, memory_key
 
 Found = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -17,8 +17,8 @@ from flask.testing import FlaskClient
 
 from endpoint.openapi import REF_TEMPLATE, document, envelope
 from tests.conftest import ENDPOINT_KEY, auth, settle, unit_settings
-from worker import registry
-from worker.records import Records
+from worker.integrations import registry
+from worker.store.records import Records
 
 # Every keyword a schema object here may use (JSON Schema 2020-12 and OpenAPI's own): a key
 # outside it is a generator's private word that validators and clients silently ignore.

@@ -20,9 +20,9 @@ from werkzeug.test import TestResponse
 from endpoint import ops
 from endpoint.app import create_app
 from tests.conftest import ENDPOINT_KEY, Publisher, settle, unit_settings
-from worker.delivery import SendPush
-from worker.outbox import Outbox
-from worker.records import Records, Timing
+from worker.pipeline.delivery import SendPush
+from worker.store.outbox import Outbox
+from worker.store.records import Records, Timing
 
 OPS_PASSWORD = "ops-unit-password"
 SECRET_KEY = "4xK0gvQb0Z1m2Ab3yQ9cJ7dXo8hS5kLr6tW1uE2iV3c="  # unit_settings' key

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from tests.conftest import settle
-from worker.outbox import Outbox
-from worker.records import DEAD_DELIVERIES, OUTBOX, Records
+from worker.store.outbox import Outbox
+from worker.store.records import DEAD_DELIVERIES, OUTBOX, Records
 
 
 @pytest.fixture

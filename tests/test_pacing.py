@@ -8,8 +8,8 @@ import time
 import fakeredis
 import pytest
 
-from worker.deadline import Deadline
-from worker.pacing import Bucket, Slots, TooLong
+from worker.basics.deadline import Deadline
+from worker.store.pacing import Bucket, Slots, TooLong
 
 
 @pytest.fixture

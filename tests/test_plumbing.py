@@ -9,13 +9,13 @@ import pytest
 import requests
 from pydantic import ValidationError
 
-from worker import registry
-from worker.delivery import signed_headers
-from worker.errors import HardError, TransientError
-from worker.hub import HubMessage, fold_parameters, qualify
-from worker.polling import ScheduleError, configured_polls, poll_message
-from worker.provider_http import classify, retry_after_seconds
-from worker.settings import Settings
+from worker.basics.errors import HardError, TransientError
+from worker.basics.settings import Settings
+from worker.hub.messages import HubMessage, fold_parameters, qualify
+from worker.integrations import registry
+from worker.integrations.http import classify, retry_after_seconds
+from worker.pipeline.delivery import signed_headers
+from worker.pipeline.polling import ScheduleError, configured_polls, poll_message
 
 
 def test_parameters_fold_prefixed_and_bare_names_prefixed_winning() -> None:
@@ -220,15 +220,15 @@ def test_a_sentinel_url_that_cannot_work_is_refused_naming_the_problem_not_the_p
 def test_a_sentinel_url_in_kombus_hands_stays_on_our_fixed_transport_after_a_switch() -> None:
     from kombu import Connection
 
-    from worker import broker
+    from worker.tasks import broker
 
     connection = Connection(
         "sentinel://127.0.0.1:1/0;sentinel://127.0.0.1:2/0",
-        transport="worker.broker:SentinelTransport",
+        transport="worker.tasks.broker:SentinelTransport",
     )
     connection.maybe_switch_next()  # what kombu does after a connection error
 
     assert connection.port == 2
-    assert connection.transport_cls in ("sentinel", "worker.broker:SentinelTransport")
+    assert connection.transport_cls in ("sentinel", "worker.tasks.broker:SentinelTransport")
     assert connection.transport.Channel is broker.SentinelChannel
     assert issubclass(broker.SentinelChannel, broker.kombu_redis.SentinelChannel)

@@ -13,8 +13,8 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from worker import provider_http
-from worker.errors import HardError, ProviderError, TransientError
+from worker.basics.errors import HardError, ProviderError, TransientError
+from worker.integrations import http as provider_http
 
 SECRET = "s3cr3t-token-value"
 

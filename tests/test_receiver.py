@@ -17,11 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from endpoint.app import create_app
 from tests.conftest import ENDPOINT_KEY, Publisher, auth, settle, unit_settings
-from worker.hub import HubMessage
-from worker.intake import earlier_fingerprint
-from worker.records import Records, record_key
-from worker.sealing import sealer
-from worker.settings import Settings
+from worker.basics.sealing import sealer
+from worker.basics.settings import Settings
+from worker.hub.messages import HubMessage
+from worker.pipeline.intake import earlier_fingerprint
+from worker.store.records import Records, record_key
 
 
 def order(message_id: str = "m-1", number: str = "H1", **extra: Any) -> dict[str, Any]:
@@ -342,7 +342,7 @@ def test_redis_away_answers_503_with_nothing_recorded_nor_queued_and_the_retry_q
 
 def test_redis_down_is_503(publisher: Publisher) -> None:
     unreachable = Records(
-        __import__("worker.runtime", fromlist=["redis_client"]).redis_client(
+        __import__("worker.pipeline.runtime", fromlist=["redis_client"]).redis_client(
             "redis://127.0.0.1:1/0"
         )
     )
@@ -564,7 +564,7 @@ def test_metrics_count_an_accepted_message_by_integration_and_service(
 
 def test_metrics_without_redis_is_503(publisher: Publisher) -> None:
     unreachable = Records(
-        __import__("worker.runtime", fromlist=["redis_client"]).redis_client(
+        __import__("worker.pipeline.runtime", fromlist=["redis_client"]).redis_client(
             "redis://127.0.0.1:1/0"
         )
     )

@@ -8,9 +8,8 @@ import time
 import pytest
 import redis
 
-from worker.enqueue import Envelope
-from worker.outbox import Outbox
-from worker.records import (
+from worker.store.outbox import Outbox
+from worker.store.records import (
     DEAD_DELIVERIES,
     DEAD_MESSAGES,
     DUE,
@@ -22,6 +21,7 @@ from worker.records import (
     lease_key,
     memory_key,
 )
+from worker.tasks.enqueue import Envelope
 
 FIELDS = {"integration": "acme", "message_id": "m", "message": "order:ready", "body": "{}"}
 ENVELOPE = Envelope("acme", '{"headers": {"shiphub_message": "acme:m"}}')

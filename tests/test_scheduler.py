@@ -9,17 +9,25 @@ import time
 import pytest
 
 from tests.conftest import Publisher, settle
-from worker import registry
-from worker.outbox import Outbox
-from worker.records import Records
-from worker.scheduler import Scheduler
-from worker.watchdog import BrokerView, sweep
+from worker.integrations import registry
+from worker.pipeline.scheduler import Scheduler
+from worker.pipeline.watchdog import sweep
+from worker.store.outbox import Outbox
+from worker.store.records import Records
+from worker.tasks.broker import BrokerView
 
 
 @pytest.fixture
 def scheduler(records: Records, publisher: Publisher) -> Scheduler:
     registry.load("tests.support.acme")
-    return Scheduler(records, Outbox(records.redis, records.timing), publisher, pushes, 60)
+    return Scheduler(
+        records,
+        Outbox(records.redis, records.timing),
+        publisher,
+        pushes,
+        60,
+        BrokerView(records.redis),
+    )
 
 
 sent_pushes: list[tuple[str, str, str]] = []
@@ -74,8 +82,8 @@ def test_a_due_push_is_claimed_and_sent_once(records: Records, scheduler: Schedu
 
 def test_one_worker_sweeps_per_interval(records: Records, publisher: Publisher) -> None:
     outbox = Outbox(records.redis, records.timing)
-    first = Scheduler(records, outbox, publisher, pushes, 60)
-    second = Scheduler(records, outbox, publisher, pushes, 60)
+    first = Scheduler(records, outbox, publisher, pushes, 60, BrokerView(records.redis))
+    second = Scheduler(records, outbox, publisher, pushes, 60, BrokerView(records.redis))
 
     assert "republished" in first.tick()
     assert "republished" not in second.tick()

@@ -1,5 +1,5 @@
-"""The one-off backfill of the state indexes (``worker.backfill``), over fakeredis with Lua: in
-bounded steps that resume from the cursor kept in Redis, agreeing with each record's status at
+"""The one-off backfill of the state indexes (``worker.store.backfill``), over fakeredis with Lua:
+in bounded steps that resume from the cursor kept in Redis, agreeing with each record's status at
 the moment its batch is filled, and safe with two processes at once. The real pieces:
 ``tests/pipeline/test_state_backfill.py``."""
 
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import settle
-from worker.backfill import StateBackfill
-from worker.records import STATE_PREFIX, STATES_BACKFILLED, Records
+from worker.store.backfill import StateBackfill
+from worker.store.records import STATE_PREFIX, STATES_BACKFILLED, Records
 
 
 def written_the_old_way(records: Records, **statuses: str) -> None:

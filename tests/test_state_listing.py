@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from worker.records import LISTED_STATES, Records, state_key, state_keys, state_member
+from worker.store.records import LISTED_STATES, Records, state_key, state_keys, state_member
 
 
 def recorded(records: Records, message_id: str, store: str = "shop") -> None:

@@ -9,9 +9,14 @@ import hmac
 import pytest
 from pydantic import SecretStr
 
-from worker.errors import HardError
+from worker.basics.errors import HardError
 from worker.integrations.shipping_orders.settings import ShippingOrdersSettings
-from worker.webhooks import StoreSecrets, hex_hmac_sha256, parse_store_secrets, reserved_id_problem
+from worker.integrations.webhooks import (
+    StoreSecrets,
+    hex_hmac_sha256,
+    parse_store_secrets,
+    reserved_id_problem,
+)
 
 SECRETS = StoreSecrets(
     {"shop-a": SecretStr("secret-a"), "shop-b": SecretStr("secret-b")},

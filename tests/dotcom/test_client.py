@@ -23,7 +23,7 @@ from simulators.dotcom import (
     order_errors_document,
 )
 from tests.dotcom.conftest import API_KEY, BASE_PATH, FIXTURES, PASSWORD
-from worker.errors import HardError, TransientError
+from worker.basics.errors import HardError, TransientError
 from worker.integrations.dotcom.client import Credentials, DotcomClient, authorization, signature
 from worker.integrations.dotcom.documents import (
     HeldOrder,
@@ -36,10 +36,10 @@ from worker.integrations.dotcom.documents import (
 from worker.integrations.dotcom.handlers import credentials, dotcom
 from worker.integrations.dotcom.mapping import dotcom_time, parse_cursor, poll_window, shipments_url
 from worker.integrations.dotcom.settings import DotcomSettings, dotcom_settings, load_config
-from worker.job import Job
-from worker.polling import Poll, configured_polls
-from worker.provider_http import pooled_session
-from worker.records import Records
+from worker.integrations.http import pooled_session
+from worker.integrations.job import Job
+from worker.pipeline.polling import Poll, configured_polls
+from worker.store.records import Records
 
 NEW_YORK = ZoneInfo("America/New_York")
 # Dotcom's test service, whose URLs the signature vectors sign (no setting defaults to it).

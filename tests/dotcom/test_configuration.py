@@ -12,14 +12,14 @@ import pytest
 
 from tests.dotcom.conftest import API_KEY, PASSWORD, seed_shipment_ready
 from tests.support.stack import RedisServer, Stack
-from worker import registry
-from worker.errors import HardError
-from worker.hub import PollPayload, ShipmentReady
+from worker.basics.errors import HardError
+from worker.hub.messages import PollPayload, ShipmentReady
+from worker.integrations import registry
 from worker.integrations.dotcom.handlers import dotcom, poll_shipment_results, send_shipment
 from worker.integrations.dotcom.settings import dotcom_settings
-from worker.job import Job
-from worker.polling import Poll, configured_polls
-from worker.records import Records
+from worker.integrations.job import Job
+from worker.pipeline.polling import Poll, configured_polls
+from worker.store.records import Records
 
 NOT_SET = "DOTCOM_API_URL is not set"
 INVALID = [

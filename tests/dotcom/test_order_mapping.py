@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from simulators.dotcom.documents import parse_orders
 from simulators.dotcom.schema import schema_problems
 from tests.dotcom.conftest import seed_shipment_ready
-from worker.errors import HardError
-from worker.hub import ShipmentReady
+from worker.basics.errors import HardError
+from worker.hub.messages import ShipmentReady
 from worker.integrations.dotcom.mapping import (
     dotcom_order,
     order_document,

@@ -30,11 +30,11 @@ from tests.duoplane.conftest import (
 )
 from tests.support.servers import HubServer
 from tests.support.stack import RedisServer, Stack, killable, wait_until
-from worker.hub import Answer
+from worker.hub.messages import Answer
 from worker.integrations.duoplane.handlers import send_tracking
 from worker.integrations.duoplane.mapping import ShipmentConfirm
-from worker.job import Job
-from worker.records import Records
+from worker.integrations.job import Job
+from worker.store.records import Records
 
 CONNECT, READ, LATE_LANDING = 1, 2, 17
 LANDS_WITHIN = CONNECT + READ + LATE_LANDING  # 20 s: every slow create below lands before it

@@ -11,7 +11,7 @@ import pytest
 import requests
 from pydantic import ValidationError
 
-from worker.errors import HardError
+from worker.basics.errors import HardError
 from worker.integrations.duoplane.client import error_reasons
 from worker.integrations.duoplane.mapping import (
     ApiShipment,

@@ -14,8 +14,8 @@ from typing import Any
 import fakeredis
 import pytest
 
-from worker.deadline import Deadline
-from worker.errors import HardError, TransientError
+from worker.basics.deadline import Deadline
+from worker.basics.errors import HardError, TransientError
 from worker.integrations.ecomdash.batching import (
     STATE_PREFIX,
     Batcher,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from worker.errors import HardError
+from worker.basics.errors import HardError
 from worker.integrations.ecomdash.mapping import (
     EcomdashShipment,
     SubmitAnswer,

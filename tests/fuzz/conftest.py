@@ -23,11 +23,12 @@ from endpoint.app import create_app
 from tests.conftest import settle
 from tests.pipeline.conftest import redis_server
 from tests.support.stack import RedisServer
-from worker import registry, runtime
-from worker.broker import MESSAGE_HEADER
-from worker.records import Records
-from worker.registry import Handler
-from worker.settings import Settings
+from worker.basics.settings import Settings
+from worker.integrations import registry
+from worker.integrations.registry import Handler
+from worker.pipeline import runtime
+from worker.store.records import Records
+from worker.tasks.broker import MESSAGE_HEADER
 
 __all__ = ["redis_server"]  # this directory's own redis-server
 
@@ -95,7 +96,7 @@ def sign(body: bytes) -> str:
 def receiver(redis_server: RedisServer) -> Iterator[Receiver]:
     """The receiver on the real Redis, with the webhook secret set and the broker health check
     pointed at that Redis (``GET /healthz`` pings both)."""
-    from worker.app import app as celery_app
+    from worker.tasks.app import app as celery_app
 
     s = fuzz_settings(redis_server.url)
     records = Records(runtime.redis_client(redis_server.url), runtime.timing(s))

@@ -22,9 +22,9 @@ from schemathesis import GenerationMode
 
 from endpoint.openapi import document, envelope, signature_header
 from tests.fuzz.conftest import ENDPOINT_KEY, Receiver, sign
-from worker import registry
-from worker.records import RECORD_PREFIX
-from worker.registry import WEBHOOK_SERVICE, Integration
+from worker.integrations import registry
+from worker.integrations.registry import WEBHOOK_SERVICE, Integration
+from worker.store.records import RECORD_PREFIX
 
 # Fuzzing-phase requests per operation (the examples and coverage phases add their own cases).
 # 23 operations: about 5,000 requests in all, under a minute on the 2-core machine.

@@ -18,8 +18,8 @@ from tests.pipeline.conftest import stack_env
 from tests.pipeline.test_pipeline import order_message
 from tests.support.servers import HubServer, ProviderServer
 from tests.support.stack import RedisServer, Stack, serving, wait_until
-from worker.records import Records, Timing
-from worker.runtime import redis_client
+from worker.pipeline.runtime import redis_client
+from worker.store.records import Records, Timing
 
 # A provider's Retry-After is honoured up to RETRY_MAX_SECONDS: a message answered 503 with
 # "Retry-After: 15" stays retrying for 15 s, while one answered 503 alone is dead within a

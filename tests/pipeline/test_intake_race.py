@@ -19,8 +19,8 @@ from werkzeug.serving import make_server
 from endpoint.app import create_app
 from tests.conftest import Publisher, auth, unit_settings
 from tests.support.stack import RedisServer
-from worker.records import RECORD_PREFIX, Records
-from worker.runtime import redis_client
+from worker.pipeline.runtime import redis_client
+from worker.store.records import RECORD_PREFIX, Records
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from tests.pipeline.conftest import stack_env
 from tests.pipeline.test_pipeline import order_message
 from tests.support.servers import HubServer, ProviderServer
 from tests.support.stack import RedisServer, Stack, serving, wait_until
-from worker.records import WATCH, Records
-from worker.runtime import redis_client
+from worker.pipeline.runtime import redis_client
+from worker.store.records import WATCH, Records
 
 
 @pytest.fixture

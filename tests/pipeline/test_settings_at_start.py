@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.stack import RedisServer, Stack
-from worker.errors import ConfigurationError
+from worker.basics.errors import ConfigurationError
 
 # A secret's value, wrapped in what makes it unfit: it must never appear in what is printed.
 SECRET = "a-secret-value-0123456789"

@@ -15,8 +15,8 @@ from tests.pipeline.test_pipeline import order_message
 from tests.support.lifecycle import live_once
 from tests.support.servers import HubServer, ProviderServer
 from tests.support.stack import RedisServer, Stack, serving, wait_until
-from worker.records import Records, Timing
-from worker.runtime import redis_client
+from worker.pipeline.runtime import redis_client
+from worker.store.records import Records, Timing
 
 
 def dead_ids(stack: Stack) -> dict[str, list[str]]:

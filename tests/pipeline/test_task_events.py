@@ -1,5 +1,5 @@
 """Task events (what Flower shows) leave a busy worker in batches, and none is lost on the way
-(real redis-server, gunicorn and Celery worker; ``worker.app.TaskEventBatches``)."""
+(real redis-server, gunicorn and Celery worker; ``worker.tasks.app.TaskEventBatches``)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from tests.pipeline.conftest import stack_env
 from tests.pipeline.test_pipeline import order_message
 from tests.support.servers import HubServer, ProviderServer
 from tests.support.stack import RedisServer, Stack, wait_until
-from worker.records import WATCH, Records
+from worker.store.records import WATCH, Records
 
 
 def test_a_long_backlog_is_not_republished_but_a_lost_message_is(

@@ -1,6 +1,6 @@
-"""``worker.replication.confirm`` against a real primary and replica: it returns once the replica
-has every write, also writes made on another connection (a duplicate's record), and raises when
-the replica does not acknowledge in time."""
+"""``worker.store.replication.confirm`` against a real primary and replica: it returns once the
+replica has every write, also writes made on another connection (a duplicate's record), and raises
+when the replica does not acknowledge in time."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import redis
 
 from tests.sentinel.nodes import RedisNode
 from tests.support.stack import wait_until
-from worker.replication import NotOnReplicas, confirm
-from worker.runtime import redis_client
+from worker.pipeline.runtime import redis_client
+from worker.store.replication import NotOnReplicas, confirm
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from tests.shipping_orders.conftest import (
     ShippingOrdersSimulator,
     ready_message,
 )
-from worker.errors import HardError, ProviderError, TransientError
-from worker.hub import ShipmentReady
+from worker.basics.errors import HardError, ProviderError, TransientError
+from worker.hub.messages import ShipmentReady
 from worker.integrations.shipping_orders.client import Account, ShippingOrdersClient
 from worker.integrations.shipping_orders.mapping import create_body
 

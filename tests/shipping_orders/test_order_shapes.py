@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.shipping_orders.conftest import vendor_fixture
+from worker.hub.status import ShipmentStatus
 from worker.integrations.shipping_orders.mapping import (
     ApiOrder,
     HistoryEntry,
@@ -22,7 +23,6 @@ from worker.integrations.shipping_orders.mapping import (
     report,
     shipment_update,
 )
-from worker.status import ShipmentStatus
 
 S = ShipmentStatus
 # The seed's Get Shipment sample, as far as we read it.

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.errors import HardError
-from worker.hub import ShipmentChanges, ShipmentReady
+from worker.basics.errors import HardError
+from worker.hub.messages import ShipmentChanges, ShipmentReady
+from worker.hub.status import FINAL, RANK, Observation, Progress, ShipmentStatus, advance, is_news
 from worker.integrations.shipping_orders.mapping import (
     STATUSES,
     HistoryEntry,
@@ -22,7 +23,6 @@ from worker.integrations.shipping_orders.mapping import (
     report,
     since_last,
 )
-from worker.status import FINAL, RANK, Observation, Progress, ShipmentStatus, advance, is_news
 
 S = ShipmentStatus
 ROOT = Path(__file__).resolve().parents[2]

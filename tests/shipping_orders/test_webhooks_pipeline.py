@@ -30,8 +30,8 @@ from tests.shipping_orders.conftest import (
 from tests.shipping_orders.test_lifecycle_pipeline import NOT_SENT, send, vendor_event
 from tests.support.servers import HubServer
 from tests.support.stack import RedisServer, Stack, wait_until
-from worker.errors import ConfigurationError
-from worker.records import record_key
+from worker.basics.errors import ConfigurationError
+from worker.store.records import record_key
 
 WEBHOOK_LIMIT = 64 * 1024  # WEBHOOK_MAX_BODY_BYTES' default
 

@@ -126,8 +126,8 @@ def confirm_message(
     tracking: str | None = "1Z999AA10123456784",
     **shipment: Any,
 ) -> dict[str, Any]:
-    """``shipment:confirm`` as the hub sends it (``worker.hub.ConfirmedShipment``'s shape), its
-    order number the purchase order, one item per recipe set."""
+    """``shipment:confirm`` as the hub sends it (``worker.hub.messages.ConfirmedShipment``'s shape),
+    its order number the purchase order, one item per recipe set."""
     body: dict[str, Any] = {
         "message_id": uuid.uuid4().hex[:24],
         "message": "shipment:confirm",

@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.spectrum.conftest import TOKEN, SpectrumSimulator, purchase_order
-from worker.errors import ConfigurationError, HardError, TransientError
+from worker.basics.errors import ConfigurationError, HardError, TransientError
 from worker.integrations.spectrum.client import (
     TOKEN_HEADER,
     Forbidden,

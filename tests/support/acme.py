@@ -11,11 +11,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from worker import provider_http, registry
-from worker.errors import HardError
-from worker.hub import Answer
-from worker.job import Job
-from worker.registry import Integration, Requirement, Schedule
+from worker.basics.errors import HardError
+from worker.hub.messages import Answer
+from worker.integrations import http as provider_http
+from worker.integrations import registry
+from worker.integrations.job import Job
+from worker.integrations.registry import Integration, Requirement, Schedule
 
 
 class Order(BaseModel):

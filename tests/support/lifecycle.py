@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from worker.records import Keep, Records
+from worker.store.records import Keep, Records
 
 
 def live_once(records: Records, keep: list[Keep], store: str = "shop") -> str:

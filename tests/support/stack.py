@@ -243,7 +243,7 @@ class Stack:
                 "-m",
                 "celery",
                 "-A",
-                "worker.app",
+                "worker.tasks.app",
                 "flower",
                 "--address=127.0.0.1",
                 f"--port={port}",
@@ -263,7 +263,7 @@ class Stack:
 
     def _celery(self, name: str, *args: str) -> Service:
         return self._start(
-            name, [sys.executable, "-m", "celery", "-A", "worker.app", "--quiet", *args]
+            name, [sys.executable, "-m", "celery", "-A", "worker.tasks.app", "--quiet", *args]
         )
 
     def _start(self, name: str, argv: list[str]) -> Service:

@@ -2,10 +2,10 @@
 start-up, and the credentials a message may carry.
 
 A provider package has four modules: ``settings`` (a pydantic ``BaseSettings`` read with
-``read_settings``), ``client`` (transport only, on ``worker.provider_http``), ``mapping`` (pure
+``read_settings``), ``client`` (transport only, on ``worker.integrations.http``), ``mapping`` (pure
 functions, hub objects to the provider's format and back) and ``handlers`` (its services,
 registered on an ``Integration``). Adding one touches its package, its simulator, its tests,
-the README and one line of ``worker.registry.BUILTIN_MODULES``.
+the README and one line of ``worker.integrations.registry.BUILTIN_MODULES``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Annotated, Any, ClassVar, Self, TypeVar
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings
 
-from worker.errors import ConfigurationError, HardError
-from worker.job import Job
-from worker.secret_settings import SecretsChecked
-from worker.settings import http_url_problem
+from worker.basics.errors import ConfigurationError, HardError
+from worker.basics.secret_settings import SecretsChecked
+from worker.basics.settings import http_url_problem
+from worker.integrations.job import Job
 
 S = TypeVar("S", bound=BaseSettings)
 T = TypeVar("T")
@@ -158,7 +158,7 @@ class CreatingProviderSettings(ProviderSettings):
     working on it after that (a request behind a router that timed out, a server that does
     not notice the client left). ``late_landing_seconds`` is how much longer it is assumed to
     take at most: no provider documents it. Only after ``lands_within`` is an unknown create
-    looked up (``worker.job.LookFirst``) and, if it is not there, made again."""
+    looked up (``worker.integrations.job.LookFirst``) and, if it is not there, made again."""
 
     late_landing_seconds: float = Field(60.0, ge=0)
 

@@ -14,8 +14,8 @@ from urllib.parse import quote
 import requests
 from pydantic import SecretStr
 
-from worker import provider_http
-from worker.errors import HardError
+from worker.basics.errors import HardError
+from worker.integrations import http as provider_http
 from worker.integrations.dotcom.documents import (
     ChunkReader,
     HeldOrder,

@@ -14,9 +14,9 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as parse_xml
 from defusedxml.ElementTree import iterparse
 
-from worker import provider_http
-from worker.errors import TransientError
-from worker.hub import MAX_ITEM_QUANTITY
+from worker.basics.errors import TransientError
+from worker.hub.messages import MAX_ITEM_QUANTITY
+from worker.integrations import http as provider_http
 from worker.integrations.dotcom.settings import PROVIDER
 
 log = logging.getLogger(__name__)

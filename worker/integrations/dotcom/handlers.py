@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
-from worker import registry
-from worker.errors import HardError
-from worker.hub import Answer, PollPayload, ShipmentReady
+from worker.basics.errors import HardError
+from worker.hub.messages import Answer, PollPayload, ShipmentReady
+from worker.integrations import registry
 from worker.integrations.dotcom.client import Credentials, DotcomClient
 from worker.integrations.dotcom.documents import Release, is_duplicate_order
 from worker.integrations.dotcom.mapping import (
@@ -38,6 +38,7 @@ from worker.integrations.dotcom.settings import (
     dotcom_settings,
     load_config,
 )
+from worker.integrations.job import Job, LookFirst
 from worker.integrations.kit import (
     CURSOR_RANGE,
     batched,
@@ -45,8 +46,7 @@ from worker.integrations.kit import (
     invalid_credential,
     parsed_at_start,
 )
-from worker.job import Job, LookFirst
-from worker.registry import Integration, Requirement, Schedule
+from worker.integrations.registry import Integration, Requirement, Schedule
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 from anyascii import anyascii
 from pydantic import SecretStr
 
-from worker.errors import HardError
-from worker.hub import ConfirmedShipment, HubAddress, HubShipment, ShipmentReady
+from worker.basics.errors import HardError
+from worker.hub.messages import ConfirmedShipment, HubAddress, HubShipment, ShipmentReady
 from worker.integrations.dotcom.documents import Release, ShippedLine
 from worker.integrations.dotcom.settings import DotcomSettings
 from worker.integrations.kit import cursor_in_range

@@ -3,7 +3,7 @@ HTTP Basic auth (user = API key, password = API password), paced by Duoplane's l
 
 Duoplane counts requests per API user in a leaky bucket (40, draining 2 per second) and answers
 429 when it is full; requests made while limited lengthen the wait. Every request here first
-takes room in a ``worker.pacing.Bucket`` shared by every worker process (keyed by a digest of
+takes room in a ``worker.store.pacing.Bucket`` shared by every worker process (keyed by a digest of
 the URL and API key, never the key itself), and every answer's ``Duoplane-Retry-After-Seconds``
 is honoured: a positive value holds the bucket that long. A read answered 429 is waited out
 (the header's seconds plus a margin) and sent again, a few times within the attempt; a create
@@ -20,10 +20,10 @@ from typing import Any
 import requests
 from pydantic import SecretStr
 
-from worker import provider_http
-from worker.errors import HardError, TransientError
+from worker.basics.errors import HardError, TransientError
+from worker.integrations import http as provider_http
 from worker.integrations.duoplane.settings import PROVIDER
-from worker.pacing import Bucket
+from worker.store.pacing import Bucket
 
 _session = provider_http.pooled_session()
 

@@ -23,9 +23,9 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from worker import registry
-from worker.errors import HardError
-from worker.hub import Answer, PollPayload
+from worker.basics.errors import HardError
+from worker.hub.messages import Answer, PollPayload
+from worker.integrations import registry
 from worker.integrations.duoplane.client import Account, DuoplaneClient, Pacing
 from worker.integrations.duoplane.mapping import (
     ApiShipment,
@@ -47,6 +47,7 @@ from worker.integrations.duoplane.settings import (
     duoplane_settings,
     load_config,
 )
+from worker.integrations.job import Job, LookFirst
 from worker.integrations.kit import (
     CURSOR_RANGE,
     batched,
@@ -55,9 +56,8 @@ from worker.integrations.kit import (
     listing,
     parsed_at_start,
 )
-from worker.job import Job, LookFirst
-from worker.pacing import Bucket
-from worker.registry import Integration, Requirement, Schedule
+from worker.integrations.registry import Integration, Requirement, Schedule
+from worker.store.pacing import Bucket
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from worker.errors import HardError
-from worker.hub import ConfirmedShipment, HubModel, ShippedItem, ShippedShipment
+from worker.basics.errors import HardError
+from worker.hub.messages import ConfirmedShipment, HubModel, ShippedItem, ShippedShipment
 from worker.integrations.kit import ProviderId, cursor_in_range
 
 CANNOT_SEND = "Shipment cannot be sent to Duoplane"

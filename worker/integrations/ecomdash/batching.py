@@ -44,8 +44,8 @@ from typing import Any, Literal
 import redis
 from pydantic import BaseModel, Field
 
-from worker import deadline
-from worker.errors import HardError, TransientError
+from worker.basics import deadline
+from worker.basics.errors import HardError, TransientError
 from worker.integrations.ecomdash.mapping import SubmitAnswer, results_for
 from worker.integrations.ecomdash.settings import PROVIDER
 

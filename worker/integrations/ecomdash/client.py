@@ -16,8 +16,8 @@ from typing import Any
 import requests
 from pydantic import SecretStr
 
-from worker import provider_http
-from worker.errors import HardError
+from worker.basics.errors import HardError
+from worker.integrations import http as provider_http
 from worker.integrations.ecomdash.mapping import SubmitAnswer
 from worker.integrations.ecomdash.settings import PROVIDER
 

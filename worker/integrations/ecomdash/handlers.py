@@ -2,7 +2,7 @@
 shipment's tracking to ecomdash, which tells the marketplaces.
 
 Confirmations of one account that arrive close together share one call (``batching``), paced
-across every worker process to ecomdash's limits (``worker.pacing``: 120 calls a minute, 3 at
+across every worker process to ecomdash's limits (``worker.store.pacing``: 120 calls a minute, 3 at
 once, per account, keyed by a digest of the account's key). Each message answers its own
 record's outcome. A delivery already made (the same ShipmentId, tracking numbers and line
 items) is not sent again: the message answers an info notification naming the message that
@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from worker import registry
-from worker.hub import Answer
+from worker.hub.messages import Answer
+from worker.integrations import registry
 from worker.integrations.ecomdash.batching import Batcher, Entry, Outcome, digest
 from worker.integrations.ecomdash.client import EcomdashClient, Keys
 from worker.integrations.ecomdash.mapping import (
@@ -34,10 +34,10 @@ from worker.integrations.ecomdash.settings import (
     ecomdash_settings,
     load_config,
 )
+from worker.integrations.job import Job
 from worker.integrations.kit import credential, parsed_at_start
-from worker.job import Job
-from worker.pacing import Bucket, Slots
-from worker.registry import Integration, Requirement
+from worker.integrations.registry import Integration, Requirement
+from worker.store.pacing import Bucket, Slots
 
 DELIVERED = "delivered"  # handler memory: delivery key -> the message that delivered it
 OPERATION = "submitTrackingInfo"

@@ -39,8 +39,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from worker.errors import HardError
-from worker.hub import HubModel, ShippedItem, ShippedShipment
+from worker.basics.errors import HardError
+from worker.hub.messages import HubModel, ShippedItem, ShippedShipment
 from worker.integrations.kit import ProviderId, whole_number
 
 CANNOT_SEND = "The confirmation cannot be sent to ecomdash"

@@ -12,8 +12,8 @@ from urllib.parse import quote
 import requests
 from pydantic import SecretStr
 
-from worker import provider_http
-from worker.errors import HardError, TransientError
+from worker.basics.errors import HardError, TransientError
+from worker.integrations import http as provider_http
 from worker.integrations.shipping_orders.settings import PROVIDER
 
 _session = provider_http.pooled_session()

@@ -3,7 +3,7 @@ orders that changed, and take the API's webhooks.
 
 Every status the hub hears goes through one decision (``tell``): the canonical status of what
 the API said, reported only if it is news after what the hub was last told of that shipment
-(``worker.status``), and kept with the answer under a watch, so that a webhook, a poll and a
+(``worker.hub.status``), and kept with the answer under a watch, so that a webhook, a poll and a
 send reporting the same shipment at once cannot both report it. ``shipment:confirm`` goes once,
 the first time a shipment is seen picked up or later. Only ``get_shipment`` answers the current
 status even when it was reported before: the hub asked for it.
@@ -23,10 +23,19 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from worker import registry
-from worker.errors import HardError
-from worker.hub import Answer, PollPayload, ShipmentChanged, ShipmentReady, ShipmentReference
+from worker.basics.errors import HardError
+from worker.hub.messages import (
+    Answer,
+    PollPayload,
+    ShipmentChanged,
+    ShipmentReady,
+    ShipmentReference,
+)
+from worker.hub.status import Progress, ShipmentStatus, is_news
+from worker.integrations import registry
+from worker.integrations.job import Job, LookFirst
 from worker.integrations.kit import CURSOR_RANGE, credential, listing, parsed_at_start
+from worker.integrations.registry import Integration, Requirement, Schedule
 from worker.integrations.shipping_orders.client import Account, ShippingOrdersClient
 from worker.integrations.shipping_orders.mapping import (
     RECEIVED,
@@ -56,10 +65,7 @@ from worker.integrations.shipping_orders.settings import (
     shipping_orders_settings,
     webhook_secrets,
 )
-from worker.job import Job, LookFirst
-from worker.registry import Integration, Requirement, Schedule
-from worker.status import Progress, ShipmentStatus, is_news
-from worker.webhooks import WebhookSecret, hex_hmac_sha256
+from worker.integrations.webhooks import WebhookSecret, hex_hmac_sha256
 
 log = logging.getLogger(__name__)
 

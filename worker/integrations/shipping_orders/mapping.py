@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from worker.errors import HardError
-from worker.hub import (
+from worker.basics.errors import HardError
+from worker.hub.messages import (
     ConfirmedShipment,
     HubAddress,
     HubItem,
@@ -32,9 +32,7 @@ from worker.hub import (
     ShipmentReady,
     ShipmentUpdate,
 )
-from worker.integrations.kit import CURSOR_RANGE, cursor_in_range
-from worker.integrations.us_states import region_code
-from worker.status import (
+from worker.hub.status import (
     Observation,
     Progress,
     ShipmentStatus,
@@ -42,6 +40,8 @@ from worker.status import (
     is_news,
     needs_confirm,
 )
+from worker.integrations.kit import CURSOR_RANGE, cursor_in_range
+from worker.integrations.us_states import region_code
 
 CANNOT_SEND = "Shipment cannot be sent to the Shipping Order API"
 ID_MAX = 100  # orderExternalId, locationExternalId: "string <= 100 characters"

@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from worker.basics.secret_settings import webhook_secret_problem
 from worker.integrations.kit import CreatingProviderSettings
-from worker.secret_settings import webhook_secret_problem
-from worker.webhooks import StoreSecrets, parse_store_secrets
+from worker.integrations.webhooks import StoreSecrets, parse_store_secrets
 
 PROVIDER = "Shipping Order API"
 CURSOR = "last_polling_datetime"

@@ -19,8 +19,8 @@ from typing import Any
 import requests
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from worker import provider_http
-from worker.errors import HardError
+from worker.basics.errors import HardError
+from worker.integrations import http as provider_http
 from worker.integrations.spectrum.settings import API_URL_VARIABLE, PROVIDER
 
 _session = provider_http.pooled_session()

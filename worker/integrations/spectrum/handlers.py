@@ -22,10 +22,12 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from worker import registry
-from worker.errors import HardError, MissingParameter, ProviderError, TransientError
-from worker.hub import Answer
+from worker.basics.errors import HardError, MissingParameter, ProviderError, TransientError
+from worker.hub.messages import Answer
+from worker.integrations import registry
+from worker.integrations.job import Job
 from worker.integrations.kit import credential
+from worker.integrations.registry import Integration, Requirement
 from worker.integrations.spectrum.client import (
     SHIP_NOTIFICATION,
     Forbidden,
@@ -46,9 +48,7 @@ from worker.integrations.spectrum.settings import (
     load_config,
     spectrum_settings,
 )
-from worker.job import Job
-from worker.pacing import Bucket
-from worker.registry import Integration, Requirement
+from worker.store.pacing import Bucket
 
 SENT = "Tracking sent to Spectrum"
 ALREADY_SENT = "Tracking already sent to Spectrum"

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from worker.hub import HubModel, ShippedItem, ShippedShipment
+from worker.hub.messages import HubModel, ShippedItem, ShippedShipment
 from worker.integrations.kit import listing
 
 # What Spectrum's recipeSetReadableIds look like (the seed's "ABCD1234", "MUEMVK2U"). Not

@@ -27,7 +27,7 @@ class SpectrumSettings(ProviderSettings):
     # The SPECTRUM_API_TOKEN header's value, when a message carries no api_token parameter.
     api_token: SecretStr | None = None
     # Spectrum answers 403 past ~100 requests per 60 s per endpoint: we stay under it, across
-    # every worker process (worker.pacing.Bucket), at this rate and with this burst.
+    # every worker process (worker.store.pacing.Bucket), at this rate and with this burst.
     rate_per_minute: float = Field(90.0, gt=0)
     burst: float = Field(10.0, ge=1)
     # A 403 is throttling or a bad token, Spectrum does not say which: it is retried this many

@@ -1,0 +1,309 @@
+"""What a handler receives: the validated message, its parameters, and a guard for side effects."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from worker.basics.errors import HardError, MissingParameter, TransientError
+from worker.hub.messages import Answer
+from worker.store.records import EARLY_START_SECONDS, Keep, Records
+
+P = TypeVar("P", bound=BaseModel)
+TOO_MANY_REQUESTS = 429
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LookFirst(Generic[T]):
+    """How ``Job.once`` settles an earlier attempt whose outcome is unknown (its worker died
+    during the call, the call timed out, its answer was lost): wait until that call can no
+    longer land at the provider, ``lands_within`` seconds after it was sent, then ``find`` what
+    it made. ``find`` answers as the call would have, or None when the provider has nothing,
+    and only then is the call made again."""
+
+    lands_within: float
+    find: Callable[[], T | None]
+
+
+def _until_landed(sent_at: float, look: LookFirst[Any]) -> float:
+    """How long a retry must wait before it looks for a call sent at ``sent_at``: until the call
+    can no longer land, plus the head start a retry may take (``EARLY_START_SECONDS``), so that
+    it never looks too soon; 0 once it can no longer land (a millisecond's clock noise aside)."""
+    left = sent_at + look.lands_within - time.time()
+    return left + EARLY_START_SECONDS if left > 0.001 else 0.0
+
+
+class EarlierAttemptUnsettled(TransientError):
+    """An earlier attempt's call may still land: this attempt ends, and the next one is
+    scheduled for when it no longer can (no thread waits for it)."""
+
+    def __init__(self, operation: str, sent_at: float, wait: float) -> None:
+        sent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sent_at))
+        super().__init__(
+            f"An earlier attempt's {operation} may still land",
+            [
+                f"it was sent at {sent} and its outcome is unknown; it is looked up "
+                f"{wait:.0f} s from now, once it can no longer land, before anything is sent again"
+            ],
+            not_before=wait,
+        )
+
+
+@dataclass
+class Job(Generic[P]):
+    integration: str
+    message_id: str
+    message: str
+    payload: P
+    parameters: Mapping[str, Any]
+    store: str
+    attempt: int
+    records: Records
+    # Which run of the message this is: 0 the first, n after its n-th replay. A replay starts
+    # from scratch: what an earlier run was answered is not reused (``once``, ``run_key``).
+    run: int = 0
+    _earlier_sends: Any = field(default=None, init=False, repr=False)
+    # Stores messages ahead of the answer's end, with what was kept about them (the handling
+    # sets it; without it ``send_ahead`` keeps everything for the end).
+    part_store: Callable[[list[Any], list[Keep]], None] | None = None
+    kept: list[Keep] = field(default_factory=list, init=False, repr=False)
+    watched: list[Keep] = field(default_factory=list, init=False, repr=False)
+
+    def param(self, name: str) -> Any:
+        """A required parameter; a missing one is a hard error naming it."""
+        value = self.parameters.get(name)
+        if value in (None, ""):
+            raise MissingParameter(name)
+        return value
+
+    def answer(self) -> Answer:
+        return Answer(message_id=self.message_id)
+
+    @property
+    def idempotency_key(self) -> str:
+        """The key a provider that takes one gets with a create: the same for every run of the
+        message, replays included, so that such a provider never creates it twice."""
+        return f"{self.integration}:{self.message_id}"
+
+    @property
+    def run_key(self) -> str:
+        """This run's name, for what an integration keeps about one run of a message (a batch
+        outcome, a count of refusals): the message_id, then ``<message_id> (replay n)``."""
+        return self.message_id if self.run == 0 else f"{self.message_id} (replay {self.run})"
+
+    def once(
+        self,
+        operation: str,
+        call: Callable[[str], T],
+        *,
+        sends: Mapping[str, Any] | None = None,
+        look: LookFirst[T] | None = None,
+    ) -> T:
+        """Run a provider call with a side effect at most once once it has completed.
+
+        ``call`` gets an idempotency key (``<integration>:<message_id>:<operation>``) to hand to
+        the provider where its API takes one. Its JSON-able result is stored as soon as it returns;
+        a redelivered task gets the stored result instead of calling again.
+
+        A call that was in flight when its attempt ended (the worker died, it timed out, its
+        answer was lost) may or may not have landed. With ``look``, the next attempt waits
+        (scheduled, not slept) until it can no longer land, then looks it up at the provider, and
+        calls again only if it is not there. Without ``look``, the call is made again at once:
+        the provider's own key (an order number it refuses twice, an idempotency key) must make
+        that repeat harmless (``already_there`` tells a repeat that met its own earlier call from
+        anything else).
+        ``sends`` is what the call creates at the provider (JSON-able): kept with the in-flight
+        mark, it lets ``already_there`` recognise this message's own earlier attempt.
+
+        A replay (``run``) starts from scratch: an earlier run's result is not its answer. An
+        earlier run's mark is what an unknown outcome is: its call may have landed (a completed
+        one did). So the replay looks first (``look``), and only calls when the provider holds
+        nothing; without ``look`` it calls again, the provider's own key making a repeat
+        harmless as above (``idempotency_key`` is the same for every run).
+        """
+        state = self.records.once_state(self.integration, self.message_id, operation)
+        ours = state is not None and state.get("run", 0) == self.run
+        if ours and state["state"] == "done":
+            return state["result"]
+        earlier = state if state and (state["state"] == "inflight" or not ours) else None
+        self._earlier_sends = earlier.get("sends") if earlier else None
+        if earlier is not None and look is not None:
+            found = self._look_for(operation, earlier, look)
+            if found is not None:
+                self._mark_done(operation, found, sends)
+                return found
+        self.records.once_inflight(
+            self.integration, self.message_id, operation, self.attempt, sends=sends, run=self.run
+        )
+        sent_at = time.time()
+        try:
+            result = call(f"{self.idempotency_key}:{operation}")
+        except HardError:
+            # The provider refused: nothing happened, nothing to guard. (After a transient error
+            # the call may have landed, so the in-flight mark stays for the next attempt.)
+            self._clear(operation)
+            raise
+        except TransientError as exc:
+            if exc.status == TOO_MANY_REQUESTS:  # refused before it was looked at: not made
+                self._clear(operation)
+            elif look is not None:  # the next attempt looks, once the call can no longer land
+                exc.not_before = max(exc.not_before or 0.0, _until_landed(sent_at, look))
+            raise
+        self._mark_done(operation, result, sends)
+        return result
+
+    def _mark_done(self, operation: str, result: Any, sends: Mapping[str, Any] | None) -> None:
+        self.records.once_done(
+            self.integration, self.message_id, operation, result, run=self.run, sends=sends
+        )
+
+    def _clear(self, operation: str) -> None:
+        self.records.once_clear(
+            self.integration, self.message_id, operation, self.attempt, run=self.run
+        )
+
+    @staticmethod
+    def _look_for(operation: str, earlier: Mapping[str, Any], look: LookFirst[T]) -> T | None:
+        """What an earlier attempt's call made, once it can no longer land (None: nothing). An
+        earlier run's completed call has landed: it is looked for at once."""
+        if earlier.get("state") == "done":
+            return look.find()
+        sent_at = float(earlier.get("since") or 0.0)
+        wait = _until_landed(sent_at, look)
+        if wait > 0:
+            raise EarlierAttemptUnsettled(operation, sent_at, wait)
+        return look.find()
+
+    def sent_before(
+        self, kind: str, key: str, sends: Mapping[str, Any], refusal: str
+    ) -> str | None:
+        """Whether another message sent ``key`` (kept under ``kind`` with ``keep_sent``): with
+        the same content, "already sent by message ..."; with other content, a HardError
+        (subject ``refusal``) saying what differs; None when no other message did. Asked before
+        creating, it spares the provider a repeat whose answer nobody documents."""
+        (kept,) = self.recall(kind, key)
+        if not (
+            isinstance(kept, Mapping)
+            and "sends" in kept
+            and kept.get("message_id") != self.message_id
+        ):
+            return None
+        changed = differences(kept["sends"], sends)
+        if not changed:
+            return f"already sent by message {kept['message_id']}"
+        raise HardError(
+            refusal,
+            [
+                f"{key} already exists: message {kept['message_id']} sent it with "
+                f"{'; '.join(changed)}"
+            ],
+        )
+
+    def already_there(self, kind: str, key: str, sends: Mapping[str, Any], refusal: str) -> str:
+        """The provider holds ``key`` (it answered that an order number already exists, or a
+        look found it). That is success only when what it holds is what this message sends
+        now, and says how it got there:
+
+        * another message sent ``key`` with the same content (``sent_before``);
+        * else this message's own earlier attempt, in flight when it failed, sent it.
+
+        Anything else is a HardError (subject ``refusal``) saying what differs from what was
+        sent before, or that this endpoint has no record of sending ``key``: an earlier attempt
+        that failed may never have landed, so its mark alone cannot vouch for what is there.
+        """
+        how = self.sent_before(kind, key, sends, refusal)
+        if how is not None:
+            return how
+        if self._earlier_sends is not None and not differences(self._earlier_sends, sends):
+            return "sent by an earlier attempt of this message"
+        raise HardError(
+            refusal, [f"{key} already exists, and this endpoint has no record of sending it"]
+        )
+
+    def keep_sent(self, kind: str, key: str, sends: Mapping[str, Any], **about: Any) -> None:
+        """Keep what was created under ``key`` for ``already_there`` (and ``about`` it)."""
+        self.keep(kind, key, {**about, "message_id": self.message_id, "sends": dict(sends)})
+
+    def keep(self, kind: str, name: str, value: Any) -> None:
+        """Keep a value for later messages (what was sent, what was confirmed). It is written
+        with the answer, in the same transaction, and only if the message succeeds: a failed
+        poll leaves no trace that would hide its results from the next one."""
+        self.kept.append((kind, name, value))
+
+    def send_ahead(self, answer: Answer) -> None:
+        """Store the messages the answer holds so far as parts of it, with what the handler
+        kept about them, now (one transaction), and forget them: a poll that reads a hundred
+        thousand shipments answers in batches instead of holding one huge answer. The parts
+        are pushed before the rest of the answer, whatever becomes of this attempt; a later
+        attempt finds their kept values, so nothing is sent twice. Not for a handler that
+        ``watch``es: what it read is checked only when the answer ends."""
+        if self.part_store is None or not answer.messages:
+            return
+        if self.watched:
+            raise RuntimeError("send_ahead is not for a handler that watches what it read")
+        self.part_store([m.model_dump(mode="json") for m in answer.messages], list(self.kept))
+        answer.messages.clear()
+        self.kept.clear()
+
+    def recall(self, kind: str, *names: str) -> list[Any]:
+        """Values kept by earlier messages of this integration and store (None where absent)."""
+        return self.records.recall(self.integration, self.store, kind, list(names))
+
+    def recall_found(self, kind: str, names: Sequence[str], batch: int = 1000) -> dict[str, Any]:
+        """``recall`` for many names, in round trips of ``batch``: the values found, by name
+        (absent ones left out)."""
+        found: dict[str, Any] = {}
+        for first in range(0, len(names), batch):
+            some = names[first : first + batch]
+            found.update(
+                (name, value)
+                for name, value in zip(some, self.recall(kind, *some), strict=True)
+                if value is not None
+            )
+        return found
+
+    def watch(self, kind: str, *names: str) -> list[Any]:
+        """``recall``, for a decision that must not be made twice: if another message changes
+        any of these values before this answer is stored (a webhook and a poll reporting the
+        same shipment at once), this answer is thrown away and the handler runs again on the
+        new values. Only the first read of a name counts."""
+        values = self.recall(kind, *names)
+        seen = {(k, n) for k, n, _ in self.watched}
+        self.watched += [
+            (kind, name, value)
+            for name, value in zip(names, values, strict=True)
+            if (kind, name) not in seen
+        ]
+        return values
+
+
+def differences(before: Any, now: Any, limit: int = 8) -> list[str]:
+    """What changed between two contents, field by field ("shipping.address1 '2 Main St.' (this
+    message: '7 Elm Rd.')"), at most ``limit`` of them."""
+    old, new = _flat(before), _flat(now)
+    changed = [
+        f"{path} {old.get(path)!r} (this message: {new.get(path)!r})"
+        for path in sorted(old.keys() | new.keys())
+        if old.get(path) != new.get(path)
+    ]
+    if len(changed) > limit:
+        changed = [*changed[:limit], f"and {len(changed) - limit} more"]
+    return changed
+
+
+def _flat(value: Any, path: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return {path: value}
+    flat: dict[str, Any] = {}
+    for name, inner in items:
+        flat |= _flat(inner, f"{path}.{name}" if path else str(name))
+    return flat

@@ -1,0 +1,129 @@
+"""Pacing calls to a provider that limits them, across every worker process: a leaky bucket and
+a concurrency limit per account, kept in Redis.
+
+* ``Bucket``: at most ``capacity`` calls at once in the bucket, draining ``per_second`` (Duoplane:
+  40, 2/s; ecomdash: 120 a minute; Spectrum: about 100 a minute). ``take`` waits for room (never
+  past the handler's deadline: then it is a TransientError, retried later); ``hold`` empties no
+  room for a while when the provider says so (``Retry-After``, ``Duoplane-Retry-After-Seconds``).
+* ``Slots``: at most ``limit`` calls in flight (ecomdash: 3 per account and operation); a slot
+  left by a killed worker expires.
+
+Waiting happens in the calling thread (the worker's thread pool is for I/O-bound work), in short
+sleeps, so a handler's deadline still ends it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import redis
+
+from worker.basics import deadline
+from worker.basics.errors import TransientError
+
+PREFIX = "shiphub:pace:"
+STEP_SECONDS = 0.05
+
+# KEYS[1] bucket hash; ARGV: now, capacity, per_second. Returns the seconds to wait (0: taken).
+_TAKE = """
+local level = tonumber(redis.call('HGET', KEYS[1], 'level') or '0')
+local at = tonumber(redis.call('HGET', KEYS[1], 'at') or ARGV[1])
+local held = tonumber(redis.call('HGET', KEYS[1], 'held') or '0')
+local now, capacity, rate = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if held > now then return tostring(held - now) end
+level = math.max(0, level - (now - at) * rate)
+if level + 1 > capacity then
+  redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', ARGV[1])
+  return tostring((level + 1 - capacity) / rate)
+end
+redis.call('HSET', KEYS[1], 'level', tostring(level + 1), 'at', ARGV[1])
+redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
+return '0'
+"""
+# KEYS[1] slots zset (member → expiry); ARGV: now, limit, token, expires_at. 1 when taken.
+_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+redis.call('EXPIRE', KEYS[1], 3600)
+return 1
+"""
+
+
+class TooLong(TransientError):
+    """The provider's limit leaves no room before the handler's deadline: try again later."""
+
+
+@dataclass
+class Bucket:
+    client: redis.Redis
+    name: str  # e.g. "duoplane:<api key digest>"
+    capacity: float
+    per_second: float
+
+    @property
+    def key(self) -> str:
+        return f"{PREFIX}bucket:{self.name}"
+
+    def take(self, provider: str) -> float:
+        """Wait for room for one call; the seconds waited."""
+        waited = 0.0
+        while True:
+            wait = float(
+                self.client.eval(_TAKE, 1, self.key, time.time(), self.capacity, self.per_second)
+            )
+            if wait <= 0:
+                return waited
+            _sleep(min(wait, 1.0), provider, f"its rate limit ({self.describe()})")
+            waited += min(wait, 1.0)
+
+    def hold(self, seconds: float) -> None:
+        """The provider asked for a pause: no call from any worker for ``seconds``."""
+        until = time.time() + max(0.0, seconds)
+        current = float(self.client.hget(self.key, "held") or 0)
+        if until > current:
+            self.client.hset(self.key, "held", repr(until))
+            self.client.expire(self.key, int(seconds) + 120)
+
+    def describe(self) -> str:
+        return f"{self.capacity:g} calls, draining {self.per_second:g}/s"
+
+
+@dataclass
+class Slots:
+    client: redis.Redis
+    name: str
+    limit: int
+    ttl_seconds: float = 120.0  # a slot a killed worker held frees itself after this
+
+    @property
+    def key(self) -> str:
+        return f"{PREFIX}slots:{self.name}"
+
+    @contextlib.contextmanager
+    def held(self, provider: str) -> Iterator[None]:
+        token = uuid.uuid4().hex
+        while not self.client.eval(
+            _SLOT, 1, self.key, time.time(), self.limit, token, time.time() + self.ttl_seconds
+        ):
+            _sleep(STEP_SECONDS * 2, provider, f"{self.limit} calls at once")
+        try:
+            yield
+        finally:
+            self.client.zrem(self.key, token)
+
+
+def _sleep(seconds: float, provider: str, limit: str) -> None:
+    running = deadline.current()
+    left = running.check() if running is not None else None
+    if left is not None and left < seconds + 0.5:
+        raise TooLong(
+            f"{provider}'s limit leaves no room now",
+            [f"waiting for {limit} would pass this attempt's deadline; retried later"],
+            retry_after=seconds,
+        )
+    time.sleep(seconds)
