@@ -289,7 +289,7 @@ class Settings(SecretsChecked):
     worker_concurrency: int = Field(
         16,
         ge=1,
-        description="threads per worker process (the Procfile's `worker` line)",
+        description="threads per worker process (the Procfile's `worker` line; `bin/run`: 8)",
     )
     # How often a worker looks for lost messages (one worker at a time does).
     watchdog_interval_seconds: float = Field(
