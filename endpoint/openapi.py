@@ -484,14 +484,22 @@ def _in_states() -> dict[str, Any]:
                     f"Comma separated, of {', '.join(LISTED_STATES)}; "
                     f"default {','.join(listing.DEFAULT_STATES)}"
                 ),
-                "schema": {"type": "string", "pattern": f"^({states})(,({states}))*$"},
+                "schema": {
+                    "type": "string",
+                    "pattern": f"^({states})(,({states}))*$",
+                    "maxLength": len(",".join(LISTED_STATES)),
+                },
             },
             {
                 "name": "integration",
                 "in": "query",
                 "required": False,
                 "description": "Only this integration's messages",
-                "schema": {"type": "string"},
+                "schema": {
+                    "type": "string",
+                    "maxLength": MAX_NAME_LENGTH,
+                    "pattern": "^[a-z0-9_]+$",
+                },
             },
             {
                 "name": "store",
@@ -512,7 +520,11 @@ def _in_states() -> dict[str, Any]:
                 "in": "query",
                 "required": False,
                 "description": "The `next_cursor` of the page before",
-                "schema": {"type": "string", "maxLength": listing.MAX_CURSOR_LENGTH},
+                "schema": {
+                    "type": "string",
+                    "maxLength": listing.MAX_CURSOR_LENGTH,
+                    "pattern": "^[A-Za-z0-9_-]*$",
+                },
             },
         ],
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import jsonschema_rs
@@ -273,3 +274,37 @@ def test_operations_replies_match_the_document(
         assert_documented(doc, template, method, response)
     listed = client.get("/messages?status=failed", headers=auth()).json
     assert [row["message_id"] for row in listed["messages"]] == ["r-2"]
+
+
+GUNICORN_REQUEST_LINE = 4094  # gunicorn's limit_request_line default: longer is a 414 in HTML
+
+
+def _worst_query_bytes(parameter: dict[str, Any]) -> int:
+    """The longest ``name=value&`` a client may send within the parameter's schema: a character
+    outside ASCII is up to four bytes of UTF-8, each percent-encoded in three."""
+    schema = parameter["schema"]
+    if schema.get("type") == "integer":
+        return len(parameter["name"]) + 2 + len(str(schema.get("maximum", 10**20)))
+    assert "maxLength" in schema, f"{parameter['name']} has no maxLength"
+    pattern = schema.get("pattern", "[^]")
+    if re.fullmatch(r"\^\[[A-Za-z0-9_\-]+\][*+]\$", pattern):
+        per_character = 1  # only characters a URL carries as they are (RFC 3986 unreserved)
+    elif "[^" not in pattern and "." not in pattern:
+        per_character = 3  # ASCII, perhaps percent-encoded
+    else:
+        per_character = 12
+    return len(parameter["name"]) + 2 + schema["maxLength"] * per_character
+
+
+def test_every_query_the_document_allows_fits_the_servers_request_line(
+    doc: dict[str, Any],
+) -> None:
+    """A query within the document never meets gunicorn's 414 (an HTML page no schema names)."""
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            query = [p for p in operation.get("parameters", []) if p.get("in") == "query"]
+            if query:
+                longest = len(f"{method.upper()} {path}? HTTP/1.1") + sum(
+                    _worst_query_bytes(p) for p in query
+                )
+                assert longest <= GUNICORN_REQUEST_LINE, (path, method, longest)

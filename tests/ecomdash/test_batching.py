@@ -1,12 +1,15 @@
 """The batch: one call for records queued together, each message its own record's outcome.
 
 Redis is fakeredis (Lua included); ``send`` stands for ecomdash's answer, so these tests are
-about the queue and the outcome split; the pipeline tests make the real calls."""
+about the queue and the outcome split; the pipeline tests make the real calls. Each handler has
+a Batcher of its own over the store's queue, fenced by its message's lease, as ``Job.batch``
+gives it."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -17,7 +20,6 @@ import pytest
 from worker.basics.deadline import Deadline
 from worker.basics.errors import HardError, TransientError
 from worker.integrations.ecomdash.batching import (
-    STATE_PREFIX,
     Batcher,
     Entry,
     failed_all,
@@ -25,6 +27,10 @@ from worker.integrations.ecomdash.batching import (
     unique,
 )
 from worker.integrations.ecomdash.mapping import SubmitAnswer
+from worker.store.provider_state import BatchQueue, Fence, batch_state_key
+from worker.store.records import lease_key
+
+Handler = Callable[[str], Batcher]  # a message_id's handler: its Batcher, under its lease
 
 
 def entry(message_id: str, shipment: int, tracking: str = "1Z") -> Entry:
@@ -112,11 +118,17 @@ def batcher(
     size: int = 100,
     window: float = 0.3,
     max_wait: float = 2.0,
-) -> Batcher:
-    return Batcher(redis, "q", "acct", window, max_wait, size, 600, 5.0, send)
+) -> Handler:
+    def handler(message_id: str) -> Batcher:
+        redis.set(lease_key("ecomdash", message_id), f"lease-{message_id}")
+        fence = Fence(lease_key("ecomdash", message_id), f"lease-{message_id}")
+        queue = BatchQueue(redis, "ecomdash", "q", 600, fence)
+        return Batcher(queue, "acct", window, max_wait, size, 5.0, send)
+
+    return handler
 
 
-def submit_all(b: Batcher, entries: list[Entry], seconds: float = 10.0) -> dict[str, Any]:
+def submit_all(b: Handler, entries: list[Entry], seconds: float = 10.0) -> dict[str, Any]:
     """Every entry submitted by a thread of its own, all at once (a barrier), each stamped when
     it is submitted, as a handler stamps its own: the batch's window counts from the stamps, and
     on a loaded machine starting 21 threads can take longer than the window."""
@@ -125,7 +137,7 @@ def submit_all(b: Batcher, entries: list[Entry], seconds: float = 10.0) -> dict[
     def one(e: Entry) -> Any:
         start.wait(timeout=30)
         with Deadline(seconds).running():
-            return b.submit(replace(e, queued_at=time.time()))
+            return b(e.message_id).submit(replace(e, queued_at=time.time()))
 
     with ThreadPoolExecutor(len(entries)) as pool:
         return dict(zip([e.message_id for e in entries], pool.map(one, entries), strict=True))
@@ -175,15 +187,15 @@ def test_a_record_taken_by_a_leader_that_died_is_queued_again_by_its_handler() -
     b = batcher(redis, ecomdash)
     lost = entry("m1", 5)
     # A leader took it and died: "sending" under a token no lock holds any more.
-    redis.set(STATE_PREFIX + "m1", '{"state": "sending", "leader": "dead-leader"}')
+    redis.set(batch_state_key("ecomdash", "m1"), '{"state": "sending", "leader": "dead-leader"}')
     assert submit_all(b, [lost])["m1"].kind == "sent"
     assert len(ecomdash.calls) == 1
 
 
 def test_a_handler_whose_outcome_does_not_come_in_time_raises_transient() -> None:
     redis = fakeredis.FakeRedis(decode_responses=True)
-    b = batcher(redis, Ecomdash())
-    redis.set(b.lock_key, "a-live-leader", px=60_000)  # somebody else leads, slowly
+    b = batcher(redis, Ecomdash())("m1")
+    redis.set("shiphub:ecomdash:leader:q", "a-live-leader", px=60_000)  # another leads, slowly
     with Deadline(1.0).running(), pytest.raises(TransientError):
         b.submit(entry("m1", 5))
-    assert redis.llen(b.queue_key) == 1  # still queued for the leader
+    assert redis.llen("shiphub:ecomdash:queue:q") == 1  # still queued for the leader

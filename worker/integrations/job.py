@@ -1,17 +1,23 @@
-"""What a handler receives: the validated message, its parameters, and a guard for side effects."""
+"""What a handler receives: the validated message, its parameters, and a guard for side effects;
+and the port through which it keeps anything beyond its provider (what it keeps per shipment,
+pacing, counts of this run, batch state): no provider touches Redis or the store itself."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from worker.basics.errors import HardError, MissingParameter, TransientError
 from worker.hub.messages import Answer
-from worker.store.records import EARLY_START_SECONDS, Keep, Records
+from worker.store import provider_state
+from worker.store.pacing import Bucket, Slots
+from worker.store.provider_state import BatchQueue, Fence
+from worker.store.records import EARLY_START_SECONDS, Keep, Records, lease_key
 
 P = TypeVar("P", bound=BaseModel)
 TOO_MANY_REQUESTS = 429
@@ -54,6 +60,27 @@ class EarlierAttemptUnsettled(TransientError):
         )
 
 
+class Pace(Protocol):
+    """A provider's rate limit for one account, shared by every worker process (``Job.pace``)."""
+
+    def take(self, provider: str) -> float:
+        """Wait for room for one call (a TransientError past the deadline); the seconds waited."""
+        ...
+
+    def hold(self, seconds: float) -> None:
+        """The provider asked for a pause: no call from any worker for ``seconds``."""
+        ...
+
+    def describe(self) -> str: ...
+
+
+class InFlight(Protocol):
+    """At most so many calls at once for one account, across worker processes
+    (``Job.in_flight``)."""
+
+    def held(self, provider: str) -> AbstractContextManager[None]: ...
+
+
 @dataclass
 class Job(Generic[P]):
     integration: str
@@ -73,6 +100,9 @@ class Job(Generic[P]):
     part_store: Callable[[list[Any], list[Keep]], None] | None = None
     kept: list[Keep] = field(default_factory=list, init=False, repr=False)
     watched: list[Keep] = field(default_factory=list, init=False, repr=False)
+    # The token this run holds the message's lease with (the handling sets it): what the run
+    # writes about itself (``count_up``, its entry in a ``batch``) is fenced by it.
+    lease_token: str = field(default="", repr=False)
 
     def param(self, name: str) -> Any:
         """A required parameter; a missing one is a hard error naming it."""
@@ -280,6 +310,47 @@ class Job(Generic[P]):
             if (kind, name) not in seen
         ]
         return values
+
+    # -- the port: what a handler keeps beyond its provider --------------------------------------
+    # Pacing is the account's, shared by every message: not fenced. A count and a batch entry
+    # are this run's: fenced by the message's lease (``worker.store.provider_state.LeaseLost``,
+    # a TransientError, when it is gone: the write is refused and the attempt ends).
+
+    def pace(self, name: str, *, capacity: float, per_second: float) -> Pace:
+        """The leaky bucket ``name`` of this integration (an account's digest, never a
+        credential): ``capacity`` calls at once, draining ``per_second``."""
+        return Bucket(self.records.redis, f"{self.integration}:{name}", capacity, per_second)
+
+    def in_flight(self, name: str, limit: int) -> InFlight:
+        """At most ``limit`` calls at once under ``name`` (of this integration)."""
+        return Slots(self.records.redis, f"{self.integration}:{name}", limit)
+
+    def count_up(self, name: str) -> int:
+        """One more in this run's count ``name`` (a replay counts afresh); it expires with the
+        record. Fenced by the lease."""
+        return provider_state.count_up(
+            self.records.redis,
+            self._fence(),
+            provider_state.count_key(self.integration, name, self.run_key),
+            self.records.timing.record_ttl_seconds,
+        )
+
+    def clear_count(self, name: str) -> None:
+        """Forget this run's count ``name``. Fenced by the lease: a holder that lost it changes
+        nothing (its own outcome is refused as well)."""
+        provider_state.clear_count(
+            self.records.redis,
+            self._fence(),
+            provider_state.count_key(self.integration, name, self.run_key),
+        )
+
+    def batch(self, name: str, *, ttl_seconds: int) -> BatchQueue:
+        """The batch queue ``name`` of this integration (a digest, never a credential), as this
+        run's handler sees it: its own entry fenced by the lease, a leader's writes not."""
+        return BatchQueue(self.records.redis, self.integration, name, ttl_seconds, self._fence())
+
+    def _fence(self) -> Fence:
+        return Fence(lease_key(self.integration, self.message_id), self.lease_token)
 
 
 def differences(before: Any, now: Any, limit: int = 8) -> list[str]:

@@ -209,6 +209,7 @@ class _Attempt:
             records=self.records,
             run=begun.replays,
             part_store=self._store_part,
+            lease_token=self.lease,
         )
         self.watched = job.watched
         return self.handler.handle(job), job.kept

@@ -10,6 +10,11 @@ a concurrency limit per account, kept in Redis.
 
 Waiting happens in the calling thread (the worker's thread pool is for I/O-bound work), in short
 sleeps, so a handler's deadline still ends it.
+
+A bucket and its slots belong to an account (every message of it, every worker process), not to
+one message: their writes are not fenced by a message's lease (a handler that has lost its lease
+still takes its turn, and a pause a provider asked for holds for everyone). Handlers get them
+from ``Job.pace`` and ``Job.in_flight``, named per integration.
 """
 
 from __future__ import annotations
@@ -25,8 +30,22 @@ import redis
 from worker.basics import deadline
 from worker.basics.errors import TransientError
 
-PREFIX = "shiphub:pace:"
 STEP_SECONDS = 0.05
+
+# -- keys ----------------------------------------------------------------------------------------
+# ``shiphub:pace:bucket:<name>`` hash (level, at, held) and ``shiphub:pace:slots:<name>`` zset
+# (token -> expiry); a name is ``<integration>:<account digest>[:<operation>]`` (``Job.pace``),
+# never a credential in clear.
+PREFIX = "shiphub:pace:"
+
+
+def bucket_key(name: str) -> str:
+    return f"{PREFIX}bucket:{name}"
+
+
+def slots_key(name: str) -> str:
+    return f"{PREFIX}slots:{name}"
+
 
 # KEYS[1] bucket hash; ARGV: now, capacity, per_second. Returns the seconds to wait (0: taken).
 _TAKE = """
@@ -67,7 +86,7 @@ class Bucket:
 
     @property
     def key(self) -> str:
-        return f"{PREFIX}bucket:{self.name}"
+        return bucket_key(self.name)
 
     def take(self, provider: str) -> float:
         """Wait for room for one call; the seconds waited."""
@@ -102,7 +121,7 @@ class Slots:
 
     @property
     def key(self) -> str:
-        return f"{PREFIX}slots:{self.name}"
+        return slots_key(self.name)
 
     @contextlib.contextmanager
     def held(self, provider: str) -> Iterator[None]:

@@ -3,11 +3,12 @@ HTTP Basic auth (user = API key, password = API password), paced by Duoplane's l
 
 Duoplane counts requests per API user in a leaky bucket (40, draining 2 per second) and answers
 429 when it is full; requests made while limited lengthen the wait. Every request here first
-takes room in a ``worker.store.pacing.Bucket`` shared by every worker process (keyed by a digest of
-the URL and API key, never the key itself), and every answer's ``Duoplane-Retry-After-Seconds``
-is honoured: a positive value holds the bucket that long. A read answered 429 is waited out
-(the header's seconds plus a margin) and sent again, a few times within the attempt; a create
-answered 429 was not made, and the attempt ends with a TransientError carrying the wait.
+takes room in the API user's bucket (``Job.pace``), shared by every worker process (named by a
+digest of the URL and API key, never the key itself), and every answer's
+``Duoplane-Retry-After-Seconds`` is honoured: a positive value holds the bucket that long. A
+read answered 429 is waited out (the header's seconds plus a margin) and sent again, a few times
+within the attempt; a create answered 429 was not made, and the attempt ends with a
+TransientError carrying the wait.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic import SecretStr
 from worker.basics.errors import HardError, TransientError
 from worker.integrations import http as provider_http
 from worker.integrations.duoplane.settings import PROVIDER
-from worker.store.pacing import Bucket
+from worker.integrations.job import Pace
 
 _session = provider_http.pooled_session()
 
@@ -44,7 +45,7 @@ class Account:
 
 @dataclass(frozen=True)
 class Pacing:
-    bucket: Bucket
+    bucket: Pace
     margin_seconds: float = 0.25
     rate_limited_retries: int = 3
 

@@ -57,7 +57,6 @@ from worker.integrations.kit import (
     parsed_at_start,
 )
 from worker.integrations.registry import Integration, Requirement, Schedule
-from worker.store.pacing import Bucket
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +107,8 @@ def client_for(job: Job[Any], s: DuoplaneSettings) -> DuoplaneClient:
         )
     password = credential(job, "password", "DUOPLANE_PASSWORD")
     account = Account(api_key, SecretStr(password))
-    bucket = Bucket(
-        job.records.redis,
-        f"duoplane:{account.digest(base_url)}",
-        s.rate_capacity,
-        s.rate_per_second,
+    bucket = job.pace(
+        account.digest(base_url), capacity=s.rate_capacity, per_second=s.rate_per_second
     )
     pacing = Pacing(bucket, s.retry_after_margin_seconds, s.rate_limited_retries)
     return DuoplaneClient(base_url, account, s.timeout, pacing)

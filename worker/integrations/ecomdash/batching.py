@@ -24,10 +24,11 @@ one ``submitTrackingInfo`` call, across every worker process, in Redis.
 
 Outcomes are per record: ``WasSuccessful: false`` fails only that record's message; an error of
 the whole call (401, 403: refused; 429, 5xx, a timeout: retry) is every record's outcome.
-Keys: ``shiphub:ecomdash:{queue,leader}:<digest>``, ``shiphub:ecomdash:state:<message_id>`` (a
-replay's ``<message_id> (replay n)``: it starts from scratch, not from what the run it replays
-was answered), ``shiphub:ecomdash:delivered:<account digest>:<delivery digest>``; digests,
-never keys in clear.
+The queue is the store's (``Job.batch``, ``worker.store.provider_state``: its keys, and which
+writes are fenced by the message's lease): ``shiphub:ecomdash:{queue,leader}:<digest>``,
+``shiphub:ecomdash:state:<message_id>`` (a replay's ``<message_id> (replay n)``: it starts from
+scratch, not from what the run it replays was answered),
+``shiphub:ecomdash:delivered:<account digest>:<delivery digest>``; digests, never keys in clear.
 """
 
 from __future__ import annotations
@@ -37,11 +38,10 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-import redis
 from pydantic import BaseModel, Field
 
 from worker.basics import deadline
@@ -51,58 +51,8 @@ from worker.integrations.ecomdash.settings import PROVIDER
 
 log = logging.getLogger(__name__)
 
-PREFIX = "shiphub:ecomdash:"
-STATE_PREFIX = PREFIX + "state:"
 POLL_SECONDS = 0.1
 LOCK_MARGIN_SECONDS = 5.0
-
-_ENQUEUE = """
-local raw = redis.call('GET', KEYS[1])
-if raw then
-  local st = cjson.decode(raw)
-  if st.state ~= 'done' or st.outcome.kind ~= 'retry' then return raw end
-end
-redis.call('SET', KEYS[1], '{"state":"queued"}', 'EX', ARGV[2])
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return false
-"""
-# Take up to ARGV[1] records still queued; mark each "sending" under the leader's token.
-_POP = """
-local out = {}
-while #out < tonumber(ARGV[1]) do
-  local entry = redis.call('LPOP', KEYS[1])
-  if not entry then break end
-  local key = ARGV[4] .. cjson.decode(entry).message_id
-  local raw = redis.call('GET', key)
-  local st = raw and cjson.decode(raw) or nil
-  if st == nil or st.state == 'queued' then
-    redis.call('SET', key, cjson.encode({state = 'sending', leader = ARGV[2]}), 'EX', ARGV[3])
-    table.insert(out, entry)
-  end
-end
-return out
-"""
-# Put a record back when the leader that took it no longer holds the lock (it died).
-_REQUEUE_LOST = """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return 0 end
-local st = cjson.decode(raw)
-if st.state ~= 'sending' then return 0 end
-if redis.call('GET', KEYS[3]) == st.leader then return 0 end
-redis.call('SET', KEYS[1], '{"state":"queued"}', 'EX', ARGV[2])
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return 1
-"""
-_EXTEND = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def digest(*parts: str) -> str:
@@ -219,7 +169,25 @@ def unique(entries: Sequence[Entry]) -> tuple[list[Entry], dict[str, str]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The queue in Redis
+# The queue, across worker processes (in Redis, through ``Job.batch``)
+
+
+class Queue(Protocol):
+    """The batch queue as one message's handler sees it (``Job.batch``: the store's
+    ``BatchQueue``). ``run`` is an entry's ``message_id``; entries are ``Entry.to_json``."""
+
+    def enqueue(self, run: str, entry: str) -> None: ...
+    def requeue_if_lost(self, run: str, entry: str) -> bool: ...
+    def look(self, run: str) -> tuple[dict[str, Any] | None, bool, int]: ...
+    def state(self, run: str) -> dict[str, Any] | None: ...
+    def ends(self) -> tuple[str | None, str | None, int]: ...
+    def delivered(self, names: Sequence[str]) -> list[str | None]: ...
+    def take_lead(self, token: str, ttl_ms: int) -> bool: ...
+    def keep_lead(self, token: str, ttl_ms: int) -> bool: ...
+    def release_lead(self, token: str) -> None: ...
+    def take(self, token: str, size: int) -> list[str]: ...
+    def write(self, outcomes: Mapping[str, Any], delivered: Mapping[str, str]) -> None: ...
+    def put_back(self, entries: Sequence[tuple[str, str]]) -> None: ...
 
 
 def _left() -> float:
@@ -229,39 +197,34 @@ def _left() -> float:
 
 @dataclass
 class Batcher:
-    client: redis.Redis
-    queue_name: str  # digest of the URL and both keys: one queue per set of credentials
+    queue: Queue  # one per set of credentials (named by a digest of the URL and both keys)
     account: str  # digest of the ecd key: the account's deliveries
     window_seconds: float  # a batch goes once no record came for this long ...
     max_wait_seconds: float  # ... or its oldest record waited this long, or it is full
     batch_size: int
-    result_ttl_seconds: int
     call_seconds: float  # how long one call may take (connect + read timeouts)
     send: Callable[[list[dict[str, Any]]], SubmitAnswer]
 
-    @property
-    def queue_key(self) -> str:
-        return f"{PREFIX}queue:{self.queue_name}"
-
-    @property
-    def lock_key(self) -> str:
-        return f"{PREFIX}leader:{self.queue_name}"
-
-    def delivered_key(self, key: str) -> str:
-        return f"{PREFIX}delivered:{self.account}:{digest(key)}"
+    def delivered_name(self, key: str) -> str:
+        """The name of the account's "delivered" mark for delivery ``key``."""
+        return f"{self.account}:{digest(key)}"
 
     # -- every handler ------------------------------------------------------------------
     def submit(self, entry: Entry) -> Outcome:
         """Queue ``entry`` (unless it is queued or answered) and wait for its outcome, leading
         the batch when nobody does."""
-        self._enqueue(entry)
+        self.queue.enqueue(entry.message_id, entry.to_json())
         while True:
-            state, led, queued = self._look(entry.message_id)
+            state, led, queued = self.queue.look(entry.message_id)
             if state is None:  # expired: queue it again
-                self._enqueue(entry)
+                self.queue.enqueue(entry.message_id, entry.to_json())
             elif state["state"] == "done":
                 return Outcome.model_validate(state["outcome"])
-            elif state["state"] == "sending" and not led and self._requeue_if_lost(entry):
+            elif (
+                state["state"] == "sending"
+                and not led
+                and self.queue.requeue_if_lost(entry.message_id, entry.to_json())
+            ):
                 log.warning(
                     "ecomdash: %s was being sent by a leader that is gone; queued again "
                     "(it may reach ecomdash twice)",
@@ -273,43 +236,6 @@ class Batcher:
                     self._lead(token, entry.message_id)
                     continue
             self._pause()
-
-    def _look(self, message_id: str) -> tuple[dict[str, Any] | None, bool, int]:
-        """In one round trip: this message's state, whether a leader holds the lock, and how
-        many records are queued."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.get(STATE_PREFIX + message_id)
-        pipe.exists(self.lock_key)
-        pipe.llen(self.queue_key)
-        raw, led, queued = pipe.execute()
-        return (json.loads(raw) if raw else None), bool(led), int(queued)
-
-    def _enqueue(self, entry: Entry) -> None:
-        self.client.eval(
-            _ENQUEUE,
-            2,
-            STATE_PREFIX + entry.message_id,
-            self.queue_key,
-            entry.to_json(),
-            self.result_ttl_seconds,
-        )
-
-    def _state(self, message_id: str) -> dict[str, Any] | None:
-        raw = self.client.get(STATE_PREFIX + message_id)
-        return json.loads(raw) if raw else None
-
-    def _requeue_if_lost(self, entry: Entry) -> bool:
-        return bool(
-            self.client.eval(
-                _REQUEUE_LOST,
-                3,
-                STATE_PREFIX + entry.message_id,
-                self.queue_key,
-                self.lock_key,
-                entry.to_json(),
-                self.result_ttl_seconds,
-            )
-        )
 
     def _lead_budget(self) -> float:
         return self.max_wait_seconds + self.call_seconds + 1.0
@@ -326,34 +252,30 @@ class Batcher:
     # -- the leader -----------------------------------------------------------------------
     def _take_lock(self, token: str) -> bool:
         ttl_ms = int((self._lead_budget() + LOCK_MARGIN_SECONDS) * 1000)
-        return bool(self.client.set(self.lock_key, token, nx=True, px=ttl_ms))
+        return self.queue.take_lead(token, ttl_ms)
 
     def _extend(self, token: str, seconds: float) -> bool:
-        return bool(self.client.eval(_EXTEND, 1, self.lock_key, token, int(seconds * 1000)))
+        return self.queue.keep_lead(token, int(seconds * 1000))
 
     def _lead(self, token: str, mine: str) -> None:
         """Send batches until this handler's own outcome is written (or the queue is empty,
         or its deadline leaves no room for another call)."""
         try:
             while self._gather(token):
-                entries = self._pop(token)
+                entries = [Entry.from_json(e) for e in self.queue.take(token, self.batch_size)]
                 if entries:
                     self._send(entries, token)
-                own = self._state(mine)
+                own = self.queue.state(mine)
                 if (own and own["state"] == "done") or _left() < self._lead_budget():
                     return
         finally:
-            self.client.eval(_RELEASE, 1, self.lock_key, token)
+            self.queue.release_lead(token)
 
     def _gather(self, token: str) -> bool:
         """Wait until the queue holds a full batch, or no record has come for the window, or
         the oldest has waited ``max_wait_seconds``; False when the queue is empty."""
         while True:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.lindex(self.queue_key, 0)
-            pipe.lindex(self.queue_key, -1)
-            pipe.llen(self.queue_key)
-            first, last, queued = pipe.execute()
+            first, last, queued = self.queue.ends()
             if first is None or last is None:
                 return False
             now = time.time()
@@ -367,18 +289,6 @@ class Batcher:
                 return True
             self._extend(token, self._lead_budget() + LOCK_MARGIN_SECONDS)
             time.sleep(max(0.0, min(self.window_seconds - quiet, POLL_SECONDS)))
-
-    def _pop(self, token: str) -> list[Entry]:
-        raw = self.client.eval(
-            _POP,
-            1,
-            self.queue_key,
-            self.batch_size,
-            token,
-            self.result_ttl_seconds,
-            STATE_PREFIX,
-        )
-        return [Entry.from_json(e) for e in raw or []]
 
     def _send(self, entries: list[Entry], token: str) -> None:
         sending, carried = unique(entries)
@@ -411,7 +321,7 @@ class Batcher:
     def _already_delivered(self, entries: list[Entry]) -> dict[str, Outcome]:
         if not entries:
             return {}
-        marks = self.client.mget([self.delivered_key(e.key) for e in entries])
+        marks = self.queue.delivered([self.delivered_name(e.key) for e in entries])
         return {
             e.message_id: Outcome(
                 kind="sent",
@@ -424,26 +334,17 @@ class Batcher:
         }
 
     def _write(self, outcomes: dict[str, Outcome], sent: list[Entry]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for message_id, outcome in outcomes.items():
-            state = {"state": "done", "outcome": outcome.model_dump(mode="json")}
-            pipe.set(STATE_PREFIX + message_id, json.dumps(state), ex=self.result_ttl_seconds)
+        delivered = {}
         for entry in sent:
             outcome = outcomes.get(entry.message_id)
             if outcome is not None and outcome.kind == "sent" and outcome.sent_by is None:
-                pipe.set(
-                    self.delivered_key(entry.key), entry.message_id, ex=self.result_ttl_seconds
-                )
-        pipe.execute()
+                delivered[self.delivered_name(entry.key)] = entry.message_id
+        self.queue.write(
+            {run: outcome.model_dump(mode="json") for run, outcome in outcomes.items()}, delivered
+        )
 
     def _put_back(self, entries: list[Entry]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for entry in reversed(entries):  # back at the head, in their order
-            pipe.set(
-                STATE_PREFIX + entry.message_id, '{"state":"queued"}', ex=self.result_ttl_seconds
-            )
-            pipe.lpush(self.queue_key, entry.to_json())
-        pipe.execute()
+        self.queue.put_back([(e.message_id, e.to_json()) for e in entries])
 
 
 def _carried(outcomes: dict[str, Outcome], carried: dict[str, str]) -> dict[str, Outcome]:

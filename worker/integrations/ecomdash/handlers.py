@@ -2,9 +2,9 @@
 shipment's tracking to ecomdash, which tells the marketplaces.
 
 Confirmations of one account that arrive close together share one call (``batching``), paced
-across every worker process to ecomdash's limits (``worker.store.pacing``: 120 calls a minute, 3 at
-once, per account, keyed by a digest of the account's key). Each message answers its own
-record's outcome. A delivery already made (the same ShipmentId, tracking numbers and line
+across every worker process to ecomdash's limits (``Job.pace``, ``Job.in_flight``: 120 calls a
+minute, 3 at once, per account, named by a digest of the account's key). Each message answers
+its own record's outcome. A delivery already made (the same ShipmentId, tracking numbers and line
 items) is not sent again: the message answers an info notification naming the message that
 delivered it.
 """
@@ -37,7 +37,6 @@ from worker.integrations.ecomdash.settings import (
 from worker.integrations.job import Job
 from worker.integrations.kit import credential, parsed_at_start
 from worker.integrations.registry import Integration, Requirement
-from worker.store.pacing import Bucket, Slots
 
 DELIVERED = "delivered"  # handler memory: delivery key -> the message that delivered it
 OPERATION = "submitTrackingInfo"
@@ -91,16 +90,10 @@ def batcher_for(job: Job[Any], s: EcomdashSettings, base_url: str, keys: Keys) -
     client = EcomdashClient(base_url, keys, s.timeout)
     ecd, subscription = keys.ecd.get_secret_value(), keys.subscription.get_secret_value()
     account = digest(ecd)
-    redis = job.records.redis
     burst = min(BURST, s.calls_per_minute)
     # At most ``calls_per_minute`` in any minute: the burst, then the rest over the minute.
-    bucket = Bucket(
-        redis,
-        f"ecomdash:{account}",
-        capacity=burst,
-        per_second=max(s.calls_per_minute - burst, 1) / 60.0,
-    )
-    slots = Slots(redis, f"ecomdash:{account}:{OPERATION}", s.concurrent_calls)
+    bucket = job.pace(account, capacity=burst, per_second=max(s.calls_per_minute - burst, 1) / 60.0)
+    slots = job.in_flight(f"{account}:{OPERATION}", s.concurrent_calls)
 
     def send(records: list[dict[str, Any]]) -> SubmitAnswer:
         bucket.take(PROVIDER)
@@ -114,13 +107,11 @@ def batcher_for(job: Job[Any], s: EcomdashSettings, base_url: str, keys: Keys) -
                 raise
 
     return Batcher(
-        client=redis,
-        queue_name=digest(base_url, subscription, ecd),
+        queue=job.batch(digest(base_url, subscription, ecd), ttl_seconds=s.result_ttl_seconds),
         account=account,
         window_seconds=s.batch_window_seconds,
         max_wait_seconds=max(s.batch_max_wait_seconds, s.batch_window_seconds),
         batch_size=s.batch_size,
-        result_ttl_seconds=s.result_ttl_seconds,
         call_seconds=sum(s.timeout),
         send=send,
     )

@@ -9,9 +9,9 @@ ship notification.
   leaky bucket in Redis per environment (``SPECTRUM_RATE_PER_MINUTE``, ``SPECTRUM_BURST``),
   shared by every worker process.
 * A 403 is throttling or a bad token, and Spectrum does not say which: each one pauses the
-  environment's calls (``SPECTRUM_FORBIDDEN_PAUSE_SECONDS``) and is retried; the 403s of one message
-  are counted in Redis, and past ``SPECTRUM_FORBIDDEN_RETRIES`` retries it is a hard error
-  saying it is either a bad token or throttling (the token is never shown).
+  environment's calls (``SPECTRUM_FORBIDDEN_PAUSE_SECONDS``) and is retried; the 403s of one run
+  of a message are counted (``Job.count_up``), and past ``SPECTRUM_FORBIDDEN_RETRIES`` retries it
+  is a hard error saying it is either a bad token or throttling (the token is never shown).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from worker.basics.errors import HardError, MissingParameter, ProviderError, TransientError
 from worker.hub.messages import Answer
 from worker.integrations import registry
-from worker.integrations.job import Job
+from worker.integrations.job import Job, Pace
 from worker.integrations.kit import credential
 from worker.integrations.registry import Integration, Requirement
 from worker.integrations.spectrum.client import (
@@ -48,15 +48,13 @@ from worker.integrations.spectrum.settings import (
     load_config,
     spectrum_settings,
 )
-from worker.store.pacing import Bucket
 
 SENT = "Tracking sent to Spectrum"
 ALREADY_SENT = "Tracking already sent to Spectrum"
 REFUSED = "Spectrum refused the ship notification"
 FORBIDDEN = "Spectrum answered 403 Forbidden"
 DELIVERED = "delivered"  # handler memory: the notification delivered, per shipment number
-FORBIDDEN_KEY = "shiphub:spectrum:forbidden:"  # the 403s of one message, while it is retried
-FORBIDDEN_KEY_TTL = 7 * 24 * 3600
+FORBIDDEN_COUNT = "forbidden"  # the 403s of one run of a message, while it is retried
 
 spectrum = registry.register(
     Integration(
@@ -122,36 +120,23 @@ def _same_notification(kept: Any, body: Mapping[str, Any]) -> bool:
     return isinstance(kept, Mapping) and kept.get("sends") == body
 
 
-def bucket_for(job: Job[Any], s: SpectrumSettings, base_url: str) -> Bucket:
+def bucket_for(job: Job[Any], s: SpectrumSettings, base_url: str) -> Pace:
     """The pace of one environment's ship-notification endpoint, for every token together:
     Spectrum's limit is "per endpoint", and whether it counts per token or per client address
     is unknown, so the cautious reading is taken (a 403's pause then holds up every store's
     calls to that environment for a while, which costs time, not updates)."""
     digest = hashlib.sha256(base_url.encode()).hexdigest()[:16]
-    return Bucket(
-        job.records.redis,
-        f"spectrum:{digest}:ship-notification",
-        capacity=s.burst,
-        per_second=s.per_second,
-    )
-
-
-def _forbidden_key(job: Job[Any]) -> str:
-    """The count of 403s of this run of the message (a replay counts afresh)."""
-    return f"{FORBIDDEN_KEY}{job.run_key}"
+    return job.pace(f"{digest}:ship-notification", capacity=s.burst, per_second=s.per_second)
 
 
 def after_forbidden(
-    job: Job[Any], s: SpectrumSettings, bucket: Bucket, exc: Forbidden
+    job: Job[Any], s: SpectrumSettings, bucket: Pace, exc: Forbidden
 ) -> ProviderError:
     """A 403: pause the environment's calls, then try again (a TransientError) until this message
     has had ``forbidden_retries`` retries; then a HardError saying it is throttling or a bad
     token."""
     bucket.hold(s.forbidden_pause_seconds)
-    redis = job.records.redis
-    key = _forbidden_key(job)
-    count = int(redis.incr(key))
-    redis.expire(key, FORBIDDEN_KEY_TTL)
+    count = job.count_up(FORBIDDEN_COUNT)  # this run's (a replay counts afresh)
     if count <= s.forbidden_retries:
         return TransientError(
             f"{FORBIDDEN} (throttled, or a bad token)",
@@ -164,7 +149,7 @@ def after_forbidden(
             retry_after=s.forbidden_pause_seconds,
             status=403,
         )
-    redis.delete(key)
+    job.clear_count(FORBIDDEN_COUNT)
     return HardError(
         FORBIDDEN,
         [
@@ -180,4 +165,4 @@ def after_forbidden(
 
 
 def forget_forbidden(job: Job[Any]) -> None:
-    job.records.redis.delete(_forbidden_key(job))
+    job.clear_count(FORBIDDEN_COUNT)
