@@ -1,6 +1,6 @@
 """``shiphub``: the operator's command line, a client of the receiver's HTTP interface.
 
-Each command is one or a few documented routes (README, "HTTP interface"), so it works against
+Each command is one or a few documented routes (docs/http.md), so it works against
 any receiver given its URL (``SHIPHUB_URL``) and the hub's token (``ENDPOINT_KEY``, or
 ``--token-file``); ``check`` alone looks at this host's own configuration.
 """

@@ -1,7 +1,7 @@
 """The receiver's HTTP interface as the command line uses it, and what its answers mean as exit
 statuses.
 
-The command line is only a client: everything it does goes through the routes the README
+The command line is only a client: everything it does goes through the routes docs/http.md
 documents, so it works the same against ``bin/run`` and a remote service, given its URL and the
 hub's token. The token goes in ``X-Hub-Token`` and nowhere else: it is never printed, and an
 error never quotes a request header.

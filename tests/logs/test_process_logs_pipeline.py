@@ -316,23 +316,23 @@ def test_delivery_lines_carry_the_message_id_and_nothing_stale(run: Run) -> None
                 assert (line["service"], line["attempt"]) == (SERVICE, 1), line
 
 
-def readme_warnings_query() -> list[str]:
-    """The README's command for a worker's warnings (section Logs), as its words."""
-    readme = (ROOT / "README.md").read_text()
+def manual_warnings_query() -> list[str]:
+    """The manual's command for a worker's warnings (docs/operations.md, Logs), as its words."""
+    page = (ROOT / "docs" / "operations.md").read_text()
     (line,) = [
         line.strip()
-        for line in readme.splitlines()
+        for line in page.splitlines()
         if line.strip().startswith("jq ") and '"WARNING"' in line and "worker.log" in line
     ]
     return shlex.split(line)
 
 
-def test_the_readmes_query_for_warnings_finds_every_message_that_failed_or_went_dead(
+def test_the_manuals_query_for_warnings_finds_every_message_that_failed_or_went_dead(
     run: Run, tmp_path: Path
 ) -> None:
     log = tmp_path / "worker.log"
     log.write_text(run.outputs["worker"])
-    command = [str(log) if word == ".run/worker.log" else word for word in readme_warnings_query()]
+    command = [str(log) if word == ".run/worker.log" else word for word in manual_warnings_query()]
 
     done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
 

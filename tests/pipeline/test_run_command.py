@@ -15,6 +15,7 @@ import requests
 from devstack.demo import SIMULATED_PROVIDERS, run_demo
 from tests.support.servers import RecordingServer
 from tests.support.stack import ROOT, free_port, wait_until
+from tests.support.walkthrough import walked_blocks
 
 FIXTURES = ROOT / "tests" / "fixtures" / "dotcom"
 
@@ -43,19 +44,12 @@ FUZZ_SEED = 20261123
 
 
 def readme_walkthrough(ports: dict[str, str], state_dir: Path) -> str:
-    """Every ``sh`` block of the README after the set-up one, as one script that stops at the
-    first command that fails, on this run's ports and state directory instead of the
-    defaults."""
-    blocks, block = [], None
-    for line in (ROOT / "README.md").read_text().splitlines():
-        if block is None and line.strip() == "```sh":
-            block = []
-        elif block is not None and line.startswith("```"):
-            blocks.append("\n".join(block))
-            block = None
-        elif block is not None:
-            block.append(line)
-    script = "\n".join(f"echo '[walk] block {n}'\n{b}" for n, b in enumerate(blocks[1:], 2))
+    """Every ``sh`` block of the manual (the README's, then each page's of ``docs/``, in the
+    order ``WALKED_PAGES`` declares), as one script that stops at the first command that fails,
+    on this run's ports and state directory instead of the defaults."""
+    script = "\n".join(
+        f"echo '[walk] {page} block {n}'\n{block}" for page, n, block in walked_blocks()
+    )
     for default, name in (
         ("8000", "PORT"),
         ("6390", "SHIPHUB_REDIS_PORT"),
@@ -68,7 +62,7 @@ def readme_walkthrough(ports: dict[str, str], state_dir: Path) -> str:
     ):
         for host in ("localhost", "127.0.0.1"):
             script = script.replace(f"{host}:{default}", f"{host}:{ports[name]}")
-    # The README's fuzzing run draws new cases each time, for whoever runs it; here the same
+    # The manual's fuzzing run draws new cases each time, for whoever runs it; here the same
     # ones, so that CI is reproducible (tests/fuzz and the property tests do the searching).
     script = script.replace(" run http://", f" run --seed {FUZZ_SEED} http://")
     assert ("schemathesis run" in script) == ("--seed" in script), "the fuzzing run moved"
@@ -76,7 +70,7 @@ def readme_walkthrough(ports: dict[str, str], state_dir: Path) -> str:
 
 
 def walk_the_readme(ports: dict[str, str], state_dir: Path, env: dict[str, str]) -> str:
-    """Run the README's commands against a running ``bin/run``; what they printed."""
+    """Run the manual's commands against a running ``bin/run``; what they printed."""
     walked = subprocess.run(
         ["bash", "-c", readme_walkthrough(ports, state_dir)],
         cwd=ROOT,
@@ -235,7 +229,7 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
         after = demo.split("get_shipment")[-1]
         assert "status assigned" in after or "status picked_up" in after, demo
 
-        # Every command the README shows, in order, right after the demo.
+        # Every command the manual shows, in order, right after the demo.
         said = walk_the_readme(ports, tmp_path, env)
         # jq follows that message through the receiver's and the worker's logs.
         assert "intake queued" in said and '"attempt":1' in said, said

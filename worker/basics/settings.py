@@ -1,6 +1,7 @@
 """Service configuration: environment variables, typed and checked once at start-up.
 
-Every variable is listed in the README's configuration table. Provider credentials live in each
+Each field's ``description`` is its line in ``docs/configuration.md``, which is generated from
+them (``python -m shiphub_cli.configuration_docs``). Provider credentials live in each
 integration's own settings class (``DOTCOM_API_KEY``...), next to its code.
 """
 
@@ -28,89 +29,342 @@ class Settings(SecretsChecked):
     # An empty variable is an unset one (TASK_MAX_ATTEMPTS= means no attempt limit).
     model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
 
-    port: int = 8000
+    port: int = Field(
+        8000,
+        description="the receiver's port (the Procfile's `web` line binds `${PORT:-8000}`)",
+    )
     # redis://[:password@]host:port/db, or Redis Sentinel: sentinel://host:port;sentinel://...
     # (each sentinel a part; password and db may be on any part) with REDIS_SENTINEL_MASTER.
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_sentinel_master: str = "mymaster"
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description=(
+            "records, outbox, cursors and the Celery broker: **one and the same Redis**, which "
+            "the receiver relies on (a new message's record and its broker message are written by "
+            "one Lua script): `redis://[:password@]host:port/db`, or Redis Sentinel: "
+            "`sentinel://[:password@]host:port[/db];sentinel://host:port;...` (one part per "
+            "sentinel; the password is the Redis nodes' one, and the password and the database "
+            "may be written on any part, the same wherever given). Run Redis with AOF on and "
+            "`maxmemory-policy noeviction`. `bin/run`: its own Redis on port 6390"
+        ),
+    )
+    redis_sentinel_master: str = Field(
+        "mymaster",
+        description=(
+            "with a `sentinel://` `REDIS_URL`: the name the sentinels monitor the master under "
+            "(`sentinel monitor <name> ...`)"
+        ),
+    )
     # Answer a message 200 only once this many replicas acknowledged its record (Redis WAIT),
     # waiting at most REDIS_REPLICAS_TIMEOUT_SECONDS (under the records client's 5 s socket
     # timeout); 0: do not wait for replicas.
-    redis_min_replicas_acked: int = Field(0, ge=0)
-    redis_replicas_timeout_seconds: float = Field(1.0, gt=0, le=4)
+    redis_min_replicas_acked: int = Field(
+        0,
+        ge=0,
+        description=(
+            "answer a message 200 only once this many replicas have its record (Redis `WAIT`); "
+            "otherwise 503. Workers push an answer only once this many replicas have it "
+            "(docs/deployment.md, the replica setting). 0: do not wait for replicas"
+        ),
+    )
+    redis_replicas_timeout_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=4,
+        description=(
+            "how long the receiver waits for those replicas before it answers 503 (at most 4)"
+        ),
+    )
     # Redis connections per process for records (the broker has its own pool): more requests or
     # threads than this wait their turn rather than each opening a connection.
-    redis_max_connections: int = Field(50, ge=2)
+    redis_max_connections: int = Field(
+        50,
+        ge=2,
+        description=(
+            "Redis connections per process for records (the broker has its own pool); more "
+            "concurrent requests or threads wait their turn (up to 5 s)"
+        ),
+    )
 
     # The hub's token for requests to us; required unless insecure development mode is on.
-    endpoint_key: SecretStr | None = None
-    shiphub_insecure_dev: bool = False
+    endpoint_key: SecretStr | None = Field(
+        None,
+        description=(
+            "the hub's token (`X-Hub-Token`, or the older `X-Augury-Token`). **Required**: "
+            "without it nothing starts, unless `SHIPHUB_INSECURE_DEV`"
+        ),
+    )
+    shiphub_insecure_dev: bool = Field(
+        False,
+        description=(
+            "let requests in without a token when `ENDPOINT_KEY` is unset, and parameters be "
+            "stored unsealed when `SHIPHUB_SECRET_KEY` is: local development only (`bin/run` sets "
+            "it when you give no key)"
+        ),
+    )
     # Seals message parameters (credentials) while they are stored (worker/basics/sealing.py);
     # required unless insecure development mode is on.
-    shiphub_secret_key: SecretStr | None = None
+    shiphub_secret_key: SecretStr | None = Field(
+        None,
+        description=(
+            "Fernet key(s), comma separated, sealing the parameters (credentials) a message "
+            "carries while it is stored; the first seals, all open (rotate by putting the new key "
+            "first, and drop the old one `RECORD_TTL_SECONDS` later). **Required** unless "
+            "`SHIPHUB_INSECURE_DEV`; `bin/run` makes one in `.run/secret.key`. Make one with "
+            '`.venv/bin/python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())"`'
+        ),
+    )
 
     # Waiting for the worker (X-Hub-Wait overrides per request; the classic hub waited <= 180 s).
-    hub_wait_seconds: float = Field(0.0, ge=0, le=180)
+    hub_wait_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=180,
+        description=(
+            "how long the receiver waits for the answer when the request has no `X-Hub-Wait` (at "
+            "most 180)"
+        ),
+    )
     # At most this many requests wait at once per receiver process; more get 202 at once.
-    hub_wait_max_requests: int = Field(1000, ge=1)
-    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    hub_wait_max_requests: int = Field(
+        1000,
+        ge=1,
+        description=(
+            "requests that may wait at once per receiver process; more are answered 202 at once"
+        ),
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        gt=0,
+        description="larger bodies (chunked too) get 413",
+    )
     # A provider's webhook is read before its signature is checked: at most this much of it
     # (its events are a few KB), so that unverified senders hold little memory.
-    webhook_max_body_bytes: int = Field(64 * 1024, gt=0)
+    webhook_max_body_bytes: int = Field(
+        64 * 1024,
+        gt=0,
+        description=(
+            "a provider's webhook is read at most this far before its signature is checked: "
+            "larger bodies get 413 as soon as they pass it (providers' events are a few KB; an "
+            "unverified sender holds no more memory than this)"
+        ),
+    )
     # Messages arriving at one receiver process at the same time share a round trip to Redis,
     # at most this many per round trip (worker/pipeline/intake.py, ``Together``); 1: each its own.
-    intake_round_trip_messages: int = Field(64, ge=1, le=1000)
+    intake_round_trip_messages: int = Field(
+        64,
+        ge=1,
+        le=1000,
+        description=(
+            "messages arriving at one receiver process at the same time share a round trip to "
+            "Redis, at most this many per round trip (1: each message its own)"
+        ),
+    )
 
     # Answers pushed back to the hub. Failed pushes are retried from Redis for a time budget
     # (HUB_PUSH_RETRY_FOR_SECONDS), jittered exponential back-off from 1 s up to the cap.
-    hub_push_url: str | None = None
-    hub_store: str = "default"
-    hub_access_token: SecretStr | None = None
-    hub_sign_access_token: bool = False  # X-Hub-Access-Token as HMAC-SHA1, like the classic hub
-    hub_push_timeout_seconds: float = Field(10.0, gt=0)
+    hub_push_url: str | None = Field(
+        None,
+        description=(
+            "where finished answers are pushed (an http(s) URL); unset: answers are kept and "
+            "returned to waiting requests and `GET /messages/...` only"
+        ),
+    )
+    hub_store: str = Field(
+        "default",
+        description=(
+            "the store of a message posted without an `X-Hub-Store` header (cursors, handler "
+            "memory and pushes are per store); a store name: ASCII letters, digits, `-`, `_`, `.`"
+        ),
+    )
+    hub_access_token: SecretStr | None = Field(
+        None,
+        description=(
+            "token for pushes (required with `HUB_PUSH_URL`); also the HMAC key of "
+            "`X-Hub-Signature`"
+        ),
+    )
+    hub_sign_access_token: bool = Field(  # X-Hub-Access-Token as HMAC-SHA1, like the classic hub
+        False,
+        description=(
+            "send `X-Hub-Access-Token` as the classic hub's HMAC-SHA1 of body + timestamp instead "
+            "of the token itself"
+        ),
+    )
+    hub_push_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "read timeout of one push; after pushes that timed out, the next gets twice the time "
+            "(up to 8 times this)"
+        ),
+    )
     # An answer bigger than this goes out as several pushes, in order (our own receiver takes
     # at most 1 MiB; a hub's limit is likely similar).
-    hub_push_max_bytes: int = Field(512 * 1024, ge=4096)
-    hub_push_retry_for_seconds: float = Field(24 * 3600.0, gt=0)
-    hub_push_max_attempts: int | None = Field(None, ge=1)
-    hub_push_retry_max_seconds: float = Field(300.0, gt=0)
+    hub_push_max_bytes: int = Field(
+        512 * 1024,
+        ge=4096,
+        description="an answer bigger than this is pushed in parts, in order",
+    )
+    hub_push_retry_for_seconds: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description=(
+            "how long failed pushes of one answer are retried before the delivery is dead "
+            "(listed, replayable)"
+        ),
+    )
+    hub_push_max_attempts: int | None = Field(
+        None,
+        ge=1,
+        description="if set, also make a delivery dead after this many pushes",
+    )
+    hub_push_retry_max_seconds: float = Field(
+        300.0,
+        gt=0,
+        description=(
+            "cap of the push back-off (1, 2, 4 ... s, each jittered to 50-100 %), also the cap on "
+            "the hub's `Retry-After`"
+        ),
+    )
 
     # Handling messages: a transient failure is retried from Redis for a time budget
     # (RETRY_FOR_SECONDS), jittered exponential back-off from RETRY_BASE_SECONDS up to
     # RETRY_MAX_SECONDS; attempts only limit when TASK_MAX_ATTEMPTS is set.
-    retry_for_seconds: float = Field(6 * 3600.0, gt=0)
-    task_max_attempts: int | None = Field(None, ge=1)
-    retry_base_seconds: float = Field(2.0, gt=0)
-    retry_max_seconds: float = Field(300.0, gt=0)
+    retry_for_seconds: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description=(
+            "how long a message is retried after transient failures before it is dead; the last "
+            "retry is pulled in to the end of this budget"
+        ),
+    )
+    task_max_attempts: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "if set, also make a message dead after this many attempts (attempts are always "
+            "counted and shown)"
+        ),
+    )
+    retry_base_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="first back-off; doubles per attempt, jittered to 50-100 %",
+    )
+    retry_max_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="back-off cap, also the cap on a provider's `Retry-After`",
+    )
     # One attempt's deadline: provider calls get what is left of it as their timeout.
-    task_time_limit_seconds: float = Field(300.0, gt=0)
+    task_time_limit_seconds: float = Field(
+        300.0,
+        gt=0,
+        description=(
+            "one attempt's deadline, enforced at every provider call: provider calls get what is "
+            "left of it as their timeout"
+        ),
+    )
     # A handler's lease (and a poll's per-store lock): renewed while the handler lives, so a
     # dead worker's message is taken up again within about this long.
-    lease_seconds: float = Field(30.0, ge=1)
-    broker_visibility_timeout_seconds: float = Field(900.0, gt=0)
-    worker_concurrency: int = Field(16, ge=1)
+    lease_seconds: float = Field(
+        30.0,
+        ge=1,
+        description=(
+            "a handler's lease on its message (and a poll's lock on its store), renewed every "
+            "third of it while the handler lives: a dead worker's message is taken up again "
+            "within about this long"
+        ),
+    )
+    broker_visibility_timeout_seconds: float = Field(
+        900.0,
+        gt=0,
+        description=(
+            "how long kombu leaves a message a killed worker had reserved before it restores it "
+            "(the watchdog usually republishes it sooner); retries never wait in the broker, so "
+            "no back-off is tied to it"
+        ),
+    )
+    worker_concurrency: int = Field(
+        16,
+        ge=1,
+        description="threads per worker process (the Procfile's `worker` line; `bin/run`: 8)",
+    )
     # How often a worker looks for lost messages (one worker at a time does).
-    watchdog_interval_seconds: float = Field(15.0, gt=0)
+    watchdog_interval_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="how often one of the workers sweeps for lost messages",
+    )
 
     # Records (and with them the de-duplication window) are kept this long after they finish.
-    record_ttl_seconds: int = Field(7 * 24 * 3600, gt=0)
+    record_ttl_seconds: int = Field(
+        7 * 24 * 3600,
+        gt=0,
+        description=(
+            "how long a record is kept after its message finished and its answer was delivered "
+            "(without `HUB_PUSH_URL`: after it finished), failed and dead ones included: the "
+            "de-duplication window; dead listings leave with their records"
+        ),
+    )
     # What handlers keep (what was sent, what was confirmed): each entry expires this long after
     # it was written.
-    handler_memory_ttl_seconds: int = Field(180 * 24 * 3600, gt=0)
+    handler_memory_ttl_seconds: int = Field(
+        180 * 24 * 3600,
+        gt=0,
+        description=(
+            "how long each thing a handler keeps (a shipment sent, a release confirmed) is kept, "
+            "counted from when it was written"
+        ),
+    )
 
     # Scheduled polls: "auto" polls every scheduled service of every integration whose
     # credentials are configured; or a comma list "dotcom.tracking=3600,ecomdash.x" (seconds,
     # default the service's own schedule); "off" disables polling.
-    polls: str = "auto"
+    polls: str = Field(
+        "auto",
+        description=(
+            "scheduled polls: `auto` (every scheduled service of every integration whose "
+            "credentials are configured, at its `endpoint.json` schedule), `off`, or a list "
+            "`dotcom.tracking=600,other.svc` (seconds; without `=` the service's schedule)"
+        ),
+    )
 
     # Extra integration modules to load (a plugin hook; the tests use it for a test integration).
-    shiphub_integration_modules: str = ""
+    shiphub_integration_modules: str = Field(
+        "",
+        description=(
+            "extra integration modules to load (comma list); the tests load their test "
+            "integration this way"
+        ),
+    )
     # Operators. Logs: "json" (one object per line), "text", or "auto" (JSON unless on a
     # terminal). The /ops page: basic auth with OPS_PASSWORD (any user name), or the endpoint
     # token as the password when OPS_PASSWORD is unset.
-    log_format: Literal["auto", "json", "text"] = "auto"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    ops_password: SecretStr | None = None
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description=(
+            "`json`: one JSON object per line; `text`: `time LEVEL logger [fields]: message`, for "
+            "people; `auto`: JSON unless the output is a terminal (so JSON under `bin/run`, "
+            "systemd, Docker, a Procfile platform)"
+        ),
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO",
+        description=(
+            "`DEBUG`, `INFO`, `WARNING` or `ERROR`, for every logger of every process (Celery's "
+            "`--loglevel` and gunicorn's `--log-level` are not used). `WARNING` leaves out the "
+            "access lines and Celery's task lines"
+        ),
+    )
+    ops_password: SecretStr | None = Field(
+        None,
+        description=(
+            "the password of the operations page `/ops` (HTTP basic auth, any user name); unset: "
+            "`ENDPOINT_KEY` is the password; with neither (insecure development) the page is open"
+        ),
+    )
 
     @field_validator("shiphub_secret_key")
     @classmethod

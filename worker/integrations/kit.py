@@ -5,7 +5,9 @@ A provider package has four modules: ``settings`` (a pydantic ``BaseSettings`` r
 ``read_settings``), ``client`` (transport only, on ``worker.integrations.http``), ``mapping`` (pure
 functions, hub objects to the provider's format and back) and ``handlers`` (its services,
 registered on an ``Integration``). Adding one touches its package, its simulator, its tests,
-the README and one line of ``worker.integrations.registry.BUILTIN_MODULES``.
+its page under ``docs/integrations/`` and one line of
+``worker.integrations.registry.BUILTIN_MODULES``. Every setting has a ``description``: it is the
+setting's line in ``docs/configuration.md``.
 """
 
 from __future__ import annotations
@@ -109,9 +111,24 @@ class ProviderSettings(SecretsChecked):
     provider: ClassVar[str] = ""
     api_url_hint: ClassVar[str] = ""  # what to set the URL to, said when it is unset
 
-    api_url: str | None = None
-    connect_timeout_seconds: float = Field(5.0, gt=0)
-    read_timeout_seconds: float = Field(30.0, gt=0)
+    api_url: str | None = Field(
+        None,
+        description=(
+            "the API's base URL; only configuration chooses it, never a hub message. Unset, the "
+            "integration is not configured: its messages are hard errors naming the variable, "
+            "and it is not polled. `bin/run` points it at its simulator"
+        ),
+    )
+    connect_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="connect timeout of one request",
+    )
+    read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="read timeout of one request",
+    )
 
     @field_validator("api_url")
     @classmethod
@@ -160,7 +177,15 @@ class CreatingProviderSettings(ProviderSettings):
     take at most: no provider documents it. Only after ``lands_within`` is an unknown create
     looked up (``worker.integrations.job.LookFirst``) and, if it is not there, made again."""
 
-    late_landing_seconds: float = Field(60.0, ge=0)
+    late_landing_seconds: float = Field(
+        60.0,
+        ge=0,
+        description=(
+            "how long after our side gave up on a create (connect + read timeout) it is assumed "
+            "to still possibly land at the provider; a create whose outcome is unknown is looked "
+            "up, and made again only if it is not there, after that"
+        ),
+    )
 
     @property
     def lands_within(self) -> float:

@@ -36,21 +36,61 @@ class DotcomSettings(CreatingProviderSettings):
     # Only configuration chooses where requests (and their signatures) go; never a hub message.
     # No default: a production install that forgot it must not send real orders to Dotcom's
     # test service unnoticed (``bin/run`` and the tests set it to the simulator).
-    api_key: str | None = None
-    password: SecretStr | None = None
+    api_key: str | None = Field(
+        None,
+        description=(
+            "the account's API key (the user of every request's signature); with "
+            "`DOTCOM_PASSWORD` (and `DOTCOM_API_URL`) set, `POLLS=auto` polls `tracking` on its "
+            "hourly schedule"
+        ),
+    )
+    password: SecretStr | None = Field(
+        None,
+        description="the account's password (the key of every request's HMAC-MD5 signature)",
+    )
     # JSON: the hub's list of one-key hashes, or one mapping (as the parameter).
-    shipping_lookup: str | None = None
+    shipping_lookup: str | None = Field(
+        None,
+        description=(
+            'JSON, as the parameter: `[{"UPS Ground (USD)": "03"}, ...]` or one mapping; parsed '
+            "at start-up (not JSON, or a code that is not 1 to 3 ASCII characters, stops every "
+            "process naming it)"
+        ),
+    )
     # The initial cursor, until a poll has stored one.
-    last_polling_datetime: str | None = None
+    last_polling_datetime: str | None = Field(
+        None,
+        description="the first cursor, until a poll stores one",
+    )
     # Dotcom shows shipments late: a window ends this long before now.
-    poll_lag_seconds: float = Field(900.0, ge=0)
+    poll_lag_seconds: float = Field(
+        900.0,
+        ge=0,
+        description=(
+            "a window ends this long before now (Dotcom shows shipments late); `bin/run`: 20"
+        ),
+    )
     # Each window also re-reads this much before the cursor, for shipments that showed up later
     # than the lag; already confirmed releases are skipped, so the overlap is harmless.
-    poll_overlap_seconds: float = Field(3600.0, ge=0)
+    poll_overlap_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description=(
+            "each query also re-reads this much before the cursor, for shipments shown later than "
+            "the lag; confirmed releases are never emitted twice"
+        ),
+    )
     # The window start when there is no cursor at all.
-    first_poll_lookback_hours: float = Field(24.0, gt=0)
+    first_poll_lookback_hours: float = Field(
+        24.0,
+        gt=0,
+        description="where the first window starts when there is no cursor at all",
+    )
     # Dotcom is in New Jersey: cursors, query dates, order dates and ship dates use this zone.
-    timezone: str = "America/New_York"
+    timezone: str = Field(
+        "America/New_York",
+        description="the warehouse's zone: cursors, query dates, order dates, ship dates",
+    )
     read_timeout_seconds: float = Field(60.0, gt=0)
 
     @field_validator("timezone")

@@ -26,24 +26,75 @@ class DuoplaneSettings(CreatingProviderSettings):
 
     # No default: a forgotten setting must not send tracking anywhere unnoticed (the real API is
     # https://app.duoplane.com; bin/run and the tests point it at the simulator).
-    api_key: str | None = None  # HTTP Basic user
-    password: SecretStr | None = None  # HTTP Basic password (the API password)
+    api_key: str | None = Field(  # HTTP Basic user
+        None,
+        description=(
+            "the API user (HTTP Basic user); with `DUOPLANE_PASSWORD` set too, `POLLS=auto` polls "
+            "`tracking` every hour"
+        ),
+    )
+    password: SecretStr | None = Field(  # HTTP Basic password (the API password)
+        None,
+        description="the API user's password (HTTP Basic password)",
+    )
     # The initial cursor, until a poll has stored one.
-    last_polling_datetime: str | None = None
+    last_polling_datetime: str | None = Field(
+        None,
+        description="the first cursor (ISO 8601; UTC without an offset), until a poll stores one",
+    )
     # Without a cursor the first poll reads this far back.
-    first_poll_lookback_hours: float = Field(24.0, gt=0)
+    first_poll_lookback_hours: float = Field(
+        24.0,
+        gt=0,
+        description="where the first poll starts without a cursor",
+    )
     # Each poll re-reads this much before the cursor (shipments saved with an earlier
     # updated_at than the moment they became visible); already confirmed ones are skipped.
-    poll_overlap_seconds: float = Field(300.0, ge=0)
-    page_size: int = Field(MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    poll_overlap_seconds: float = Field(
+        300.0,
+        ge=0,
+        description=(
+            "each poll re-reads this much before the cursor; shipments already confirmed are "
+            "skipped"
+        ),
+    )
+    page_size: int = Field(
+        MAX_PAGE_SIZE,
+        ge=1,
+        le=MAX_PAGE_SIZE,
+        description="`per_page` (Duoplane's default and maximum)",
+    )
     # Duoplane's leaky bucket per API user: 40 requests, draining 2 per second.
-    rate_capacity: float = Field(40.0, ge=1)
-    rate_per_second: float = Field(2.0, gt=0)
+    rate_capacity: float = Field(
+        40.0,
+        ge=1,
+        description=(
+            "the size of the leaky bucket requests are paced by (Duoplane's: 40 requests per API "
+            "user)"
+        ),
+    )
+    rate_per_second: float = Field(
+        2.0,
+        gt=0,
+        description="how fast that bucket drains (Duoplane's: 2 per second)",
+    )
     # Added to every Duoplane-Retry-After-Seconds we honour (public clients add a margin).
-    retry_after_margin_seconds: float = Field(0.25, ge=0)
+    retry_after_margin_seconds: float = Field(
+        0.25,
+        ge=0,
+        description="added to a 429's `Duoplane-Retry-After-Seconds`",
+    )
     # A read answered 429 is waited out and sent again this many times within the attempt
     # before the attempt gives up (TransientError); a create answered 429 is never resent here.
-    rate_limited_retries: int = Field(3, ge=0, le=10)
+    rate_limited_retries: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description=(
+            "reads answered 429 sent again within one attempt (a create answered 429 is never "
+            "resent within it)"
+        ),
+    )
 
 
 def duoplane_settings() -> DuoplaneSettings:

@@ -25,22 +25,74 @@ class EcomdashSettings(ProviderSettings):
     # No default: unset, ecomdash is not configured and its messages are refused (the real
     # gateway is https://ecomdash.azure-api.net/api; requests go to {url}/Shipments/...).
     # The gateway's key (Ocp-Apim-Subscription-Key) and the customer's (ecd-subscription-key).
-    subscription_key: SecretStr | None = None
-    ecd_key: SecretStr | None = None
+    subscription_key: SecretStr | None = Field(
+        None,
+        description=(
+            "the gateway's key (`Ocp-Apim-Subscription-Key`), when messages carry no "
+            "`subscription_key`"
+        ),
+    )
+    ecd_key: SecretStr | None = Field(
+        None,
+        description=(
+            "the customer's key (`ecd-subscription-key`), when messages carry no `ecd_key`"
+        ),
+    )
     # Carrier name -> ecomdash CarrierId: JSON, one mapping or the hub's list of one-key hashes.
-    carrier_lookup: str | None = None
+    carrier_lookup: str | None = Field(
+        None,
+        description=(
+            "carrier name → CarrierId (JSON: one mapping or the hub's list of one-key hashes), "
+            "when messages carry no `carrier_lookup`; parsed at start-up (not JSON, or a "
+            "CarrierId that is not a whole number, stops every process naming it)"
+        ),
+    )
     # Confirmations of one account arriving within this long of each other go out in one
     # call, of at most batch_size records; the first waits at most batch_max_wait_seconds.
-    batch_window_seconds: float = Field(1.0, ge=0, le=30)
-    batch_size: int = Field(100, ge=1, le=1000)
-    batch_max_wait_seconds: float = Field(5.0, ge=0, le=60)
+    batch_window_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=30,
+        description="a batch goes once no confirmation of the account has come for this long",
+    )
+    batch_size: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="records per call at most",
+    )
+    batch_max_wait_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=60,
+        description="the first record of a batch waits at most this long",
+    )
     # ecomdash's limits per account: 120 calls a minute, 3 at once per operation.
-    calls_per_minute: int = Field(120, ge=1)
-    concurrent_calls: int = Field(3, ge=1)
+    calls_per_minute: int = Field(
+        120,
+        ge=1,
+        description="ecomdash's rate limit per account",
+    )
+    concurrent_calls: int = Field(
+        3,
+        ge=1,
+        description="ecomdash's limit of calls at once per account and operation",
+    )
     # ecomdash writes dates without a zone: shipped_at is written as wall time in this zone.
-    time_zone: str = "UTC"
+    time_zone: str = Field(
+        "UTC",
+        description=(
+            "the zone `ShippedDate` is written in (IANA name; ecomdash writes dates without a zone)"
+        ),
+    )
     # How long a batch's outcome for one message is kept for that message's retries.
-    result_ttl_seconds: int = Field(24 * 3600, ge=60)
+    result_ttl_seconds: int = Field(
+        24 * 3600,
+        ge=60,
+        description=(
+            "how long a message's batch outcome (and the account's \"delivered\" mark) is kept"
+        ),
+    )
 
     @field_validator("time_zone")
     @classmethod

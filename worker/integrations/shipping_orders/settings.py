@@ -30,24 +30,71 @@ class ShippingOrdersSettings(CreatingProviderSettings):
 
     # No default: a forgotten setting must not send real orders anywhere unnoticed (bin/run and
     # the tests point it at the simulator).
-    api_key: SecretStr | None = None
-    tenant_id: str | None = None
-    location_external_id: str | None = None
+    api_key: SecretStr | None = Field(
+        None,
+        description=(
+            "the account's key (`x-api-key`); with `SHIPPING_ORDERS_TENANT_ID` set too, "
+            "`POLLS=auto` polls `tracking` every 15 minutes"
+        ),
+    )
+    tenant_id: str | None = Field(
+        None,
+        description="the account's tenant (`tenantId`)",
+    )
+    location_external_id: str | None = Field(
+        None,
+        description=(
+            "the location shipments leave from (its orchestration rules choose the provider)"
+        ),
+    )
     # The secrets the provider signs webhooks with (X-DS-Signature): each store's own, as a JSON
     # object of store -> secret (one provider account per store); and HUB_STORE's, when that
     # object does not name it. An event posted for a store without a secret is refused. One
     # that is unfit (``webhook_secret_problem``: blank, too short...) stops the process.
-    webhook_secret: SecretStr | None = None
-    webhook_secrets: SecretStr | None = None
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description=(
+            "the secret of `HUB_STORE`'s webhooks (`X-DS-Signature`), when "
+            "`SHIPPING_ORDERS_WEBHOOK_SECRETS` does not name it; a store without a secret has its "
+            "webhooks refused (401), and with neither set `shiphub check` says so. A blank, "
+            "padded or short secret stops the processes at start-up"
+        ),
+    )
+    webhook_secrets: SecretStr | None = Field(
+        None,
+        description=(
+            "each store's webhook secret, a JSON object of store → secret (one account per "
+            "store), each at least 12 characters; an event is taken only for the store whose "
+            "secret signed it (docs/http.md, a webhook from each store)"
+        ),
+    )
     # The initial cursor, until a poll has stored one.
-    last_polling_datetime: str | None = None
+    last_polling_datetime: str | None = Field(
+        None,
+        description="the first cursor (ISO 8601, a date, or epoch ms), until a poll stores one",
+    )
     # Without a cursor the first poll reads this far back (the API's own default is 24 h).
-    first_poll_lookback_hours: float = Field(24.0, gt=0)
+    first_poll_lookback_hours: float = Field(
+        24.0,
+        gt=0,
+        description="where the first poll starts without a cursor",
+    )
     # Each poll re-reads this much before the cursor, for orders the list shows late;
     # statuses already reported are not reported again, so the overlap is harmless.
-    poll_overlap_seconds: float = Field(300.0, ge=0)
+    poll_overlap_seconds: float = Field(
+        300.0,
+        ge=0,
+        description=(
+            "each poll re-reads this much before the cursor, for orders the list shows late"
+        ),
+    )
     # Orders per list page (the API's maximum is 1000).
-    page_size: int = Field(1000, ge=1, le=1000)
+    page_size: int = Field(
+        1000,
+        ge=1,
+        le=1000,
+        description="orders per list page (the API's maximum)",
+    )
 
     @field_validator("webhook_secret")
     @classmethod

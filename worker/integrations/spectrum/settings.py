@@ -25,16 +25,44 @@ class SpectrumSettings(ProviderSettings):
     # No default: Spectrum has one host per environment (api., staging., dev., demo.), and a
     # forgotten setting must not send tracking to the wrong one unnoticed.
     # The SPECTRUM_API_TOKEN header's value, when a message carries no api_token parameter.
-    api_token: SecretStr | None = None
+    api_token: SecretStr | None = Field(
+        None,
+        description=(
+            "the token (sent in the `SPECTRUM_API_TOKEN` header), for messages without an "
+            "`api_token` parameter"
+        ),
+    )
     # Spectrum answers 403 past ~100 requests per 60 s per endpoint: we stay under it, across
     # every worker process (worker.store.pacing.Bucket), at this rate and with this burst.
-    rate_per_minute: float = Field(90.0, gt=0)
-    burst: float = Field(10.0, ge=1)
+    rate_per_minute: float = Field(
+        90.0,
+        gt=0,
+        description=(
+            "the pace of calls per environment, under Spectrum's ~100 per 60 s, shared by every "
+            "worker process"
+        ),
+    )
+    burst: float = Field(
+        10.0,
+        ge=1,
+        description="how many calls may go at once before the pace applies",
+    )
     # A 403 is throttling or a bad token, Spectrum does not say which: it is retried this many
     # times (counted per message), then it is a hard error saying both.
-    forbidden_retries: int = Field(3, ge=0)
+    forbidden_retries: int = Field(
+        3,
+        ge=0,
+        description=(
+            "how many times a message's 403 is retried before it is a hard error (a 403 is "
+            "throttling or a bad token: Spectrum does not say which)"
+        ),
+    )
     # After a 403 no call to the environment is made for this long (the window to drain).
-    forbidden_pause_seconds: float = Field(30.0, ge=0)
+    forbidden_pause_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="after a 403, no call to the environment for this long",
+    )
 
     @property
     def per_second(self) -> float:
