@@ -59,11 +59,14 @@ import requests
 
 from benchmarks import polls
 from benchmarks.polls import keep_alive
+from tests.support.records import accept, mark_published
 from tests.support.servers import HubServer
 from tests.support.simulators import SimulatorProcess
 from tests.support.stack import ROOT, RedisServer, Service, Stack, wait_until
 from worker.pipeline.runtime import redis_client
-from worker.store.records import OUTBOX, RECORD_PREFIX, Records, Timing
+from worker.store.bundle import Store
+from worker.store.record import Timing
+from worker.store.schema import OUTBOX, RECORD_PREFIX
 
 WRK_SCRIPT = ROOT / "benchmarks" / "wrk" / "messages.lua"
 SAMPLE = json.loads((ROOT / "tests" / "fixtures" / "dotcom" / "shipment_ready.json").read_text())
@@ -938,7 +941,7 @@ def handling_phase(args: argparse.Namespace, server: RedisServer, table: Table) 
 # 3. Pushes
 
 
-def finished_with_push(records: Records, message_id: str) -> None:
+def finished_with_push(db: Store, message_id: str) -> None:
     """A message accepted, handled and finished with an answer to push (what a worker leaves
     in the outbox), written straight to Redis so that only the pushes are measured."""
     fields = {
@@ -949,15 +952,15 @@ def finished_with_push(records: Records, message_id: str) -> None:
         "store": HUB_STORE,
         "body": '{"payload": {}}',
     }
-    records.accept("dotcom", message_id, "digest", fields)
-    records.mark_published("dotcom", message_id, time.time())
+    accept(db, "dotcom", message_id, "digest", fields)
+    mark_published(db, "dotcom", message_id, time.time())
     lease = uuid.uuid4().hex
-    records.begin("dotcom", message_id, lease)
+    db.attempts.begin("dotcom", message_id, lease)
     answer = {
         "message_id": message_id,
         "notifications": [{"level": "info", "subject": "Sent", "description": "Sent"}],
     }
-    records.finish(
+    db.attempts.finish(
         "dotcom",
         message_id,
         "succeeded",
@@ -984,14 +987,14 @@ def pushes_phase(args: argparse.Namespace, server: RedisServer, table: Table) ->
         },
     )
     count = args.pushes
-    records = Records(redis_client(server.url), Timing())
+    db = Store.on(redis_client(server.url), Timing())
     run = uuid.uuid4().hex[:8]
 
     def fill(first: int) -> None:
         with ThreadPoolExecutor(8) as pool:
             list(
                 pool.map(
-                    lambda i: finished_with_push(records, f"push-{run}-{i}"),
+                    lambda i: finished_with_push(db, f"push-{run}-{i}"),
                     range(first, first + count),
                 )
             )

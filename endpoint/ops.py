@@ -52,17 +52,10 @@ from endpoint.access import Wiring, wiring
 from worker.basics.settings import Settings
 from worker.integrations import registry
 from worker.pipeline import replay
-from worker.store.records import (
-    LISTED_STATES,
-    OUTBOX,
-    PREFIX,
-    InState,
-    Record,
-    Records,
-    record_key,
-    split_member,
-    state_key,
-)
+from worker.store.bundle import Store
+from worker.store.listings import InState
+from worker.store.record import Record
+from worker.store.schema import LISTED_STATES, OUTBOX, PREFIX, record_key, split_member, state_key
 
 log = logging.getLogger(__name__)
 
@@ -365,57 +358,55 @@ def waiting_in(client: redis.Redis, queues: list[str]) -> dict[str, int]:
     return {q: sum(sizes[i * len(steps) : (i + 1) * len(steps)]) for i, q in enumerate(queues)}
 
 
-def _records_of(
-    records: Records, listed: list[tuple[str, str, float]]
-) -> list[tuple[Record, float]]:
+def _records_of(db: Store, listed: list[tuple[str, str, float]]) -> list[tuple[Record, float]]:
     """The records of listed (integration, message id, score) rows, with their scores, in one
     round trip; a record that expired meanwhile comes back empty."""
-    with records.redis.pipeline(transaction=False) as pipe:
+    with db.redis.pipeline(transaction=False) as pipe:
         for integration, message_id, _ in listed:
             pipe.hgetall(record_key(integration, message_id))
         found = pipe.execute()
     return [(Record(i, m, f or {}), at) for (i, m, at), f in zip(listed, found, strict=True)]
 
 
-def _pending_pushes(records: Records) -> list[tuple[str, str, float]]:
+def _pending_pushes(db: Store) -> list[tuple[str, str, float]]:
     """The outbox (``worker.store.outbox``): answers waiting to be pushed, by their next push."""
-    rows = records.redis.zrange(OUTBOX, 0, LISTED - 1, withscores=True)
+    rows = db.redis.zrange(OUTBOX, 0, LISTED - 1, withscores=True)
     return [(*split_member(m), score) for m, score in rows]
 
 
 def overview(w: Wiring) -> Overview:
-    records = w.records
-    records.prune_dead()
+    db = w.db
+    db.listings.prune_dead()
     found = registry.integrations()
     queue_names = [i.name for i in found.values()] + [registry.HUB_QUEUE]
-    waiting = waiting_in(records.redis, queue_names)
+    waiting = waiting_in(db.redis, queue_names)
     queues = [QueueRow(i.name, i.display, i.name, waiting[i.name]) for i in found.values()]
     queues.append(
         QueueRow(
             "", "pushes to the hub, poll ticks", registry.HUB_QUEUE, waiting[registry.HUB_QUEUE]
         )
     )
-    dead = _records_of(records, records.dead("messages", LISTED))
-    dead_pushes = _records_of(records, records.dead("deliveries", LISTED))
-    pending = _records_of(records, _pending_pushes(records))
+    dead = _records_of(db, db.listings.dead("messages", LISTED))
+    dead_pushes = _records_of(db, db.listings.dead("deliveries", LISTED))
+    pending = _records_of(db, _pending_pushes(db))
     return Overview(
         queues=queues,
-        stats=records.stats(),
-        sizes=records.sizes(),
-        recent=[MessageRow.of(r) for r in records.recent(RECENT_SHOWN)],
+        stats=db.listings.stats(),
+        sizes=db.listings.sizes(),
+        recent=[MessageRow.of(r) for r in db.listings.recent(RECENT_SHOWN)],
         dead_messages=[MessageRow.of(r, at) for r, at in dead],
         pending_pushes=[DeliveryRow.of(r, at) for r, at in pending],
         dead_deliveries=[DeliveryRow.of(r, at) for r, at in dead_pushes],
         cursors=[
             CursorRow(c.integration, c.store, when(c.moved_at), _values(c.values))
-            for c in records.cursors()
+            for c in db.memory.cursors()
         ],
-        in_states=_in_states(records),
+        in_states=_in_states(db),
     )
 
 
-def _in_states(records: Records) -> dict[str, int]:
-    with records.redis.pipeline(transaction=False) as pipe:
+def _in_states(db: Store) -> dict[str, int]:
+    with db.redis.pipeline(transaction=False) as pipe:
         for status in LISTED_STATES:
             pipe.zcard(state_key(status))
         counts = pipe.execute()
@@ -469,7 +460,7 @@ def notice() -> Notice | None:
     name = request.args.get("notice", "")
     if not NOTICE_NAME.fullmatch(name):
         return None
-    raw = wiring().records.redis.get(NOTICES_KEY + name)
+    raw = wiring().db.redis.get(NOTICES_KEY + name)
     if raw is None:
         return None
     kept = json.loads(raw)
@@ -505,7 +496,7 @@ def index() -> Response:
 def message(integration: str, message_id: str) -> Response:
     if integration not in registry.integrations():
         abort(404, f"No integration {integration!r}")
-    record = wiring().records.get(integration, message_id)
+    record = wiring().db.messages.get(integration, message_id)
     if record is None:
         abort(404, f"No message {message_id!r} for {integration!r}")
     view = record.view()
@@ -525,9 +516,9 @@ def failed() -> Response:
         query = listing.query_of(request.args)
     except listing.BadQuery as exc:
         return _error_page(exc.status, exc.subject, str(exc))
-    records = wiring().records
-    records.prune_dead()
-    found, next_cursor = listing.page(records, query)
+    db = wiring().db
+    db.listings.prune_dead()
+    found, next_cursor = listing.page(db, query)
     filters: dict[str, Any] = {"status": list(query.statuses), "limit": query.limit}
     filters |= {k: v for k, v in (("integration", query.integration), ("store", query.store)) if v}
     return _page(
@@ -561,7 +552,7 @@ def replay_form() -> Response:
         )
     if integration not in registry.integrations():
         abort(404, f"No integration {integration!r}")
-    if not use_form(w.records.redis, token):
+    if not use_form(w.db.redis, token):
         return _error_page(
             403,
             "Forbidden",
@@ -570,7 +561,7 @@ def replay_form() -> Response:
         )
     outcome = _replay(w, kind, integration, message_id)
     log.info("ops: replay of %s %s/%r: %s", kind, integration, message_id, outcome)
-    said = remember_notice(w.records.redis, kind, integration, message_id, outcome)
+    said = remember_notice(w.db.redis, kind, integration, message_id, outcome)
     back = form.get("back")
     if back == "message":
         target = url_for("ops.message", integration=integration, message_id=message_id, notice=said)
@@ -584,7 +575,7 @@ def replay_form() -> Response:
 def _replay(w: Wiring, kind: str, integration: str, message_id: str) -> str:
     try:
         if kind == "message":
-            return replay.replay_message(w.records, w.publish, integration, message_id)
+            return replay.replay_message(w.db, w.publish, integration, message_id)
         replay.replay_delivery(w.outbox, w.send_push, integration, message_id)
     except replay.NotReplayable:
         return "refused"

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response, jsonify
 from pydantic import ValidationError
 
-from worker.store.records import Record
+from worker.store.record import Record
 
 RETRY_AFTER_SECONDS = 5
 

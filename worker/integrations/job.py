@@ -11,7 +11,8 @@ from pydantic import BaseModel
 
 from worker.basics.errors import HardError, MissingParameter, TransientError
 from worker.hub.messages import Answer
-from worker.store.records import EARLY_START_SECONDS, Keep, Records
+from worker.store.bundle import Store
+from worker.store.schema import EARLY_START_SECONDS, Keep
 
 P = TypeVar("P", bound=BaseModel)
 TOO_MANY_REQUESTS = 429
@@ -63,7 +64,7 @@ class Job(Generic[P]):
     parameters: Mapping[str, Any]
     store: str
     attempt: int
-    records: Records
+    db: Store
     # Which run of the message this is: 0 the first, n after its n-th replay. A replay starts
     # from scratch: what an earlier run was answered is not reused (``once``, ``run_key``).
     run: int = 0
@@ -126,7 +127,7 @@ class Job(Generic[P]):
         nothing; without ``look`` it calls again, the provider's own key making a repeat
         harmless as above (``idempotency_key`` is the same for every run).
         """
-        state = self.records.once_state(self.integration, self.message_id, operation)
+        state = self.db.once.state(self.integration, self.message_id, operation)
         ours = state is not None and state.get("run", 0) == self.run
         if ours and state["state"] == "done":
             return state["result"]
@@ -137,7 +138,7 @@ class Job(Generic[P]):
             if found is not None:
                 self._mark_done(operation, found, sends)
                 return found
-        self.records.once_inflight(
+        self.db.once.inflight(
             self.integration, self.message_id, operation, self.attempt, sends=sends, run=self.run
         )
         sent_at = time.time()
@@ -158,14 +159,12 @@ class Job(Generic[P]):
         return result
 
     def _mark_done(self, operation: str, result: Any, sends: Mapping[str, Any] | None) -> None:
-        self.records.once_done(
+        self.db.once.done(
             self.integration, self.message_id, operation, result, run=self.run, sends=sends
         )
 
     def _clear(self, operation: str) -> None:
-        self.records.once_clear(
-            self.integration, self.message_id, operation, self.attempt, run=self.run
-        )
+        self.db.once.clear(self.integration, self.message_id, operation, self.attempt, run=self.run)
 
     @staticmethod
     def _look_for(operation: str, earlier: Mapping[str, Any], look: LookFirst[T]) -> T | None:
@@ -252,7 +251,7 @@ class Job(Generic[P]):
 
     def recall(self, kind: str, *names: str) -> list[Any]:
         """Values kept by earlier messages of this integration and store (None where absent)."""
-        return self.records.recall(self.integration, self.store, kind, list(names))
+        return self.db.memory.recall(self.integration, self.store, kind, list(names))
 
     def recall_found(self, kind: str, names: Sequence[str], batch: int = 1000) -> dict[str, Any]:
         """``recall`` for many names, in round trips of ``batch``: the values found, by name

@@ -35,7 +35,9 @@ from worker.basics.sealing import Sealer
 from worker.hub.messages import HubMessage
 from worker.integrations.registry import Handler, Route
 from worker.store import replication
-from worker.store.records import Arrival, QueuedTask, Received, Record, Records
+from worker.store.bundle import Store
+from worker.store.messages import Arrival, QueuedTask, Received
+from worker.store.record import Record
 
 # Publish a recorded message's task through Celery, stamped with when it was queued
 # (``worker.tasks.app.publish``): for replays, due retries and the watchdog, not for the intake. Its
@@ -98,7 +100,7 @@ def by_value(value: Any) -> Any:
 
 
 def submit(
-    records: Records,
+    db: Store,
     enqueue: Enqueue,
     handler: Handler,
     message: HubMessage,
@@ -111,7 +113,7 @@ def submit(
     without it; or find it already recorded."""
     arrival = _arrival(enqueue, handler, message, store, sealer)
     try:
-        received = (together or Together(records)).receive(arrival)
+        received = (together or Together(db)).receive(arrival)
     except redis.RedisError as exc:
         raise Unavailable(f"Redis is unavailable: {exc.__class__.__name__}") from exc
     if received.outcome == "created":
@@ -169,8 +171,8 @@ class Together:
     locks and events here are gevent's (monkey-patched).
     """
 
-    def __init__(self, records: Records, most: int = 64) -> None:
-        self._records = records
+    def __init__(self, db: Store, most: int = 64) -> None:
+        self._db = db
         self._most = most
         self._lock = threading.Lock()
         self._queued: list[_Waiting] = []
@@ -192,8 +194,8 @@ class Together:
         with self._lock:
             batch, self._queued = self._queued[: self._most], self._queued[self._most :]
         try:
-            received = self._records.receive_all([w.arrival for w in batch])
-            replication.confirm(self._records.redis)  # once for all: one mark covers them all
+            received = self._db.messages.receive_all([w.arrival for w in batch])
+            replication.confirm(self._db.redis)  # once for all: one mark covers them all
         except BaseException as exc:
             for w in batch:
                 w.finish(_for_each(exc))

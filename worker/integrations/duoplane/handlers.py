@@ -109,7 +109,7 @@ def client_for(job: Job[Any], s: DuoplaneSettings) -> DuoplaneClient:
     password = credential(job, "password", "DUOPLANE_PASSWORD")
     account = Account(api_key, SecretStr(password))
     bucket = Bucket(
-        job.records.redis,
+        job.db.redis,
         f"duoplane:{account.digest(base_url)}",
         s.rate_capacity,
         s.rate_per_second,

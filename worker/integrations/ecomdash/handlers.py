@@ -91,7 +91,7 @@ def batcher_for(job: Job[Any], s: EcomdashSettings, base_url: str, keys: Keys) -
     client = EcomdashClient(base_url, keys, s.timeout)
     ecd, subscription = keys.ecd.get_secret_value(), keys.subscription.get_secret_value()
     account = digest(ecd)
-    redis = job.records.redis
+    redis = job.db.redis
     burst = min(BURST, s.calls_per_minute)
     # At most ``calls_per_minute`` in any minute: the burst, then the rest over the minute.
     bucket = Bucket(

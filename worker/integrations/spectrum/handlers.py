@@ -129,7 +129,7 @@ def bucket_for(job: Job[Any], s: SpectrumSettings, base_url: str) -> Bucket:
     calls to that environment for a while, which costs time, not updates)."""
     digest = hashlib.sha256(base_url.encode()).hexdigest()[:16]
     return Bucket(
-        job.records.redis,
+        job.db.redis,
         f"spectrum:{digest}:ship-notification",
         capacity=s.burst,
         per_second=s.per_second,
@@ -148,7 +148,7 @@ def after_forbidden(
     has had ``forbidden_retries`` retries; then a HardError saying it is throttling or a bad
     token."""
     bucket.hold(s.forbidden_pause_seconds)
-    redis = job.records.redis
+    redis = job.db.redis
     key = _forbidden_key(job)
     count = int(redis.incr(key))
     redis.expire(key, FORBIDDEN_KEY_TTL)
@@ -180,4 +180,4 @@ def after_forbidden(
 
 
 def forget_forbidden(job: Job[Any]) -> None:
-    job.records.redis.delete(_forbidden_key(job))
+    job.db.redis.delete(_forbidden_key(job))
