@@ -422,10 +422,10 @@ def spying(pids: list[int], out_dir: Path, idle: bool = False) -> Iterator[list[
 Buckets = list[tuple[str, tuple[str, ...]]]
 RECEIVER_BUCKETS: Buckets = [
     ("envelope (kombu message, built)", ("worker/tasks/enqueue.py",)),
-    ("records.receive_all (Lua: record + LPUSH)", ("receive_all (worker/store/records.py",)),
+    ("messages.receive_all (Lua: record + LPUSH)", ("receive_all (worker/store/messages.py",)),
     ("read + parse body", ("read_body (endpoint/body.py", "parse_message (endpoint/body.py")),
     ("pydantic validation", ("model_validate", "validate_python")),
-    ("answer (record read, reply)", ("_answer (endpoint/app.py", "records.py)")),
+    ("answer (record read, reply)", ("_answer (endpoint/app.py", "messages.py)", "record.py)")),
     ("access/intake log lines", ("logging/__init__.py", "worker/basics/logs.py", "glogging.py")),
     ("gunicorn HTTP parse/write", ("gunicorn/http/",)),
     ("Flask/werkzeug dispatch", ("flask/", "werkzeug/")),
@@ -436,8 +436,17 @@ WORKER_BUCKETS: Buckets = [
     ("provider HTTP call", ("provider_http.py", "requests/", "urllib3/")),
     ("Dotcom mapping, XML", ("worker/integrations/",)),
     (
-        "records, outbox (Redis)",
-        ("worker/store/records.py", "worker/store/outbox.py", "worker/integrations/job.py"),
+        "store, outbox (Redis)",
+        (
+            "worker/store/attempts.py",
+            "worker/store/messages.py",
+            "worker/store/once.py",
+            "worker/store/memory.py",
+            "worker/store/record.py",
+            "worker/store/scripts.py",
+            "worker/store/outbox.py",
+            "worker/integrations/job.py",
+        ),
     ),
     ("leases, deadline", ("worker/store/leases.py", "worker/basics/deadline.py")),
     ("scheduler tick", ("worker/pipeline/scheduler.py",)),

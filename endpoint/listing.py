@@ -2,7 +2,7 @@
 integration and store, newest first, a page at a time.
 
 One reading of the query for ``GET /messages`` and the operations page (``/ops/failed``): each
-page reads the states' indexes in Redis (``Records.in_states``), never every record, so it costs
+page reads the states' indexes in Redis (``Listings.in_states``), never every record, so it costs
 the same after months of history. A page ends with ``next_cursor``, an opaque text naming where
 the next page starts (null on the last page).
 """

@@ -44,7 +44,7 @@ def arrival(number: int) -> Arrival:
 
 
 class RoundTrips:
-    """``Records.receive_all`` counted, its first round trip held until all the others have
+    """``Messages.receive_all`` counted, its first round trip held until all the others have
     queued up behind it, and any round trip made to fail by ``fail``."""
 
     def __init__(self, db: Store, together: Together, queued: int) -> None:

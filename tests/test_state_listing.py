@@ -1,4 +1,4 @@
-"""The state indexes behind ``GET /messages`` (``Records.in_states``), over fakeredis: each status
+"""The state indexes behind ``GET /messages`` (``Listings.in_states``), over fakeredis: each status
 change moves a message between them in the same step, and pages walk them exactly once, even
 through entries of the same time. The real pieces: ``tests/pipeline/test_failed_listing.py``."""
 

@@ -1,5 +1,5 @@
 """Fixtures for fuzzing the receiver from its OpenAPI document: the real receiver (Flask app from
-``create_app``) over the real ``Records`` on this directory's own redis-server, in process.
+``create_app``) over the real ``Store`` on this directory's own redis-server, in process.
 
 A stand-in worker does what a worker would, at once: it takes each message off its broker queue
 (where intake's script put it) and finishes it as succeeded. So a request that waits

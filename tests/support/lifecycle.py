@@ -1,4 +1,4 @@
-"""A message through a record's whole life, straight on Records (no HTTP, no worker): what the
+"""A message through a record's whole life, straight on the store (no HTTP, no worker): what the
 memory test and benchmark run many thousands of times."""
 
 from __future__ import annotations

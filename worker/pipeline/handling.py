@@ -13,7 +13,7 @@ Outcomes (``Handled.outcome``):
   worker holds it, it is done, gone, a stray copy of a retry not due yet, or this attempt lost
   its lease and its writes were refused).
 
-Every write after ``begin`` is fenced by the lease (``worker.store.records``); the lease and a
+Every write after ``begin`` is fenced by the lease (``worker.store.attempts``); the lease and a
 poll's per-store lock are renewed while the attempt runs, until its deadline
 (``worker.store.leases``).
 

@@ -2,7 +2,7 @@
 
 Used by the HTTP receiver and by scheduled polls alike. The message's broker message is built
 first, in Python, exactly as Celery and kombu's Redis transport would have put it in Redis
-(``worker.tasks.enqueue``); then one Lua script (``Records.receive``) creates the record and pushes
+(``worker.tasks.enqueue``); then one Lua script (``Messages.receive``) creates the record and pushes
 that broker message onto the integration's queue, or finds the record already there. So:
 
 * a message is never recorded without being queued, nor queued without being recorded: there is
@@ -158,7 +158,7 @@ class Together:
     lone message waits for nothing. Those that arrive while a round trip is under way queue
     up, and when it is back, the first of them sends all that queued (up to ``most``) in the
     next one: one run of the accept script, each message recorded and queued in one step as
-    if it had come alone (``Records.receive_all``). So the busier the receiver,
+    if it had come alone (``Messages.receive_all``). So the busier the receiver,
     the more messages each round trip carries, and no message waits longer than the round
     trip before its own.
 

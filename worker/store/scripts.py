@@ -78,7 +78,7 @@ def placeholders() -> dict[str, str]:
     filled |= {
         "FINISHED": _set(schema.FINISHED),
         "REPLAYABLE": _set(schema.REPLAYABLE),
-        "LISTED": _set(schema.LISTED_STATES),
+        "LISTED_STATES": _set(schema.LISTED_STATES),
         "STATE_PREFIX": _string(schema.STATE_PREFIX),
         "RECORD_PREFIX": _string(schema.RECORD_PREFIX),
         "RECENT_KEPT": str(schema.RECENT_KEPT),

@@ -49,7 +49,7 @@ class EcomdashClient:
         self.timeout = timeout
         self.session = session
 
-    def submit_tracking(self, db: Sequence[Mapping[str, Any]]) -> SubmitAnswer:
+    def submit_tracking(self, records: Sequence[Mapping[str, Any]]) -> SubmitAnswer:
         """Send a batch of tracking records; ecomdash's answer, one result per record."""
         headers = {
             GATEWAY_KEY_HEADER: self.keys.subscription.get_secret_value(),
@@ -63,7 +63,7 @@ class EcomdashClient:
                 "POST",
                 self.base_url + SUBMIT_PATH,
                 headers=headers,
-                json=list(db),
+                json=list(records),
                 timeout=self.timeout,
                 reasons=error_reasons,
             )
