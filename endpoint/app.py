@@ -43,7 +43,6 @@ from worker.pipeline import replay
 from worker.pipeline.delivery import SendPush
 from worker.pipeline.intake import Enqueue, Publish, Submission, Together, Unavailable, submit
 from worker.store.bundle import Store
-from worker.store.outbox import Outbox
 from worker.tasks.dispatch import Dispatch
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ def create_app(
     registry.load(s.shiphub_integration_modules)
     if db is None:
         db = runtime.db()
-    outbox = Outbox(db.redis, db.timing)
+    outbox = db.outbox
     waiting = Waiting(db, s.hub_wait_max_requests)
     together = Together(db, s.intake_round_trip_messages)
     queue = cache(dispatch or _celery_dispatch)

@@ -55,7 +55,15 @@ from worker.pipeline import replay
 from worker.store.bundle import Store
 from worker.store.listings import InState
 from worker.store.record import Record
-from worker.store.schema import LISTED_STATES, OUTBOX, PREFIX, record_key, split_member, state_key
+from worker.store.schema import (
+    LISTED_STATES,
+    OPS_NOTICES,
+    OUTBOX,
+    USED_FORMS,
+    record_key,
+    split_member,
+    state_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +75,9 @@ REALM = "shiphub operations"
 # A Replay form older than this is refused (reload the page): a token that leaked is not
 # good forever.
 FORM_MAX_AGE_SECONDS = 12 * 3600
-# Each form's token is good once: its digest is kept (``SET NX``) as long as it could be valid.
-USED_FORMS = PREFIX + "ops:form:"
-# What a replay did, kept for the page it redirects to, under a random name.
-NOTICES_KEY = PREFIX + "ops:notice:"
+# Each form's token is good once: its digest is kept (``SET NX``, ``USED_FORMS``) as long as it
+# could be valid. What a replay did is kept for the page it redirects to, under a random name
+# (``OPS_NOTICES``).
 NOTICE_SECONDS = 300
 NOTICE_NAME = re.compile(r"[A-Za-z0-9_-]{16,64}")
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -450,7 +457,7 @@ def remember_notice(
     """Keep what a replay did for the page it redirects to; the name to find it by."""
     name = secrets.token_urlsafe(18)
     said = {"kind": kind, "integration": integration, "message_id": message_id, "outcome": outcome}
-    client.set(NOTICES_KEY + name, json.dumps(said), ex=NOTICE_SECONDS)
+    client.set(OPS_NOTICES + name, json.dumps(said), ex=NOTICE_SECONDS)
     return name
 
 
@@ -460,7 +467,7 @@ def notice() -> Notice | None:
     name = request.args.get("notice", "")
     if not NOTICE_NAME.fullmatch(name):
         return None
-    raw = wiring().db.redis.get(NOTICES_KEY + name)
+    raw = wiring().db.redis.get(OPS_NOTICES + name)
     if raw is None:
         return None
     kept = json.loads(raw)

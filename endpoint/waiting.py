@@ -22,10 +22,9 @@ import redis
 
 from worker.store.bundle import Store
 from worker.store.record import Record
-from worker.store.schema import FINISHED, PREFIX, done_channel
+from worker.store.schema import DONE_PATTERN, FINISHED, done_channel
 
 log = logging.getLogger(__name__)
-DONE_PATTERN = PREFIX + "done:*"
 RECHECK_SECONDS = 1.0
 
 

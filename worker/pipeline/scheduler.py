@@ -32,12 +32,11 @@ from worker.store import replication
 from worker.store.backfill import StateBackfill
 from worker.store.bundle import Store
 from worker.store.outbox import Outbox
-from worker.store.schema import PREFIX
+from worker.store.schema import SWEEP_LOCK
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
-SWEEP_LOCK = PREFIX + "lock:watchdog"
 
 
 @dataclass
