@@ -84,7 +84,7 @@ def pushed_by_intake(
 ) -> str:
     envelope = envelopes.build(handler, message_id, at)
     fields = {"message": handler.message, "service": handler.service, "body": "{}"}
-    received = Store.on(client).receive(
+    received = Store.on(client).messages.receive(
         handler.integration, message_id, "digest", fields, envelope, at
     )
     assert received.outcome == "created"

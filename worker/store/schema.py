@@ -57,7 +57,7 @@ stale holder's write is refused, never applied.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from worker.basics import metrics
 
@@ -245,7 +245,9 @@ FINISHED = frozenset({S.SUCCEEDED, S.FAILED, S.DEAD})
 REPLAYABLE = frozenset({S.FAILED, S.DEAD})
 # The states an operator lists messages by (``Listings.in_states``), each with its indexes.
 LISTED_STATES: tuple[MessageStatus, ...] = (S.FAILED, S.DEAD, S.RETRYING)
-Status = MessageStatus  # the name the callers knew
+# The same values as a Literal type, for the receiver's pydantic shapes (their JSON schema lists
+# the statuses inline, as it always has).
+Status = Literal[tuple(s.value for s in MessageStatus)]  # type: ignore[valid-type]
 
 
 class DeliveryStatus(StrEnum):
