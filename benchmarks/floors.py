@@ -59,11 +59,14 @@ import requests
 
 from benchmarks import polls
 from benchmarks.polls import keep_alive
+from tests.support.records import accept, mark_published
 from tests.support.servers import HubServer
 from tests.support.simulators import SimulatorProcess
 from tests.support.stack import ROOT, RedisServer, Service, Stack, wait_until
 from worker.pipeline.runtime import redis_client
-from worker.store.records import OUTBOX, RECORD_PREFIX, Records, Timing
+from worker.store.bundle import Store
+from worker.store.record import Timing
+from worker.store.schema import OUTBOX, RECORD_PREFIX
 
 WRK_SCRIPT = ROOT / "benchmarks" / "wrk" / "messages.lua"
 SAMPLE = json.loads((ROOT / "tests" / "fixtures" / "dotcom" / "shipment_ready.json").read_text())
@@ -419,10 +422,10 @@ def spying(pids: list[int], out_dir: Path, idle: bool = False) -> Iterator[list[
 Buckets = list[tuple[str, tuple[str, ...]]]
 RECEIVER_BUCKETS: Buckets = [
     ("envelope (kombu message, built)", ("worker/tasks/enqueue.py",)),
-    ("records.receive_all (Lua: record + LPUSH)", ("receive_all (worker/store/records.py",)),
+    ("messages.receive_all (Lua: record + LPUSH)", ("receive_all (worker/store/messages.py",)),
     ("read + parse body", ("read_body (endpoint/body.py", "parse_message (endpoint/body.py")),
     ("pydantic validation", ("model_validate", "validate_python")),
-    ("answer (record read, reply)", ("_answer (endpoint/app.py", "records.py)")),
+    ("answer (record read, reply)", ("_answer (endpoint/app.py", "messages.py)", "record.py)")),
     ("access/intake log lines", ("logging/__init__.py", "worker/basics/logs.py", "glogging.py")),
     ("gunicorn HTTP parse/write", ("gunicorn/http/",)),
     ("Flask/werkzeug dispatch", ("flask/", "werkzeug/")),
@@ -433,8 +436,17 @@ WORKER_BUCKETS: Buckets = [
     ("provider HTTP call", ("provider_http.py", "requests/", "urllib3/")),
     ("Dotcom mapping, XML", ("worker/integrations/",)),
     (
-        "records, outbox (Redis)",
-        ("worker/store/records.py", "worker/store/outbox.py", "worker/integrations/job.py"),
+        "store, outbox (Redis)",
+        (
+            "worker/store/attempts.py",
+            "worker/store/messages.py",
+            "worker/store/once.py",
+            "worker/store/memory.py",
+            "worker/store/record.py",
+            "worker/store/scripts.py",
+            "worker/store/outbox.py",
+            "worker/integrations/job.py",
+        ),
     ),
     ("leases, deadline", ("worker/store/leases.py", "worker/basics/deadline.py")),
     ("scheduler tick", ("worker/pipeline/scheduler.py",)),
@@ -938,7 +950,7 @@ def handling_phase(args: argparse.Namespace, server: RedisServer, table: Table) 
 # 3. Pushes
 
 
-def finished_with_push(records: Records, message_id: str) -> None:
+def finished_with_push(db: Store, message_id: str) -> None:
     """A message accepted, handled and finished with an answer to push (what a worker leaves
     in the outbox), written straight to Redis so that only the pushes are measured."""
     fields = {
@@ -949,15 +961,15 @@ def finished_with_push(records: Records, message_id: str) -> None:
         "store": HUB_STORE,
         "body": '{"payload": {}}',
     }
-    records.accept("dotcom", message_id, "digest", fields)
-    records.mark_published("dotcom", message_id, time.time())
+    accept(db, "dotcom", message_id, "digest", fields)
+    mark_published(db, "dotcom", message_id, time.time())
     lease = uuid.uuid4().hex
-    records.begin("dotcom", message_id, lease)
+    db.attempts.begin("dotcom", message_id, lease)
     answer = {
         "message_id": message_id,
         "notifications": [{"level": "info", "subject": "Sent", "description": "Sent"}],
     }
-    records.finish(
+    db.attempts.finish(
         "dotcom",
         message_id,
         "succeeded",
@@ -984,14 +996,14 @@ def pushes_phase(args: argparse.Namespace, server: RedisServer, table: Table) ->
         },
     )
     count = args.pushes
-    records = Records(redis_client(server.url), Timing())
+    db = Store.on(redis_client(server.url), Timing())
     run = uuid.uuid4().hex[:8]
 
     def fill(first: int) -> None:
         with ThreadPoolExecutor(8) as pool:
             list(
                 pool.map(
-                    lambda i: finished_with_push(records, f"push-{run}-{i}"),
+                    lambda i: finished_with_push(db, f"push-{run}-{i}"),
                     range(first, first + count),
                 )
             )

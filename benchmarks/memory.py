@@ -21,13 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from tests.support.lifecycle import live_once
 from tests.support.stack import RedisServer
 from worker.pipeline.runtime import redis_client
-from worker.store.records import Records, Timing
+from worker.store.bundle import Store
+from worker.store.record import Timing
 
 
-def one_message(records: Records) -> None:
+def one_message(db: Store) -> None:
     number = f"H{uuid.uuid4().int % 10**11:011d}"
     live_once(
-        records,
+        db,
         [
             ("sent", number, {"order_number": "R805661123", "shipping_method": "UPS Ground"}),
             ("confirmed", f"{number}/0202100001/01", {"tracking": "1ZV2X5140300000003"}),
@@ -35,10 +36,10 @@ def one_message(records: Records) -> None:
     )
 
 
-def run(records: Records, count: int, threads: int = 8) -> float:
+def run(db: Store, count: int, threads: int = 8) -> float:
     started = time.monotonic()
     with ThreadPoolExecutor(threads) as pool:
-        for _ in pool.map(lambda _: one_message(records), range(count)):
+        for _ in pool.map(lambda _: one_message(db), range(count)):
             pass
     return count / (time.monotonic() - started)
 
@@ -57,14 +58,14 @@ def main() -> None:
     args = parser.parse_args()
     server = RedisServer().start()
     try:
-        records = Records(
+        db = Store.on(
             redis_client(server.url),
             Timing(record_ttl_seconds=args.ttl, memory_ttl_seconds=args.ttl),
         )
         empty = int(server.client().info("memory")["used_memory"])
-        rate = run(records, args.first)
+        rate = run(db, args.first)
         first, first_keys = aged_memory(server, args.ttl)
-        rate_then = run(records, args.then - args.first)
+        rate_then = run(db, args.then - args.first)
         then, then_keys = aged_memory(server, args.ttl)
     finally:
         server.stop()

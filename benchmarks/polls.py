@@ -29,7 +29,7 @@ import requests
 from tests.support.servers import HubServer, _HubHandler
 from tests.support.simulators import SimulatorProcess
 from tests.support.stack import ROOT, RedisServer, Stack, wait_until
-from worker.store.records import OUTBOX
+from worker.store.schema import OUTBOX
 
 HUB_TOKEN, HUB_STORE = "polls-hub-token", "polls-store"
 DOTCOM_ENV = {

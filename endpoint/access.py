@@ -10,8 +10,8 @@ from flask import current_app, request
 from worker.basics.settings import Settings
 from worker.pipeline.delivery import SendPush
 from worker.pipeline.intake import Publish
+from worker.store.bundle import Store
 from worker.store.outbox import Outbox
-from worker.store.records import Records
 
 TOKEN_HEADERS = ("X-Hub-Token", "X-Augury-Token")
 # The same headers as WSGI names them: read straight from the environment, in this order.
@@ -22,7 +22,7 @@ EXTENSION = "shiphub"
 @dataclass(frozen=True)
 class Wiring:
     settings: Settings
-    records: Records
+    db: Store
     outbox: Outbox
     publish: Publish
     send_push: SendPush

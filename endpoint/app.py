@@ -51,8 +51,7 @@ from worker.pipeline.intake import (
     submit,
 )
 from worker.pipeline.replay import Replayed
-from worker.store.outbox import Outbox
-from worker.store.records import Records
+from worker.store.bundle import Store
 from worker.tasks.dispatch import Dispatch
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ INTAKE_ENDPOINTS = frozenset({"receive", "receive_event"})
 
 def create_app(
     settings: Settings | None = None,
-    records: Records | None = None,
+    db: Store | None = None,
     publish: Publish | None = None,
     send_push: SendPush | None = None,
 ) -> Flask:
@@ -82,11 +81,11 @@ def create_app(
     s.require_secret_key()
     parameters_sealer = sealer(s.shiphub_secret_key)
     registry.load(s.shiphub_integration_modules)
-    if records is None:
-        records = runtime.records()
-    outbox = Outbox(records.redis, records.timing)
-    waiting = Waiting(records, s.hub_wait_max_requests)
-    together = Together(records, s.intake_round_trip_messages)
+    if db is None:
+        db = runtime.db()
+    outbox = db.outbox
+    waiting = Waiting(db, s.hub_wait_max_requests)
+    together = Together(db, s.intake_round_trip_messages)
     queue = cache(_celery_dispatch)
     if publish is None:
         publish = queue().publish
@@ -100,7 +99,7 @@ def create_app(
     if s.endpoint_key is None:
         log.warning("SHIPHUB_INSECURE_DEV is on and ENDPOINT_KEY is unset: every request is let in")
 
-    app.extensions[EXTENSION] = Wiring(s, records, outbox, publish, send_push)
+    app.extensions[EXTENSION] = Wiring(s, db, outbox, publish, send_push)
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(openapi.blueprint)
 
@@ -141,7 +140,7 @@ def create_app(
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
-        checks = {"redis": _check(records.redis.ping), "broker": _check(lambda: queue().ping())}
+        checks = {"redis": _check(db.redis.ping), "broker": _check(lambda: queue().ping())}
         ok = all(v == "ok" for v in checks.values())
         return jsonify(status="ok" if ok else "unavailable", checks=checks), 200 if ok else 503
 
@@ -152,7 +151,7 @@ def create_app(
     @app.get("/metrics")
     def metrics() -> Response:
         try:
-            text = metrics_text(records)
+            text = metrics_text(db)
         except redis.RedisError:
             return replies.unavailable("Redis is unavailable")
         return Response(text, mimetype="text/plain; version=0.0.4")
@@ -169,7 +168,7 @@ def create_app(
         if denied := require_auth() or require_known(integration):
             return denied
         try:
-            record = records.get(integration, message_id)
+            record = db.messages.get(integration, message_id)
         except redis.RedisError:
             return replies.unavailable("Redis is unavailable")
         if record is None:
@@ -190,18 +189,18 @@ def create_app(
             query = listing.query_of(request.args)
         except listing.BadQuery as exc:
             return replies.error(exc.status, exc.subject, str(exc))
-        records.prune_dead()
-        found, next_cursor = listing.page(records, query)
+        db.listings.prune_dead()
+        found, next_cursor = listing.page(db, query)
         return jsonify(messages=[listing.row(m) for m in found], next_cursor=next_cursor)
 
     @app.get("/dead")
     def dead() -> Response:
         if denied := require_auth():
             return denied
-        records.prune_dead()
+        db.listings.prune_dead()
         return jsonify(
-            messages=[_dead_row(i, m, t) for i, m, t in records.dead("messages")],
-            deliveries=[_dead_row(i, m, t) for i, m, t in records.dead("deliveries")],
+            messages=[_dead_row(i, m, t) for i, m, t in db.listings.dead("messages")],
+            deliveries=[_dead_row(i, m, t) for i, m, t in db.listings.dead("deliveries")],
         )
 
     @app.post("/messages/<integration>/<path:message_id>/replay")
@@ -209,7 +208,7 @@ def create_app(
         if denied := require_auth() or require_known(integration):
             return denied
         try:
-            replayed = replay.replay_message(records, publish, integration, message_id)
+            replayed = replay.replay_message(db, publish, integration, message_id)
         except replay.NotReplayable as exc:
             return replies.error(409, "Not replayable", str(exc), message_id=message_id)
         if replayed == Replayed.ACCEPTED:
@@ -282,13 +281,11 @@ def create_app(
         except BadBody as exc:
             return replies.error(exc.status, exc.subject, str(exc), message_id=message.message_id)
         try:
-            submission = submit(
-                records, enqueue, handler, message, store, parameters_sealer, together
-            )
+            submission = submit(db, enqueue, handler, message, store, parameters_sealer, together)
         except Unavailable as exc:
             return replies.unavailable(str(exc), message_id=message.message_id)
         g.intake = submission.outcome
-        return _answer(records, waiting, s, integration, message, submission, wait)
+        return _answer(db, waiting, s, integration, message, submission, wait)
 
     @app.post("/webhooks/<integration>")
     def receive_event(integration: str) -> Response:
@@ -329,9 +326,7 @@ def create_app(
         assert handler is not None  # registered with the webhook
         logs.bind(message_id=message.message_id, service=handler.service)
         try:
-            submission = submit(
-                records, enqueue, handler, message, store, parameters_sealer, together
-            )
+            submission = submit(db, enqueue, handler, message, store, parameters_sealer, together)
         except Unavailable as exc:
             return replies.unavailable(str(exc), message_id=message.message_id)
         g.intake = submission.outcome
@@ -440,7 +435,7 @@ def _event_store(s: Settings) -> str:
 
 
 def _answer(
-    records: Records,
+    db: Store,
     waiting: Waiting,
     s: Settings,
     integration: str,
@@ -460,12 +455,12 @@ def _answer(
         try:
             record = waiting.wait(integration, message.message_id, wait)
         except TooManyWaiting:
-            busy, record = True, records.get(integration, message.message_id)
+            busy, record = True, db.messages.get(integration, message.message_id)
         except redis.RedisError:
             return replies.unavailable("Redis is unavailable", message_id=message.message_id)
         if record is not None and record.finished:
             try:
-                ahead = records.parts(integration, message.message_id)
+                ahead = db.memory.parts(integration, message.message_id)
             except redis.RedisError:
                 return replies.unavailable("Redis is unavailable", message_id=message.message_id)
             return replies.finished(record, ahead)

@@ -2,7 +2,7 @@
 integration and store, newest first, a page at a time.
 
 One reading of the query for ``GET /messages`` and the operations page (``/ops/failed``): each
-page reads the states' indexes in Redis (``Records.in_states``), never every record, so it costs
+page reads the states' indexes in Redis (``Listings.in_states``), never every record, so it costs
 the same after months of history. A page ends with ``next_cursor``, an opaque text naming where
 the next page starts (null on the last page).
 """
@@ -22,7 +22,9 @@ from werkzeug.datastructures import MultiDict
 
 from worker.hub.messages import store_problem
 from worker.integrations import registry
-from worker.store.records import LISTED_STATES, InState, Position, Records
+from worker.store.bundle import Store
+from worker.store.listings import InState, Position
+from worker.store.schema import LISTED_STATES
 
 DEFAULT_STATES = ("failed", "dead")
 DEFAULT_LIMIT = 50
@@ -135,9 +137,9 @@ def decode_cursor(text: str) -> Position:
     return Position(score, entry)
 
 
-def page(records: Records, query: Query) -> tuple[list[InState], str | None]:
+def page(db: Store, query: Query) -> tuple[list[InState], str | None]:
     """One page of the listing, and the cursor of the next (None: none follows)."""
-    found, following = records.in_states(
+    found, following = db.listings.in_states(
         query.statuses,
         integration=query.integration,
         store=query.store,

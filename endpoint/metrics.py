@@ -30,7 +30,9 @@ from prometheus_client.registry import Collector
 
 from worker.basics import metrics
 from worker.integrations import registry
-from worker.store.records import OUTBOX, Cursor, Records
+from worker.store.bundle import Store
+from worker.store.memory import Cursor
+from worker.store.schema import OUTBOX
 
 Labels = tuple[str, ...]
 
@@ -57,23 +59,23 @@ class Snapshot:
     known: Mapping[metrics.Family, list[Labels]]
 
 
-def render(records: Records) -> str:
+def render(db: Store) -> str:
     """The page: read first (a Redis error is raised here), then rendered on a registry of its
     own."""
     collectors = CollectorRegistry(auto_describe=False)
-    collectors.register(ShiphubCollector(read(records)))
+    collectors.register(ShiphubCollector(read(db)))
     return generate_latest(collectors).decode()
 
 
-def read(records: Records, now: float | None = None) -> Snapshot:
+def read(db: Store, now: float | None = None) -> Snapshot:
     now = time.time() if now is None else now
-    ready = metrics.oldest_ready(records.redis, OUTBOX)
+    ready = metrics.oldest_ready(db.redis, OUTBOX)
     served = registry.integrations()
     return Snapshot(
-        stored=metrics.read(records.redis),
-        sizes=records.sizes(),
+        stored=metrics.read(db.redis),
+        sizes=db.listings.sizes(),
         oldest_ready_seconds=max(0.0, now - ready) if ready is not None else 0.0,
-        polls=[_poll_state(c, served, now) for c in records.cursors()],
+        polls=[_poll_state(c, served, now) for c in db.memory.cursors()],
         known=known_series(served),
     )
 

@@ -34,7 +34,7 @@ from worker.hub.messages import (
 from worker.integrations import registry
 from worker.integrations.registry import Handler, Integration, Service
 from worker.integrations.webhooks import Webhook
-from worker.store.records import LISTED_STATES
+from worker.store.schema import LISTED_STATES
 
 OPENAPI_VERSION = "3.1.0"
 REF_TEMPLATE = "#/components/schemas/{model}"

@@ -53,13 +53,14 @@ from worker.basics.settings import Settings
 from worker.integrations import registry
 from worker.pipeline import replay
 from worker.pipeline.replay import Replayed
-from worker.store.records import (
+from worker.store.bundle import Store
+from worker.store.listings import InState
+from worker.store.record import Record
+from worker.store.schema import (
     LISTED_STATES,
+    OPS_NOTICES,
     OUTBOX,
-    PREFIX,
-    InState,
-    Record,
-    Records,
+    USED_FORMS,
     record_key,
     split_member,
     state_key,
@@ -75,10 +76,9 @@ REALM = "shiphub operations"
 # A Replay form older than this is refused (reload the page): a token that leaked is not
 # good forever.
 FORM_MAX_AGE_SECONDS = 12 * 3600
-# Each form's token is good once: its digest is kept (``SET NX``) as long as it could be valid.
-USED_FORMS = PREFIX + "ops:form:"
-# What a replay did, kept for the page it redirects to, under a random name.
-NOTICES_KEY = PREFIX + "ops:notice:"
+# Each form's token is good once: its digest is kept (``SET NX``, ``USED_FORMS``) as long as it
+# could be valid. What a replay did is kept for the page it redirects to, under a random name
+# (``OPS_NOTICES``).
 NOTICE_SECONDS = 300
 NOTICE_NAME = re.compile(r"[A-Za-z0-9_-]{16,64}")
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -372,57 +372,55 @@ def waiting_in(client: redis.Redis, queues: list[str]) -> dict[str, int]:
     return {q: sum(sizes[i * len(steps) : (i + 1) * len(steps)]) for i, q in enumerate(queues)}
 
 
-def _records_of(
-    records: Records, listed: list[tuple[str, str, float]]
-) -> list[tuple[Record, float]]:
+def _records_of(db: Store, listed: list[tuple[str, str, float]]) -> list[tuple[Record, float]]:
     """The records of listed (integration, message id, score) rows, with their scores, in one
     round trip; a record that expired meanwhile comes back empty."""
-    with records.redis.pipeline(transaction=False) as pipe:
+    with db.redis.pipeline(transaction=False) as pipe:
         for integration, message_id, _ in listed:
             pipe.hgetall(record_key(integration, message_id))
         found = pipe.execute()
     return [(Record(i, m, f or {}), at) for (i, m, at), f in zip(listed, found, strict=True)]
 
 
-def _pending_pushes(records: Records) -> list[tuple[str, str, float]]:
+def _pending_pushes(db: Store) -> list[tuple[str, str, float]]:
     """The outbox (``worker.store.outbox``): answers waiting to be pushed, by their next push."""
-    rows = records.redis.zrange(OUTBOX, 0, LISTED - 1, withscores=True)
+    rows = db.redis.zrange(OUTBOX, 0, LISTED - 1, withscores=True)
     return [(*split_member(m), score) for m, score in rows]
 
 
 def overview(w: Wiring) -> Overview:
-    records = w.records
-    records.prune_dead()
+    db = w.db
+    db.listings.prune_dead()
     found = registry.integrations()
     queue_names = [i.name for i in found.values()] + [registry.HUB_QUEUE]
-    waiting = waiting_in(records.redis, queue_names)
+    waiting = waiting_in(db.redis, queue_names)
     queues = [QueueRow(i.name, i.display, i.name, waiting[i.name]) for i in found.values()]
     queues.append(
         QueueRow(
             "", "pushes to the hub, poll ticks", registry.HUB_QUEUE, waiting[registry.HUB_QUEUE]
         )
     )
-    dead = _records_of(records, records.dead("messages", LISTED))
-    dead_pushes = _records_of(records, records.dead("deliveries", LISTED))
-    pending = _records_of(records, _pending_pushes(records))
+    dead = _records_of(db, db.listings.dead("messages", LISTED))
+    dead_pushes = _records_of(db, db.listings.dead("deliveries", LISTED))
+    pending = _records_of(db, _pending_pushes(db))
     return Overview(
         queues=queues,
-        stats=records.stats(),
-        sizes=records.sizes(),
-        recent=[MessageRow.of(r) for r in records.recent(RECENT_SHOWN)],
+        stats=db.listings.stats(),
+        sizes=db.listings.sizes(),
+        recent=[MessageRow.of(r) for r in db.listings.recent(RECENT_SHOWN)],
         dead_messages=[MessageRow.of(r, at) for r, at in dead],
         pending_pushes=[DeliveryRow.of(r, at) for r, at in pending],
         dead_deliveries=[DeliveryRow.of(r, at) for r, at in dead_pushes],
         cursors=[
             CursorRow(c.integration, c.store, when(c.moved_at), _values(c.values))
-            for c in records.cursors()
+            for c in db.memory.cursors()
         ],
-        in_states=_in_states(records),
+        in_states=_in_states(db),
     )
 
 
-def _in_states(records: Records) -> dict[str, int]:
-    with records.redis.pipeline(transaction=False) as pipe:
+def _in_states(db: Store) -> dict[str, int]:
+    with db.redis.pipeline(transaction=False) as pipe:
         for status in LISTED_STATES:
             pipe.zcard(state_key(status))
         counts = pipe.execute()
@@ -466,7 +464,7 @@ def remember_notice(
     """Keep what a replay did for the page it redirects to; the name to find it by."""
     name = secrets.token_urlsafe(18)
     said = {"kind": kind, "integration": integration, "message_id": message_id, "outcome": outcome}
-    client.set(NOTICES_KEY + name, json.dumps(said), ex=NOTICE_SECONDS)
+    client.set(OPS_NOTICES + name, json.dumps(said), ex=NOTICE_SECONDS)
     return name
 
 
@@ -476,7 +474,7 @@ def notice() -> Notice | None:
     name = request.args.get("notice", "")
     if not NOTICE_NAME.fullmatch(name):
         return None
-    raw = wiring().records.redis.get(NOTICES_KEY + name)
+    raw = wiring().db.redis.get(OPS_NOTICES + name)
     if raw is None:
         return None
     kept = json.loads(raw)
@@ -512,7 +510,7 @@ def index() -> Response:
 def message(integration: str, message_id: str) -> Response:
     if integration not in registry.integrations():
         abort(404, f"No integration {integration!r}")
-    record = wiring().records.get(integration, message_id)
+    record = wiring().db.messages.get(integration, message_id)
     if record is None:
         abort(404, f"No message {message_id!r} for {integration!r}")
     view = record.view()
@@ -532,9 +530,9 @@ def failed() -> Response:
         query = listing.query_of(request.args)
     except listing.BadQuery as exc:
         return _error_page(exc.status, exc.subject, str(exc))
-    records = wiring().records
-    records.prune_dead()
-    found, next_cursor = listing.page(records, query)
+    db = wiring().db
+    db.listings.prune_dead()
+    found, next_cursor = listing.page(db, query)
     filters: dict[str, Any] = {"status": list(query.statuses), "limit": query.limit}
     filters |= {k: v for k, v in (("integration", query.integration), ("store", query.store)) if v}
     return _page(
@@ -568,7 +566,7 @@ def replay_form() -> Response:
         )
     if integration not in registry.integrations():
         abort(404, f"No integration {integration!r}")
-    if not use_form(w.records.redis, token):
+    if not use_form(w.db.redis, token):
         return _error_page(
             403,
             "Forbidden",
@@ -577,7 +575,7 @@ def replay_form() -> Response:
         )
     outcome = _replay(w, kind, integration, message_id)
     log.info("ops: replay of %s %s/%r: %s", kind, integration, message_id, outcome)
-    said = remember_notice(w.records.redis, kind, integration, message_id, outcome)
+    said = remember_notice(w.db.redis, kind, integration, message_id, outcome)
     back = form.get("back")
     if back == "message":
         target = url_for("ops.message", integration=integration, message_id=message_id, notice=said)
@@ -591,7 +589,7 @@ def replay_form() -> Response:
 def _replay(w: Wiring, kind: str, integration: str, message_id: str) -> Replayed:
     try:
         if kind == "message":
-            return replay.replay_message(w.records, w.publish, integration, message_id)
+            return replay.replay_message(w.db, w.publish, integration, message_id)
         replay.replay_delivery(w.outbox, w.send_push, integration, message_id)
     except replay.NotReplayable:
         return Replayed.REFUSED

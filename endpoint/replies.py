@@ -9,7 +9,7 @@ from flask import Response, jsonify
 from pydantic import ValidationError
 
 from worker.hub.messages import Level
-from worker.store.records import Record
+from worker.store.record import Record
 
 RETRY_AFTER_SECONDS = 5
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from worker.hub.messages import Answer, Notification, OutgoingMessage, Parameter
-from worker.store.records import Status
+from worker.store.schema import Status
 
 DeliveryStatus = Literal["pending", "delivered", "dead"]
 

@@ -20,10 +20,11 @@ import time
 
 import redis
 
-from worker.store.records import FINISHED, PREFIX, Record, Records, done_channel
+from worker.store.bundle import Store
+from worker.store.record import Record
+from worker.store.schema import DONE_PATTERN, FINISHED, done_channel
 
 log = logging.getLogger(__name__)
-DONE_PATTERN = PREFIX + "done:*"
 RECHECK_SECONDS = 1.0
 
 
@@ -32,8 +33,8 @@ class TooManyWaiting(Exception):
 
 
 class Waiting:
-    def __init__(self, records: Records, limit: int) -> None:
-        self.records = records
+    def __init__(self, db: Store, limit: int) -> None:
+        self.db = db
         self.limit = limit
         self._events: dict[str, set[threading.Event]] = {}
         self._count = 0
@@ -47,7 +48,7 @@ class Waiting:
         try:
             deadline = time.monotonic() + seconds
             while True:
-                current = self.records.get(integration, message_id)
+                current = self.db.messages.get(integration, message_id)
                 left = deadline - time.monotonic()
                 if current is None or current.status in FINISHED or left <= 0:
                     return current
@@ -85,7 +86,7 @@ class Waiting:
     def _listen(self) -> None:
         """Wake the requests waiting on each "done" notification; reconnect after Redis errors."""
         while True:
-            pubsub = self.records.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self.db.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.psubscribe(DONE_PATTERN)
                 while True:

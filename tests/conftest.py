@@ -14,7 +14,8 @@ from endpoint.app import create_app
 from tests.support.kinds import forbid_processes, kind_of, processes_forbidden
 from worker.basics.settings import Settings
 from worker.integrations.registry import Handler, Route
-from worker.store.records import Records, Timing
+from worker.store.bundle import Store
+from worker.store.record import Timing
 
 ENDPOINT_KEY = "unit-endpoint-key"
 
@@ -38,8 +39,8 @@ def redis_client() -> fakeredis.FakeRedis:
 
 
 @pytest.fixture
-def records(redis_client: fakeredis.FakeRedis) -> Records:
-    return Records(redis_client, Timing())
+def db(redis_client: fakeredis.FakeRedis) -> Store:
+    return Store.on(redis_client, Timing())
 
 
 @pytest.fixture
@@ -59,8 +60,8 @@ def unit_settings(**overrides: Any) -> Settings:
 
 
 @pytest.fixture
-def client(records: Records, publisher: Publisher) -> Iterator[FlaskClient]:
-    app = create_app(unit_settings(), records, publisher)
+def client(db: Store, publisher: Publisher) -> Iterator[FlaskClient]:
+    app = create_app(unit_settings(), db, publisher)
     with app.test_client() as test_client:
         yield test_client
 
@@ -70,7 +71,7 @@ def auth(**extra: str) -> dict[str, str]:
 
 
 def settle(
-    records: Records,
+    db: Store,
     message_id: str,
     status: str,
     answer: dict[str, Any] | None = None,
@@ -81,8 +82,8 @@ def settle(
 ) -> str:
     """Do what a worker does to a recorded message: begin it (taking its lease), then finish."""
     lease = f"lease-{message_id}"
-    records.begin(integration, message_id, lease)
-    return records.finish(
+    db.attempts.begin(integration, message_id, lease)
+    return db.attempts.finish(
         integration,
         message_id,
         status,  # type: ignore[arg-type]

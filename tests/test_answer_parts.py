@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.records import accept
 from tests.test_delivery import Hub
 from worker.basics.settings import Settings
 from worker.pipeline.delivery import deliver, part_ahead_body, parts_ahead, push_bodies
+from worker.store.bundle import Store
 from worker.store.outbox import Outbox
-from worker.store.records import Records, lease_key, parts_key
+from worker.store.schema import lease_key, parts_key
 
 LEASE = "lease-m"
 
@@ -31,23 +33,23 @@ def hub() -> Iterator[Hub]:
 
 
 @pytest.fixture
-def outbox(records: Records) -> Outbox:
-    return Outbox(records.redis, records.timing)
+def outbox(db: Store) -> Outbox:
+    return Outbox(db.redis, db.timing)
 
 
-def begun(records: Records) -> None:
-    records.accept("acme", "m", "d", {"message": "order:poll", "body": "{}"})
-    assert records.begin("acme", "m", LEASE).outcome == "started"
+def begun(db: Store) -> None:
+    accept(db, "acme", "m", "d", {"message": "order:poll", "body": "{}"})
+    assert db.attempts.begin("acme", "m", LEASE).outcome == "started"
 
 
-def add(records: Records, messages: list[Any], keep: list[Any], lease: str = LEASE) -> str:
-    return records.add_part(
+def add(db: Store, messages: list[Any], keep: list[Any], lease: str = LEASE) -> str:
+    return db.attempts.add_part(
         "acme", "m", parts_ahead("m", messages, 4096), lease_token=lease, keep=keep
     )
 
 
-def finish(records: Records, answer: dict[str, Any], status: str = "succeeded") -> str:
-    return records.finish(
+def finish(db: Store, answer: dict[str, Any], status: str = "succeeded") -> str:
+    return db.attempts.finish(
         "acme",
         "m",
         status,  # type: ignore[arg-type]
@@ -59,20 +61,20 @@ def finish(records: Records, answer: dict[str, Any], status: str = "succeeded") 
     )
 
 
-def test_parts_are_stored_with_what_they_keep_only_by_the_lease_holder(records: Records) -> None:
-    begun(records)
+def test_parts_are_stored_with_what_they_keep_only_by_the_lease_holder(db: Store) -> None:
+    begun(db)
 
-    assert add(records, [confirm(1)], [("confirmed", "R1", {"n": 1})], lease="other") == "stale"
-    assert records.parts("acme", "m") == []
-    assert records.recall("acme", "default", "confirmed", ["R1"]) == [None]
+    assert add(db, [confirm(1)], [("confirmed", "R1", {"n": 1})], lease="other") == "stale"
+    assert db.memory.parts("acme", "m") == []
+    assert db.memory.recall("acme", "default", "confirmed", ["R1"]) == [None]
 
-    assert add(records, [confirm(1), confirm(2)], [("confirmed", "R1", {"n": 1})]) == "written"
-    assert records.parts("acme", "m") == [confirm(1), confirm(2)]
-    assert records.recall("acme", "default", "confirmed", ["R1"]) == [{"n": 1}]
+    assert add(db, [confirm(1), confirm(2)], [("confirmed", "R1", {"n": 1})]) == "written"
+    assert db.memory.parts("acme", "m") == [confirm(1), confirm(2)]
+    assert db.memory.recall("acme", "default", "confirmed", ["R1"]) == [{"n": 1}]
 
-    assert finish(records, {"message_id": "m"}) == "written"
-    assert add(records, [confirm(3)], []) == "finished"  # nothing after the answer's end
-    assert records.parts("acme", "m") == [confirm(1), confirm(2)]
+    assert finish(db, {"message_id": "m"}) == "written"
+    assert add(db, [confirm(3)], []) == "finished"  # nothing after the answer's end
+    assert db.memory.parts("acme", "m") == [confirm(1), confirm(2)]
 
 
 def test_parts_are_cut_to_the_push_size_and_numbered_before_the_answer() -> None:
@@ -97,13 +99,13 @@ def test_parts_are_cut_to_the_push_size_and_numbered_before_the_answer() -> None
 
 
 def test_the_parts_ahead_are_pushed_first_in_order_then_the_rest(
-    records: Records, outbox: Outbox, hub: Hub
+    db: Store, outbox: Outbox, hub: Hub
 ) -> None:
-    begun(records)
-    add(records, [confirm(n) for n in range(100)], [])
-    add(records, [confirm(n) for n in range(100, 150)], [])
+    begun(db)
+    add(db, [confirm(n) for n in range(100)], [])
+    add(db, [confirm(n) for n in range(100, 150)], [])
     answer = {"message_id": "m", "messages": [confirm(150)], "notifications": []}
-    finish(records, answer)
+    finish(db, answer)
     s = Settings(hub_push_url=f"{hub.url}/push", hub_access_token="t", hub_push_max_bytes=4096)
 
     claim = outbox.claim("acme", "m")
@@ -114,21 +116,21 @@ def test_the_parts_ahead_are_pushed_first_in_order_then_the_rest(
     assert headers == [f"{n}/{total}" for n in range(1, total + 1)]
     pushed = [m for _, body in hub.pushes for m in body["messages"]]
     assert pushed == [confirm(n) for n in range(151)]
-    assert records.redis.ttl(parts_key("acme", "m")) > 0  # they expire with the record now
+    assert db.redis.ttl(parts_key("acme", "m")) > 0  # they expire with the record now
 
 
 def test_a_push_cut_short_goes_on_from_the_first_part_the_hub_did_not_take(
-    records: Records, outbox: Outbox, hub: Hub
+    db: Store, outbox: Outbox, hub: Hub
 ) -> None:
-    begun(records)
-    add(records, [confirm(n) for n in range(300)], [])
-    finish(records, {"message_id": "m"})
+    begun(db)
+    add(db, [confirm(n) for n in range(300)], [])
+    finish(db, {"message_id": "m"})
     s = Settings(hub_push_url=f"{hub.url}/push", hub_access_token="t", hub_push_max_bytes=4096)
     claim = outbox.claim("acme", "m")
     outbox.take("acme", "m", claim, 10)
     outbox.part_delivered("acme", "m", claim, 2, 10)  # parts 1 and 2 reached the hub
-    records.redis.hset("shiphub:msg:acme:m", "push_holder", "")
-    records.redis.zadd("shiphub:outbox", {"acme:m": 0})
+    db.redis.hset("shiphub:msg:acme:m", "push_holder", "")
+    db.redis.zadd("shiphub:outbox", {"acme:m": 0})
 
     claim = outbox.claim("acme", "m")
     assert deliver(outbox, "acme", "m", claim, s).outcome == "delivered"
@@ -139,26 +141,26 @@ def test_a_push_cut_short_goes_on_from_the_first_part_the_hub_did_not_take(
 
 
 def test_a_replay_keeps_parts_the_hub_never_got_and_drops_delivered_ones(
-    records: Records, outbox: Outbox
+    db: Store, outbox: Outbox
 ) -> None:
-    begun(records)
-    add(records, [confirm(1)], [])
-    finish(records, {"message_id": "m"}, status="failed")
+    begun(db)
+    add(db, [confirm(1)], [])
+    finish(db, {"message_id": "m"}, status="failed")
     claim = outbox.claim("acme", "m")
     outbox.take("acme", "m", claim, 10)
     outbox.failed("acme", "m", claim, "hub down", None)  # dead: the parts expire with it
-    assert records.redis.ttl(parts_key("acme", "m")) > 0
+    assert db.redis.ttl(parts_key("acme", "m")) > 0
 
-    assert records.requeue("acme", "m") is not None
+    assert db.messages.requeue("acme", "m") is not None
 
-    assert records.redis.ttl(parts_key("acme", "m")) == -1  # kept: they go with the new answer
-    assert records.parts("acme", "m") == [confirm(1)]
-    records.redis.delete(lease_key("acme", "m"))
-    assert records.begin("acme", "m", LEASE).outcome == "started"
-    finish(records, {"message_id": "m"}, status="failed")
+    assert db.redis.ttl(parts_key("acme", "m")) == -1  # kept: they go with the new answer
+    assert db.memory.parts("acme", "m") == [confirm(1)]
+    db.redis.delete(lease_key("acme", "m"))
+    assert db.attempts.begin("acme", "m", LEASE).outcome == "started"
+    finish(db, {"message_id": "m"}, status="failed")
     claim = outbox.claim("acme", "m")
     outbox.take("acme", "m", claim, 10)
     outbox.delivered("acme", "m", claim)
 
-    assert records.requeue("acme", "m") is not None
-    assert records.parts("acme", "m") == []  # the hub has them
+    assert db.messages.requeue("acme", "m") is not None
+    assert db.memory.parts("acme", "m") == []  # the hub has them

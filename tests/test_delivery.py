@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import settle
+from tests.support.records import accept
 from worker.basics.settings import Settings
 from worker.pipeline.delivery import deliver
+from worker.store.bundle import Store
 from worker.store.outbox import Outbox
-from worker.store.records import Records
 
 
 class Hub:
@@ -58,10 +59,10 @@ def hub() -> Iterator[Hub]:
 
 
 @pytest.fixture
-def outbox(records: Records) -> Outbox:
-    records.accept("acme", "m", "d", {"message": "order:ready", "body": "{}"})
-    settle(records, "m", "succeeded", push=True)
-    return Outbox(records.redis, records.timing)
+def outbox(db: Store) -> Outbox:
+    accept(db, "acme", "m", "d", {"message": "order:ready", "body": "{}"})
+    settle(db, "m", "succeeded", push=True)
+    return Outbox(db.redis, db.timing)
 
 
 def settings(hub: Hub, **kw: object) -> Settings:

@@ -22,7 +22,7 @@ from tests.support.stack import RedisServer
 from worker.integrations import registry
 from worker.integrations.registry import Handler
 from worker.pipeline import runtime
-from worker.store.records import Records
+from worker.store.bundle import Store
 from worker.tasks.enqueue import Envelopes
 from worker.tasks.enqueue import _number as enqueue_number
 from worker.tasks.enqueue import _string as enqueue_string
@@ -84,7 +84,7 @@ def pushed_by_intake(
 ) -> str:
     envelope = envelopes.build(handler, message_id, at)
     fields = {"message": handler.message, "service": handler.service, "body": "{}"}
-    received = Records(client).receive(
+    received = Store.on(client).messages.receive(
         handler.integration, message_id, "digest", fields, envelope, at
     )
     assert received.outcome == "created"

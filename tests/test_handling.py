@@ -12,14 +12,16 @@ import redis
 from pydantic import BaseModel
 
 from tests.conftest import settle
+from tests.support.records import accept, mark_published
 from worker.basics.errors import TransientError
 from worker.basics.settings import Settings
 from worker.hub.messages import Answer
 from worker.integrations import registry
 from worker.integrations.job import Job
 from worker.pipeline.handling import handle
+from worker.store.bundle import Store
 from worker.store.outbox import Outbox
-from worker.store.records import DUE, Records, lease_key, service_lock_key
+from worker.store.schema import DUE, lease_key, service_lock_key
 
 
 class Empty(BaseModel):
@@ -42,8 +44,8 @@ def acme() -> registry.Integration:
 
 
 @pytest.fixture
-def outbox(records: Records) -> Outbox:
-    return Outbox(records.redis, records.timing)
+def outbox(db: Store) -> Outbox:
+    return Outbox(db.redis, db.timing)
 
 
 def no_push(integration: str, message_id: str, claim: str) -> None:
@@ -51,20 +53,20 @@ def no_push(integration: str, message_id: str, claim: str) -> None:
 
 
 def recorded(
-    records: Records, message_id: str, message: str, store: str = "shop", integration: str = "acme"
+    db: Store, message_id: str, message: str, store: str = "shop", integration: str = "acme"
 ) -> None:
     body = {"message_id": message_id, "message": message, "payload": {}}
     fields = {"message": message, "store": store, "body": json.dumps(body)}
-    records.accept(integration, message_id, "digest", fields)
-    records.mark_published(integration, message_id, time.time())
+    accept(db, integration, message_id, "digest", fields)
+    mark_published(db, integration, message_id, time.time())
 
 
-def run_unit(records: Records, outbox: Outbox, message_id: str, **settings: object):  # type: ignore[no-untyped-def]
+def run_unit(db: Store, outbox: Outbox, message_id: str, **settings: object):  # type: ignore[no-untyped-def]
     return handle(
         unit,
         unit.handler("unit:work"),
         message_id,
-        records,
+        db,
         outbox,
         Settings(**settings),
         send_push=no_push,
@@ -72,16 +74,16 @@ def run_unit(records: Records, outbox: Outbox, message_id: str, **settings: obje
 
 
 def test_a_poll_waits_in_the_due_set_while_another_poll_of_the_same_store_runs(
-    records: Records, outbox: Outbox, acme: registry.Integration
+    db: Store, outbox: Outbox, acme: registry.Integration
 ) -> None:
-    recorded(records, "p1", "acme:shipments:poll")
-    records.try_lock(service_lock_key("acme", "tracking", "shop"), "another-poll")
+    recorded(db, "p1", "acme:shipments:poll")
+    db.locks.try_lock(service_lock_key("acme", "tracking", "shop"), "another-poll")
 
     handled = handle(
         acme,
         acme.handler("acme:shipments:poll"),
         "p1",
-        records,
+        db,
         outbox,
         Settings(),
         send_push=no_push,
@@ -89,113 +91,111 @@ def test_a_poll_waits_in_the_due_set_while_another_poll_of_the_same_store_runs(
 
     assert handled.outcome == "waiting"
     assert handled.next_at is not None and handled.next_at - time.time() <= 5.5
-    assert records.redis.zscore(DUE, "acme:p1") == pytest.approx(handled.next_at)
-    record = records.get("acme", "p1")
+    assert db.redis.zscore(DUE, "acme:p1") == pytest.approx(handled.next_at)
+    record = db.messages.get("acme", "p1")
     assert (record.status, record.fields["attempts"]) == ("queued", "0")
 
 
 def test_a_message_held_by_another_worker_is_left_to_it(
-    records: Records, outbox: Outbox, acme: registry.Integration
+    db: Store, outbox: Outbox, acme: registry.Integration
 ) -> None:
-    recorded(records, "o1", "order:ready")
-    records.begin("acme", "o1", "other-worker")
+    recorded(db, "o1", "order:ready")
+    db.attempts.begin("acme", "o1", "other-worker")
 
     handled = handle(
-        acme, acme.handler("order:ready"), "o1", records, outbox, Settings(), send_push=no_push
+        acme, acme.handler("order:ready"), "o1", db, outbox, Settings(), send_push=no_push
     )
 
     assert handled.outcome == "busy"
-    assert records.get("acme", "o1").fields["attempts"] == "1"  # only the holder's attempt
-    assert records.redis.zscore(DUE, "acme:o1") is None  # no second chain of retries
+    assert db.messages.get("acme", "o1").fields["attempts"] == "1"  # only the holder's attempt
+    assert db.redis.zscore(DUE, "acme:o1") is None  # no second chain of retries
 
 
 def test_a_finished_message_is_not_handled_again(
-    records: Records, outbox: Outbox, acme: registry.Integration
+    db: Store, outbox: Outbox, acme: registry.Integration
 ) -> None:
-    recorded(records, "o2", "order:ready")
-    settle(records, "o2", "succeeded")
+    recorded(db, "o2", "order:ready")
+    settle(db, "o2", "succeeded")
 
     handled = handle(
-        acme, acme.handler("order:ready"), "o2", records, outbox, Settings(), send_push=no_push
+        acme, acme.handler("order:ready"), "o2", db, outbox, Settings(), send_push=no_push
     )
 
     assert handled.outcome == "finished"
-    assert records.get("acme", "o2").fields["attempts"] == "1"
+    assert db.messages.get("acme", "o2").fields["attempts"] == "1"
 
 
 def test_a_transient_error_schedules_a_retry_in_redis_and_releases_the_lease(
-    records: Records, outbox: Outbox
+    db: Store, outbox: Outbox
 ) -> None:
-    recorded(records, "u1", "unit:work", integration="unit")
+    recorded(db, "u1", "unit:work", integration="unit")
 
     def fail(job: Job[Empty]) -> Answer:
         raise TransientError("Unit answered HTTP 503", ["down"], retry_after=20)
 
     behaviour["work"] = fail
 
-    handled = run_unit(records, outbox, "u1", retry_max_seconds=60)
+    handled = run_unit(db, outbox, "u1", retry_max_seconds=60)
 
     assert handled.outcome == "retrying"
     assert handled.next_at == pytest.approx(time.time() + 20, abs=1)
-    assert records.redis.zscore(DUE, "unit:u1") == pytest.approx(handled.next_at)
-    assert records.get("unit", "u1").status == "retrying"
-    assert not records.redis.exists(lease_key("unit", "u1"))
+    assert db.redis.zscore(DUE, "unit:u1") == pytest.approx(handled.next_at)
+    assert db.messages.get("unit", "u1").status == "retrying"
+    assert not db.redis.exists(lease_key("unit", "u1"))
 
 
-def test_a_redis_error_under_the_handler_is_retried_not_escaped(
-    records: Records, outbox: Outbox
-) -> None:
-    recorded(records, "u2", "unit:work", integration="unit")
+def test_a_redis_error_under_the_handler_is_retried_not_escaped(db: Store, outbox: Outbox) -> None:
+    recorded(db, "u2", "unit:work", integration="unit")
 
     def redis_fails(job: Job[Empty]) -> Answer:
         raise redis.ConnectionError("Connection refused")
 
     behaviour["work"] = redis_fails
 
-    handled = run_unit(records, outbox, "u2")
+    handled = run_unit(db, outbox, "u2")
 
     assert handled.outcome == "retrying"
-    assert "ConnectionError" in records.get("unit", "u2").fields["last_error"]
+    assert "ConnectionError" in db.messages.get("unit", "u2").fields["last_error"]
 
 
 def test_when_the_budget_is_spent_the_message_is_dead_with_one_error(
-    records: Records, outbox: Outbox
+    db: Store, outbox: Outbox
 ) -> None:
-    recorded(records, "u3", "unit:work", integration="unit")
+    recorded(db, "u3", "unit:work", integration="unit")
 
     def fail(job: Job[Empty]) -> Answer:
         raise TransientError("Unit answered HTTP 503", ["down"])
 
     behaviour["work"] = fail
 
-    handled = run_unit(records, outbox, "u3", task_max_attempts=1)
+    handled = run_unit(db, outbox, "u3", task_max_attempts=1)
 
-    record = records.get("unit", "u3")
+    record = db.messages.get("unit", "u3")
     assert (handled.outcome, record.status) == ("dead", "dead")
     notes = record.answer["notifications"]
     assert [n["level"] for n in notes] == ["error"]
     assert notes[0]["subject"].startswith("Gave up after 1 attempts")
-    assert records.dead("messages")[0][:2] == ("unit", "u3")
+    assert db.listings.dead("messages")[0][:2] == ("unit", "u3")
 
 
-def test_an_answer_with_error_notifications_is_a_failure(records: Records, outbox: Outbox) -> None:
-    recorded(records, "u4", "unit:work", integration="unit")
+def test_an_answer_with_error_notifications_is_a_failure(db: Store, outbox: Outbox) -> None:
+    recorded(db, "u4", "unit:work", integration="unit")
     behaviour["work"] = lambda job: job.answer().notify("error", "Refused", "No such SKU")
 
-    handled = run_unit(records, outbox, "u4")
+    handled = run_unit(db, outbox, "u4")
 
     assert (handled.outcome, handled.detail) == ("failed", "No such SKU")
-    assert records.get("unit", "u4").status == "failed"
+    assert db.messages.get("unit", "u4").status == "failed"
 
 
-def test_a_handler_that_outlived_its_lease_writes_nothing(records: Records, outbox: Outbox) -> None:
-    recorded(records, "u5", "unit:work", integration="unit")
+def test_a_handler_that_outlived_its_lease_writes_nothing(db: Store, outbox: Outbox) -> None:
+    recorded(db, "u5", "unit:work", integration="unit")
 
     def stuck(job: Job[Empty]) -> Answer:
         # Meanwhile its lease ran out and another worker finished the message.
-        records.redis.delete(lease_key("unit", "u5"))
-        records.begin("unit", "u5", "other")
-        records.finish(
+        db.redis.delete(lease_key("unit", "u5"))
+        db.attempts.begin("unit", "u5", "other")
+        db.attempts.finish(
             "unit",
             "u5",
             "succeeded",
@@ -209,15 +209,15 @@ def test_a_handler_that_outlived_its_lease_writes_nothing(records: Records, outb
 
     behaviour["work"] = stuck
 
-    handled = run_unit(records, outbox, "u5")
+    handled = run_unit(db, outbox, "u5")
 
     assert handled.outcome == "stale"
-    assert records.get("unit", "u5").status == "succeeded"
-    assert records.redis.zscore(DUE, "unit:u5") is None
+    assert db.messages.get("unit", "u5").status == "succeeded"
+    assert db.redis.zscore(DUE, "unit:u5") is None
 
 
 def test_a_watched_value_changed_under_the_handler_runs_it_again_on_the_new_value(
-    records: Records, outbox: Outbox
+    db: Store, outbox: Outbox
 ) -> None:
     """Two messages reporting one shipment at once: the one whose answer is stored second
     read a value the first changed, so its answer is thrown away and it runs again."""
@@ -229,18 +229,20 @@ def test_a_watched_value_changed_under_the_handler_runs_it_again_on_the_new_valu
             answer.notify("info", "reported picked_up")
             job.keep("shipment", "S1", "picked_up")
             if job.attempt == 1:  # another message reports the same status meanwhile
-                records.redis.set("shiphub:memory:unit:shop:shipment:S1", json.dumps("picked_up"))
+                db.redis.set("shiphub:memory:unit:shop:shipment:S1", json.dumps("picked_up"))
         return answer
 
     behaviour["work"] = report
-    recorded(records, "w1", "unit:work", integration="unit")
+    recorded(db, "w1", "unit:work", integration="unit")
 
-    first = run_unit(records, outbox, "w1")
+    first = run_unit(db, outbox, "w1")
     assert first.outcome == "retrying"
     assert first.next_at is not None and first.next_at <= time.time()
-    assert records.get("unit", "w1").answer is None
+    assert db.messages.get("unit", "w1").answer is None
 
-    records.redis.zrem(DUE, "unit:w1")
-    second = run_unit(records, outbox, "w1")
+    db.redis.zrem(DUE, "unit:w1")
+    second = run_unit(db, outbox, "w1")
     assert second.outcome == "succeeded"
-    assert records.get("unit", "w1").answer["notifications"] == []  # reported once, by the other
+    assert (
+        db.messages.get("unit", "w1").answer["notifications"] == []
+    )  # reported once, by the other

@@ -24,13 +24,13 @@ from tests.conftest import Publisher, auth, unit_settings
 from worker.basics.errors import ConfigurationError
 from worker.basics.settings import settings
 from worker.hub import messages as hub
-from worker.store.records import Records
+from worker.store.bundle import Store
 
 
 @pytest.fixture
-def roomy(records: Records, publisher: Publisher) -> Iterator[FlaskClient]:
+def roomy(db: Store, publisher: Publisher) -> Iterator[FlaskClient]:
     """The receiver with the default body limit (1 MiB), for bodies over the usual 4 KiB."""
-    app = create_app(unit_settings(max_body_bytes=1024 * 1024), records, publisher)
+    app = create_app(unit_settings(max_body_bytes=1024 * 1024), db, publisher)
     with app.test_client() as test_client:
         yield test_client
 
@@ -62,12 +62,12 @@ def refused(response: Any, status: int) -> str:
     return notifications[0]["description"]
 
 
-def nothing_taken(publisher: Publisher, records: Records) -> None:
+def nothing_taken(publisher: Publisher, db: Store) -> None:
     """Nothing recorded, nothing queued: neither pushed with a record (the intake's one step,
     onto the integration's broker list) nor published through Celery."""
     assert publisher.published == []
-    assert records.redis.keys("shiphub:msg:*") == []
-    assert records.redis.llen("acme") == 0
+    assert db.redis.keys("shiphub:msg:*") == []
+    assert db.redis.llen("acme") == 0
 
 
 def nested(depth: int, kind: str = "list") -> str:
@@ -80,21 +80,21 @@ def nested(depth: int, kind: str = "list") -> str:
 # -- 1. numbers too long to convert ------------------------------------------------------------
 @pytest.mark.parametrize("digits", [101, 4301, 5000])
 def test_an_integer_too_long_is_406_naming_it(
-    roomy: FlaskClient, publisher: Publisher, records: Records, digits: int
+    roomy: FlaskClient, publisher: Publisher, db: Store, digits: int
 ) -> None:
     response = post(roomy, order_text(quantity="9" * digits))
 
     assert "too long" in refused(response, 406)
-    nothing_taken(publisher, records)
+    nothing_taken(publisher, db)
 
 
 def test_a_float_too_long_is_406_naming_it(
-    client: FlaskClient, publisher: Publisher, records: Records
+    client: FlaskClient, publisher: Publisher, db: Store
 ) -> None:
     response = post(client, order_text(extra=f'"weight": 0.{"1" * 300}, '))
 
     assert "too long" in refused(response, 406)
-    nothing_taken(publisher, records)
+    nothing_taken(publisher, db)
 
 
 def test_a_number_as_long_as_a_64_bit_id_is_taken(client: FlaskClient) -> None:
@@ -107,13 +107,13 @@ def test_a_number_as_long_as_a_64_bit_id_is_taken(client: FlaskClient) -> None:
 @pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 250, 300, 900, 999, 5000])
 @pytest.mark.parametrize("kind", ["list", "object"])
 def test_nesting_deeper_than_the_limit_is_406_before_anything_else(
-    roomy: FlaskClient, publisher: Publisher, records: Records, depth: int, kind: str
+    roomy: FlaskClient, publisher: Publisher, db: Store, depth: int, kind: str
 ) -> None:
     # Counted from the body itself: the nested value sits two levels down (body, payload).
     response = post(roomy, order_text(extra=f'"deep": {nested(depth - 2, kind)}, '))
 
     assert "nested too deeply" in refused(response, 406)
-    nothing_taken(publisher, records)
+    nothing_taken(publisher, db)
 
 
 @pytest.mark.parametrize("kind", ["list", "object"])
@@ -139,7 +139,7 @@ class MalformedChunks(io.BytesIO):
 
 
 def test_a_malformed_chunked_body_is_400_naming_it(
-    client: FlaskClient, publisher: Publisher, records: Records
+    client: FlaskClient, publisher: Publisher, db: Store
 ) -> None:
     response = client.post(
         "/acme/send_order",
@@ -149,14 +149,14 @@ def test_a_malformed_chunked_body_is_400_naming_it(
     )
 
     assert refused(response, 400) == "The chunked body is malformed: Invalid chunk size: b'zz'"
-    nothing_taken(publisher, records)
+    nothing_taken(publisher, db)
 
 
 # -- 4. numbers that are not finite ------------------------------------------------------------
 @pytest.mark.parametrize("number", ["1e400", "-1e400", "NaN", "Infinity", "-Infinity"])
 @pytest.mark.parametrize("where", ["quantity", "extra"])
 def test_a_number_that_is_not_finite_is_406_naming_it(
-    client: FlaskClient, publisher: Publisher, records: Records, number: str, where: str
+    client: FlaskClient, publisher: Publisher, db: Store, number: str, where: str
 ) -> None:
     body = (
         order_text(quantity=number)
@@ -168,7 +168,7 @@ def test_a_number_that_is_not_finite_is_406_naming_it(
 
     assert "not finite" in description
     assert number in description
-    nothing_taken(publisher, records)
+    nothing_taken(publisher, db)
 
 
 # -- lone surrogates: not Unicode, so they cannot be stored or hashed --------------------------
@@ -176,10 +176,10 @@ def test_a_number_that_is_not_finite_is_406_naming_it(
     "extra", ['"note": "\\ud800", ', '"\\udc00": 1, ', '"notes": ["ok", {"x": "a\\udfffb"}], ']
 )
 def test_a_lone_surrogate_is_406_naming_it(
-    client: FlaskClient, publisher: Publisher, records: Records, extra: str
+    client: FlaskClient, publisher: Publisher, db: Store, extra: str
 ) -> None:
     assert "surrogate" in refused(post(client, order_text(extra=extra)), 406)
-    nothing_taken(publisher, records)
+    nothing_taken(publisher, db)
 
 
 def test_a_surrogate_pair_is_ordinary_text(client: FlaskClient) -> None:
@@ -206,36 +206,36 @@ UNFIT_TEXT = [
 
 @pytest.mark.parametrize("message_id", UNFIT_TEXT)
 def test_a_message_id_that_is_not_printable_text_is_406_naming_the_field(
-    client: FlaskClient, publisher: Publisher, records: Records, message_id: str
+    client: FlaskClient, publisher: Publisher, db: Store, message_id: str
 ) -> None:
     response = post(client, order_text(message_id=message_id))
 
     assert refused(response, 406).startswith("message_id:")
     assert "message_id" not in response.json  # not echoed: it is not an id we can name
-    nothing_taken(publisher, records)
+    nothing_taken(publisher, db)
 
 
 @pytest.mark.parametrize("message", UNFIT_TEXT)
 def test_a_message_that_is_not_printable_text_is_406_naming_the_field(
-    client: FlaskClient, publisher: Publisher, records: Records, message: str
+    client: FlaskClient, publisher: Publisher, db: Store, message: str
 ) -> None:
     response = post(client, order_text(message=message))
 
     assert refused(response, 406).startswith("message:")
     assert response.json["message_id"] == "m-1"
-    nothing_taken(publisher, records)
+    nothing_taken(publisher, db)
 
 
 @pytest.mark.parametrize("message_id", ["/lead", "trail/", "x//y", "./x", "x/../y", "x/.", ".."])
 def test_a_message_id_a_url_cannot_carry_is_406(
-    client: FlaskClient, publisher: Publisher, records: Records, message_id: str
+    client: FlaskClient, publisher: Publisher, db: Store, message_id: str
 ) -> None:
     """Such an id is read back under another id's route: werkzeug redirects //x to /x, and
     clients and proxies normalise dot segments and merge slashes."""
     response = post(client, order_text(message_id=message_id))
 
     assert refused(response, 406).startswith("message_id:")
-    nothing_taken(publisher, records)
+    nothing_taken(publisher, db)
 
 
 @pytest.mark.parametrize(
@@ -249,19 +249,19 @@ def test_printable_ids_are_taken(client: FlaskClient, message_id: str) -> None:
     "store", ["a:b", ":", "s\x01", "del\x7f", "nbsp\u00a0", "s" * 101, "caf\u00e9", "a b"]
 )
 def test_a_store_header_that_cannot_be_a_key_part_is_400_naming_it(
-    client: FlaskClient, publisher: Publisher, records: Records, store: str
+    client: FlaskClient, publisher: Publisher, db: Store, store: str
 ) -> None:
     response = post(client, order_text(), **{"X-Hub-Store": store})
 
     assert "X-Hub-Store" in refused(response, 400)
-    nothing_taken(publisher, records)
+    nothing_taken(publisher, db)
 
 
 @pytest.mark.parametrize("store", ["店舗-1", "caf\u00e9", "a:b", "a b"])
 def test_a_webhook_store_outside_the_safe_set_is_400_naming_store(
     client: FlaskClient,
     publisher: Publisher,
-    records: Records,
+    db: Store,
     monkeypatch: pytest.MonkeyPatch,
     store: str,
 ) -> None:
@@ -284,7 +284,7 @@ def test_a_webhook_store_outside_the_safe_set_is_400_naming_store(
 
     description = refused(response, 400)
     assert description.startswith("store "), description
-    nothing_taken(publisher, records)
+    nothing_taken(publisher, db)
 
 
 def test_a_hub_store_setting_that_cannot_be_a_key_part_stops_the_process(
@@ -333,9 +333,7 @@ def test_store_problem_names_the_problem(store: str, problem: str) -> None:
 
 
 # -- 6. one route, one record ------------------------------------------------------------------
-def test_each_message_route_reads_exactly_its_own_record(
-    client: FlaskClient, records: Records
-) -> None:
+def test_each_message_route_reads_exactly_its_own_record(client: FlaskClient, db: Store) -> None:
     """Ids that share prefixes around ':' and '/' each read back their own record, and the
     replay route of one is never another's status route."""
     ids = ["a", "a:b", "a:b:c", "b", "x", "x/y", "x/y/z", "y", "x/replay", "x:y"]
@@ -348,7 +346,7 @@ def test_each_message_route_reads_exactly_its_own_record(
             assert response.status_code == 200, path
             assert response.json["integration"] == "acme"
             assert response.json["message_id"] == message_id
-    assert records.get("acme", "x/replay") is not None
+    assert db.messages.get("acme", "x/replay") is not None
     assert client.post("/messages/acme/x/replay", headers=auth()).json["message_id"] == "x"
     assert client.get("/messages/acme/nope:a", headers=auth()).status_code == 404
     assert client.get("/messages/acme/a:", headers=auth()).status_code == 404

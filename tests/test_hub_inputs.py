@@ -43,7 +43,8 @@ from worker.integrations.duoplane.mapping import parse_cursor as duoplane_cursor
 from worker.integrations.ecomdash.mapping import TrackingConfirmation, tracking_record
 from worker.integrations.shipping_orders import mapping as orders
 from worker.integrations.spectrum.mapping import ShipmentConfirmed, ship_notification
-from worker.store.records import RECORD_PREFIX, Records
+from worker.store.bundle import Store
+from worker.store.schema import RECORD_PREFIX
 
 ZONE = ZoneInfo("America/New_York")
 
@@ -319,20 +320,20 @@ def test_ecomdash_carriers_that_are_not_a_list_of_names_are_refused_naming_them(
 
 
 def test_ecomdash_carriers_that_are_not_names_are_a_422_naming_them_at_intake(
-    records: Records, publisher: Publisher
+    db: Store, publisher: Publisher
 ) -> None:
     message = {
         "message_id": "carriers-1",
         "message": "shipment:confirm",
         "payload": {"shipment": {**ECOMDASH["shipment"], "carriers": 5}},
     }
-    app = create_app(unit_settings(), records, publisher)
+    app = create_app(unit_settings(), db, publisher)
     with app.test_client() as client:
         response = client.post("/ecomdash/send_tracking", json=message, headers=auth())
 
     assert response.status_code == 422, response.get_data(as_text=True)
     assert "payload.shipment.carriers" in response.json["notifications"][0]["description"]
-    assert records.redis.keys(f"{RECORD_PREFIX}*") == []
+    assert db.redis.keys(f"{RECORD_PREFIX}*") == []
 
 
 def test_ecomdash_carriers_name_the_carrier_when_carrier_is_absent() -> None:

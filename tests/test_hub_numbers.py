@@ -25,14 +25,15 @@ from worker.basics.errors import HardError
 from worker.hub.messages import MAX_ITEM_PRICE, MAX_ITEM_QUANTITY, ShipmentChanged, ShipmentReady
 from worker.integrations.dotcom.mapping import CANNOT_SEND, dotcom_order, order_document
 from worker.integrations.shipping_orders.mapping import create_body, edit_body
-from worker.store.records import RECORD_PREFIX, Records
+from worker.store.bundle import Store
+from worker.store.schema import RECORD_PREFIX
 
 READY = json.loads(Path("tests/fixtures/dotcom/shipment_ready.json").read_text())
 
 
 @pytest.fixture
-def receiver(records: Records, publisher: Publisher) -> Iterator[FlaskClient]:
-    app = create_app(unit_settings(max_body_bytes=64 * 1024), records, publisher)
+def receiver(db: Store, publisher: Publisher) -> Iterator[FlaskClient]:
+    app = create_app(unit_settings(max_body_bytes=64 * 1024), db, publisher)
     with app.test_client() as test_client:
         yield test_client
 
@@ -72,14 +73,14 @@ def ready_message(message_id: str, item: dict[str, Any]) -> dict[str, Any]:
     ids=["price-1e30", "price-negative", "quantity-1e30", "quantity-0"],
 )
 def test_a_price_or_quantity_out_of_range_is_422_naming_it(
-    receiver: FlaskClient, records: Records, route: str, build: Any, item: Any, field: str
+    receiver: FlaskClient, db: Store, route: str, build: Any, item: Any, field: str
 ) -> None:
     response = receiver.post(route, json=build("numbers-1", item), headers=auth())
 
     assert response.status_code == 422, response.get_data(as_text=True)
     description = response.json["notifications"][0]["description"]
     assert f"payload.shipment.items.0.{field}" in description, description
-    assert records.redis.keys(f"{RECORD_PREFIX}*") == []
+    assert db.redis.keys(f"{RECORD_PREFIX}*") == []
 
 
 @pytest.mark.parametrize(
@@ -93,7 +94,7 @@ def test_a_price_or_quantity_out_of_range_is_422_naming_it(
     ids=["at-the-limits", "free", "tiny", "no-price"],
 )
 def test_prices_and_quantities_in_range_are_taken(
-    receiver: FlaskClient, records: Records, item: Any
+    receiver: FlaskClient, db: Store, item: Any
 ) -> None:
     response = receiver.post(
         "/shipping_orders/update_shipment", json=update_message("numbers-2", item), headers=auth()
@@ -101,7 +102,7 @@ def test_prices_and_quantities_in_range_are_taken(
 
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.json["status"] == "queued"
-    assert records.redis.llen("shipping_orders") == 1
+    assert db.redis.llen("shipping_orders") == 1
 
 
 # Any number JSON can carry (finite: intake refuses the rest before any model sees it), with

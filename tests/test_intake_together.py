@@ -14,8 +14,10 @@ from tests.sentinel.nodes import RedisNode
 from tests.support.stack import RedisServer, wait_until
 from worker.pipeline.intake import Together
 from worker.pipeline.runtime import redis_client
-from worker.store.records import Arrival, Received, Records, record_key
+from worker.store.bundle import Store
+from worker.store.messages import Arrival, Received
 from worker.store.replication import NotOnReplicas
+from worker.store.schema import record_key
 from worker.tasks.enqueue import Envelope
 
 MESSAGES = 50
@@ -29,9 +31,9 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def records(redis_server: RedisServer) -> Records:
+def db(redis_server: RedisServer) -> Store:
     redis_server.client().flushall()
-    return Records(redis_client(redis_server.url))
+    return Store.on(redis_client(redis_server.url))
 
 
 def arrival(number: int) -> Arrival:
@@ -42,16 +44,16 @@ def arrival(number: int) -> Arrival:
 
 
 class RoundTrips:
-    """``Records.receive_all`` counted, its first round trip held until all the others have
+    """``Messages.receive_all`` counted, its first round trip held until all the others have
     queued up behind it, and any round trip made to fail by ``fail``."""
 
-    def __init__(self, records: Records, together: Together, queued: int) -> None:
+    def __init__(self, db: Store, together: Together, queued: int) -> None:
         self.sizes: list[int] = []
-        self._real = records.receive_all
+        self._real = db.messages.receive_all
         self._together = together
         self._queued = queued
         self.fail: Callable[[int], BaseException | None] = lambda number: None
-        records.receive_all = self  # type: ignore[method-assign]
+        db.messages.receive_all = self  # type: ignore[method-assign]
 
     def __call__(self, arrivals: Sequence[Arrival]) -> list[Received]:
         self.sizes.append(len(arrivals))
@@ -84,30 +86,30 @@ def all_at_once(together: Together, count: int = MESSAGES) -> list[Received | Ba
 
 
 def test_messages_arriving_together_share_a_round_trip_and_each_is_recorded_and_queued(
-    records: Records,
+    db: Store,
 ) -> None:
-    together = Together(records)
-    trips = RoundTrips(records, together, queued=MESSAGES - 1)
+    together = Together(db)
+    trips = RoundTrips(db, together, queued=MESSAGES - 1)
 
     results = all_at_once(together)
 
     assert trips.sizes == [1, MESSAGES - 1]
     assert [r.outcome for r in results] == ["created"] * MESSAGES  # type: ignore[union-attr]
-    client = records.redis
+    client = db.redis
     assert sorted(client.lrange("acme", 0, -1)) == sorted(
         f'{{"headers": {{"shiphub_message": "acme:m{n}"}}}}' for n in range(MESSAGES)
     )
     for n in range(MESSAGES):
         assert client.hget(record_key("acme", f"m{n}"), "fingerprint") == f"digest-{n}"
 
-    again = all_at_once(Together(records))  # each is found, as if it had come alone
+    again = all_at_once(Together(db))  # each is found, as if it had come alone
     assert {r.outcome for r in again} == {"exists"}  # type: ignore[union-attr]
     assert client.llen("acme") == MESSAGES
 
 
-def test_a_round_trip_carries_at_most_its_share(records: Records) -> None:
-    together = Together(records, most=10)
-    trips = RoundTrips(records, together, queued=MESSAGES - 1)
+def test_a_round_trip_carries_at_most_its_share(db: Store) -> None:
+    together = Together(db, most=10)
+    trips = RoundTrips(db, together, queued=MESSAGES - 1)
 
     results = all_at_once(together)
 
@@ -116,10 +118,10 @@ def test_a_round_trip_carries_at_most_its_share(records: Records) -> None:
 
 
 def test_a_failed_round_trip_fails_each_of_its_messages_and_the_next_ones_go_through(
-    records: Records,
+    db: Store,
 ) -> None:
-    together = Together(records)
-    trips = RoundTrips(records, together, queued=MESSAGES - 1)
+    together = Together(db)
+    trips = RoundTrips(db, together, queued=MESSAGES - 1)
     trips.fail = lambda number: redis.ConnectionError("gone") if number == 2 else None
 
     results = all_at_once(together)
@@ -128,15 +130,15 @@ def test_a_failed_round_trip_fails_each_of_its_messages_and_the_next_ones_go_thr
     failed = results[1:]
     assert all(isinstance(r, redis.ConnectionError) for r in failed)
     assert len({id(r) for r in failed}) == len(failed)  # each its own, raised once
-    assert records.redis.llen("acme") == 1  # nothing of theirs was recorded or queued
+    assert db.redis.llen("acme") == 1  # nothing of theirs was recorded or queued
     assert together.receive(arrival(1)).outcome == "created"  # nobody is left holding the turn
 
 
 def test_a_sender_cut_off_mid_round_trip_leaves_its_messages_retryable_not_hanging(
-    records: Records,
+    db: Store,
 ) -> None:
-    together = Together(records)
-    trips = RoundTrips(records, together, queued=MESSAGES - 1)
+    together = Together(db)
+    trips = RoundTrips(db, together, queued=MESSAGES - 1)
     trips.fail = lambda number: KeyboardInterrupt() if number == 2 else None  # not an Exception
 
     results = all_at_once(together)
@@ -147,11 +149,11 @@ def test_a_sender_cut_off_mid_round_trip_leaves_its_messages_retryable_not_hangi
     assert together.receive(arrival(2)).outcome == "created"
 
 
-def test_a_redis_that_lost_its_scripts_gets_them_again(records: Records) -> None:
-    assert records.receive_all([arrival(1)])[0].outcome == "created"
-    records.redis.script_flush()
+def test_a_redis_that_lost_its_scripts_gets_them_again(db: Store) -> None:
+    assert db.messages.receive_all([arrival(1)])[0].outcome == "created"
+    db.redis.script_flush()
 
-    received = records.receive_all([arrival(1), arrival(2)])
+    received = db.messages.receive_all([arrival(1), arrival(2)])
 
     assert [r.outcome for r in received] == ["exists", "created"]
 
@@ -175,30 +177,30 @@ def waits(client: redis.Redis) -> int:
 
 @pytest.mark.slow  # waits on a replica: about six seconds
 def test_with_the_replica_setting_one_wait_covers_a_round_trip(
-    redis_server: RedisServer, records: Records, waiting_for_a_replica: None
+    redis_server: RedisServer, db: Store, waiting_for_a_replica: None
 ) -> None:
     replica = RedisNode("--replicaof", "127.0.0.1", str(redis_server.port)).start()
     try:
         wait_until(lambda: replica.client().info("replication")["master_link_status"] == "up")
-        together = Together(records)
-        trips = RoundTrips(records, together, queued=MESSAGES - 1)
-        before = waits(records.redis)
+        together = Together(db)
+        trips = RoundTrips(db, together, queued=MESSAGES - 1)
+        before = waits(db.redis)
 
         results = all_at_once(together)
 
         assert {r.outcome for r in results} == {"created"}  # type: ignore[union-attr]
         assert trips.sizes == [1, MESSAGES - 1]
-        assert waits(records.redis) - before == 2  # one per round trip, not one per message
+        assert waits(db.redis) - before == 2  # one per round trip, not one per message
         assert replica.client().llen("acme") == MESSAGES  # the replica had them when answered
     finally:
         replica.stop()
 
 
 def test_a_round_trip_not_on_enough_replicas_fails_each_of_its_messages(
-    records: Records, waiting_for_a_replica: None
+    db: Store, waiting_for_a_replica: None
 ) -> None:
-    together = Together(records)  # no replica at all
-    RoundTrips(records, together, queued=MESSAGES - 1)
+    together = Together(db)  # no replica at all
+    RoundTrips(db, together, queued=MESSAGES - 1)
 
     results = all_at_once(together)
 
@@ -206,26 +208,26 @@ def test_a_round_trip_not_on_enough_replicas_fails_each_of_its_messages(
     assert len({id(r) for r in results}) == MESSAGES
 
 
-def test_one_round_trip_takes_each_message_as_if_it_had_come_alone(records: Records) -> None:
+def test_one_round_trip_takes_each_message_as_if_it_had_come_alone(db: Store) -> None:
     """One run of the accept script for many messages: the same message twice in it is a
     duplicate the second time, the same id with another content a conflict; each new one is
     queued once; the counters count each outcome; the recent list keeps its cap."""
     from worker.basics import metrics
-    from worker.store.records import RECENT, RECENT_KEPT
+    from worker.store.schema import RECENT, RECENT_KEPT
 
     first = [arrival(n) for n in range(RECENT_KEPT)]
-    assert {r.outcome for r in records.receive_all(first)} == {"created"}
+    assert {r.outcome for r in db.messages.receive_all(first)} == {"created"}
     again, other = arrival(RECENT_KEPT + 1), arrival(RECENT_KEPT + 1)
     other = Arrival(other.integration, other.message_id, "another", other.fields, None, 2.0e9)
 
-    received = records.receive_all([again, again, other, arrival(RECENT_KEPT + 2)])
+    received = db.messages.receive_all([again, again, other, arrival(RECENT_KEPT + 2)])
 
     assert [r.outcome for r in received] == ["created", "exists", "conflict", "created"]
     assert received[1].record is not None and received[1].record.status == "queued"
-    assert records.redis.llen("acme") == RECENT_KEPT + 2  # one task per new message
-    counted = records.redis.hgetall(metrics.MESSAGES.key)
+    assert db.redis.llen("acme") == RECENT_KEPT + 2  # one task per new message
+    counted = db.redis.hgetall(metrics.MESSAGES.key)
     accepted = metrics.MESSAGES.field("acme", metrics.UNKNOWN, "accepted")
     duplicate = metrics.MESSAGES.field("acme", metrics.UNKNOWN, "duplicate")
     assert (int(counted[accepted]), int(counted[duplicate])) == (RECENT_KEPT + 2, 1)
-    assert records.redis.zcard(RECENT) == RECENT_KEPT
-    assert records.redis.zscore(RECENT, "acme:m0") is None  # the oldest left first
+    assert db.redis.zcard(RECENT) == RECENT_KEPT
+    assert db.redis.zscore(RECENT, "acme:m0") is None  # the oldest left first

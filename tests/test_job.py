@@ -12,7 +12,8 @@ from pydantic import BaseModel
 from worker.basics.backoff import RetryPolicy
 from worker.basics.errors import HardError, TransientError
 from worker.integrations.job import EarlierAttemptUnsettled, Job, LookFirst, differences
-from worker.store.records import Records, memory_key, once_key
+from worker.store.bundle import Store
+from worker.store.schema import memory_key, once_key
 
 SENDS = {"shipping": {"address1": "2 Main St.", "zip": "20815"}, "lines": [{"sku": "A", "qty": 1}]}
 
@@ -21,7 +22,7 @@ class Empty(BaseModel):
     pass
 
 
-def job(records: Records, message_id: str, attempt: int = 1, run: int = 0) -> Job[Empty]:
+def job(db: Store, message_id: str, attempt: int = 1, run: int = 0) -> Job[Empty]:
     return Job(
         integration="acme",
         message_id=message_id,
@@ -30,24 +31,24 @@ def job(records: Records, message_id: str, attempt: int = 1, run: int = 0) -> Jo
         parameters={},
         store="shop",
         attempt=attempt,
-        records=records,
+        db=db,
         run=run,
     )
 
 
-def sent_before(records: Records, message_id: str, sends: dict) -> None:
-    earlier = job(records, message_id)
+def sent_before(db: Store, message_id: str, sends: dict) -> None:
+    earlier = job(db, message_id)
     earlier.keep_sent("sent", "H1", sends, order_number="R1")
     (kind, name, value) = earlier.kept[0]
-    records.redis.set(memory_key("acme", "shop", kind, name), json.dumps(value))
+    db.redis.set(memory_key("acme", "shop", kind, name), json.dumps(value))
 
 
 def met_again(
-    records: Records, message_id: str, sends: dict, *, earlier_attempt: dict | None = None
+    db: Store, message_id: str, sends: dict, *, earlier_attempt: dict | None = None
 ) -> str:
-    current = job(records, message_id, attempt=2 if earlier_attempt is not None else 1)
+    current = job(db, message_id, attempt=2 if earlier_attempt is not None else 1)
     if earlier_attempt is not None:
-        records.once_inflight("acme", message_id, "create", 1, sends=earlier_attempt)
+        db.once.inflight("acme", message_id, "create", 1, sends=earlier_attempt)
 
     def create(_key: str) -> str:
         return current.already_there("sent", "H1", sends, "Acme refused the order")
@@ -55,20 +56,20 @@ def met_again(
     return current.once("create", create, sends=sends)
 
 
-def test_the_same_content_sent_by_another_message_is_already_sent(records: Records) -> None:
-    sent_before(records, "m1", SENDS)
+def test_the_same_content_sent_by_another_message_is_already_sent(db: Store) -> None:
+    sent_before(db, "m1", SENDS)
 
-    assert met_again(records, "m2", SENDS) == "already sent by message m1"
+    assert met_again(db, "m2", SENDS) == "already sent by message m1"
 
 
 def test_other_content_sent_by_another_message_is_refused_saying_what_differs(
-    records: Records,
+    db: Store,
 ) -> None:
-    sent_before(records, "m1", SENDS)
+    sent_before(db, "m1", SENDS)
     other = {**SENDS, "shipping": {"address1": "7 Elm Rd.", "zip": "20815"}}
 
     with pytest.raises(HardError) as refused:
-        met_again(records, "m2", other, earlier_attempt=other)  # even after its own attempt
+        met_again(db, "m2", other, earlier_attempt=other)  # even after its own attempt
 
     (reason,) = refused.value.reasons
     assert "message m1" in reason
@@ -76,15 +77,15 @@ def test_other_content_sent_by_another_message_is_refused_saying_what_differs(
     assert "zip" not in reason
 
 
-def test_this_messages_own_earlier_attempt_is_recognised(records: Records) -> None:
-    assert met_again(records, "m3", SENDS, earlier_attempt=SENDS).startswith("sent by an earlier")
+def test_this_messages_own_earlier_attempt_is_recognised(db: Store) -> None:
+    assert met_again(db, "m3", SENDS, earlier_attempt=SENDS).startswith("sent by an earlier")
 
 
-def test_without_a_record_of_sending_it_already_exists_is_refused(records: Records) -> None:
+def test_without_a_record_of_sending_it_already_exists_is_refused(db: Store) -> None:
     with pytest.raises(HardError, match="no record of sending it"):
-        met_again(records, "m4", SENDS)
+        met_again(db, "m4", SENDS)
     with pytest.raises(HardError, match="no record of sending it"):
-        met_again(records, "m5", SENDS, earlier_attempt={**SENDS, "lines": []})
+        met_again(db, "m5", SENDS, earlier_attempt={**SENDS, "lines": []})
 
 
 def test_differences_name_each_changed_field_and_stop_at_a_limit() -> None:
@@ -102,12 +103,12 @@ def test_differences_name_each_changed_field_and_stop_at_a_limit() -> None:
 # -- an earlier attempt whose outcome is unknown: looked up once it can no longer land ----------
 
 
-def unknown_earlier_attempt(records: Records, message_id: str, sent_ago: float) -> None:
+def unknown_earlier_attempt(db: Store, message_id: str, sent_ago: float) -> None:
     """Attempt 1 began the create ``sent_ago`` seconds ago and never learned how it ended."""
-    records.once_inflight("acme", message_id, "create", 1, sends=SENDS)
+    db.once.inflight("acme", message_id, "create", 1, sends=SENDS)
     key = once_key("acme", message_id, "create")
-    mark = json.loads(records.redis.get(key))
-    records.redis.set(key, json.dumps({**mark, "since": time.time() - sent_ago}))
+    mark = json.loads(db.redis.get(key))
+    db.redis.set(key, json.dumps({**mark, "since": time.time() - sent_ago}))
 
 
 class Provider:
@@ -127,31 +128,29 @@ class Provider:
 
 
 def test_an_unknown_attempt_that_may_still_land_is_waited_for_not_repeated(
-    records: Records,
+    db: Store,
 ) -> None:
-    unknown_earlier_attempt(records, "m5", sent_ago=20)
+    unknown_earlier_attempt(db, "m5", sent_ago=20)
     provider = Provider(holds=None)
 
     with pytest.raises(EarlierAttemptUnsettled) as unsettled:
-        job(records, "m5", attempt=2).once(
-            "create", provider.create, look=LookFirst(60, provider.find)
-        )
+        job(db, "m5", attempt=2).once("create", provider.create, look=LookFirst(60, provider.find))
 
     assert provider.calls == []  # neither a look (too early to trust) nor a second create
     assert 39.5 <= unsettled.value.not_before <= 40.5  # when it can no longer land
-    assert records.once_state("acme", "m5", "create")["state"] == "inflight"
+    assert db.once.state("acme", "m5", "create")["state"] == "inflight"
 
 
-def test_an_unknown_attempt_that_landed_is_found_and_not_made_again(records: Records) -> None:
-    unknown_earlier_attempt(records, "m6", sent_ago=61)
+def test_an_unknown_attempt_that_landed_is_found_and_not_made_again(db: Store) -> None:
+    unknown_earlier_attempt(db, "m6", sent_ago=61)
     provider = Provider(holds="found")
 
-    result = job(records, "m6", attempt=2).once(
+    result = job(db, "m6", attempt=2).once(
         "create", provider.create, look=LookFirst(60, provider.find)
     )
 
     assert (result, provider.calls) == ("found", ["find"])
-    assert records.once_state("acme", "m6", "create") == {
+    assert db.once.state("acme", "m6", "create") == {
         "state": "done",
         "result": "found",
         "at": pytest.approx(time.time(), abs=5),
@@ -161,37 +160,37 @@ def test_an_unknown_attempt_that_landed_is_found_and_not_made_again(records: Rec
 
 
 def test_an_unknown_attempt_that_never_landed_is_made_again_after_the_look(
-    records: Records,
+    db: Store,
 ) -> None:
-    unknown_earlier_attempt(records, "m7", sent_ago=61)
+    unknown_earlier_attempt(db, "m7", sent_ago=61)
     provider = Provider(holds=None)
 
-    result = job(records, "m7", attempt=2).once(
+    result = job(db, "m7", attempt=2).once(
         "create", provider.create, look=LookFirst(60, provider.find)
     )
 
     assert (result, provider.calls) == ("created", ["find", "create"])
 
 
-def test_a_first_attempt_creates_without_looking(records: Records) -> None:
+def test_a_first_attempt_creates_without_looking(db: Store) -> None:
     provider = Provider(holds="found")
 
-    result = job(records, "m8").once("create", provider.create, look=LookFirst(60, provider.find))
+    result = job(db, "m8").once("create", provider.create, look=LookFirst(60, provider.find))
 
     assert (result, provider.calls) == ("created", ["create"])
 
 
 def test_a_create_that_failed_transiently_is_looked_up_once_it_can_no_longer_land(
-    records: Records,
+    db: Store,
 ) -> None:
     def create(_key: str) -> str:
         raise TransientError("Acme answered HTTP 502")
 
     with pytest.raises(TransientError) as failed:
-        job(records, "m9").once("create", create, look=LookFirst(60, Provider(None).find))
+        job(db, "m9").once("create", create, look=LookFirst(60, Provider(None).find))
 
     assert 59.5 <= failed.value.not_before <= 60.5  # the retry is the look, not a wait
-    assert records.once_state("acme", "m9", "create")["state"] == "inflight"
+    assert db.once.state("acme", "m9", "create")["state"] == "inflight"
 
 
 def test_a_wait_for_a_create_to_settle_is_above_the_back_offs_cap_and_budget() -> None:
@@ -202,48 +201,48 @@ def test_a_wait_for_a_create_to_settle_is_above_the_back_offs_cap_and_budget() -
     assert policy.next_attempt_at(3, since=0, now=5, not_before=30) is None  # attempts spent
 
 
-def test_a_create_refused_for_its_rate_is_not_in_doubt(records: Records) -> None:
+def test_a_create_refused_for_its_rate_is_not_in_doubt(db: Store) -> None:
     def create(_key: str) -> str:
         raise TransientError("Acme is limiting requests", retry_after=3, status=429)
 
     with pytest.raises(TransientError) as limited:
-        job(records, "m10").once("create", create, look=LookFirst(60, Provider(None).find))
+        job(db, "m10").once("create", create, look=LookFirst(60, Provider(None).find))
 
     assert limited.value.not_before is None  # its Retry-After, not a wait for it to land
-    assert records.once_state("acme", "m10", "create") is None
+    assert db.once.state("acme", "m10", "create") is None
 
 
 # -- a replay starts from scratch, and still creates once ----------------------------------------
 
 
-def test_a_replay_does_not_take_an_earlier_runs_answer_for_its_own(records: Records) -> None:
-    job(records, "r1").once("confirm", lambda _key: "what the first run was told")
+def test_a_replay_does_not_take_an_earlier_runs_answer_for_its_own(db: Store) -> None:
+    job(db, "r1").once("confirm", lambda _key: "what the first run was told")
     provider = Provider(holds=None)
 
-    result = job(records, "r1", run=1).once("confirm", provider.create)
+    result = job(db, "r1", run=1).once("confirm", provider.create)
 
     assert (result, provider.calls) == ("created", ["create"])
-    assert records.once_state("acme", "r1", "confirm")["run"] == 1
+    assert db.once.state("acme", "r1", "confirm")["run"] == 1
 
 
 def test_a_replay_looks_for_what_an_earlier_run_created_before_creating(
-    records: Records,
+    db: Store,
 ) -> None:
-    job(records, "r2").once("create", lambda _key: "made by the first run", sends=SENDS)
+    job(db, "r2").once("create", lambda _key: "made by the first run", sends=SENDS)
     provider = Provider(holds="found")
 
-    result = job(records, "r2", run=1).once(
+    result = job(db, "r2", run=1).once(
         "create", provider.create, sends=SENDS, look=LookFirst(60, provider.find)
     )
 
     assert (result, provider.calls) == ("found", ["find"])  # not made twice
 
 
-def test_a_replay_recognises_an_earlier_runs_create_as_its_own(records: Records) -> None:
+def test_a_replay_recognises_an_earlier_runs_create_as_its_own(db: Store) -> None:
     """Without a look, the replay's create meets the provider's "already exists": what the
     earlier run sent is this message's own, not another message's."""
-    job(records, "r3").once("create", lambda _key: "made", sends=SENDS)
-    replay = job(records, "r3", run=1)
+    job(db, "r3").once("create", lambda _key: "made", sends=SENDS)
+    replay = job(db, "r3", run=1)
 
     def create(_key: str) -> str:
         return replay.already_there("sent", "H1", SENDS, "Acme refused the order")
@@ -253,15 +252,15 @@ def test_a_replay_recognises_an_earlier_runs_create_as_its_own(records: Records)
     )
 
 
-def test_an_earlier_runs_attempt_does_not_clear_a_replays_mark(records: Records) -> None:
+def test_an_earlier_runs_attempt_does_not_clear_a_replays_mark(db: Store) -> None:
     """Attempts count from 1 again in a replay: a late refusal of the first run's attempt 1
     must not forget the replay's attempt 1, whose call is in flight."""
-    records.once_inflight("acme", "r4", "create", 1, sends=SENDS, run=1)
+    db.once.inflight("acme", "r4", "create", 1, sends=SENDS, run=1)
 
-    records.once_clear("acme", "r4", "create", 1, run=0)
+    db.once.clear("acme", "r4", "create", 1, run=0)
 
-    assert records.once_state("acme", "r4", "create")["state"] == "inflight"
-    assert (job(records, "r4").run_key, job(records, "r4", run=1).run_key) == (
+    assert db.once.state("acme", "r4", "create")["state"] == "inflight"
+    assert (job(db, "r4").run_key, job(db, "r4", run=1).run_key) == (
         "r4",
         "r4 (replay 1)",
     )

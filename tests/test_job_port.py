@@ -13,8 +13,9 @@ import pytest
 from pydantic import BaseModel
 
 from worker.integrations.job import Job
+from worker.store.bundle import Store
 from worker.store.provider_state import LeaseLost, batch_state_key
-from worker.store.records import PREFIX, Records, lease_key
+from worker.store.schema import PREFIX, lease_key
 
 PROVIDERS = ("dotcom", "duoplane", "ecomdash", "shipping_orders", "spectrum")
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,9 +25,9 @@ class Empty(BaseModel):
     pass
 
 
-def job(records: Records, message_id: str = "m1", run: int = 0, token: str = "tok") -> Job[Empty]:
+def job(db: Store, message_id: str = "m1", run: int = 0, token: str = "tok") -> Job[Empty]:
     """A job running under its lease (``token``), as the handling starts one."""
-    records.redis.set(lease_key("acme", message_id), token)
+    db.redis.set(lease_key("acme", message_id), token)
     return Job(
         integration="acme",
         message_id=message_id,
@@ -35,92 +36,92 @@ def job(records: Records, message_id: str = "m1", run: int = 0, token: str = "to
         parameters={},
         store="shop",
         attempt=1,
-        records=records,
+        db=db,
         run=run,
         lease_token=token,
     )
 
 
-def lose_lease(records: Records, message_id: str = "m1") -> None:
+def lose_lease(db: Store, message_id: str = "m1") -> None:
     """Another holder has the message now (this one's lease ran out and was taken again)."""
-    records.redis.set(lease_key("acme", message_id), "another-holder")
+    db.redis.set(lease_key("acme", message_id), "another-holder")
 
 
-def keys(records: Records) -> set[str]:
-    return {k for k in records.redis.keys("*") if not k.startswith(PREFIX + "lease:")}
+def keys(db: Store) -> set[str]:
+    return {k for k in db.redis.keys("*") if not k.startswith(PREFIX + "lease:")}
 
 
 def test_a_count_of_this_run_grows_under_its_lease_and_a_lost_lease_writes_nothing(
-    records: Records,
+    db: Store,
 ) -> None:
-    running = job(records)
+    running = job(db)
     assert running.count_up("forbidden") == 1
     assert running.count_up("forbidden") == 2
-    (key,) = keys(records)
+    (key,) = keys(db)
     assert key.startswith(PREFIX) and "forbidden" in key
-    assert 0 < records.redis.ttl(key) <= records.timing.record_ttl_seconds
+    assert 0 < db.redis.ttl(key) <= db.timing.record_ttl_seconds
 
-    lose_lease(records)
+    lose_lease(db)
     with pytest.raises(LeaseLost):
         running.count_up("forbidden")
     running.clear_count("forbidden")  # refused too: the count stays as the live holder left it
-    assert records.redis.get(key) == "2"
+    assert db.redis.get(key) == "2"
 
 
-def test_a_count_is_cleared_under_the_lease_and_a_replay_counts_afresh(records: Records) -> None:
-    first = job(records)
+def test_a_count_is_cleared_under_the_lease_and_a_replay_counts_afresh(db: Store) -> None:
+    first = job(db)
     first.count_up("forbidden")
-    replay = job(records, run=1, token="tok-2")
+    replay = job(db, run=1, token="tok-2")
     assert replay.count_up("forbidden") == 1  # a replay starts from scratch
     replay.clear_count("forbidden")
-    assert len(keys(records)) == 1  # the first run's count is its own
+    assert len(keys(db)) == 1  # the first run's count is its own
 
 
-def test_a_batch_entry_queued_after_the_lease_is_lost_is_not_queued(records: Records) -> None:
-    running = job(records)
+def test_a_batch_entry_queued_after_the_lease_is_lost_is_not_queued(db: Store) -> None:
+    running = job(db)
     batch = running.batch("q", ttl_seconds=600)
     entry = json.dumps({"message_id": running.run_key})
     batch.enqueue(running.run_key, entry)
     assert batch.look(running.run_key) == ({"state": "queued"}, False, 1)
-    assert all(k.startswith(PREFIX + "acme:") for k in keys(records))
+    assert all(k.startswith(PREFIX + "acme:") for k in keys(db))
 
-    stale = job(records, "m2")
-    lose_lease(records, "m2")
+    stale = job(db, "m2")
+    lose_lease(db, "m2")
     with pytest.raises(LeaseLost):
         stale.batch("q", ttl_seconds=600).enqueue("m2", json.dumps({"message_id": "m2"}))
     assert batch.look("m2") == (None, False, 1)  # neither its state nor its entry was written
 
 
-def test_a_batch_entry_is_not_put_back_by_a_holder_that_lost_its_lease(records: Records) -> None:
+def test_a_batch_entry_is_not_put_back_by_a_holder_that_lost_its_lease(db: Store) -> None:
     """Its leader died during the call: the handler puts its entry back, but only under its
     lease (the live holder of the message does it otherwise)."""
-    running = job(records)
+    running = job(db)
     batch = running.batch("q", ttl_seconds=600)
     entry = json.dumps({"message_id": running.run_key})
     state = batch_state_key("acme", running.run_key)
-    records.redis.set(state, json.dumps({"state": "sending", "leader": "dead-leader"}))
+    db.redis.set(state, json.dumps({"state": "sending", "leader": "dead-leader"}))
 
-    lose_lease(records)
+    lose_lease(db)
     with pytest.raises(LeaseLost):
         batch.requeue_if_lost(running.run_key, entry)
     assert batch.look(running.run_key) == ({"state": "sending", "leader": "dead-leader"}, False, 0)
 
-    records.redis.set(lease_key("acme", "m1"), "tok")  # held again by this holder
+    db.redis.set(lease_key("acme", "m1"), "tok")  # held again by this holder
     assert batch.requeue_if_lost(running.run_key, entry) is True
     assert batch.look(running.run_key) == ({"state": "queued"}, False, 1)
 
 
 def test_pacing_is_shared_by_every_message_of_the_integration_under_the_prefix(
-    records: Records,
+    db: Store,
 ) -> None:
-    first, stale = job(records, "m1"), job(records, "m2")
-    lose_lease(records, "m2")
+    first, stale = job(db, "m1"), job(db, "m2")
+    lose_lease(db, "m2")
     first.pace("acct", capacity=1, per_second=0.001).take("P")
     # Not fenced: a bucket belongs to the account, not to one message; one that has lost its
     # lease still waits its turn and asks others to wait.
     stale.pace("acct", capacity=1, per_second=0.001).hold(5)
     with first.in_flight("acct:op", limit=1).held("P"):
-        assert keys(records) == {
+        assert keys(db) == {
             f"{PREFIX}pace:bucket:acme:acct",
             f"{PREFIX}pace:slots:acme:acct:op",
         }
@@ -134,7 +135,7 @@ def _attributes(path: Path) -> set[str]:
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_no_provider_reaches_the_store_behind_the_job(provider: str) -> None:
     """``lint-imports`` keeps providers from importing redis or the store; this keeps them from
-    reading the store Job holds (``job.records``, ``.redis``)."""
+    reading the store Job holds (``job.db``, ``.redis``)."""
     for path in sorted((ROOT / "worker" / "integrations" / provider).glob("*.py")):
-        reached = _attributes(path) & {"records", "redis", "_records"}
+        reached = _attributes(path) & {"db", "records", "redis", "_records"}
         assert not reached, f"{path.relative_to(ROOT)} reads {sorted(reached)}"

@@ -9,7 +9,7 @@ import fakeredis
 
 from worker.basics.deadline import Deadline, DeadlineExceeded
 from worker.store.leases import LeaseKeeper
-from worker.store.records import WATCH
+from worker.store.schema import WATCH
 
 
 def test_a_held_lease_is_renewed_and_moves_the_watchdogs_deadline_along() -> None:

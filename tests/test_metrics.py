@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from endpoint.metrics import cursor_time, render
 from tests.conftest import settle
+from tests.support.records import accept, mark_published
 from worker.basics import metrics
 from worker.basics.deadline import DeadlineExceeded
 from worker.basics.errors import TransientError
@@ -26,9 +27,10 @@ from worker.integrations import http as provider_http
 from worker.integrations import registry
 from worker.integrations.job import Job
 from worker.pipeline.handling import handle, retry_reason
+from worker.store.bundle import Store
 from worker.store.outbox import Outbox
 from worker.store.pacing import TooLong
-from worker.store.records import OUTBOX, Records, memory_key
+from worker.store.schema import OUTBOX, memory_key
 
 Found = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -89,8 +91,8 @@ def provider_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def outbox(records: Records) -> Outbox:
-    return Outbox(records.redis, records.timing)
+def outbox(db: Store) -> Outbox:
+    return Outbox(db.redis, db.timing)
 
 
 def no_push(integration: str, message_id: str, claim: str) -> None:
@@ -103,19 +105,19 @@ def call(url: str) -> Any:
     )
 
 
-def recorded(records: Records, message_id: str, service: str = "work") -> None:
+def recorded(db: Store, message_id: str, service: str = "work") -> None:
     body = {"message_id": message_id, "message": "metered:work", "payload": {}}
     fields = {"message": "metered:work", "service": service, "body": json.dumps(body)}
-    records.accept("metered", message_id, "digest", fields)
-    records.mark_published("metered", message_id, time.time())
+    accept(db, "metered", message_id, "digest", fields)
+    mark_published(db, "metered", message_id, time.time())
 
 
-def run(records: Records, outbox: Outbox, message_id: str, **settings: Any) -> str:
+def run(db: Store, outbox: Outbox, message_id: str, **settings: Any) -> str:
     handled = handle(
         metered,
         metered.handler("metered:work"),
         message_id,
-        records,
+        db,
         outbox,
         Settings(**settings),
         send_push=no_push,
@@ -123,10 +125,10 @@ def run(records: Records, outbox: Outbox, message_id: str, **settings: Any) -> s
     return handled.outcome
 
 
-def page(records: Records) -> Found:
+def page(db: Store) -> Found:
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(render(records))
+        for family in text_string_to_metric_families(render(db))
         for sample in family.samples
     }
 
@@ -187,32 +189,32 @@ def test_any_label_value_survives_the_field_encoding(redis_client: redis.Redis) 
 
 
 # -- who counts what ---------------------------------------------------------------------------
-def test_accept_counts_accepted_once_by_integration_and_service(records: Records) -> None:
-    recorded(records, "a1")
-    recorded(records, "a1")  # the same message again: counted by its caller as a duplicate
+def test_accept_counts_accepted_once_by_integration_and_service(db: Store) -> None:
+    recorded(db, "a1")
+    recorded(db, "a1")  # the same message again: counted by its caller as a duplicate
 
-    found = page(records)
+    found = page(db)
 
     assert messages(found, "accepted") == 1
-    assert records.stats()["messages_accepted"] == 1
+    assert db.listings.stats()["messages_accepted"] == 1
 
 
-def test_count_keeps_a_labelled_count_and_the_totals(records: Records) -> None:
-    records.count("messages_duplicate", integration="metered", service="work")
-    records.count("messages_republished", integration="metered", service="work")
+def test_count_keeps_a_labelled_count_and_the_totals(db: Store) -> None:
+    db.listings.count("messages_duplicate", integration="metered", service="work")
+    db.listings.count("messages_republished", integration="metered", service="work")
 
-    found = page(records)
+    found = page(db)
 
     assert messages(found, "duplicate") == 1
     assert messages(found, "republished") == 1
-    assert records.stats()["messages_republished"] == 1
-    assert records.stats()["messages_duplicate"] == 1
+    assert db.listings.stats()["messages_republished"] == 1
+    assert db.listings.stats()["messages_duplicate"] == 1
 
 
 def test_a_succeeded_attempt_counts_its_outcome_time_and_provider_call_with_its_answer(
-    records: Records, outbox: Outbox, provider_url: str
+    db: Store, outbox: Outbox, provider_url: str
 ) -> None:
-    recorded(records, "s1")
+    recorded(db, "s1")
 
     def succeed(job: Job[Empty]) -> Answer:
         call(f"{provider_url}/ok")
@@ -220,9 +222,9 @@ def test_a_succeeded_attempt_counts_its_outcome_time_and_provider_call_with_its_
 
     behaviour["work"] = succeed
 
-    assert run(records, outbox, "s1") == "succeeded"
+    assert run(db, outbox, "s1") == "succeeded"
 
-    found = page(records)
+    found = page(db)
     assert messages(found, "succeeded") == 1
     assert messages(found, "retrying") == 0
     assert handler_attempts(found) == 1
@@ -236,19 +238,19 @@ def test_a_succeeded_attempt_counts_its_outcome_time_and_provider_call_with_its_
     [("/down", "provider_5xx", "http_error"), ("/slow", "timeout", "timeout")],
 )
 def test_a_retry_counts_its_reason_and_the_call_that_failed(
-    records: Records,
+    db: Store,
     outbox: Outbox,
     provider_url: str,
     path: str,
     reason: str,
     call_outcome: str,
 ) -> None:
-    recorded(records, "r1")
+    recorded(db, "r1")
     behaviour["work"] = lambda job: call(f"{provider_url}{path}")
 
-    assert run(records, outbox, "r1") == "retrying"
+    assert run(db, outbox, "r1") == "retrying"
 
-    found = page(records)
+    found = page(db)
     assert messages(found, "retrying") == 1
     assert value(found, "shiphub_retries_total", integration="metered", reason=reason) == 1
     calls = {"integration": "metered", "outcome": call_outcome}
@@ -256,74 +258,74 @@ def test_a_retry_counts_its_reason_and_the_call_that_failed(
     assert handler_attempts(found) == 1
 
 
-def test_an_unreachable_provider_is_a_connection_retry(records: Records, outbox: Outbox) -> None:
-    recorded(records, "c1")
+def test_an_unreachable_provider_is_a_connection_retry(db: Store, outbox: Outbox) -> None:
+    recorded(db, "c1")
     behaviour["work"] = lambda job: call("http://127.0.0.1:1/")
 
-    assert run(records, outbox, "c1") == "retrying"
+    assert run(db, outbox, "c1") == "retrying"
 
-    found = page(records)
+    found = page(db)
     assert value(found, "shiphub_retries_total", integration="metered", reason="connection") == 1
     calls = {"integration": "metered", "outcome": "connection"}
     assert value(found, "shiphub_provider_call_duration_seconds_count", **calls) == 1
 
 
 def test_a_message_whose_retries_ran_out_counts_dead_and_shows_in_the_dead_gauge(
-    records: Records, outbox: Outbox
+    db: Store, outbox: Outbox
 ) -> None:
-    recorded(records, "d1")
+    recorded(db, "d1")
 
     def fail(job: Job[Empty]) -> Answer:
         raise TransientError("Metered answered HTTP 503", ["down"], status=503)
 
     behaviour["work"] = fail
 
-    assert run(records, outbox, "d1", task_max_attempts=1) == "dead"
+    assert run(db, outbox, "d1", task_max_attempts=1) == "dead"
 
-    found = page(records)
+    found = page(db)
     assert messages(found, "dead") == 1
     assert messages(found, "retrying") == 0
     assert value(found, "shiphub_dead_messages") == 1
     assert handler_attempts(found) == 1
 
 
-def test_a_refused_answer_counts_failed(records: Records, outbox: Outbox) -> None:
-    recorded(records, "f1")
+def test_a_refused_answer_counts_failed(db: Store, outbox: Outbox) -> None:
+    recorded(db, "f1")
     behaviour["work"] = lambda job: job.answer().notify("error", "Refused", "No such SKU")
 
-    assert run(records, outbox, "f1") == "failed"
+    assert run(db, outbox, "f1") == "failed"
 
-    assert messages(page(records), "failed") == 1
+    assert messages(page(db), "failed") == 1
 
 
 def test_an_answer_thrown_away_for_a_conflict_is_a_conflict_retry(
-    records: Records, outbox: Outbox
+    db: Store, outbox: Outbox
 ) -> None:
-    recorded(records, "w1")
+    recorded(db, "w1")
 
     def raced(job: Job[Empty]) -> Answer:
         job.watch("shipment", "S1")
-        records.redis.set(memory_key("metered", job.store, "shipment", "S1"), '"another"')
+        db.redis.set(memory_key("metered", job.store, "shipment", "S1"), '"another"')
         job.keep("shipment", "S1", "mine")
         return job.answer()
 
     behaviour["work"] = raced
 
-    assert run(records, outbox, "w1") == "retrying"
+    assert run(db, outbox, "w1") == "retrying"
 
-    found = page(records)
+    found = page(db)
     assert value(found, "shiphub_retries_total", integration="metered", reason="conflict") == 1
     assert messages(found, "retrying") == 1
     assert messages(found, "succeeded") == 0
 
 
-def test_a_stale_finish_counts_no_outcome(records: Records) -> None:
-    recorded(records, "x1")
-    records.begin("metered", "x1", "mine")
+def test_a_stale_finish_counts_no_outcome(db: Store) -> None:
+    recorded(db, "x1")
+    db.attempts.begin("metered", "x1", "mine")
     tally = metrics.Tally()
     tally.observe(metrics.HANDLER_SECONDS, ("metered", "work"), 0.1)
 
-    written = records.finish(
+    written = db.attempts.finish(
         "metered",
         "x1",
         "succeeded",
@@ -336,7 +338,7 @@ def test_a_stale_finish_counts_no_outcome(records: Records) -> None:
     )
 
     assert written == "stale"
-    found = page(records)
+    found = page(db)
     assert messages(found, "succeeded") == 0
     assert handler_attempts(found) == 0
 
@@ -362,9 +364,9 @@ def test_retry_reasons_are_a_small_closed_set(error: BaseException, reason: str)
 
 
 # -- deliveries and the outbox -----------------------------------------------------------------
-def answered(records: Records, message_id: str) -> None:
-    records.accept("metered", message_id, "d", {"message": "metered:work", "body": "{}"})
-    settle(records, message_id, "succeeded", integration="metered", push=True)
+def answered(db: Store, message_id: str) -> None:
+    accept(db, "metered", message_id, "d", {"message": "metered:work", "body": "{}"})
+    settle(db, message_id, "succeeded", integration="metered", push=True)
 
 
 def pushed(outbox: Outbox, message_id: str, ok: bool, next_at: float | None = None) -> str:
@@ -381,33 +383,33 @@ def deliveries(found: Found, outcome: str) -> float:
 
 
 def test_deliveries_are_counted_by_outcome_where_their_outcome_is_recorded(
-    records: Records, outbox: Outbox
+    db: Store, outbox: Outbox
 ) -> None:
-    answered(records, "p1")
-    answered(records, "p2")
+    answered(db, "p1")
+    answered(db, "p2")
 
     assert pushed(outbox, "p1", ok=False, next_at=time.time()) == "retrying"
     assert pushed(outbox, "p1", ok=True) == "delivered"
     assert pushed(outbox, "p2", ok=False, next_at=None) == "dead"
 
-    found = page(records)
+    found = page(db)
     assert (deliveries(found, "retrying"), deliveries(found, "delivered")) == (1, 1)
     assert deliveries(found, "dead") == 1
     assert value(found, "shiphub_dead_deliveries") == 1
     assert value(found, "shiphub_outbox_pending") == 0
     assert value(found, "shiphub_outbox_oldest_age_seconds") == 0
-    assert records.stats()["deliveries_delivered"] == 1
+    assert db.listings.stats()["deliveries_delivered"] == 1
 
 
 def test_outbox_age_is_since_the_oldest_answer_was_ready_not_since_its_next_push(
-    records: Records, outbox: Outbox
+    db: Store, outbox: Outbox
 ) -> None:
-    answered(records, "o1")
-    records.redis.zadd(metrics.OUTBOX_READY, {"metered:o1": time.time() - 600})  # ready 10 min
-    answered(records, "o2")
+    answered(db, "o1")
+    db.redis.zadd(metrics.OUTBOX_READY, {"metered:o1": time.time() - 600})  # ready 10 min
+    answered(db, "o2")
     assert pushed(outbox, "o1", ok=False, next_at=time.time() + 5) == "retrying"
 
-    found = page(records)
+    found = page(db)
 
     assert value(found, "shiphub_outbox_pending") == 2
     assert value(found, "shiphub_outbox_oldest_age_seconds") == pytest.approx(600, abs=5)
@@ -415,35 +417,33 @@ def test_outbox_age_is_since_the_oldest_answer_was_ready_not_since_its_next_push
     assert pushed(outbox, "o2", ok=True) == "delivered"
     outbox.make_due("metered", "o1", 0)
     assert pushed(outbox, "o1", ok=True) == "delivered"
-    assert value(page(records), "shiphub_outbox_oldest_age_seconds") == 0
-    assert records.redis.zcard(metrics.OUTBOX_READY) == 0
+    assert value(page(db), "shiphub_outbox_oldest_age_seconds") == 0
+    assert db.redis.zcard(metrics.OUTBOX_READY) == 0
 
 
-def test_a_replayed_dead_delivery_is_ready_again_from_its_replay(
-    records: Records, outbox: Outbox
-) -> None:
-    answered(records, "q1")
-    records.redis.zadd(metrics.OUTBOX_READY, {"metered:q1": time.time() - 3600})
+def test_a_replayed_dead_delivery_is_ready_again_from_its_replay(db: Store, outbox: Outbox) -> None:
+    answered(db, "q1")
+    db.redis.zadd(metrics.OUTBOX_READY, {"metered:q1": time.time() - 3600})
     assert pushed(outbox, "q1", ok=False, next_at=None) == "dead"
-    assert value(page(records), "shiphub_outbox_oldest_age_seconds") == 0
+    assert value(page(db), "shiphub_outbox_oldest_age_seconds") == 0
 
     assert outbox.redeliver("metered", "q1")
 
-    assert value(page(records), "shiphub_outbox_oldest_age_seconds") < 60
+    assert value(page(db), "shiphub_outbox_oldest_age_seconds") < 60
 
 
 def test_an_answer_that_left_the_outbox_by_a_replay_does_not_age_it(
-    records: Records, outbox: Outbox
+    db: Store, outbox: Outbox
 ) -> None:
-    answered(records, "z1")
-    records.redis.zadd(metrics.OUTBOX_READY, {"metered:z1": time.time() - 3600})
-    answered(records, "z2")
-    records.redis.zrem(OUTBOX, "metered:z1")  # what a replay of its message does
+    answered(db, "z1")
+    db.redis.zadd(metrics.OUTBOX_READY, {"metered:z1": time.time() - 3600})
+    answered(db, "z2")
+    db.redis.zrem(OUTBOX, "metered:z1")  # what a replay of its message does
 
-    age = value(page(records), "shiphub_outbox_oldest_age_seconds")
+    age = value(page(db), "shiphub_outbox_oldest_age_seconds")
 
     assert age < 60  # z2's, not the hour of z1 that is no longer waiting
-    assert records.redis.zscore(metrics.OUTBOX_READY, "metered:z1") is None
+    assert db.redis.zscore(metrics.OUTBOX_READY, "metered:z1") is None
 
 
 # -- polls -------------------------------------------------------------------------------------
@@ -454,16 +454,16 @@ def test_cursor_times_are_read_only_when_they_carry_their_offset() -> None:
     assert cursor_time("17") is None and cursor_time(17) is None and cursor_time(None) is None
 
 
-def test_poll_lag_and_cursor_age_per_polled_store(records: Records) -> None:
+def test_poll_lag_and_cursor_age_per_polled_store(db: Store) -> None:
     registry.load("tests.support.acme")
     lagging = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 900))
     for integration, store, cursor in (
         ("polled", "north", {"since": lagging, "page": "abc"}),
         ("acme", "south", {"since": 42}),  # not a time: no lag, but its age
     ):
-        records.accept(integration, store, "d", {"store": store, "body": "{}"})
-        records.begin(integration, store, "lease")
-        records.finish(
+        accept(db, integration, store, "d", {"store": store, "body": "{}"})
+        db.attempts.begin(integration, store, "lease")
+        db.attempts.finish(
             integration,
             store,
             "succeeded",
@@ -474,7 +474,7 @@ def test_poll_lag_and_cursor_age_per_polled_store(records: Records) -> None:
             lease_token="lease",
         )
 
-    found = page(records)
+    found = page(db)
 
     lag = value(found, "shiphub_poll_lag_seconds", integration="polled", store="north")
     assert lag == pytest.approx(900, abs=5)

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from endpoint.openapi import REF_TEMPLATE, document, envelope
 from tests.conftest import ENDPOINT_KEY, auth, settle, unit_settings
 from worker.integrations import registry
-from worker.store.records import Records
+from worker.store.bundle import Store
 
 # Every keyword a schema object here may use (JSON Schema 2020-12 and OpenAPI's own): a key
 # outside it is a generator's private word that validators and clients silently ignore.
@@ -243,12 +243,12 @@ def test_hub_message_replies_match_the_document(doc: dict[str, Any], client: Fla
 
 
 def test_operations_replies_match_the_document(
-    doc: dict[str, Any], client: FlaskClient, records: Records
+    doc: dict[str, Any], client: FlaskClient, db: Store
 ) -> None:
     for message_id in ("r-1", "r-2"):
         order = {"message": "order:ready", "payload": {"order": {"number": message_id}}}
         client.post("/acme/send_order", json={"message_id": message_id, **order}, headers=auth())
-    settle(records, "r-2", "failed", error="refused")
+    settle(db, "r-2", "failed", error="refused")
     calls = [
         ("/", "get", "/", 200),
         ("/auth", "get", "/auth", 200),

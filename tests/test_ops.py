@@ -21,8 +21,9 @@ from endpoint import ops
 from endpoint.app import create_app
 from tests.conftest import ENDPOINT_KEY, Publisher, settle, unit_settings
 from worker.pipeline.delivery import SendPush
+from worker.store.bundle import Store
 from worker.store.outbox import Outbox
-from worker.store.records import Records, Timing
+from worker.store.record import Timing
 
 OPS_PASSWORD = "ops-unit-password"
 SECRET_KEY = "4xK0gvQb0Z1m2Ab3yQ9cJ7dXo8hS5kLr6tW1uE2iV3c="  # unit_settings' key
@@ -110,9 +111,9 @@ def page(response: TestResponse) -> Page:
 
 
 def app_with(
-    records: Records, publisher: Publisher, send_push: SendPush | None = None, **overrides: Any
+    db: Store, publisher: Publisher, send_push: SendPush | None = None, **overrides: Any
 ) -> Flask:
-    return create_app(unit_settings(**overrides), records, publisher, send_push=send_push)
+    return create_app(unit_settings(**overrides), db, publisher, send_push=send_push)
 
 
 @pytest.fixture
@@ -123,10 +124,10 @@ def pushes() -> list[tuple[str, str, str]]:
 
 @pytest.fixture
 def ops_client(
-    records: Records, publisher: Publisher, pushes: list[tuple[str, str, str]]
+    db: Store, publisher: Publisher, pushes: list[tuple[str, str, str]]
 ) -> Iterator[FlaskClient]:
     """The receiver with OPS_PASSWORD set."""
-    app = app_with(records, publisher, lambda *task: pushes.append(task), ops_password=OPS_PASSWORD)
+    app = app_with(db, publisher, lambda *task: pushes.append(task), ops_password=OPS_PASSWORD)
     with app.test_client() as client:
         yield client
 
@@ -141,16 +142,16 @@ def post_order(client: FlaskClient, message_id: str, number: str = "N-1") -> Non
     assert response.status_code == 200, response.json
 
 
-def dead_message(client: FlaskClient, records: Records, message_id: str, error: str) -> None:
+def dead_message(client: FlaskClient, db: Store, message_id: str, error: str) -> None:
     post_order(client, message_id)
-    assert settle(records, message_id, "dead", error=error) == "written"
+    assert settle(db, message_id, "dead", error=error) == "written"
 
 
-def dead_delivery(client: FlaskClient, records: Records, message_id: str, error: str) -> None:
+def dead_delivery(client: FlaskClient, db: Store, message_id: str, error: str) -> None:
     """A succeeded message whose one push failed for good."""
     post_order(client, message_id)
-    assert settle(records, message_id, "succeeded", push=True) == "written"
-    outbox = Outbox(records.redis, records.timing)
+    assert settle(db, message_id, "succeeded", push=True) == "written"
+    outbox = Outbox(db.redis, db.timing)
     claim = outbox.claim("acme", message_id)
     assert claim is not None and outbox.take("acme", message_id, claim, 10) is not None
     assert outbox.failed("acme", message_id, claim, error, None) == "dead"
@@ -204,9 +205,9 @@ def test_the_ops_password_with_any_user_name_comes_in(ops_client: FlaskClient) -
 
 
 def test_without_ops_password_the_endpoint_token_is_the_password(
-    records: Records, publisher: Publisher
+    db: Store, publisher: Publisher
 ) -> None:
-    client = app_with(records, publisher).test_client()
+    client = app_with(db, publisher).test_client()
 
     assert client.get("/ops").status_code == 401
     assert client.get("/ops", headers=basic("wrong")).status_code == 401
@@ -214,10 +215,10 @@ def test_without_ops_password_the_endpoint_token_is_the_password(
 
 
 def test_in_insecure_development_without_any_password_the_page_is_open(
-    records: Records, publisher: Publisher
+    db: Store, publisher: Publisher
 ) -> None:
     client = app_with(
-        records, publisher, endpoint_key=None, shiphub_secret_key=None, shiphub_insecure_dev=True
+        db, publisher, endpoint_key=None, shiphub_secret_key=None, shiphub_insecure_dev=True
     ).test_client()
 
     response = client.get("/ops")
@@ -227,10 +228,10 @@ def test_in_insecure_development_without_any_password_the_page_is_open(
 
 
 def test_in_insecure_development_an_ops_password_still_guards_the_page(
-    records: Records, publisher: Publisher
+    db: Store, publisher: Publisher
 ) -> None:
     client = app_with(
-        records, publisher, endpoint_key=None, shiphub_insecure_dev=True, ops_password="pw"
+        db, publisher, endpoint_key=None, shiphub_insecure_dev=True, ops_password="pw"
     ).test_client()
 
     assert client.get("/ops").status_code == 401
@@ -238,23 +239,23 @@ def test_in_insecure_development_an_ops_password_still_guards_the_page(
 
 
 def test_a_replay_without_credentials_replays_nothing(
-    ops_client: FlaskClient, records: Records, publisher: Publisher
+    ops_client: FlaskClient, db: Store, publisher: Publisher
 ) -> None:
-    dead_message(ops_client, records, "dead-1", "boom")
+    dead_message(ops_client, db, "dead-1", "boom")
     form = replay_form(ops_client, "message", "dead-1")
     fields = {k: v for k, v in form.items() if k != "action"}
 
     response = ops_client.post("/ops/replay", data=fields)
 
     assert response.status_code == 401
-    record = records.get("acme", "dead-1")
+    record = db.messages.get("acme", "dead-1")
     assert record is not None and record.status == "dead"
 
 
-def test_the_page_never_shows_a_secret(ops_client: FlaskClient, records: Records) -> None:
+def test_the_page_never_shows_a_secret(ops_client: FlaskClient, db: Store) -> None:
     post_order(ops_client, "with-cursor")
-    records.begin("acme", "with-cursor", "lease")
-    records.finish(
+    db.attempts.begin("acme", "with-cursor", "lease")
+    db.attempts.finish(
         "acme",
         "with-cursor",
         "succeeded",
@@ -287,11 +288,11 @@ def test_the_page_never_shows_a_secret(ops_client: FlaskClient, records: Records
 
 # -- what it shows ---------------------------------------------------------------------------
 def test_the_page_lists_integrations_with_their_queues_and_counters(
-    ops_client: FlaskClient, records: Records
+    ops_client: FlaskClient, db: Store
 ) -> None:
-    records.redis.rpush("acme", "t1", "t2", "t3")  # kombu's list for the queue
-    records.redis.rpush("acme\x06\x163", "t4")  # and its list for priority step 3
-    records.redis.rpush("hub", "push")
+    db.redis.rpush("acme", "t1", "t2", "t3")  # kombu's list for the queue
+    db.redis.rpush("acme\x06\x163", "t4")  # and its list for priority step 3
+    db.redis.rpush("hub", "push")
     post_order(ops_client, "counted")
 
     shown = page(ops_client.get("/ops", headers=OPS))
@@ -309,11 +310,11 @@ def test_the_page_lists_integrations_with_their_queues_and_counters(
 
 
 def test_recent_messages_show_their_state_and_link_to_their_record(
-    ops_client: FlaskClient, records: Records
+    ops_client: FlaskClient, db: Store
 ) -> None:
     post_order(ops_client, "older")
     post_order(ops_client, "newer", number="N-2")
-    settle(records, "older", "failed", error="refused by acme")
+    settle(db, "older", "failed", error="refused by acme")
 
     shown = page(ops_client.get("/ops", headers=OPS))
 
@@ -326,12 +327,12 @@ def test_recent_messages_show_their_state_and_link_to_their_record(
 
 
 def test_dead_messages_deliveries_and_pending_pushes_are_listed(
-    ops_client: FlaskClient, records: Records
+    ops_client: FlaskClient, db: Store
 ) -> None:
-    dead_message(ops_client, records, "dead-m", "HTTP 500 from acme")
-    dead_delivery(ops_client, records, "dead-d", "hub answered HTTP 503")
+    dead_message(ops_client, db, "dead-m", "HTTP 500 from acme")
+    dead_delivery(ops_client, db, "dead-d", "hub answered HTTP 503")
     post_order(ops_client, "pending-p", number="N-3")
-    settle(records, "pending-p", "succeeded", push=True)
+    settle(db, "pending-p", "succeeded", push=True)
 
     shown = page(ops_client.get("/ops", headers=OPS))
 
@@ -347,9 +348,9 @@ def test_dead_messages_deliveries_and_pending_pushes_are_listed(
 
 
 def test_the_message_view_shows_the_record_the_answer_and_the_delivery(
-    ops_client: FlaskClient, records: Records
+    ops_client: FlaskClient, db: Store
 ) -> None:
-    dead_delivery(ops_client, records, "viewed", "hub answered HTTP 502")
+    dead_delivery(ops_client, db, "viewed", "hub answered HTTP 502")
 
     response = ops_client.get("/ops/messages/acme/viewed", headers=OPS)
 
@@ -363,10 +364,8 @@ def test_the_message_view_shows_the_record_the_answer_and_the_delivery(
     assert [f["kind"] for f in shown.forms] == ["delivery"]  # a succeeded message stands
 
 
-def test_message_ids_and_errors_are_text_never_markup(
-    ops_client: FlaskClient, records: Records
-) -> None:
-    dead_message(ops_client, records, SCRIPT_ID, HOSTILE_ERROR)
+def test_message_ids_and_errors_are_text_never_markup(ops_client: FlaskClient, db: Store) -> None:
+    dead_message(ops_client, db, SCRIPT_ID, HOSTILE_ERROR)
 
     overview = ops_client.get("/ops", headers=OPS)
     html = overview.get_data(as_text=True)
@@ -388,9 +387,9 @@ def test_message_ids_and_errors_are_text_never_markup(
 
 # -- Replay buttons --------------------------------------------------------------------------
 def test_a_replay_redirects_back_and_says_it_was_queued(
-    ops_client: FlaskClient, records: Records, publisher: Publisher
+    ops_client: FlaskClient, db: Store, publisher: Publisher
 ) -> None:
-    dead_message(ops_client, records, "again", "boom")
+    dead_message(ops_client, db, "again", "boom")
     form = replay_form(ops_client, "message", "again")
     publisher.published.clear()
 
@@ -401,7 +400,7 @@ def test_a_replay_redirects_back_and_says_it_was_queued(
     assert target.path == "/ops"
     assert list(parse_qs(target.query)) == ["notice"]  # a name: the words are the server's
     assert publisher.published == [("acme.order_ready", "again")]
-    record = records.get("acme", "again")
+    record = db.messages.get("acme", "again")
     assert record is not None and record.status == "queued"
     shown = page(ops_client.get(response.headers["Location"], headers=OPS))
     assert shown.notice == "Message again of acme: replayed, queued for a worker."
@@ -409,9 +408,9 @@ def test_a_replay_redirects_back_and_says_it_was_queued(
 
 
 def test_a_replay_the_broker_does_not_take_says_accepted(
-    ops_client: FlaskClient, records: Records, publisher: Publisher
+    ops_client: FlaskClient, db: Store, publisher: Publisher
 ) -> None:
-    dead_message(ops_client, records, "later", "boom")
+    dead_message(ops_client, db, "later", "boom")
     form = replay_form(ops_client, "message", "later")
     publisher.fail = True
 
@@ -419,18 +418,18 @@ def test_a_replay_the_broker_does_not_take_says_accepted(
 
     shown = page(ops_client.get(response.headers["Location"], headers=OPS))
     assert "recorded but not taken by the broker" in shown.notice
-    record = records.get("acme", "later")
+    record = db.messages.get("acme", "later")
     assert record is not None and record.status == "queued"
 
 
 def test_a_message_that_cannot_be_replayed_is_said_so(
-    ops_client: FlaskClient, records: Records, publisher: Publisher
+    ops_client: FlaskClient, db: Store, publisher: Publisher
 ) -> None:
-    dead_message(ops_client, records, "twice", "boom")
+    dead_message(ops_client, db, "twice", "boom")
     form = replay_form(ops_client, "message", "twice")
     publisher.published.clear()
     assert submit(ops_client, form).status_code == 303
-    settle(records, "twice", "succeeded")
+    settle(db, "twice", "succeeded")
     settings = unit_settings(ops_password=OPS_PASSWORD)
     fresh = {**form, "token": ops.form_token(settings, "message", "acme", "twice")}
 
@@ -442,9 +441,9 @@ def test_a_message_that_cannot_be_replayed_is_said_so(
 
 
 def test_a_dead_delivery_is_replayed_from_the_message_view(
-    ops_client: FlaskClient, records: Records, pushes: list[tuple[str, str, str]]
+    ops_client: FlaskClient, db: Store, pushes: list[tuple[str, str, str]]
 ) -> None:
-    dead_delivery(ops_client, records, "push-again", "hub answered HTTP 503")
+    dead_delivery(ops_client, db, "push-again", "hub answered HTTP 503")
     form = page(ops_client.get("/ops/messages/acme/push-again", headers=OPS)).form_for(
         "delivery", "push-again"
     )
@@ -457,13 +456,13 @@ def test_a_dead_delivery_is_replayed_from_the_message_view(
     assert "delivery replayed, its answer is pushed to the hub shortly" in shown.notice
     assert shown.by_id["delivery-status"] == "pending"
     assert [task[:2] for task in pushes] == [("acme", "push-again")]
-    assert records.dead("deliveries") == []
+    assert db.listings.dead("deliveries") == []
 
 
 def test_a_replay_from_another_site_is_refused(
-    ops_client: FlaskClient, records: Records, publisher: Publisher
+    ops_client: FlaskClient, db: Store, publisher: Publisher
 ) -> None:
-    dead_message(ops_client, records, "target", "boom")
+    dead_message(ops_client, db, "target", "boom")
     form = replay_form(ops_client, "message", "target")
     publisher.published.clear()
 
@@ -498,11 +497,11 @@ def test_a_replay_from_another_site_is_refused(
     ],
 )
 def test_a_replay_without_its_own_token_is_refused(
-    ops_client: FlaskClient, records: Records, publisher: Publisher, forged: dict[str, str]
+    ops_client: FlaskClient, db: Store, publisher: Publisher, forged: dict[str, str]
 ) -> None:
-    dead_message(ops_client, records, "guarded", "boom")
+    dead_message(ops_client, db, "guarded", "boom")
     post_order(ops_client, "another-one", number="N-9")
-    settle(records, "another-one", "dead")
+    settle(db, "another-one", "dead")
     form = {**replay_form(ops_client, "message", "guarded"), **forged}
     publisher.published.clear()
 
@@ -512,10 +511,8 @@ def test_a_replay_without_its_own_token_is_refused(
     assert publisher.published == []
 
 
-def test_a_stale_form_is_refused(
-    ops_client: FlaskClient, records: Records, publisher: Publisher
-) -> None:
-    dead_message(ops_client, records, "old-form", "boom")
+def test_a_stale_form_is_refused(ops_client: FlaskClient, db: Store, publisher: Publisher) -> None:
+    dead_message(ops_client, db, "old-form", "boom")
     settings = unit_settings(ops_password=OPS_PASSWORD)
     issued = int(time.time() - ops.FORM_MAX_AGE_SECONDS - 60)
     fields = {"kind": "message", "integration": "acme", "message_id": "old-form"}
@@ -529,7 +526,7 @@ def test_a_stale_form_is_refused(
 
 
 def test_form_tokens_are_keyed_by_the_secret_key_so_every_process_agrees(
-    records: Records, publisher: Publisher
+    db: Store, publisher: Publisher
 ) -> None:
     same = unit_settings(shiphub_secret_key=f"{SECRET_KEY},{OTHER_SECRET_KEY}")
     other = unit_settings(shiphub_secret_key=OTHER_SECRET_KEY)
@@ -553,10 +550,8 @@ def test_a_replay_of_an_unknown_integration_is_404_and_a_bad_form_400(
     assert bad.status_code == 400 and bad.mimetype == "text/html"
 
 
-def test_a_crafted_link_puts_no_notice_on_the_page(
-    ops_client: FlaskClient, records: Records
-) -> None:
-    dead_message(ops_client, records, "real", "boom")
+def test_a_crafted_link_puts_no_notice_on_the_page(ops_client: FlaskClient, db: Store) -> None:
+    dead_message(ops_client, db, "real", "boom")
     for link in (
         "/ops?kind=message&replayed=Your+account+is+closed&integration=acme&message_id=x",
         "/ops?kind=message&replayed=queued&integration=acme&message_id=Call+us+to+unlock",
@@ -570,10 +565,8 @@ def test_a_crafted_link_puts_no_notice_on_the_page(
         assert "Call us" not in response.get_data(as_text=True)
 
 
-def test_a_notice_names_the_replayed_message_as_text(
-    ops_client: FlaskClient, records: Records
-) -> None:
-    dead_message(ops_client, records, SCRIPT_ID, "boom")
+def test_a_notice_names_the_replayed_message_as_text(ops_client: FlaskClient, db: Store) -> None:
+    dead_message(ops_client, db, SCRIPT_ID, "boom")
 
     response = submit(ops_client, replay_form(ops_client, "message", SCRIPT_ID))
 
@@ -582,14 +575,12 @@ def test_a_notice_names_the_replayed_message_as_text(
     assert page(shown).notice == f"Message {SCRIPT_ID} of acme: replayed, queued for a worker."
 
 
-def test_a_replay_form_works_once(
-    ops_client: FlaskClient, records: Records, publisher: Publisher
-) -> None:
-    dead_message(ops_client, records, "once", "boom")
+def test_a_replay_form_works_once(ops_client: FlaskClient, db: Store, publisher: Publisher) -> None:
+    dead_message(ops_client, db, "once", "boom")
     form = replay_form(ops_client, "message", "once")
     publisher.published.clear()
     assert submit(ops_client, form).status_code == 303
-    settle(records, "once", "dead")  # dead again: a replay would be taken
+    settle(db, "once", "dead")  # dead again: a replay would be taken
 
     again = submit(ops_client, form)
 
@@ -600,9 +591,9 @@ def test_a_replay_form_works_once(
 
 
 def test_two_pages_of_the_same_second_get_forms_of_their_own(
-    ops_client: FlaskClient, records: Records
+    ops_client: FlaskClient, db: Store
 ) -> None:
-    dead_message(ops_client, records, "two-pages", "boom")
+    dead_message(ops_client, db, "two-pages", "boom")
 
     first = replay_form(ops_client, "message", "two-pages")["token"]
     second = replay_form(ops_client, "message", "two-pages")["token"]
@@ -629,9 +620,9 @@ def test_bad_paths_unknown_integrations_and_messages_are_404_pages(
     assert says in page(response).text
 
 
-def test_redis_down_is_a_503_page(records: Records, publisher: Publisher) -> None:
+def test_redis_down_is_a_503_page(db: Store, publisher: Publisher) -> None:
     server = fakeredis.FakeServer()
-    down = Records(fakeredis.FakeRedis(server=server, decode_responses=True), Timing())
+    down = Store.on(fakeredis.FakeRedis(server=server, decode_responses=True), Timing())
     client = app_with(down, publisher, ops_password=OPS_PASSWORD).test_client()
     server.connected = False
     settings = unit_settings(ops_password=OPS_PASSWORD)
@@ -679,7 +670,7 @@ def test_an_unexpected_error_is_a_500_page_that_tells_nothing_inside(
 
 # -- failed, dead and retrying messages -------------------------------------------------------
 def test_the_failed_view_lists_by_state_and_store_a_page_at_a_time(
-    ops_client: FlaskClient, records: Records
+    ops_client: FlaskClient, db: Store
 ) -> None:
     headers = {"X-Hub-Token": ENDPOINT_KEY}
     for n, store in enumerate(("shop-a", "shop-a", "shop-a", "shop-b")):
@@ -689,7 +680,7 @@ def test_the_failed_view_lists_by_state_and_store_a_page_at_a_time(
             "payload": {"order": {"number": f"N{n}"}},
         }
         ops_client.post("/acme/send_order", json=body, headers={**headers, "X-Hub-Store": store})
-        settle(records, f"f-{n}", "failed" if n else "dead", error=f"refused {n}")
+        settle(db, f"f-{n}", "failed" if n else "dead", error=f"refused {n}")
 
     first = page(ops_client.get("/ops/failed?store=shop-a&limit=2", headers=OPS))
     (older,) = [link for link in first.links if "cursor=" in link]

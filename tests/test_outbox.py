@@ -8,15 +8,17 @@ import time
 import pytest
 
 from tests.conftest import settle
+from tests.support.records import accept
+from worker.store.bundle import Store
 from worker.store.outbox import Outbox
-from worker.store.records import DEAD_DELIVERIES, OUTBOX, Records
+from worker.store.schema import DEAD_DELIVERIES, OUTBOX
 
 
 @pytest.fixture
-def outbox(records: Records) -> Outbox:
-    records.accept("acme", "m", "d", {"message": "order:ready", "body": "{}"})
-    settle(records, "m", "succeeded", push=True)
-    return Outbox(records.redis, records.timing)
+def outbox(db: Store) -> Outbox:
+    accept(db, "acme", "m", "d", {"message": "order:ready", "body": "{}"})
+    settle(db, "m", "succeeded", push=True)
+    return Outbox(db.redis, db.timing)
 
 
 def test_a_due_delivery_is_claimed_once(outbox: Outbox) -> None:

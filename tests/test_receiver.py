@@ -21,7 +21,8 @@ from worker.basics.sealing import sealer
 from worker.basics.settings import Settings
 from worker.hub.messages import HubMessage
 from worker.pipeline.intake import earlier_fingerprint
-from worker.store.records import Records, record_key
+from worker.store.bundle import Store
+from worker.store.schema import record_key
 
 
 def order(message_id: str = "m-1", number: str = "H1", **extra: Any) -> dict[str, Any]:
@@ -68,14 +69,12 @@ def test_auth_endpoint_checks_the_token(client: FlaskClient) -> None:
 
 
 def test_no_endpoint_key_refuses_to_start_unless_insecure_dev_is_explicit(
-    records: Records, publisher: Publisher
+    db: Store, publisher: Publisher
 ) -> None:
     with pytest.raises(SystemExit, match="ENDPOINT_KEY"):
-        create_app(unit_settings(endpoint_key=None), records, publisher)
+        create_app(unit_settings(endpoint_key=None), db, publisher)
 
-    app = create_app(
-        unit_settings(endpoint_key=None, shiphub_insecure_dev=True), records, publisher
-    )
+    app = create_app(unit_settings(endpoint_key=None, shiphub_insecure_dev=True), db, publisher)
     assert app.test_client().post("/acme/send_order", json=order()).status_code == 200
 
 
@@ -201,31 +200,31 @@ def test_missing_payload_object_is_422_naming_its_path(client: FlaskClient) -> N
 
 
 # -- 200, duplicates, 409 ----------------------------------------------------------------------
-def queued_tasks(records: Records, queue: str = "acme") -> list[tuple[str, str]]:
+def queued_tasks(db: Store, queue: str = "acme") -> list[tuple[str, str]]:
     """The tasks waiting in a queue's broker list, oldest first: (task name, message id)."""
     found = []
-    for raw in reversed(records.redis.lrange(queue, 0, -1)):
+    for raw in reversed(db.redis.lrange(queue, 0, -1)):
         headers = json.loads(raw)["headers"]
         found.append((headers["task"], headers["shiphub_message"].partition(":")[2]))
     return found
 
 
 def test_a_new_message_is_recorded_and_queued_in_one_step_then_200(
-    client: FlaskClient, publisher: Publisher, records: Records
+    client: FlaskClient, publisher: Publisher, db: Store
 ) -> None:
     response = post(client, order("m-ok"))
 
     assert response.status_code == 200
     assert response.json["status"] == "queued"
     assert response.json["notifications"][0]["level"] == "info"
-    assert queued_tasks(records) == [("acme.order_ready", "m-ok")]
+    assert queued_tasks(db) == [("acme.order_ready", "m-ok")]
     assert publisher.published == []  # not a Celery publish: the record's script queued it
-    record = records.get("acme", "m-ok")
+    record = db.messages.get("acme", "m-ok")
     assert record is not None and record.status == "queued"
 
 
 def test_duplicate_is_not_queued_again_and_answers_the_record(
-    client: FlaskClient, records: Records
+    client: FlaskClient, db: Store
 ) -> None:
     post(client, order("m-dup"))
 
@@ -234,40 +233,40 @@ def test_duplicate_is_not_queued_again_and_answers_the_record(
     assert again.status_code == 200
     assert again.json["status"] == "queued"
     assert again.json["record"]["message_id"] == "m-dup"
-    assert queued_tasks(records) == [("acme.order_ready", "m-dup")]
+    assert queued_tasks(db) == [("acme.order_ready", "m-dup")]
 
 
-def test_same_id_different_body_is_409(client: FlaskClient, records: Records) -> None:
+def test_same_id_different_body_is_409(client: FlaskClient, db: Store) -> None:
     post(client, order("m-c", number="H1"))
 
     response = post(client, order("m-c", number="H2"))
 
     assert response.status_code == 409
-    assert queued_tasks(records) == [("acme.order_ready", "m-c")]
+    assert queued_tasks(db) == [("acme.order_ready", "m-c")]
 
 
 def test_a_resend_is_the_same_message_whatever_parameters_it_carries(
-    client: FlaskClient, records: Records
+    client: FlaskClient, db: Store
 ) -> None:
     """Its parameters are not what it asks for: the newest copy's are kept for a run to come,
     and a copy that carries none leaves none."""
     first = order("m-p", parameters=[{"name": "acme.api_key", "value": "old"}])
     post(client, first)
-    sealed = records.get("acme", "m-p").fields["parameters"]
+    sealed = db.messages.get("acme", "m-p").fields["parameters"]
     rotated = order("m-p")
     rotated["payload"]["parameters"] = [{"name": "acme.api_key", "value": "new"}]
 
     assert post(client, rotated).status_code == 200
-    kept = records.get("acme", "m-p").fields["parameters"]
+    kept = db.messages.get("acme", "m-p").fields["parameters"]
     assert kept != sealed and "new" not in kept  # sealed
     assert json.loads(sealer(unit_settings().shiphub_secret_key).open(kept))[0]["value"] == "new"
     assert post(client, order("m-p")).status_code == 200
-    assert "parameters" not in records.get("acme", "m-p").fields
-    assert queued_tasks(records) == [("acme.order_ready", "m-p")]
+    assert "parameters" not in db.messages.get("acme", "m-p").fields
+    assert queued_tasks(db) == [("acme.order_ready", "m-p")]
 
 
 def test_numbers_are_compared_by_value_not_by_their_spelling(
-    client: FlaskClient, records: Records
+    client: FlaskClient, db: Store
 ) -> None:
     def quantity(value: float) -> dict[str, Any]:
         body = order("m-n")
@@ -281,28 +280,26 @@ def test_numbers_are_compared_by_value_not_by_their_spelling(
 
 
 def test_a_record_fingerprinted_before_the_upgrade_still_knows_its_resends(
-    client: FlaskClient, records: Records
+    client: FlaskClient, db: Store
 ) -> None:
     body = order("m-old", parameters=[{"name": "acme.api_key", "value": "k"}])
     post(client, body)
     key = record_key("acme", "m-old")
-    records.redis.hset(key, "fingerprint", earlier_fingerprint(HubMessage.model_validate(body)))
+    db.redis.hset(key, "fingerprint", earlier_fingerprint(HubMessage.model_validate(body)))
 
     assert post(client, body).status_code == 200
     assert post(client, order("m-old", number="H2")).status_code == 409
 
 
-def test_same_id_in_another_integration_is_another_message(
-    client: FlaskClient, records: Records
-) -> None:
+def test_same_id_in_another_integration_is_another_message(client: FlaskClient, db: Store) -> None:
     post(client, order("m-x"))
 
-    assert records.get("other", "m-x") is None
+    assert db.messages.get("other", "m-x") is None
 
 
 # -- 503: nothing recorded, nothing queued -------------------------------------------------------
 def test_a_celery_publish_that_would_fail_does_not_touch_the_intake(
-    client: FlaskClient, publisher: Publisher, records: Records
+    client: FlaskClient, publisher: Publisher, db: Store
 ) -> None:
     """There is no "recorded, not yet queued" outcome any more: the intake does not publish."""
     publisher.fail = True
@@ -311,15 +308,15 @@ def test_a_celery_publish_that_would_fail_does_not_touch_the_intake(
 
     assert response.status_code == 200
     assert response.json["status"] == "queued"
-    assert queued_tasks(records) == [("acme.order_ready", "m-pub")]
+    assert queued_tasks(db) == [("acme.order_ready", "m-pub")]
 
 
 def test_redis_away_answers_503_with_nothing_recorded_nor_queued_and_the_retry_queues_once(
     publisher: Publisher,
 ) -> None:
     server = fakeredis.FakeServer()
-    records = Records(fakeredis.FakeRedis(server=server, decode_responses=True))
-    client = create_app(unit_settings(), records, publisher).test_client()
+    db = Store.on(fakeredis.FakeRedis(server=server, decode_responses=True))
+    client = create_app(unit_settings(), db, publisher).test_client()
     assert post(client, order("m-before")).status_code == 200
     server.connected = False
 
@@ -329,19 +326,19 @@ def test_redis_away_answers_503_with_nothing_recorded_nor_queued_and_the_retry_q
     assert response.headers["Retry-After"]
     assert "Redis" in errors(response)[0]
     server.connected = True
-    assert records.get("acme", "m-503") is None
-    assert queued_tasks(records) == [("acme.order_ready", "m-before")]
+    assert db.messages.get("acme", "m-503") is None
+    assert queued_tasks(db) == [("acme.order_ready", "m-before")]
     retried = post(client, order("m-503"))  # the hub sends it again
     assert (retried.status_code, retried.json["status"]) == (200, "queued")
     assert post(client, order("m-503")).json["record"]["status"] == "queued"  # a duplicate
-    assert queued_tasks(records) == [
+    assert queued_tasks(db) == [
         ("acme.order_ready", "m-before"),
         ("acme.order_ready", "m-503"),
     ]
 
 
 def test_redis_down_is_503(publisher: Publisher) -> None:
-    unreachable = Records(
+    unreachable = Store.on(
         __import__("worker.pipeline.runtime", fromlist=["redis_client"]).redis_client(
             "redis://127.0.0.1:1/0"
         )
@@ -364,9 +361,7 @@ def test_wait_that_runs_out_is_202_with_the_record(client: FlaskClient) -> None:
     assert response.json["record"]["message_id"] == "m-wait"
 
 
-def test_wait_returns_the_stored_answer_when_finished(
-    client: FlaskClient, records: Records
-) -> None:
+def test_wait_returns_the_stored_answer_when_finished(client: FlaskClient, db: Store) -> None:
     post(client, order("m-done"))
     answer = {
         "message_id": "m-done",
@@ -374,7 +369,7 @@ def test_wait_returns_the_stored_answer_when_finished(
         "parameters": [],
         "notifications": [{"level": "info", "subject": "ok", "description": "ok"}],
     }
-    settle(records, "m-done", "succeeded", answer)
+    settle(db, "m-done", "succeeded", answer)
 
     response = post(client, order("m-done"), **{"X-Hub-Wait": "5"})
 
@@ -382,9 +377,7 @@ def test_wait_returns_the_stored_answer_when_finished(
     assert response.json == answer
 
 
-def test_wait_on_a_failed_message_is_500_with_its_errors(
-    client: FlaskClient, records: Records
-) -> None:
+def test_wait_on_a_failed_message_is_500_with_its_errors(client: FlaskClient, db: Store) -> None:
     post(client, order("m-fail"))
     answer = {
         "message_id": "m-fail",
@@ -392,7 +385,7 @@ def test_wait_on_a_failed_message_is_500_with_its_errors(
         "parameters": [],
         "notifications": [{"level": "error", "subject": "no", "description": "refused"}],
     }
-    settle(records, "m-fail", "failed", answer, error="refused")
+    settle(db, "m-fail", "failed", answer, error="refused")
 
     response = post(client, order("m-fail"), **{"X-Hub-Wait": "5"})
 
@@ -406,25 +399,25 @@ def replay(client: FlaskClient, message_id: str) -> Any:
 
 
 def test_replaying_a_failed_message_queues_it_again(
-    client: FlaskClient, publisher: Publisher, records: Records
+    client: FlaskClient, publisher: Publisher, db: Store
 ) -> None:
     post(client, order("m-r1"))
-    settle(records, "m-r1", "failed", error="refused")
+    settle(db, "m-r1", "failed", error="refused")
 
     response = replay(client, "m-r1")
 
     assert response.status_code == 200
-    assert records.get("acme", "m-r1").status == "queued"
+    assert db.messages.get("acme", "m-r1").status == "queued"
     assert publisher.published[-1] == ("acme.order_ready", "m-r1")
 
 
 @pytest.mark.parametrize("status", ["succeeded", None])
 def test_only_a_failed_or_dead_message_is_replayed(
-    client: FlaskClient, publisher: Publisher, records: Records, status: str | None
+    client: FlaskClient, publisher: Publisher, db: Store, status: str | None
 ) -> None:
     post(client, order("m-r2"))
     if status:
-        settle(records, "m-r2", status, {"message_id": "m-r2", "messages": [{"x": 1}]})
+        settle(db, "m-r2", status, {"message_id": "m-r2", "messages": [{"x": 1}]})
     published = list(publisher.published)
 
     response = replay(client, "m-r2")
@@ -433,7 +426,7 @@ def test_only_a_failed_or_dead_message_is_replayed(
     assert "failed or dead" in errors(response)[0]
     assert publisher.published == published
     if status:
-        record = records.get("acme", "m-r2")
+        record = db.messages.get("acme", "m-r2")
         assert (record.status, record.answer["messages"]) == ("succeeded", [{"x": 1}])
 
 
@@ -563,7 +556,7 @@ def test_metrics_count_an_accepted_message_by_integration_and_service(
 
 
 def test_metrics_without_redis_is_503(publisher: Publisher) -> None:
-    unreachable = Records(
+    unreachable = Store.on(
         __import__("worker.pipeline.runtime", fromlist=["redis_client"]).redis_client(
             "redis://127.0.0.1:1/0"
         )
@@ -577,11 +570,11 @@ def test_metrics_without_redis_is_503(publisher: Publisher) -> None:
 
 
 def test_a_new_message_and_a_duplicate_each_cost_one_round_trip_to_redis(
-    client: FlaskClient, records: Records, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient, db: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every command or pipeline takes a connection from the pool once: count those."""
     post(client, order("m-warm"))  # the scripts are loaded on first use
-    pool = records.redis.connection_pool
+    pool = db.redis.connection_pool
     taken = 0
     get_connection = pool.get_connection
 

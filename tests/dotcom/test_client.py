@@ -39,7 +39,7 @@ from worker.integrations.dotcom.settings import DotcomSettings, dotcom_settings,
 from worker.integrations.http import pooled_session
 from worker.integrations.job import Job
 from worker.pipeline.polling import Poll, configured_polls
-from worker.store.records import Records
+from worker.store.bundle import Store
 
 NEW_YORK = ZoneInfo("America/New_York")
 # Dotcom's test service, whose URLs the signature vectors sign (no setting defaults to it).
@@ -209,8 +209,8 @@ def test_bad_setting_is_a_hard_error_naming_the_variable(monkeypatch: pytest.Mon
 # -- credentials ---------------------------------------------------------------------------------
 
 
-def job_with(records: Records, **parameters: Any) -> Job[Any]:
-    return Job("dotcom", "m1", "shipment:ready", None, parameters, "store", 1, records)  # type: ignore[arg-type]
+def job_with(db: Store, **parameters: Any) -> Job[Any]:
+    return Job("dotcom", "m1", "shipment:ready", None, parameters, "store", 1, db)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -223,10 +223,10 @@ def job_with(records: Records, **parameters: Any) -> Job[Any]:
     ],
 )
 def test_a_credential_with_control_characters_is_refused_naming_it(
-    records: Records, name: str, parameters: dict[str, Any]
+    db: Store, name: str, parameters: dict[str, Any]
 ) -> None:
     with pytest.raises(HardError) as caught:
-        credentials(job_with(records, **parameters))
+        credentials(job_with(db, **parameters))
     assert caught.value.subject == f"Invalid {name}"
     assert caught.value.reasons == [
         f"{name} has control characters (a line break, a tab...): check the {name} parameter "
@@ -237,15 +237,15 @@ def test_a_credential_with_control_characters_is_refused_naming_it(
     assert secret.strip() not in str(caught.value)
 
 
-def test_an_api_key_beyond_ascii_is_refused_naming_it(records: Records) -> None:
+def test_an_api_key_beyond_ascii_is_refused_naming_it(db: Store) -> None:
     with pytest.raises(HardError) as caught:
-        credentials(job_with(records, api_key="kéy-1", password=PASSWORD))
+        credentials(job_with(db, api_key="kéy-1", password=PASSWORD))
     assert caught.value.subject == "Invalid api_key"
     assert "kéy-1" not in str(caught.value)
 
 
-def test_credentials_with_surrounding_spaces_are_trimmed(records: Records) -> None:
-    found = credentials(job_with(records, api_key=f"  {API_KEY} ", password=PASSWORD))
+def test_credentials_with_surrounding_spaces_are_trimmed(db: Store) -> None:
+    found = credentials(job_with(db, api_key=f"  {API_KEY} ", password=PASSWORD))
     assert found.api_key == API_KEY
     assert found.password.get_secret_value() == PASSWORD
 

@@ -19,7 +19,7 @@ from worker.integrations.dotcom.handlers import dotcom, poll_shipment_results, s
 from worker.integrations.dotcom.settings import dotcom_settings
 from worker.integrations.job import Job
 from worker.pipeline.polling import Poll, configured_polls
-from worker.store.records import Records
+from worker.store.bundle import Store
 
 NOT_SET = "DOTCOM_API_URL is not set"
 INVALID = [
@@ -38,7 +38,7 @@ def account(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOTCOM_SHIPPING_LOOKUP", '[{"Standard": "03"}]')
 
 
-def job_for(records: Records, message: str, payload: Any) -> Job[Any]:
+def job_for(db: Store, message: str, payload: Any) -> Job[Any]:
     return Job(
         integration="dotcom",
         message_id=uuid.uuid4().hex,
@@ -47,7 +47,7 @@ def job_for(records: Records, message: str, payload: Any) -> Job[Any]:
         parameters=dotcom.config(),
         store="store",
         attempt=1,
-        records=records,
+        db=db,
     )
 
 
@@ -65,17 +65,17 @@ def test_without_the_url_auto_polls_skip_dotcom(
 
 
 @pytest.mark.usefixtures("account")
-def test_without_the_url_a_shipment_is_a_hard_error_naming_it(records: Records) -> None:
+def test_without_the_url_a_shipment_is_a_hard_error_naming_it(db: Store) -> None:
     ready = ShipmentReady.model_validate(seed_shipment_ready()["payload"])
     with pytest.raises(HardError) as caught:
-        send_shipment(job_for(records, "shipment:ready", ready))
+        send_shipment(job_for(db, "shipment:ready", ready))
     assert NOT_SET in str(caught.value)
 
 
 @pytest.mark.usefixtures("account")
-def test_without_the_url_a_poll_is_a_hard_error_naming_it(records: Records) -> None:
+def test_without_the_url_a_poll_is_a_hard_error_naming_it(db: Store) -> None:
     with pytest.raises(HardError) as caught:
-        poll_shipment_results(job_for(records, "dotcom:shipment_results:poll", PollPayload()))
+        poll_shipment_results(job_for(db, "dotcom:shipment_results:poll", PollPayload()))
     assert NOT_SET in str(caught.value)
 
 

@@ -12,7 +12,7 @@ from tests.dotcom.test_tracking_pipeline import confirms, cursor_value, hour_ago
 from tests.support.servers import HubServer
 from tests.support.stack import RedisServer, Stack, wait_until
 from worker.integrations.dotcom.handlers import RECALL_BATCH
-from worker.store.records import parts_key
+from worker.store.schema import parts_key
 
 RELEASES = 5 * RECALL_BATCH  # cut in half, the first attempt reads two and a half batches
 

@@ -34,7 +34,7 @@ from worker.hub.messages import Answer
 from worker.integrations.duoplane.handlers import send_tracking
 from worker.integrations.duoplane.mapping import ShipmentConfirm
 from worker.integrations.job import Job
-from worker.store.records import Records
+from worker.store.bundle import Store
 
 CONNECT, READ, LATE_LANDING = 1, 2, 17
 LANDS_WITHIN = CONNECT + READ + LATE_LANDING  # 20 s: every slow create below lands before it
@@ -226,7 +226,7 @@ def test_a_redelivered_task_answers_the_same_warning_without_calling_duoplane(
     tracking = shipment_of(body)["tracking_numbers"]
     for _ in range(2):
         vendor_shipment(sim, tracking)
-    records = Records(redis_server.client())
+    db = Store.on(redis_server.client())
 
     def attempt(number: int) -> Answer:
         return send_tracking(
@@ -238,7 +238,7 @@ def test_a_redelivered_task_answers_the_same_warning_without_calling_duoplane(
                 parameters={"api_key": API_KEY, "password": PASSWORD},
                 store=f"store-{body['message_id']}",
                 attempt=number,
-                records=records,
+                db=db,
             )
         )
 

@@ -28,7 +28,7 @@ from worker.integrations.ecomdash.batching import (
 )
 from worker.integrations.ecomdash.mapping import SubmitAnswer
 from worker.store.provider_state import BatchQueue, Fence, batch_state_key
-from worker.store.records import lease_key
+from worker.store.schema import lease_key
 
 Handler = Callable[[str], Batcher]  # a message_id's handler: its Batcher, under its lease
 

@@ -1,5 +1,5 @@
 """Fixtures for fuzzing the receiver from its OpenAPI document: the real receiver (Flask app from
-``create_app``) over the real ``Records`` on this directory's own redis-server, in process.
+``create_app``) over the real ``Store`` on this directory's own redis-server, in process.
 
 A stand-in worker does what a worker would, at once: it takes each message off its broker queue
 (where intake's script put it) and finishes it as succeeded. So a request that waits
@@ -27,7 +27,7 @@ from worker.basics.settings import Settings
 from worker.integrations import registry
 from worker.integrations.registry import Handler
 from worker.pipeline import runtime
-from worker.store.records import Records
+from worker.store.bundle import Store
 from worker.tasks.broker import MESSAGE_HEADER
 
 __all__ = ["redis_server"]  # this directory's own redis-server
@@ -42,7 +42,7 @@ class InstantWorker:
     """Takes each queued message off its broker queue and finishes it as succeeded at once; as
     ``publish`` (replays), does the same for the message published."""
 
-    records: Records
+    db: Store
     published: list[tuple[str, str]] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -57,13 +57,13 @@ class InstantWorker:
             "parameters": [],
             "notifications": [{"level": "info", "subject": "Handled", "description": integration}],
         }
-        settle(self.records, message_id, "succeeded", answer, integration=integration)
+        settle(self.db, message_id, "succeeded", answer, integration=integration)
 
     def consume(self) -> None:
         """Until stopped: each broker message of an integration's queue, handled at once."""
         queues = [q for q in registry.queues() if q != registry.HUB_QUEUE]
         while not self.stopping.is_set():
-            taken = self.records.redis.brpop(queues, timeout=1)
+            taken = self.db.redis.brpop(queues, timeout=1)
             if taken is None:
                 continue
             envelope = json.loads(taken[1])
@@ -74,7 +74,7 @@ class InstantWorker:
 @dataclass
 class Receiver:
     app: Flask
-    records: Records
+    db: Store
     worker: InstantWorker
 
 
@@ -99,8 +99,8 @@ def receiver(redis_server: RedisServer) -> Iterator[Receiver]:
     from worker.tasks.app import app as celery_app
 
     s = fuzz_settings(redis_server.url)
-    records = Records(runtime.redis_client(redis_server.url), runtime.timing(s))
-    worker = InstantWorker(records)
+    db = Store.on(runtime.redis_client(redis_server.url), runtime.timing(s))
+    worker = InstantWorker(db)
     consumer = threading.Thread(target=worker.consume, name="instant-worker", daemon=True)
     consumer.start()
     broker_url = celery_app.conf.broker_url
@@ -108,7 +108,7 @@ def receiver(redis_server: RedisServer) -> Iterator[Receiver]:
         patch.setenv(WEBHOOK_SECRET_VARIABLE, WEBHOOK_SECRET)
         celery_app.conf.broker_url = redis_server.url
         try:
-            yield Receiver(create_app(s, records, worker), records, worker)
+            yield Receiver(create_app(s, db, worker), db, worker)
         finally:
             celery_app.conf.broker_url = broker_url
             worker.stopping.set()

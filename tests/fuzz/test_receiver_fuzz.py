@@ -24,7 +24,7 @@ from endpoint.openapi import document, envelope, signature_header
 from tests.fuzz.conftest import ENDPOINT_KEY, Receiver, sign
 from worker.integrations import registry
 from worker.integrations.registry import WEBHOOK_SERVICE, Integration
-from worker.store.records import RECORD_PREFIX
+from worker.store.schema import RECORD_PREFIX
 
 # Fuzzing-phase requests per operation (the examples and coverage phases add their own cases).
 # 23 operations: about 5,000 requests in all, under a minute on the 2-core machine.
@@ -143,7 +143,7 @@ def test_nothing_malformed_was_recorded(receiver: Receiver) -> None:
     print(f"\nrequests sent: {TRAFFIC.sent}")
     for (label, status), count in sorted(TRAFFIC.statuses.items()):
         print(f"  {label:60} {status}  x{count}")
-    redis = receiver.records.redis
+    redis = receiver.db.redis
     keys = list(redis.scan_iter(f"{RECORD_PREFIX}*"))
     assert keys, "the fuzzing recorded nothing: it never reached intake"
     for key in keys:

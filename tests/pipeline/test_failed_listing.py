@@ -16,10 +16,12 @@ import requests
 
 from tests.pipeline.conftest import stack_env
 from tests.pipeline.test_pipeline import order_message
+from tests.support.records import accept
 from tests.support.servers import HubServer, ProviderServer
 from tests.support.stack import RedisServer, Stack, serving, wait_until
 from worker.pipeline.runtime import redis_client
-from worker.store.records import Records, Timing
+from worker.store.bundle import Store
+from worker.store.record import Timing
 
 # A provider's Retry-After is honoured up to RETRY_MAX_SECONDS: a message answered 503 with
 # "Retry-After: 15" stays retrying for 15 s, while one answered 503 alone is dead within a
@@ -222,14 +224,14 @@ def test_a_page_costs_the_same_whatever_the_history(
     """Months of history (thousands of records, most succeeded, some failed long ago and
     replayed) do not make a page dearer: it reads the state's index and one record per row."""
     stack, server = receiver_alone
-    records = Records(redis_client(server.url), Timing())
+    db = Store.on(redis_client(server.url), Timing())
     client = server.client()
     now = time.time()
 
     def settle(message_id: str, status: str) -> None:
-        records.accept("acme", message_id, "fp", {"message": "order:ready", "store": "s"}, now)
-        records.begin("acme", message_id, f"lease-{message_id}")
-        records.finish(
+        accept(db, "acme", message_id, "fp", {"message": "order:ready", "store": "s"}, now)
+        db.attempts.begin("acme", message_id, f"lease-{message_id}")
+        db.attempts.finish(
             "acme",
             message_id,
             status,

@@ -14,7 +14,7 @@ from tests.pipeline.conftest import HUB_STORE, HUB_TOKEN, stack_env
 from tests.pipeline.test_pipeline import order_message, poll_message
 from tests.support.servers import HubServer, ProviderServer
 from tests.support.stack import RedisServer, Stack, serving, wait_until
-from worker.store.records import record_key
+from worker.store.schema import record_key
 
 
 @contextlib.contextmanager

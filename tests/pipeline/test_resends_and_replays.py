@@ -25,7 +25,7 @@ from tests.pipeline.conftest import stack_env
 from tests.pipeline.test_pipeline import order_message
 from tests.support.servers import HubServer, ProviderServer
 from tests.support.stack import RedisServer, Stack, serving, wait_until
-from worker.store.records import DUE, WATCH, record_key
+from worker.store.schema import DUE, WATCH, record_key
 
 KEY = ProviderServer.API_KEY
 REVOKED = "a-revoked-key"

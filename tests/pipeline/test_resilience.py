@@ -12,10 +12,12 @@ from celery import Celery
 
 from tests.pipeline.conftest import stack_env
 from tests.pipeline.test_pipeline import order_message
+from tests.support.records import accept
 from tests.support.servers import HubServer, ProviderServer
 from tests.support.stack import RedisServer, Stack, serving, wait_until
 from worker.pipeline.runtime import redis_client
-from worker.store.records import WATCH, Records
+from worker.store.bundle import Store
+from worker.store.schema import WATCH
 
 
 @pytest.fixture
@@ -120,7 +122,7 @@ def test_a_recorded_message_whose_broker_message_was_lost_is_republished_by_the_
     """The intake records and queues in one step; the broker message can still go missing later
     (a Redis that lost its last writes, a queue purged by hand): a record with nothing queued."""
     body = order_message()
-    records = Records(redis_client(stack.redis.url))
+    db = Store.on(redis_client(stack.redis.url))
     fields = {  # a record whose broker message is gone
         "integration": "acme",
         "message_id": body["message_id"],
@@ -129,8 +131,8 @@ def test_a_recorded_message_whose_broker_message_was_lost_is_republished_by_the_
         "store": "test-store",
         "body": json.dumps(body),
     }
-    assert records.accept("acme", body["message_id"], "digest", fields) == "created"
-    records.redis.zadd(WATCH, {f"acme:{body['message_id']}": 0})  # overdue now
+    assert accept(db, "acme", body["message_id"], "digest", fields) == "created"
+    db.redis.zadd(WATCH, {f"acme:{body['message_id']}": 0})  # overdue now
 
     Celery(broker=stack.redis.url).send_task("shiphub.watchdog", queue="hub")
 

@@ -15,7 +15,7 @@ from tests.pipeline.conftest import stack_env
 from tests.pipeline.test_failed_listing import REFUSED, a_store, ids, listed, send
 from tests.support.servers import HubServer, ProviderServer
 from tests.support.stack import Stack, serving, wait_until
-from worker.store.records import STATE_PREFIX, STATES_BACKFILLED
+from worker.store.schema import STATE_PREFIX, STATES_BACKFILLED
 
 HELD_SECONDS = 120  # the retrying message stays retrying for the whole test
 

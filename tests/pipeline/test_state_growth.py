@@ -16,7 +16,8 @@ from tests.support.lifecycle import live_once
 from tests.support.servers import HubServer, ProviderServer
 from tests.support.stack import RedisServer, Stack, serving, wait_until
 from worker.pipeline.runtime import redis_client
-from worker.store.records import Records, Timing
+from worker.store.bundle import Store
+from worker.store.record import Timing
 
 
 def dead_ids(stack: Stack) -> dict[str, list[str]]:
@@ -122,11 +123,11 @@ def own_redis() -> Iterator[RedisServer]:
     server.stop()
 
 
-def run_messages(records: Records, count: int) -> list[str]:
+def run_messages(db: Store, count: int) -> list[str]:
     """Messages through the record's whole life, each keeping what a handler keeps."""
     numbers = [f"H{uuid.uuid4().hex[:11]}" for _ in range(count)]
     for number in numbers:
-        live_once(records, [("sent", number, {"order_number": "R1"}), ("confirmed", number, 1)])
+        live_once(db, [("sent", number, {"order_number": "R1"}), ("confirmed", number, 1)])
     return numbers
 
 
@@ -134,7 +135,7 @@ def test_handler_memory_expires_entry_by_entry_and_redis_memory_stays_flat(
     own_redis: RedisServer,
 ) -> None:
     ttl = 2
-    records = Records(
+    db = Store.on(
         redis_client(own_redis.url), Timing(record_ttl_seconds=ttl, memory_ttl_seconds=ttl)
     )
 
@@ -142,19 +143,19 @@ def test_handler_memory_expires_entry_by_entry_and_redis_memory_stays_flat(
         time.sleep(ttl + 1.5)  # everything written is past its TTL; Redis expires it actively
         return int(own_redis.client().info("memory")["used_memory"])
 
-    run_messages(records, 1000)
+    run_messages(db, 1000)
     baseline = aged_memory()
     early: list[str] = []
     started = time.monotonic()
     while time.monotonic() - started < ttl + 2:  # writes never pause for a whole TTL
-        batch = run_messages(records, 200)
+        batch = run_messages(db, 200)
         early = early or batch
-    recent = run_messages(records, 10)
+    recent = run_messages(db, 10)
 
     # An entry expires by its own age even while the store keeps writing.
-    assert records.recall("dotcom", "shop", "sent", early[:3]) == [None, None, None]
-    assert records.recall("dotcom", "shop", "sent", recent[-1:]) == [{"order_number": "R1"}]
-    run_messages(records, 4000)
+    assert db.memory.recall("dotcom", "shop", "sent", early[:3]) == [None, None, None]
+    assert db.memory.recall("dotcom", "shop", "sent", recent[-1:]) == [{"order_number": "R1"}]
+    run_messages(db, 4000)
     after = aged_memory()
     assert after < baseline + 512 * 1024  # flat, not growing with the number of messages
     assert own_redis.client().dbsize() < 20

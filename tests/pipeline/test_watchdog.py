@@ -10,7 +10,8 @@ from tests.pipeline.conftest import stack_env
 from tests.pipeline.test_pipeline import order_message
 from tests.support.servers import HubServer, ProviderServer
 from tests.support.stack import RedisServer, Stack, wait_until
-from worker.store.records import WATCH, Records
+from worker.store.bundle import Store
+from worker.store.schema import WATCH
 
 
 def test_a_long_backlog_is_not_republished_but_a_lost_message_is(
@@ -22,7 +23,7 @@ def test_a_long_backlog_is_not_republished_but_a_lost_message_is(
         stack.start_web()
         stack.start_worker("hub-only", queues="hub")  # nobody consumes the acme queue
         redis = redis_server.client()
-        republished_before = Records(redis).stats()["messages_republished"]
+        republished_before = Store.on(redis).listings.stats()["messages_republished"]
         bodies = [order_message() for _ in range(5)]
         for body in bodies:
             assert stack.post("/acme/send_order", body).status_code == 200
@@ -34,7 +35,7 @@ def test_a_long_backlog_is_not_republished_but_a_lost_message_is(
         time.sleep(3)
 
         assert redis.llen("acme") == 5  # a queued message is not "lost"
-        assert Records(redis).stats()["messages_republished"] == republished_before
+        assert Store.on(redis).listings.stats()["messages_republished"] == republished_before
 
         lost = redis.rpop("acme")  # the broker loses the oldest one
         redis.zadd(WATCH, {f"acme:{bodies[0]['message_id']}": 0})
@@ -43,7 +44,7 @@ def test_a_long_backlog_is_not_republished_but_a_lost_message_is(
         wait_until(lambda: redis.llen("acme") == 5, timeout=15)
         assert bodies[0]["message_id"] in redis.lindex("acme", 0)
         assert lost is not None
-        republished = Records(redis).stats()["messages_republished"]
+        republished = Store.on(redis).listings.stats()["messages_republished"]
         assert republished == republished_before + 1
     finally:
         stack.stop()

@@ -31,7 +31,7 @@ from tests.shipping_orders.test_lifecycle_pipeline import NOT_SENT, send, vendor
 from tests.support.servers import HubServer
 from tests.support.stack import RedisServer, Stack, wait_until
 from worker.basics.errors import ConfigurationError
-from worker.store.records import record_key
+from worker.store.schema import record_key
 
 WEBHOOK_LIMIT = 64 * 1024  # WEBHOOK_MAX_BODY_BYTES' default
 

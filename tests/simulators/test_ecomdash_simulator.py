@@ -23,8 +23,8 @@ def client() -> FlaskClient:
     return app.test_client()
 
 
-def submit(client: FlaskClient, records: Any, **headers: str) -> Any:
-    return client.post(PATH, json=records, headers={**KEYS, **headers})
+def submit(client: FlaskClient, db: Any, **headers: str) -> Any:
+    return client.post(PATH, json=db, headers={**KEYS, **headers})
 
 
 def test_the_gateway_refuses_a_missing_or_invalid_key_in_lower_case() -> None:

@@ -1,4 +1,4 @@
-"""A message through a record's whole life, straight on Records (no HTTP, no worker): what the
+"""A message through a record's whole life, straight on the store (no HTTP, no worker): what the
 memory test and benchmark run many thousands of times."""
 
 from __future__ import annotations
@@ -6,18 +6,20 @@ from __future__ import annotations
 import time
 import uuid
 
-from worker.store.records import Keep, Records
+from tests.support.records import accept, mark_published
+from worker.store.bundle import Store
+from worker.store.schema import Keep
 
 
-def live_once(records: Records, keep: list[Keep], store: str = "shop") -> str:
+def live_once(db: Store, keep: list[Keep], store: str = "shop") -> str:
     """Accept, publish, begin and finish one message that keeps ``keep``; returns its id."""
     message_id = uuid.uuid4().hex
     fields = {"message": "shipment:ready", "store": store, "body": '{"payload": {}}'}
-    records.accept("dotcom", message_id, "digest", fields)
-    records.mark_published("dotcom", message_id, time.time())
+    accept(db, "dotcom", message_id, "digest", fields)
+    mark_published(db, "dotcom", message_id, time.time())
     lease = uuid.uuid4().hex
-    records.begin("dotcom", message_id, lease)
-    records.finish(
+    db.attempts.begin("dotcom", message_id, lease)
+    db.attempts.finish(
         "dotcom",
         message_id,
         "succeeded",

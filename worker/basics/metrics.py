@@ -12,7 +12,7 @@ that holds it, ``+Inf`` beyond the last; cumulated when read), ``sum`` (HINCRBYF
 ``[...,"sum"]``, ``[...,"count"]``).
 
 Writes ride on a round trip the writer makes anyway: the accept script counts ``accepted``,
-``Records.finish``'s transaction counts the outcome together with what the attempt observed (its
+``Attempts.finish``'s transaction counts the outcome together with what the attempt observed (its
 handler's time, its provider calls: gathered in a ``Tally`` while it runs), the outbox scripts
 count deliveries. A retry's numbers go in one pipelined write of their own.
 

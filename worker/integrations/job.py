@@ -15,9 +15,10 @@ from pydantic import BaseModel
 from worker.basics.errors import HardError, MissingParameter, TransientError
 from worker.hub.messages import Answer
 from worker.store import provider_state
+from worker.store.bundle import Store
 from worker.store.pacing import Bucket, Slots
 from worker.store.provider_state import BatchQueue, Fence
-from worker.store.records import EARLY_START_SECONDS, Keep, Records, lease_key
+from worker.store.schema import EARLY_START_SECONDS, Keep, lease_key
 
 P = TypeVar("P", bound=BaseModel)
 TOO_MANY_REQUESTS = 429
@@ -90,7 +91,7 @@ class Job(Generic[P]):
     parameters: Mapping[str, Any]
     store: str
     attempt: int
-    records: Records
+    db: Store
     # Which run of the message this is: 0 the first, n after its n-th replay. A replay starts
     # from scratch: what an earlier run was answered is not reused (``once``, ``run_key``).
     run: int = 0
@@ -156,7 +157,7 @@ class Job(Generic[P]):
         nothing; without ``look`` it calls again, the provider's own key making a repeat
         harmless as above (``idempotency_key`` is the same for every run).
         """
-        state = self.records.once_state(self.integration, self.message_id, operation)
+        state = self.db.once.state(self.integration, self.message_id, operation)
         ours = state is not None and state.get("run", 0) == self.run
         if ours and state["state"] == "done":
             return state["result"]
@@ -167,7 +168,7 @@ class Job(Generic[P]):
             if found is not None:
                 self._mark_done(operation, found, sends)
                 return found
-        self.records.once_inflight(
+        self.db.once.inflight(
             self.integration, self.message_id, operation, self.attempt, sends=sends, run=self.run
         )
         sent_at = time.time()
@@ -188,14 +189,12 @@ class Job(Generic[P]):
         return result
 
     def _mark_done(self, operation: str, result: Any, sends: Mapping[str, Any] | None) -> None:
-        self.records.once_done(
+        self.db.once.done(
             self.integration, self.message_id, operation, result, run=self.run, sends=sends
         )
 
     def _clear(self, operation: str) -> None:
-        self.records.once_clear(
-            self.integration, self.message_id, operation, self.attempt, run=self.run
-        )
+        self.db.once.clear(self.integration, self.message_id, operation, self.attempt, run=self.run)
 
     @staticmethod
     def _look_for(operation: str, earlier: Mapping[str, Any], look: LookFirst[T]) -> T | None:
@@ -282,7 +281,7 @@ class Job(Generic[P]):
 
     def recall(self, kind: str, *names: str) -> list[Any]:
         """Values kept by earlier messages of this integration and store (None where absent)."""
-        return self.records.recall(self.integration, self.store, kind, list(names))
+        return self.db.memory.recall(self.integration, self.store, kind, list(names))
 
     def recall_found(self, kind: str, names: Sequence[str], batch: int = 1000) -> dict[str, Any]:
         """``recall`` for many names, in round trips of ``batch``: the values found, by name
@@ -319,27 +318,27 @@ class Job(Generic[P]):
     def pace(self, name: str, *, capacity: float, per_second: float) -> Pace:
         """The leaky bucket ``name`` of this integration (an account's digest, never a
         credential): ``capacity`` calls at once, draining ``per_second``."""
-        return Bucket(self.records.redis, f"{self.integration}:{name}", capacity, per_second)
+        return Bucket(self.db.redis, f"{self.integration}:{name}", capacity, per_second)
 
     def in_flight(self, name: str, limit: int) -> InFlight:
         """At most ``limit`` calls at once under ``name`` (of this integration)."""
-        return Slots(self.records.redis, f"{self.integration}:{name}", limit)
+        return Slots(self.db.redis, f"{self.integration}:{name}", limit)
 
     def count_up(self, name: str) -> int:
         """One more in this run's count ``name`` (a replay counts afresh); it expires with the
         record. Fenced by the lease."""
         return provider_state.count_up(
-            self.records.redis,
+            self.db.redis,
             self._fence(),
             provider_state.count_key(self.integration, name, self.run_key),
-            self.records.timing.record_ttl_seconds,
+            self.db.timing.record_ttl_seconds,
         )
 
     def clear_count(self, name: str) -> None:
         """Forget this run's count ``name``. Fenced by the lease: a holder that lost it changes
         nothing (its own outcome is refused as well)."""
         provider_state.clear_count(
-            self.records.redis,
+            self.db.redis,
             self._fence(),
             provider_state.count_key(self.integration, name, self.run_key),
         )
@@ -347,7 +346,7 @@ class Job(Generic[P]):
     def batch(self, name: str, *, ttl_seconds: int) -> BatchQueue:
         """The batch queue ``name`` of this integration (a digest, never a credential), as this
         run's handler sees it: its own entry fenced by the lease, a leader's writes not."""
-        return BatchQueue(self.records.redis, self.integration, name, ttl_seconds, self._fence())
+        return BatchQueue(self.db.redis, self.integration, name, ttl_seconds, self._fence())
 
     def _fence(self) -> Fence:
         return Fence(lease_key(self.integration, self.message_id), self.lease_token)

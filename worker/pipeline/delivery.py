@@ -86,7 +86,7 @@ def _encode(value: Any) -> bytes:
 def push_bodies(answer: dict[str, Any], max_bytes: int, ahead: int = 0) -> list[bytes]:
     """The answer as one push body, or as parts of at most ``max_bytes`` each (a single message
     bigger than that goes alone). The same answer always splits the same way. After ``ahead``
-    parts stored ahead of it (``Records.add_part``), its own parts are numbered after those,
+    parts stored ahead of it (``Attempts.add_part``), its own parts are numbered after those,
     and the last carries its parameters and notifications."""
     whole = _encode(answer)
     if not ahead and len(whole) <= max_bytes:
@@ -145,7 +145,7 @@ def _envelope(message_id: Any, tail: dict[str, Any] | None = None) -> int:
 
 def parts_ahead(message_id: str, messages: list[Any], max_bytes: int) -> list[str]:
     """Messages of an answer stored ahead of its end, as the JSON arrays of the push parts they
-    will go out in (``Records.add_part``)."""
+    will go out in (``Attempts.add_part``)."""
     if not messages:
         return []
     groups = message_groups(messages, max_bytes, _envelope(message_id))

@@ -13,7 +13,7 @@ Outcomes (``Handled.outcome``):
   worker holds it, it is done, gone, a stray copy of a retry not due yet, or this attempt lost
   its lease and its writes were refused).
 
-Every write after ``begin`` is fenced by the lease (``worker.store.records``); the lease and a
+Every write after ``begin`` is fenced by the lease (``worker.store.attempts``); the lease and a
 poll's per-store lock are renewed while the attempt runs, until its deadline
 (``worker.store.leases``).
 
@@ -49,17 +49,11 @@ from worker.integrations.job import Job
 from worker.integrations.registry import Handler, Integration
 from worker.pipeline import delivery
 from worker.store import leases, replication
+from worker.store.attempts import Begun
+from worker.store.bundle import Store
 from worker.store.outbox import Outbox
 from worker.store.pacing import TooLong
-from worker.store.records import (
-    WATCH,
-    Begun,
-    Keep,
-    Records,
-    lease_key,
-    member,
-    service_lock_key,
-)
+from worker.store.schema import WATCH, Keep, lease_key, member, service_lock_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -92,12 +86,12 @@ class Handled:
 
 
 def parameters_for(
-    integration: Integration, store: str, carried: list[Any], records: Records
+    integration: Integration, store: str, carried: list[Any], db: Store
 ) -> dict[str, Any]:
     """Environment configuration, then the stored cursor, then what the message carries."""
     return {
         **integration.config(),
-        **records.cursor(integration.name, store),
+        **db.memory.cursor(integration.name, store),
         **fold_parameters(carried, integration.name),
     }
 
@@ -106,23 +100,23 @@ def handle(
     integration: Integration,
     handler: Handler,
     message_id: str,
-    records: Records,
+    db: Store,
     outbox: Outbox,
     s: Settings,
     *,
     send_push: delivery.SendPush,
 ) -> Handled:
     """Run one attempt at one message; its answer's push is sent with ``send_push``."""
-    attempt = _Attempt(integration, handler, message_id, records, outbox, s, send_push)
+    attempt = _Attempt(integration, handler, message_id, db, outbox, s, send_push)
     if not integration.services[handler.service].exclusive:
         return attempt.run()
-    peek = records.get(integration.name, message_id)
+    peek = db.messages.get(integration.name, message_id)
     if peek is None or peek.finished:
         return attempt.run()  # nothing to do; begin() says why
     lock, token = service_lock_key(integration.name, handler.service, peek.store), uuid.uuid4().hex
-    if not records.try_lock(lock, token):
-        at = time.time() + min(records.lock_left(lock), 5.0) + 0.5
-        records.defer(integration.name, message_id, at)
+    if not db.locks.try_lock(lock, token):
+        at = time.time() + min(db.locks.lock_left(lock), 5.0) + 0.5
+        db.attempts.defer(integration.name, message_id, at)
         return Handled(Outcome.WAITING, "another poll of this store is running", at)
     try:
         with attempt.keeper.hold(
@@ -130,7 +124,7 @@ def handle(
         ):
             return attempt.run()
     finally:
-        records.release(lock, token)
+        db.locks.release(lock, token)
 
 
 class PartRefused(Exception):
@@ -144,24 +138,24 @@ class _Attempt:
         integration: Integration,
         handler: Handler,
         message_id: str,
-        records: Records,
+        db: Store,
         outbox: Outbox,
         s: Settings,
         send_push: delivery.SendPush,
     ) -> None:
         self.integration, self.handler, self.message_id = integration, handler, message_id
-        self.records, self.outbox, self.s = records, outbox, s
+        self.db, self.outbox, self.s = db, outbox, s
         self.send_push = send_push
         self.sealer = sealer(s.shiphub_secret_key)
         self.deadline = Deadline(s.task_time_limit_seconds)
-        self.keeper = leases.keeper(records.redis, records.timing.lease_seconds)
+        self.keeper = leases.keeper(db.redis, db.timing.lease_seconds)
         self.lease = uuid.uuid4().hex
         self.name = f"{integration.name}/{message_id}"
         self.watched: list[Keep] = []
         self.observed = metrics.Tally()
 
     def run(self) -> Handled:
-        begun = self.records.begin(self.integration.name, self.message_id, self.lease)
+        begun = self.db.attempts.begin(self.integration.name, self.message_id, self.lease)
         if begun.outcome != "started":
             log.info("%s: %s, nothing to do", self.name, begun.outcome)
             return Handled(Outcome(begun.outcome))
@@ -211,10 +205,10 @@ class _Attempt:
             message_id=self.message_id,
             message=message.message,
             payload=payload,
-            parameters=parameters_for(self.integration, begun.store, carried, self.records),
+            parameters=parameters_for(self.integration, begun.store, carried, self.db),
             store=begun.store,
             attempt=begun.attempt,
-            records=self.records,
+            db=self.db,
             run=begun.replays,
             part_store=self._store_part,
             lease_token=self.lease,
@@ -226,7 +220,7 @@ class _Attempt:
         """``Job.send_ahead``: the messages as push-sized parts, stored under this lease."""
         parts = delivery.parts_ahead(self.message_id, messages, self.s.hub_push_max_bytes)
         written = self._patiently(
-            lambda: self.records.add_part(
+            lambda: self.db.attempts.add_part(
                 self.integration.name, self.message_id, parts, lease_token=self.lease, keep=kept
             )
         )
@@ -256,7 +250,7 @@ class _Attempt:
             answer = _error_answer(self.message_id, exc, attempts=begun.attempt, spent=spent)
             return self._finish(Outcome.DEAD, answer, error)
         scheduled = self._patiently(
-            lambda: self.records.mark_retrying(
+            lambda: self.db.attempts.mark_retrying(
                 self.integration.name, self.message_id, error, next_at, self.lease
             )
         )
@@ -287,7 +281,7 @@ class _Attempt:
             }
         )
         written = self._patiently(
-            lambda: self.records.finish(
+            lambda: self.db.attempts.finish(
                 integration,
                 self.message_id,
                 status,
@@ -311,7 +305,7 @@ class _Attempt:
             self._write_observed()
             return Handled(Outcome(written))
         # Pushed now once replicas have the answer; else by the scheduler, once they have it.
-        if self.s.hub_push_url and replication.replicated(self.records.redis, self.name):
+        if self.s.hub_push_url and replication.replicated(self.db.redis, self.name):
             delivery.push_soon(self.outbox, integration, self.message_id, self.send_push)
         return Handled(status, _summary(answer) if error is None else error)
 
@@ -322,7 +316,7 @@ class _Attempt:
         log.info("%s: %s; running it again", self.name, why)
         at = time.time()
         if not self._patiently(
-            lambda: self.records.mark_retrying(
+            lambda: self.db.attempts.mark_retrying(
                 self.integration.name, self.message_id, why, at, self.lease
             )
         ):
@@ -337,7 +331,7 @@ class _Attempt:
         here is logged, never the attempt's."""
         integration = self.integration.name
         try:
-            with self.records.redis.pipeline() as pipe:
+            with self.db.redis.pipeline() as pipe:
                 if retry is not None:
                     service = self.handler.service
                     metrics.increment(
@@ -352,7 +346,7 @@ class _Attempt:
     def _patiently(self, write: Callable[[], T]) -> T:
         """A write after a Redis error under the handler: Redis may be restarting, so try again
         for as long as the lease would last rather than leave the message to the watchdog."""
-        return patiently(write, self.records.timing.lease_seconds, self.name)
+        return patiently(write, self.db.timing.lease_seconds, self.name)
 
 
 def retry_reason(exc: BaseException) -> RetryReason:

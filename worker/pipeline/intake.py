@@ -2,7 +2,7 @@
 
 Used by the HTTP receiver and by scheduled polls alike. The message's broker message is built
 first, in Python, exactly as Celery and kombu's Redis transport would have put it in Redis
-(``worker.tasks.enqueue``); then one Lua script (``Records.receive``) creates the record and pushes
+(``worker.tasks.enqueue``); then one Lua script (``Messages.receive``) creates the record and pushes
 that broker message onto the integration's queue, or finds the record already there. So:
 
 * a message is never recorded without being queued, nor queued without being recorded: there is
@@ -36,7 +36,9 @@ from worker.basics.sealing import Sealer
 from worker.hub.messages import HubMessage
 from worker.integrations.registry import Handler, Route
 from worker.store import replication
-from worker.store.records import Arrival, QueuedTask, Received, Record, Records
+from worker.store.bundle import Store
+from worker.store.messages import Arrival, QueuedTask, Received
+from worker.store.record import Record
 
 # Publish a recorded message's task through Celery, stamped with when it was queued
 # (``worker.tasks.app.publish``): for replays, due retries and the watchdog, not for the intake. Its
@@ -109,7 +111,7 @@ def by_value(value: Any) -> Any:
 
 
 def submit(
-    records: Records,
+    db: Store,
     enqueue: Enqueue,
     handler: Handler,
     message: HubMessage,
@@ -122,7 +124,7 @@ def submit(
     without it; or find it already recorded."""
     arrival = _arrival(enqueue, handler, message, store, sealer)
     try:
-        received = (together or Together(records)).receive(arrival)
+        received = (together or Together(db)).receive(arrival)
     except redis.RedisError as exc:
         raise Unavailable(f"Redis is unavailable: {exc.__class__.__name__}") from exc
     if received.outcome == "created":
@@ -167,7 +169,7 @@ class Together:
     lone message waits for nothing. Those that arrive while a round trip is under way queue
     up, and when it is back, the first of them sends all that queued (up to ``most``) in the
     next one: one run of the accept script, each message recorded and queued in one step as
-    if it had come alone (``Records.receive_all``). So the busier the receiver,
+    if it had come alone (``Messages.receive_all``). So the busier the receiver,
     the more messages each round trip carries, and no message waits longer than the round
     trip before its own.
 
@@ -180,8 +182,8 @@ class Together:
     locks and events here are gevent's (monkey-patched).
     """
 
-    def __init__(self, records: Records, most: int = 64) -> None:
-        self._records = records
+    def __init__(self, db: Store, most: int = 64) -> None:
+        self._db = db
         self._most = most
         self._lock = threading.Lock()
         self._queued: list[_Waiting] = []
@@ -203,8 +205,8 @@ class Together:
         with self._lock:
             batch, self._queued = self._queued[: self._most], self._queued[self._most :]
         try:
-            received = self._records.receive_all([w.arrival for w in batch])
-            replication.confirm(self._records.redis)  # once for all: one mark covers them all
+            received = self._db.messages.receive_all([w.arrival for w in batch])
+            replication.confirm(self._db.redis)  # once for all: one mark covers them all
         except BaseException as exc:
             for w in batch:
                 w.finish(_for_each(exc))

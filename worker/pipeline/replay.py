@@ -11,8 +11,9 @@ from enum import StrEnum
 from worker.integrations import registry
 from worker.pipeline.delivery import SendPush, push_soon
 from worker.pipeline.intake import Publish
+from worker.store.bundle import Store
 from worker.store.outbox import Outbox
-from worker.store.records import REPLAYABLE, Records
+from worker.store.schema import REPLAYABLE
 
 
 class Replayed(StrEnum):
@@ -30,10 +31,8 @@ class NotReplayable(Exception):
     """Only a failed or dead message of a known integration, or a dead delivery, is replayed."""
 
 
-def replay_message(
-    records: Records, publish: Publish, integration: str, message_id: str
-) -> Replayed:
-    """Queue a failed or dead message again, with a fresh retry budget. ``accepted``: requeued,
+def replay_message(db: Store, publish: Publish, integration: str, message_id: str) -> Replayed:
+    """Queue a failed or dead message again, with a fresh retry budget. "accepted": requeued,
     but the broker did not take it; the watchdog publishes it shortly.
 
     Whether it can run is checked before anything changes: a message that cannot be replayed
@@ -41,7 +40,7 @@ def replay_message(
     The replay runs as the first run did, with the parameters the message carried (kept sealed
     with its record: the newest copy's, when the hub sent it again), the configuration filling
     what they lack; its integration starts it afresh (``Job.run``)."""
-    found = records.get(integration, message_id)
+    found = db.messages.get(integration, message_id)
     if found is None or found.status not in REPLAYABLE:
         raise NotReplayable("Only a failed or dead message of a known integration can be replayed")
     message = found.fields.get("message")
@@ -50,7 +49,7 @@ def replay_message(
         raise NotReplayable(
             f"{integration} takes no {message!r} messages any more: this message cannot run"
         )
-    record = records.requeue(integration, message_id)
+    record = db.messages.requeue(integration, message_id)
     if record is None:  # it changed meanwhile (another replay took it)
         raise NotReplayable("Only a failed or dead message of a known integration can be replayed")
     try:

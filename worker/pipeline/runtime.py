@@ -1,4 +1,4 @@
-"""Process-wide resources, created once per process on first use: the Redis pool and records."""
+"""Process-wide resources, created once per process on first use: the Redis pool and the store."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from worker.basics.settings import Sentinels, Settings, sentinels_in, settings
+from worker.store.bundle import Store
 from worker.store.outbox import Outbox
-from worker.store.records import Records, Timing
+from worker.store.record import Timing
 
 
 def redis_client(
@@ -79,14 +80,14 @@ def timing(s: Settings) -> Timing:
 
 
 @lru_cache(maxsize=1)
-def records() -> Records:
+def db() -> Store:
+    """The process's store (its stores by concern on one Redis pool)."""
     s = settings()
     client = redis_client(
         s.redis_url, max_connections=s.redis_max_connections, master=s.redis_sentinel_master
     )
-    return Records(client, timing(s))
+    return Store.on(client, timing(s))
 
 
-@lru_cache(maxsize=1)
 def outbox() -> Outbox:
-    return Outbox(records().redis, records().timing)
+    return db().outbox

@@ -30,18 +30,18 @@ from worker.pipeline.intake import Publish
 from worker.pipeline.watchdog import BrokerView, sweep
 from worker.store import replication
 from worker.store.backfill import StateBackfill
+from worker.store.bundle import Store
 from worker.store.outbox import Outbox
-from worker.store.records import PREFIX, Records
+from worker.store.schema import SWEEP_LOCK
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
-SWEEP_LOCK = PREFIX + "lock:watchdog"
 
 
 @dataclass
 class Scheduler:
-    records: Records
+    db: Store
     outbox: Outbox
     publish: Publish
     send_push: SendPush
@@ -50,16 +50,16 @@ class Scheduler:
     backfill: StateBackfill = field(init=False)
 
     def __post_init__(self) -> None:
-        self.backfill = StateBackfill(self.records.redis)
+        self.backfill = StateBackfill(self.db.redis)
 
     def tick(self, now: float | None = None) -> dict[str, int]:
         """Publish due retries and start due pushes; sweep when it is this worker's turn."""
         now = time.time() if now is None else now
         done = {"retries": self.publish_due(now), "pushes": self.push_due(now)}
-        if self.records.redis.set(
+        if self.db.redis.set(
             SWEEP_LOCK, "1", nx=True, px=int(self.watchdog_interval_seconds * 1000)
         ):
-            found = sweep(self.records, self.publish, self.broker, now)
+            found = sweep(self.db, self.publish, self.broker, now)
             done["republished"] = len(found.republished)
         self.backfill.step()  # last: a step that fails holds up nothing above
         return done
@@ -68,8 +68,8 @@ class Scheduler:
         """Publish every due retry to its integration's queue: one of an integration this
         process does not run is handed on to the workers that do, never dropped."""
         published = 0
-        for integration_name, message_id in self.records.claim_due(now):
-            record = self.records.get(integration_name, message_id)
+        for integration_name, message_id in self.db.attempts.claim_due(now):
+            record = self.db.messages.get(integration_name, message_id)
             route = registry.route_for(
                 integration_name, record.fields.get("message") if record else None
             )
@@ -85,7 +85,7 @@ class Scheduler:
                     exc,
                     extra={"message_id": message_id, "integration": integration_name},
                 )
-                self.records.defer(integration_name, message_id, now + 1)
+                self.db.attempts.defer(integration_name, message_id, now + 1)
                 continue
             published += 1
         return published

@@ -38,7 +38,9 @@ from typing import Protocol
 from worker.basics import metrics
 from worker.integrations import registry
 from worker.pipeline.intake import Publish
-from worker.store.records import Record, Records, member
+from worker.store.bundle import Store
+from worker.store.record import Record
+from worker.store.schema import member
 
 log = logging.getLogger(__name__)
 
@@ -59,29 +61,27 @@ class Sweep:
     pruned: int = 0
 
 
-def sweep(
-    records: Records, publish: Publish, broker: BrokerView, now: float | None = None
-) -> Sweep:
+def sweep(db: Store, publish: Publish, broker: BrokerView, now: float | None = None) -> Sweep:
     """One pass over the overdue records: republish the lost ones, postpone the rest."""
     now = time.time() if now is None else now
-    done = Sweep(pruned=records.prune_dead(now))
-    for integration_name, message_id in records.overdue(now):
+    done = Sweep(pruned=db.listings.prune_dead(now))
+    for integration_name, message_id in db.attempts.overdue(now):
         done.looked_at += 1
-        record = records.get(integration_name, message_id)
+        record = db.messages.get(integration_name, message_id)
         route = registry.route_for(
             integration_name, record.fields.get("message") if record else None
         )
         if record is None or record.finished or route is None:
-            records.forget_watch(integration_name, message_id)
+            db.attempts.forget_watch(integration_name, message_id)
             continue
-        still = _still_moving(record, records, broker, route.queue, now)
+        still = _still_moving(record, db, broker, route.queue, now)
         if still is not None:
-            records.postpone(integration_name, message_id, still)
+            db.attempts.postpone(integration_name, message_id, still)
             continue
         service = record.fields.get("service") or metrics.UNKNOWN
         about = {"message_id": message_id, "integration": integration_name, "service": service}
         stamp = time.time()
-        records.mark_requeued(integration_name, message_id, stamp)
+        db.messages.mark_requeued(integration_name, message_id, stamp)
         try:
             publish(route, message_id, stamp)
         except Exception as exc:  # looked at again after the queued deadline
@@ -93,7 +93,7 @@ def sweep(
                 extra=about,
             )
             continue
-        records.count("messages_republished", integration=integration_name, service=service)
+        db.listings.count("messages_republished", integration=integration_name, service=service)
         done.republished.append(member(integration_name, message_id))
         log.warning(
             "watchdog: %s/%s was lost (%s); republished",
@@ -106,16 +106,16 @@ def sweep(
 
 
 def _still_moving(
-    record: Record, records: Records, broker: BrokerView, queue: str, now: float
+    record: Record, db: Store, broker: BrokerView, queue: str, now: float
 ) -> float | None:
     """None when the message is lost; otherwise when to look at it again."""
-    timing = records.timing
+    timing = db.timing
     integration, message_id = record.integration, record.message_id
-    due = records.due_at(integration, message_id)
+    due = db.attempts.due_at(integration, message_id)
     if due is not None:
         return due + timing.queued_deadline_seconds
     if record.status == "processing":
-        if records.lease_held(integration, message_id):
+        if db.locks.lease_held(integration, message_id):
             return now + timing.lease_seconds + 1
         return None
     reserved = broker.reserved_since(member(integration, message_id))

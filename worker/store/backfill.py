@@ -19,39 +19,16 @@ from __future__ import annotations
 
 import redis
 
-from worker.store.records import LISTED_STATES, RECORD_PREFIX, STATE_PREFIX, STATES_BACKFILLED
-from worker.store.scripts import Scripts
+from worker.store.schema import (
+    BACKFILL_DONE,
+    LISTED_STATES,
+    RECORD_PREFIX,
+    STATES_BACKFILLED,
+)
+from worker.store.scripts import scripts
 
-DONE = "done"
+DONE = BACKFILL_DONE
 BATCH = 1000  # record keys looked at per step (SCAN's COUNT)
-
-# KEYS[1]: the marker; KEYS[2..]: the batch's records. ARGV: the cursor the batch was scanned
-# from, the cursor after it, the record key prefix, the listed states. Returns how many entries
-# were added (-1: the cursor had moved on; nothing written).
-_FILL = """
-if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return -1 end
-local listed = {}
-for i = 4, #ARGV do listed[ARGV[i]] = true end
-local added = 0
-for i = 2, #KEYS do
-  local f = redis.call('HMGET', KEYS[i], 'status', 'store', 'finished_at', 'updated_at',
-                       'received_at')
-  local status = f[1]
-  if status and listed[status] then
-    local at = (status ~= 'retrying' and f[3]) or f[4] or f[5] or '0'
-    local integration, id = string.match(string.sub(KEYS[i], #ARGV[3] + 1), '^([^:]*):(.*)$')
-    local store = f[2] or 'default'
-    local entry = integration .. ':' .. store .. ':' .. id
-    local base = '%s' .. status .. ':'
-    for _, key in ipairs({base .. ':', base .. integration .. ':', base .. ':' .. store,
-                          base .. integration .. ':' .. store}) do
-      added = added + redis.call('ZADD', key, 'NX', at, entry)
-    end
-  end
-end
-redis.call('SET', KEYS[1], ARGV[2] == '0' and '%d' or ARGV[2])
-return added
-""".replace("%s", STATE_PREFIX).replace("%d", DONE)
 
 
 class StateBackfill:
@@ -61,7 +38,7 @@ class StateBackfill:
         self.redis = client
         self.batch = batch
         self.done = False
-        self._scripts = Scripts(client, fill=_FILL)
+        self._lua = scripts(client)
 
     def step(self) -> bool:
         """Fill the indexes from one batch of records; True once the backfill is done (by this
@@ -75,10 +52,13 @@ class StateBackfill:
         after, keys = self.redis.scan(
             int(at), match=RECORD_PREFIX + "*", count=self.batch, _type="hash"
         )
-        filled = self._scripts.run(
-            "fill",
-            [STATES_BACKFILLED, *keys],
-            [at, str(after), RECORD_PREFIX, *LISTED_STATES],
+        filled = self._lua.fill(
+            marker=STATES_BACKFILLED,
+            records=keys,
+            at=at,
+            after=str(after),
+            prefix=RECORD_PREFIX,
+            listed=LISTED_STATES,
         )
         self.done = after == 0 and filled >= 0  # else the marker says, at the next step
         return self.done

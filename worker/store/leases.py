@@ -7,7 +7,10 @@ runs out within ``LEASE_SECONDS`` and the watchdog hands the message on. Renewal
 the attempt's deadline (plus a short grace for the final write): a handler stuck past it loses
 its lease even though its thread cannot be stopped, and every write it then tries is refused,
 because each state change after ``begin`` checks the token in the same atomic step
-(``worker.store.records``).
+(``worker.store.attempts``).
+
+``Locks``: taking and releasing the lease-like locks (a poll's lock on its store), and whether a
+message's lease is held.
 """
 
 from __future__ import annotations
@@ -24,17 +27,11 @@ from dataclasses import dataclass
 import redis
 
 from worker.basics.deadline import Deadline
-from worker.store.scripts import Scripts
+from worker.store.record import Timing
+from worker.store.schema import lease_key
+from worker.store.scripts import scripts
 
 log = logging.getLogger(__name__)
-
-# Renew the lease only while we still hold it; move the watchdog's deadline along.
-_RENEW = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if ARGV[3] ~= '' then redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[4]) end
-return 1
-"""
 
 # Give the handler this long after its deadline to write its outcome under its lease.
 WRITE_GRACE_SECONDS = 5.0
@@ -57,7 +54,7 @@ class LeaseKeeper:
         self.redis = client
         self.ttl_seconds = ttl_seconds
         self.watch_slack = watch_slack
-        self._scripts = Scripts(client, renew=_RENEW)
+        self._lua = scripts(client)
         self._held: set[Held] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -93,17 +90,15 @@ class LeaseKeeper:
             if now > held.until:
                 continue  # past its deadline: let the lease run out
             try:
-                kept = self._scripts.run(
-                    "renew",
-                    [held.key, held.watch[0] if held.watch else held.key],
-                    [
-                        held.token,
-                        int(self.ttl_seconds * 1000),
-                        repr(time.time() + self.ttl_seconds + self.watch_slack)
-                        if held.watch
-                        else "",
-                        held.watch[1] if held.watch else "",
-                    ],
+                kept = self._lua.renew(
+                    lease=held.key,
+                    watch=held.watch[0] if held.watch else held.key,
+                    token=held.token,
+                    lease_ms=int(self.ttl_seconds * 1000),
+                    watch_until=repr(time.time() + self.ttl_seconds + self.watch_slack)
+                    if held.watch
+                    else "",
+                    member=held.watch[1] if held.watch else "",
                 )
             except redis.RedisError as exc:
                 log.warning("could not renew %s (%s); it runs out if this lasts", held.key, exc)
@@ -145,3 +140,26 @@ def keeper(client: redis.Redis, ttl_seconds: float) -> LeaseKeeper:
         if found is None or found.ttl_seconds != ttl_seconds:
             found = _keepers[client] = LeaseKeeper(client, ttl_seconds)
         return found
+
+
+class Locks:
+    """Locks that expire like a lease (a dead holder's lock runs out), and the leases' state."""
+
+    def __init__(self, client: redis.Redis, timing: Timing | None = None) -> None:
+        self.redis = client
+        self.timing = timing or Timing()
+        self._lua = scripts(client)
+
+    def try_lock(self, key: str, token: str) -> bool:
+        """Take a lock that expires like a lease (a dead holder's lock runs out)."""
+        return bool(self.redis.set(key, token, nx=True, px=int(self.timing.lease_seconds * 1000)))
+
+    def release(self, key: str, token: str) -> None:
+        """Delete a lock key only if we still hold it."""
+        self._lua.release(lock=key, token=token)
+
+    def lock_left(self, key: str) -> float:
+        return max(0.0, self.redis.pttl(key) / 1000)
+
+    def lease_held(self, integration: str, message_id: str) -> bool:
+        return bool(self.redis.exists(lease_key(integration, message_id)))

@@ -21,133 +21,25 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import redis
 
 from worker.basics import metrics
-from worker.store.records import (
+from worker.store.record import Timing
+from worker.store.schema import (
     DEAD_DELIVERIES,
     OUTBOX,
+    OUTBOX_READY,
+    PUSH_CLAIMS,
     RECORD_PREFIX,
-    Timing,
+    PushFailed,
     member,
     parts_key,
     record_key,
     split_member,
 )
-from worker.store.scripts import Scripts
-
-SEQUENCE = "shiphub:push-claims"
-
-# Claim the due deliveries (all due ones up to a limit, or one named member if it is due).
-_CLAIM = """
-local members
-if ARGV[5] and ARGV[5] ~= '' then
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[5])
-  if not score or tonumber(score) > tonumber(ARGV[1]) then return {} end
-  members = {ARGV[5]}
-else
-  members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-end
-local out = {}
-for _, m in ipairs(members) do
-  local key = ARGV[4] .. m
-  if redis.call('HGET', key, 'delivery') == 'pending' then
-    local claim = tostring(redis.call('INCR', KEYS[2]))
-    redis.call('HSET', key, 'push_claim', claim)
-    redis.call('ZADD', KEYS[1], ARGV[2], m)
-    out[#out + 1] = m
-    out[#out + 1] = claim
-  else
-    redis.call('ZREM', KEYS[1], m)
-  end
-end
-return out
-"""
-
-# Take a claimed push: the claim must be the current one and the delivery still pending.
-_TAKE = """
-if redis.call('HGET', KEYS[1], 'push_claim') ~= ARGV[1] then return false end
-if redis.call('HGET', KEYS[1], 'delivery') ~= 'pending' then return false end
-redis.call('HSET', KEYS[1], 'push_claim', '', 'push_holder', ARGV[1])
-redis.call('HSETNX', KEYS[1], 'delivery_since', ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-local found = redis.call('HMGET', KEYS[1], 'answer', 'delivery_attempts', 'delivery_since',
-                         'delivery_id', 'delivery_part', 'delivery_timeouts', 'store', 'service')
-found[#found + 1] = redis.call('LLEN', KEYS[3])
-return found
-"""
-
-# One part of a multi-part answer reached the hub: the next part is pushed next, and the
-# holder's time to push it starts now.
-_PART_DELIVERED = """
-if redis.call('HGET', KEYS[1], 'push_holder') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'delivery_part', ARGV[2], 'delivery_timeouts', '0')
-redis.call('HDEL', KEYS[1], 'delivery_error')
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-return 1
-"""
-
-# The whole answer reached the hub: counted (field ARGV[5] of the deliveries counter KEYS[3]),
-# and off the outbox's ready times (KEYS[4]); its parts stored ahead (KEYS[5]) expire with it.
-_DELIVERED = """
-if redis.call('HGET', KEYS[1], 'push_holder') ~= ARGV[1] then return 0 end
-redis.call('HINCRBY', KEYS[1], 'delivery_attempts', 1)
-redis.call('HSET', KEYS[1], 'delivery', 'delivered', 'delivered_at', ARGV[2])
-redis.call('HDEL', KEYS[1], 'delivery_error', 'push_holder', 'next_push_at')
-redis.call('ZREM', KEYS[2], ARGV[3])
-redis.call('ZREM', KEYS[4], ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('EXPIRE', KEYS[5], ARGV[4])
-redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
-return 1
-"""
-
-# A failed push: schedule the next one (ARGV[5]), or make the delivery dead (''). ARGV[7] says
-# whether it timed out (counted in a row) or failed otherwise (the count starts over). Counted
-# in the deliveries counter KEYS[4] as retrying (field ARGV[8]) or dead (ARGV[9]); a dead one
-# leaves the outbox's ready times (KEYS[5]) and its parts stored ahead (KEYS[6]) expire with it.
-_FAILED = """
-if redis.call('HGET', KEYS[1], 'push_holder') ~= ARGV[1] then return 0 end
-redis.call('HINCRBY', KEYS[1], 'delivery_attempts', 1)
-redis.call('HSET', KEYS[1], 'delivery_error', ARGV[4])
-redis.call('HDEL', KEYS[1], 'push_holder')
-if ARGV[7] == '1' then
-  redis.call('HINCRBY', KEYS[1], 'delivery_timeouts', 1)
-else
-  redis.call('HSET', KEYS[1], 'delivery_timeouts', '0')
-end
-if ARGV[5] == '' then
-  redis.call('HSET', KEYS[1], 'delivery', 'dead')
-  redis.call('HDEL', KEYS[1], 'next_push_at')
-  redis.call('ZREM', KEYS[2], ARGV[3])
-  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
-  redis.call('EXPIRE', KEYS[1], ARGV[6])
-  redis.call('EXPIRE', KEYS[6], ARGV[6])
-  redis.call('ZREM', KEYS[5], ARGV[3])
-  redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
-  return 2
-end
-redis.call('HSET', KEYS[1], 'next_push_at', ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
-redis.call('HINCRBY', KEYS[4], ARGV[8], 1)
-return 1
-"""
-
-# Replay a dead delivery: pending again, due now, off the dead list; its answer is ready again
-# now (KEYS[4]).
-_REDELIVER = """
-if redis.call('HGET', KEYS[1], 'delivery') ~= 'dead' then return 0 end
-redis.call('HSET', KEYS[1], 'delivery', 'pending', 'delivery_attempts', '0',
-           'delivery_since', ARGV[1], 'delivery_timeouts', '0')
-redis.call('PERSIST', KEYS[1])
-redis.call('PERSIST', KEYS[5])
-redis.call('ZREM', KEYS[3], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[4], ARGV[1], ARGV[2])
-return 1
-"""
+from worker.store.scripts import scripts
 
 
 @dataclass(frozen=True)
@@ -167,22 +59,14 @@ class TakenPush:
     timeouts: int  # pushes in a row that timed out
     store: str  # the hub store the message came for
     service: str  # the service that answered the message
-    parts_ahead: int = 0  # parts stored ahead of the answer (``Records.add_part``), pushed first
+    parts_ahead: int = 0  # parts stored ahead of the answer (``Attempts.add_part``), pushed first
 
 
 class Outbox:
     def __init__(self, client: redis.Redis, timing: Timing | None = None) -> None:
         self.redis = client
         self.timing = timing or Timing()
-        self._scripts = Scripts(
-            client,
-            claim=_CLAIM,
-            take=_TAKE,
-            part_delivered=_PART_DELIVERED,
-            delivered=_DELIVERED,
-            failed=_FAILED,
-            redeliver=_REDELIVER,
-        )
+        self._lua = scripts(client)
 
     def claim_due(self, now: float | None = None, limit: int = 200) -> list[Claimed]:
         """Claim every due delivery (up to ``limit``); each needs a push task with its claim."""
@@ -196,10 +80,14 @@ class Outbox:
 
     def _claim(self, now: float | None, limit: int, one: str) -> list[Claimed]:
         now = time.time() if now is None else now
-        flat = self._scripts.run(
-            "claim",
-            [OUTBOX, SEQUENCE],
-            [repr(now), now + self.timing.queued_deadline_seconds, limit, RECORD_PREFIX, one],
+        flat = self._lua.claim(
+            outbox=OUTBOX,
+            sequence=PUSH_CLAIMS,
+            now=now,
+            reclaim_at=now + self.timing.queued_deadline_seconds,
+            limit=limit,
+            prefix=RECORD_PREFIX,
+            one=one,
         )
         return [
             Claimed(*split_member(m), claim) for m, claim in zip(flat[::2], flat[1::2], strict=True)
@@ -215,10 +103,14 @@ class Outbox:
         """Become the pusher of this claim; None when the claim is stale or the delivery settled.
         If this pusher dies, the delivery is claimed again ``push_seconds`` (+30 s) from now."""
         now = time.time()
-        found = self._scripts.run(
-            "take",
-            [record_key(integration, message_id), OUTBOX, parts_key(integration, message_id)],
-            [claim, now + push_seconds + 30, member(integration, message_id), repr(now)],
+        found = self._lua.take(
+            record=record_key(integration, message_id),
+            outbox=OUTBOX,
+            parts=parts_key(integration, message_id),
+            claim=claim,
+            reclaim_at=now + push_seconds + 30,
+            member=member(integration, message_id),
+            now=now,
         )
         if not found:
             return None
@@ -247,31 +139,29 @@ class Outbox:
     ) -> bool:
         """Part ``part`` reached the hub; the next push is of the part after it."""
         return bool(
-            self._scripts.run(
-                "part_delivered",
-                [record_key(integration, message_id), OUTBOX],
-                [claim, part + 1, time.time() + push_seconds + 30, member(integration, message_id)],
+            self._lua.part_delivered(
+                record=record_key(integration, message_id),
+                outbox=OUTBOX,
+                claim=claim,
+                next_part=part + 1,
+                reclaim_at=time.time() + push_seconds + 30,
+                member=member(integration, message_id),
             )
         )
 
     def delivered(self, integration: str, message_id: str, claim: str) -> bool:
         return bool(
-            self._scripts.run(
-                "delivered",
-                [
-                    record_key(integration, message_id),
-                    OUTBOX,
-                    metrics.DELIVERIES.key,
-                    metrics.OUTBOX_READY,
-                    parts_key(integration, message_id),
-                ],
-                [
-                    claim,
-                    repr(time.time()),
-                    member(integration, message_id),
-                    self.timing.record_ttl_seconds,
-                    metrics.DELIVERIES.field(integration, "delivered"),
-                ],
+            self._lua.delivered(
+                record=record_key(integration, message_id),
+                outbox=OUTBOX,
+                counter=metrics.DELIVERIES.key,
+                ready=OUTBOX_READY,
+                parts=parts_key(integration, message_id),
+                claim=claim,
+                now=time.time(),
+                member=member(integration, message_id),
+                ttl=self.timing.record_ttl_seconds,
+                counted=metrics.DELIVERIES.field(integration, "delivered"),
             )
         )
 
@@ -284,44 +174,37 @@ class Outbox:
         next_at: float | None,
         *,
         timed_out: bool = False,
-    ) -> Literal["retrying", "dead", "stale"]:
+    ) -> PushFailed:
         """Count a failed push; schedule the next at ``next_at``, or make it dead (None)."""
-        outcome = self._scripts.run(
-            "failed",
-            [
-                record_key(integration, message_id),
-                OUTBOX,
-                DEAD_DELIVERIES,
-                metrics.DELIVERIES.key,
-                metrics.OUTBOX_READY,
-                parts_key(integration, message_id),
-            ],
-            [
-                claim,
-                repr(time.time()),
-                member(integration, message_id),
-                error,
-                "" if next_at is None else repr(next_at),
-                self.timing.record_ttl_seconds,
-                "1" if timed_out else "0",
-                metrics.DELIVERIES.field(integration, "retrying"),
-                metrics.DELIVERIES.field(integration, "dead"),
-            ],
+        outcome = self._lua.failed(
+            record=record_key(integration, message_id),
+            outbox=OUTBOX,
+            dead=DEAD_DELIVERIES,
+            counter=metrics.DELIVERIES.key,
+            ready=OUTBOX_READY,
+            parts=parts_key(integration, message_id),
+            claim=claim,
+            now=time.time(),
+            member=member(integration, message_id),
+            error=error,
+            next_at=next_at,
+            ttl=self.timing.record_ttl_seconds,
+            timed_out=timed_out,
+            counted_retrying=metrics.DELIVERIES.field(integration, "retrying"),
+            counted_dead=metrics.DELIVERIES.field(integration, "dead"),
         )
-        return {0: "stale", 1: "retrying", 2: "dead"}[int(outcome)]  # type: ignore[return-value]
+        return {0: PushFailed.STALE, 1: PushFailed.RETRYING, 2: PushFailed.DEAD}[int(outcome)]
 
     def redeliver(self, integration: str, message_id: str) -> bool:
         """Put a dead delivery back in the outbox, due now: a replay."""
         return bool(
-            self._scripts.run(
-                "redeliver",
-                [
-                    record_key(integration, message_id),
-                    OUTBOX,
-                    DEAD_DELIVERIES,
-                    metrics.OUTBOX_READY,
-                    parts_key(integration, message_id),
-                ],
-                [repr(time.time()), member(integration, message_id)],
+            self._lua.redeliver(
+                record=record_key(integration, message_id),
+                outbox=OUTBOX,
+                dead=DEAD_DELIVERIES,
+                ready=OUTBOX_READY,
+                parts=parts_key(integration, message_id),
+                now=time.time(),
+                member=member(integration, message_id),
             )
         )

@@ -29,48 +29,10 @@ import redis
 
 from worker.basics import deadline
 from worker.basics.errors import TransientError
+from worker.store.schema import bucket_key, slots_key
+from worker.store.scripts import scripts
 
 STEP_SECONDS = 0.05
-
-# -- keys ----------------------------------------------------------------------------------------
-# ``shiphub:pace:bucket:<name>`` hash (level, at, held) and ``shiphub:pace:slots:<name>`` zset
-# (token -> expiry); a name is ``<integration>:<account digest>[:<operation>]`` (``Job.pace``),
-# never a credential in clear.
-PREFIX = "shiphub:pace:"
-
-
-def bucket_key(name: str) -> str:
-    return f"{PREFIX}bucket:{name}"
-
-
-def slots_key(name: str) -> str:
-    return f"{PREFIX}slots:{name}"
-
-
-# KEYS[1] bucket hash; ARGV: now, capacity, per_second. Returns the seconds to wait (0: taken).
-_TAKE = """
-local level = tonumber(redis.call('HGET', KEYS[1], 'level') or '0')
-local at = tonumber(redis.call('HGET', KEYS[1], 'at') or ARGV[1])
-local held = tonumber(redis.call('HGET', KEYS[1], 'held') or '0')
-local now, capacity, rate = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-if held > now then return tostring(held - now) end
-level = math.max(0, level - (now - at) * rate)
-if level + 1 > capacity then
-  redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', ARGV[1])
-  return tostring((level + 1 - capacity) / rate)
-end
-redis.call('HSET', KEYS[1], 'level', tostring(level + 1), 'at', ARGV[1])
-redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
-return '0'
-"""
-# KEYS[1] slots zset (member → expiry); ARGV: now, limit, token, expires_at. 1 when taken.
-_SLOT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
-redis.call('EXPIRE', KEYS[1], 3600)
-return 1
-"""
 
 
 class TooLong(TransientError):
@@ -93,7 +55,12 @@ class Bucket:
         waited = 0.0
         while True:
             wait = float(
-                self.client.eval(_TAKE, 1, self.key, time.time(), self.capacity, self.per_second)
+                scripts(self.client).bucket(
+                    bucket=self.key,
+                    now=time.time(),
+                    capacity=self.capacity,
+                    per_second=self.per_second,
+                )
             )
             if wait <= 0:
                 return waited
@@ -126,8 +93,12 @@ class Slots:
     @contextlib.contextmanager
     def held(self, provider: str) -> Iterator[None]:
         token = uuid.uuid4().hex
-        while not self.client.eval(
-            _SLOT, 1, self.key, time.time(), self.limit, token, time.time() + self.ttl_seconds
+        while not scripts(self.client).slot(
+            slots=self.key,
+            now=time.time(),
+            limit=self.limit,
+            token=token,
+            expires_at=time.time() + self.ttl_seconds,
         ):
             _sleep(STEP_SECONDS * 2, provider, f"{self.limit} calls at once")
         try:

@@ -30,7 +30,7 @@ from typing import Any
 import redis
 
 from worker.basics.errors import TransientError
-from worker.store.records import PREFIX
+from worker.store.schema import PREFIX
 
 # -- keys ----------------------------------------------------------------------------------------
 # A provider's state lives under ``shiphub:<integration>:<kind>:`` (an integration's name is

@@ -21,11 +21,9 @@ import logging
 import redis
 
 from worker.basics.settings import settings
+from worker.store.schema import REPLICATED
 
 log = logging.getLogger(__name__)
-
-# Written on every confirmation (one small key, always the same).
-MARK = "shiphub:replicated"
 
 
 class NotOnReplicas(redis.RedisError):
@@ -47,7 +45,7 @@ def confirm(
         settings().redis_replicas_timeout_seconds if timeout_seconds is None else timeout_seconds
     )
     with client.pipeline(transaction=False) as pipe:
-        pipe.incr(MARK)
+        pipe.incr(REPLICATED)  # one small key, always the same
         pipe.wait(wanted, max(1, round(seconds * 1000)))  # 0 would mean "forever"
         _, acknowledged = pipe.execute()
     if acknowledged < wanted:

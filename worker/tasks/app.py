@@ -142,7 +142,7 @@ def _message_task(handler: registry.Handler) -> None:
             integration,
             handler,
             message_id,
-            runtime.records(),
+            runtime.db(),
             runtime.outbox(),
             settings(),
             send_push=send_push,
@@ -181,8 +181,8 @@ def deliver(integration: str, message_id: str, claim: str | None = None) -> str:
 @app.task(name="shiphub.watchdog")
 def watchdog() -> dict[str, Any]:
     """One sweep for lost messages now (workers also sweep every WATCHDOG_INTERVAL_SECONDS)."""
-    records = runtime.records()
-    found = sweep(records, publish, BrokerView(records.redis))
+    db = runtime.db()
+    found = sweep(db, publish, BrokerView(db.redis))
     return {"looked_at": found.looked_at, "republished": found.republished, "pruned": found.pruned}
 
 
@@ -196,7 +196,7 @@ def poll(integration_name: str, service_name: str, every_seconds: int) -> str:
     assert handler is not None
     try:
         outcome = submit(
-            runtime.records(),
+            runtime.db(),
             enqueue,
             handler,
             message,
@@ -326,12 +326,12 @@ class SchedulerStep(bootsteps.StartStopStep):
 
     def start(self, parent: Any) -> None:
         scheduler = Scheduler(
-            runtime.records(),
+            runtime.db(),
             runtime.outbox(),
             publish,
             send_push,
             settings().watchdog_interval_seconds,
-            BrokerView(runtime.records().redis),
+            BrokerView(runtime.db().redis),
         )
         self.thread = threading.Thread(
             target=scheduler.run, args=(self.stop_event,), name="shiphub-scheduler", daemon=True

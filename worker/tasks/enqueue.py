@@ -4,7 +4,7 @@ Publishing a task through Celery is a round trip of its own after the record's (
 between the two in which a message is recorded but not queued). Instead, the intake builds the
 very message ``app.send_task`` would have put in Redis and hands it to the accept script, which
 creates the record and ``LPUSH``es this message onto the queue's list in one step
-(``worker.store.records``). A worker reads it as any Celery task: Flower, retries and routing are
+(``worker.store.messages``). A worker reads it as any Celery task: Flower, retries and routing are
 unchanged.
 
 What is built, step by step as Celery 5 and kombu's Redis transport do it:

@@ -1,0 +1,313 @@
+"""What is kept in Redis, declared once: every key, every field of a message's record, the
+statuses and the sets of them, and the outcomes the stores answer with.
+
+The stores (``worker.store.messages``, ``attempts``, ``once``, ``memory``, ``listings``,
+``outbox``, ``leases``, ``pacing``, ``backfill``, ``replication``) and the Lua scripts
+(``worker/store/lua``, filled from this module by ``worker.store.scripts``) read every name from
+here; the values are the wire values (the enums are ``StrEnum``), so nothing stored changes.
+
+Keys (all under ``shiphub:``):
+
+* ``msg:<integration>:<message_id>`` hash (``record_key``): the record, its fields
+  ``RecordField``: body, fingerprint, status, attempts, timestamps, last error, answer,
+  delivery state.
+* ``once:<integration>:<message_id>:<operation>``: a provider call in flight / done (with result).
+* ``lease:<integration>:<message_id>``: the token of the worker handling the message; short-lived
+  and renewed while it runs (``worker.store.leases``); ``lock:<integration>:<service>:<store>``,
+  a poll's lock on its store, likewise.
+* ``watch`` zset: every unfinished record with the time by which it must have moved on; the
+  watchdog (``worker.pipeline.watchdog``) looks at whatever passes that time and republishes what is
+  lost.
+* ``due`` zset: messages waiting for a retry (or for a poll of their store to end), scored by
+  when to publish them again; a worker's scheduler tick publishes what is due
+  (``worker.pipeline.scheduler``). Retries never wait in the broker.
+* ``outbox`` zset: answers waiting to be pushed to the hub, scored by their next push
+  (``worker.store.outbox``), with ``push-claims``, the claim numbers' sequence.
+* ``dead:messages`` / ``dead:deliveries`` zsets: what ran out of retries, replayable; an entry
+  leaves with its record.
+* ``state:<status>:<integration>:<store>`` zsets, for ``failed``, ``dead`` and ``retrying``
+  (``LISTED_STATES``): the messages in that state, member ``<integration>:<store>:<message_id>``,
+  scored by when they entered it; an empty integration or store means any
+  (``state:failed::``: every failed message; ``state:failed:dotcom:``: Dotcom's, of any store),
+  so a listing filtered either way reads one index. Kept in step with the record by the same
+  script or transaction that changes its status (begin, retrying, finish, requeue); an entry
+  leaves when its record leaves the state, or expires (``Listings.prune_dead``).
+* ``backfill:states``: how far the one-off backfill of those indexes has got (a SCAN cursor over
+  the records; ``done`` once finished), so that records written before the indexes existed are
+  listed too (``worker.store.backfill``): run once per Redis.
+* ``cursor:<integration>:<store>`` hash: parameters (polling cursors) returned by handlers;
+  ``polled`` hash: when each store's cursor last moved.
+* ``memory:<integration>:<store>:<kind>:<name>``: one thing a handler kept (what was sent, what
+  was confirmed), each expiring on its own; ``parts:<integration>:<message_id>``: the parts of an
+  answer stored ahead of its end.
+* ``recent`` zset: the latest messages received; ``done:<integration>:<message_id>``: the
+  channel a message's end is published on.
+* ``pace:bucket:<name>`` / ``pace:slots:<name>``: a provider's rate limit (``worker.store.pacing``).
+* ``replicated``: the mark a replica confirmation waits on (``worker.store.replication``).
+* ``lock:watchdog``: the scheduler's sweep lock; ``ops:form:<token>`` / ``ops:notice:<name>``:
+  the operator page's used forms and notices.
+* ``metrics:<name>`` hashes: declared with the metrics (``worker.basics.metrics``, below the
+  store): ``METRICS_PREFIX``.
+
+Every state change a handler makes after it begins (retrying, finishing, dead, cursor, memory) is
+one Lua script or MULTI/EXEC transaction that first checks the handler still holds its lease: a
+stale holder's write is refused, never applied.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from worker.basics import metrics
+
+PREFIX = "shiphub:"
+
+# -- keys ----------------------------------------------------------------------------------------
+RECORD_PREFIX = PREFIX + "msg:"
+WATCH = PREFIX + "watch"
+DUE = PREFIX + "due"
+OUTBOX = PREFIX + "outbox"
+PUSH_CLAIMS = PREFIX + "push-claims"  # the sequence of push claim numbers
+DEAD_MESSAGES = PREFIX + "dead:messages"
+DEAD_DELIVERIES = PREFIX + "dead:deliveries"
+STATE_PREFIX = PREFIX + "state:"
+STATES_BACKFILLED = PREFIX + "backfill:states"
+# The latest messages received (member -> received_at), for operators; capped at RECENT_KEPT.
+RECENT = PREFIX + "recent"
+RECENT_KEPT = 1000
+# When each store's cursor last moved ("<integration>:<store>" -> epoch seconds).
+POLLED = PREFIX + "polled"
+PACE_PREFIX = PREFIX + "pace:"
+REPLICATED = PREFIX + "replicated"
+SWEEP_LOCK = PREFIX + "lock:watchdog"
+USED_FORMS = PREFIX + "ops:form:"
+OPS_NOTICES = PREFIX + "ops:notice:"
+DONE_PATTERN = PREFIX + "done:*"
+METRICS_PREFIX = metrics.KEY_PREFIX
+OUTBOX_READY = metrics.OUTBOX_READY
+
+
+def record_key(integration: str, message_id: str) -> str:
+    return f"{RECORD_PREFIX}{integration}:{message_id}"
+
+
+def member(integration: str, message_id: str) -> str:
+    return f"{integration}:{message_id}"
+
+
+def split_member(value: str) -> tuple[str, str]:
+    integration, _, message_id = value.partition(":")
+    return integration, message_id
+
+
+def state_key(status: str, integration: str = "", store: str = "") -> str:
+    """The index of the messages in ``status``, of one integration and one store ("": any)."""
+    return f"{STATE_PREFIX}{status}:{integration}:{store}"
+
+
+def state_keys(status: str, integration: str, store: str) -> tuple[str, ...]:
+    """Every index a message of ``integration`` and ``store`` in ``status`` is in."""
+    pairs = (("", ""), (integration, ""), ("", store), (integration, store))
+    return tuple(state_key(status, i, s) for i, s in pairs)
+
+
+def state_member(integration: str, store: str, message_id: str) -> str:
+    """An index entry: neither an integration nor a store holds a ':' (a message id may)."""
+    return f"{integration}:{store}:{message_id}"
+
+
+def split_state_member(value: str) -> tuple[str, str, str]:
+    integration, store, message_id = value.split(":", 2)
+    return integration, store, message_id
+
+
+def once_key(integration: str, message_id: str, operation: str) -> str:
+    return f"{PREFIX}once:{integration}:{message_id}:{operation}"
+
+
+def lease_key(integration: str, message_id: str) -> str:
+    return f"{PREFIX}lease:{integration}:{message_id}"
+
+
+def service_lock_key(integration: str, service: str, store: str) -> str:
+    return f"{PREFIX}lock:{integration}:{service}:{store}"
+
+
+def cursor_key(integration: str, store: str) -> str:
+    return f"{PREFIX}cursor:{integration}:{store}"
+
+
+def parts_key(integration: str, message_id: str) -> str:
+    """The parts of a message's answer stored ahead of its end (``Attempts.add_part``): a list,
+    each element a JSON array of hub messages, pushed in order before the rest of the answer.
+    It lives and expires with the record."""
+    return f"{PREFIX}parts:{integration}:{message_id}"
+
+
+def memory_key(integration: str, store: str, kind: str, name: str) -> str:
+    return f"{PREFIX}memory:{integration}:{store}:{kind}:{name}"
+
+
+# What a handler keeps for later messages (``memory_key``): (kind, name, JSON-able value); also
+# what it read and expects to be unchanged when its answer is stored (value None: absent).
+Keep = tuple[str, str, Any]
+
+
+def done_channel(integration: str, message_id: str) -> str:
+    return f"{PREFIX}done:{integration}:{message_id}"
+
+
+def bucket_key(name: str) -> str:
+    return f"{PACE_PREFIX}bucket:{name}"
+
+
+def slots_key(name: str) -> str:
+    return f"{PACE_PREFIX}slots:{name}"
+
+
+# -- the record's fields, by who writes them -----------------------------------------------------
+class RecordField(StrEnum):
+    # intake: the message as received (``worker.pipeline.intake``, the accept script)
+    INTEGRATION = "integration"
+    MESSAGE_ID = "message_id"
+    MESSAGE = "message"
+    SERVICE = "service"
+    STORE = "store"
+    BODY = "body"
+    PARAMETERS = "parameters"  # sealed; dropped once the message succeeded
+    FINGERPRINT = "fingerprint"
+    RECEIVED_AT = "received_at"
+    QUEUED_AT = "queued_at"  # stamped on every (re)publish
+    UPDATED_AT = "updated_at"
+    STATUS = "status"
+    ATTEMPTS = "attempts"
+    # attempts: begin, retrying, finish, requeue
+    STARTED_AT = "started_at"
+    RETRY_SINCE = "retry_since"
+    NEXT_ATTEMPT_AT = "next_attempt_at"
+    LAST_ERROR = "last_error"
+    EARLIER_ERROR = "earlier_error"
+    ANSWER = "answer"
+    FINISHED_AT = "finished_at"
+    REPLAYS = "replays"
+    # the outbox: an answer's delivery to the hub (set pending by finish, then the outbox scripts)
+    DELIVERY = "delivery"
+    DELIVERY_ID = "delivery_id"
+    DELIVERY_PART = "delivery_part"
+    DELIVERY_ATTEMPTS = "delivery_attempts"
+    DELIVERY_TIMEOUTS = "delivery_timeouts"
+    DELIVERY_ERROR = "delivery_error"
+    DELIVERY_SINCE = "delivery_since"
+    DELIVERED_AT = "delivered_at"
+    NEXT_PUSH_AT = "next_push_at"
+    PUSH_CLAIM = "push_claim"
+    PUSH_HOLDER = "push_holder"
+
+
+F = RecordField
+# What a run's outcome wrote (an attempt's and its delivery's): a replay (``Messages.requeue``)
+# deletes all of it, so the next run starts from the message as received.
+OUTCOME_FIELDS: tuple[RecordField, ...] = (
+    F.LAST_ERROR,
+    F.ANSWER,
+    F.FINISHED_AT,
+    F.NEXT_ATTEMPT_AT,
+    F.RETRY_SINCE,
+)
+DELIVERY_FIELDS: tuple[RecordField, ...] = (
+    F.DELIVERY,
+    F.DELIVERY_ID,
+    F.DELIVERY_PART,
+    F.DELIVERY_ATTEMPTS,
+    F.DELIVERY_TIMEOUTS,
+    F.DELIVERY_ERROR,
+    F.DELIVERY_SINCE,
+    F.DELIVERED_AT,
+    F.NEXT_PUSH_AT,
+    F.PUSH_CLAIM,
+    F.PUSH_HOLDER,
+)
+
+
+# -- statuses ------------------------------------------------------------------------------------
+class MessageStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+S = MessageStatus
+FINISHED = frozenset({S.SUCCEEDED, S.FAILED, S.DEAD})
+REPLAYABLE = frozenset({S.FAILED, S.DEAD})
+# The states an operator lists messages by (``Listings.in_states``), each with its indexes.
+LISTED_STATES: tuple[MessageStatus, ...] = (S.FAILED, S.DEAD, S.RETRYING)
+# The same values as a Literal type, for the receiver's pydantic shapes (their JSON schema lists
+# the statuses inline, as it always has).
+Status = Literal[tuple(s.value for s in MessageStatus)]  # type: ignore[valid-type]
+
+
+class DeliveryStatus(StrEnum):
+    """An answer's delivery to the hub (``RecordField.DELIVERY``)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+# -- what the stores answer ----------------------------------------------------------------------
+class Write(StrEnum):
+    """What a fenced write did: applied; or refused because the message had already finished,
+    the writer no longer holds its lease, or the record is gone; ``conflict``: something the
+    handler read with ``Job.watch`` changed before its answer was stored."""
+
+    WRITTEN = "written"
+    FINISHED = "finished"
+    STALE = "stale"
+    MISSING = "missing"
+    CONFLICT = "conflict"
+
+
+class Arrived(StrEnum):
+    """What recording a message found: ``created`` (recorded and queued in one step), or the
+    message already recorded: ``exists`` (same content) or ``conflict`` (other content)."""
+
+    CREATED = "created"
+    EXISTS = "exists"
+    CONFLICT = "conflict"
+
+
+class Start(StrEnum):
+    """What ``Attempts.begin`` found: ``started``, or why not: ``missing``, ``finished``,
+    ``busy`` (another worker holds the lease) or ``early`` (a stray copy of a retry that is not
+    due yet)."""
+
+    STARTED = "started"
+    MISSING = "missing"
+    FINISHED = "finished"
+    BUSY = "busy"
+    EARLY = "early"
+
+
+class PushFailed(StrEnum):
+    """What recording a failed push did (``Outbox.failed``)."""
+
+    RETRYING = "retrying"
+    DEAD = "dead"
+    STALE = "stale"
+
+
+class OnceState(StrEnum):
+    """A provider call's mark (``once:...``): in flight, or done with its result."""
+
+    INFLIGHT = "inflight"
+    DONE = "done"
+
+
+# The one-off backfill's marker once it has finished.
+BACKFILL_DONE = "done"
+# A retry may begin this much before it is due (a copy of its task that arrives just early).
+EARLY_START_SECONDS = 0.5
