@@ -222,6 +222,8 @@ class Stack:
                     "yes",
                     "--maxmemory-policy",
                     "noeviction",
+                    "--hash-max-listpack-value",  # handler memory: docs/deployment.md
+                    "256",
                 ],
             )
         else:

@@ -36,11 +36,23 @@ def job(db: Store, message_id: str, attempt: int = 1, run: int = 0) -> Job[Empty
     )
 
 
-def sent_before(db: Store, message_id: str, sends: dict) -> None:
+def sent_before(db: Store, message_id: str, sends: dict, *, record_lives: bool = True) -> None:
+    """``message_id`` created H1 with ``sends`` and kept it; while its record lives, its once
+    mark still holds the whole content."""
     earlier = job(db, message_id)
-    earlier.keep_sent("sent", "H1", sends, order_number="R1")
-    (kind, name, value) = earlier.kept[0]
-    db.redis.set(memory_key("acme", "shop", kind, name), json.dumps(value))
+    if record_lives:
+        db.once.done("acme", message_id, "create", {"id": 1}, sends=sends)
+    earlier.keep_sent("sent", "H1", sends, {"order_number": "R1"})
+    with db.redis.pipeline() as pipe:
+        pipe.multi()
+        db.memory.kept.write(pipe, "acme", "shop", earlier.kept)
+        pipe.execute()
+
+
+def sent_before_in_the_earlier_format(db: Store, message_id: str, sends: dict) -> None:
+    """What was kept before digests: the whole content, one key per name."""
+    kept = {"order_number": "R1", "message_id": message_id, "sends": sends}
+    db.redis.set(memory_key("acme", "shop", "sent", "H1"), json.dumps(kept))
 
 
 def met_again(
@@ -75,6 +87,47 @@ def test_other_content_sent_by_another_message_is_refused_saying_what_differs(
     assert "message m1" in reason
     assert "shipping.address1 '2 Main St.' (this message: '7 Elm Rd.')" in reason
     assert "zip" not in reason
+
+
+def test_once_its_record_expired_what_differs_is_named_with_what_this_message_carries(
+    db: Store,
+) -> None:
+    sent_before(db, "m1", SENDS, record_lives=False)  # only digests are left
+    other = {**SENDS, "shipping": {"address1": "7 Elm Rd.", "zip": "20815"}}
+
+    assert met_again(db, "m2", SENDS) == "already sent by message m1"
+    with pytest.raises(HardError) as refused:
+        met_again(db, "m3", other)
+
+    (reason,) = refused.value.reasons
+    assert reason == (
+        "H1 already exists: message m1 sent it with other shipping "
+        "(this message: address1 '7 Elm Rd.', zip '20815')"
+    )
+
+
+def test_what_was_kept_whole_in_the_earlier_format_is_still_compared_field_by_field(
+    db: Store,
+) -> None:
+    sent_before_in_the_earlier_format(db, "m1", SENDS)
+    other = {**SENDS, "lines": [{"sku": "A", "qty": 2}]}
+
+    assert met_again(db, "m2", SENDS) == "already sent by message m1"
+    with pytest.raises(HardError, match=r"lines\.0\.qty 1 \(this message: 2\)"):
+        met_again(db, "m3", other)
+    assert Job.sent_about(db.memory.recall("acme", "shop", "sent", ["H1"])[0]) == {
+        "order_number": "R1"
+    }
+
+
+def test_what_is_kept_of_a_creation_is_digests_not_the_content(db: Store) -> None:
+    sent_before(db, "m1", SENDS)
+
+    (kept,) = db.memory.recall("acme", "shop", "sent", ["H1"])
+
+    assert kept[0] == "m1"
+    assert len(kept[1]) == 11 + 2 * len(SENDS)
+    assert Job.sent_about(kept) == {"order_number": "R1"}
 
 
 def test_this_messages_own_earlier_attempt_is_recognised(db: Store) -> None:

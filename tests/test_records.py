@@ -17,9 +17,11 @@ from worker.store.schema import (
     DEAD_DELIVERIES,
     DEAD_MESSAGES,
     DUE,
+    KEPT_BUCKETS,
     OUTBOX,
     WATCH,
     cursor_key,
+    kept_key,
     lease_key,
     memory_key,
 )
@@ -210,13 +212,27 @@ def test_finish_writes_answer_outbox_cursor_and_memory_once(db: Store) -> None:
     assert not db.locks.lease_held("acme", "m")
 
 
-def test_each_memory_entry_expires_by_its_own_age(db: Store) -> None:
+def test_memory_is_kept_for_the_retention_and_at_most_one_bucket_more(db: Store) -> None:
     started(db)
     finish(db, keep=[("sent", "H1", 1), ("sent", "H2", 2)])
 
-    ttl = db.redis.ttl(memory_key("acme", "default", "sent", "H1"))
-    assert db.timing.memory_ttl_seconds - 5 <= ttl <= db.timing.memory_ttl_seconds
-    assert db.redis.ttl(memory_key("acme", "default", "sent", "H2")) > 0
+    retention = db.timing.memory_ttl_seconds
+    keys = list(db.redis.scan_iter(kept_key("acme", "default", "sent") + "*"))
+    assert len(keys) == 3  # the list of buckets, one bucket's meta, its one hash of names
+    for key in keys:
+        assert retention - 5 <= db.redis.ttl(key) <= retention + retention / KEPT_BUCKETS
+    assert db.memory.recall("acme", "default", "sent", ["H1", "H2", "H3"]) == [1, 2, None]
+
+
+def test_memory_of_the_earlier_format_is_read_until_it_expires(db: Store) -> None:
+    db.redis.set(memory_key("acme", "default", "sent", "H1"), json.dumps({"old": 1}), ex=60)
+    db.redis.set(memory_key("acme", "default", "sent", "H2"), json.dumps({"old": 2}), ex=60)
+    started(db)
+    finish(db, keep=[("sent", "H2", {"new": 2})])  # rewritten: the new format wins
+
+    found = db.memory.recall("acme", "default", "sent", ["H1", "H2", "H3"])
+
+    assert found == [{"old": 1}, {"new": 2}, None]
 
 
 def test_dead_is_listed_and_requeue_makes_it_queued_again_off_every_list(

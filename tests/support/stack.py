@@ -76,6 +76,9 @@ class RedisServer:
                 "",
                 "--maxmemory-policy",
                 "noeviction",
+                # What handler memory's figures assume (docs/deployment.md#redis-settings).
+                "--hash-max-listpack-value",
+                "256",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -4,6 +4,9 @@ pacing, counts of this run, batch state): no provider touches Redis or the store
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -96,6 +99,7 @@ class Job(Generic[P]):
     # from scratch: what an earlier run was answered is not reused (``once``, ``run_key``).
     run: int = 0
     _earlier_sends: Any = field(default=None, init=False, repr=False)
+    _sends_operation: str = field(default="", init=False, repr=False)
     # Stores messages ahead of the answer's end, with what was kept about them (the handling
     # sets it; without it ``send_ahead`` keeps everything for the end).
     part_store: Callable[[list[Any], list[Keep]], None] | None = None
@@ -157,6 +161,8 @@ class Job(Generic[P]):
         nothing; without ``look`` it calls again, the provider's own key making a repeat
         harmless as above (``idempotency_key`` is the same for every run).
         """
+        if sends is not None:
+            self._sends_operation = operation
         state = self.db.once.state(self.integration, self.message_id, operation)
         ours = state is not None and state.get("run", 0) == self.run
         if ours and state["state"] == "done":
@@ -209,29 +215,39 @@ class Job(Generic[P]):
         return look.find()
 
     def sent_before(
-        self, kind: str, key: str, sends: Mapping[str, Any], refusal: str
+        self, kind: str, key: str, sends: Mapping[str, Any], refusal: str, operation: str = ""
     ) -> str | None:
         """Whether another message sent ``key`` (kept under ``kind`` with ``keep_sent``): with
         the same content, "already sent by message ..."; with other content, a HardError
         (subject ``refusal``) saying what differs; None when no other message did. Asked before
-        creating, it spares the provider a repeat whose answer nobody documents."""
+        creating, it spares the provider a repeat whose answer nobody documents. ``operation``:
+        the ``once`` that sent it, whose mark (while the other message's record lives) holds
+        the whole content, so that the refusal can quote what was sent (else it names the
+        parts that differ, with what this message carries)."""
         (kept,) = self.recall(kind, key)
-        if not (
-            isinstance(kept, Mapping)
-            and "sends" in kept
-            and kept.get("message_id") != self.message_id
-        ):
+        sent = Sent.read(kept)
+        if sent is None or sent.message_id == self.message_id:
             return None
-        changed = differences(kept["sends"], sends)
+        changed = self._differences(sent, sends, operation or self._sends_operation)
         if not changed:
-            return f"already sent by message {kept['message_id']}"
+            return f"already sent by message {sent.message_id}"
         raise HardError(
             refusal,
-            [
-                f"{key} already exists: message {kept['message_id']} sent it with "
-                f"{'; '.join(changed)}"
-            ],
+            [f"{key} already exists: message {sent.message_id} sent it with {'; '.join(changed)}"],
         )
+
+    def _differences(self, sent: Sent, sends: Mapping[str, Any], operation: str) -> list[str]:
+        if sent.sends is not None:  # kept whole (the earlier format)
+            return differences(sent.sends, sends)
+        if sent.digest[:WHOLE] == digest(sends):
+            return []
+        mark = (
+            self.db.once.state(self.integration, sent.message_id, operation) if operation else None
+        )
+        earlier = mark.get("sends") if mark else None
+        if isinstance(earlier, Mapping) and digest(earlier) == sent.digest[:WHOLE]:
+            return differences(earlier, sends)
+        return digest_differences(sent.digest, sends)
 
     def already_there(self, kind: str, key: str, sends: Mapping[str, Any], refusal: str) -> str:
         """The provider holds ``key`` (it answered that an order number already exists, or a
@@ -254,9 +270,32 @@ class Job(Generic[P]):
             refusal, [f"{key} already exists, and this endpoint has no record of sending it"]
         )
 
-    def keep_sent(self, kind: str, key: str, sends: Mapping[str, Any], **about: Any) -> None:
-        """Keep what was created under ``key`` for ``already_there`` (and ``about`` it)."""
-        self.keep(kind, key, {**about, "message_id": self.message_id, "sends": dict(sends)})
+    def keep_sent(self, kind: str, key: str, sends: Mapping[str, Any], about: Any = None) -> None:
+        """Keep that this message created ``key`` with ``sends``, for ``sent_before`` and
+        ``already_there``: its id and digests of the content (``Sent``), not the content, and
+        ``about`` (JSON-able, kept as it is: keep it short), read back with ``sent_about``."""
+        value: list[Any] = [self.message_id, digests(sends)]
+        self.keep(kind, key, [*value, about] if about is not None else value)
+
+    @staticmethod
+    def sent_about(kept: Any) -> Any:
+        """What ``keep_sent`` kept ``about`` a creation (None when nothing; the earlier
+        format's: its other fields, as a mapping)."""
+        sent = Sent.read(kept)
+        return sent.about if sent is not None else None
+
+    @property
+    def mark(self) -> str:
+        """A short digest of this message's id, for what only needs to tell "this message"
+        from "another" later (an entry an earlier attempt of this poll kept): 8 characters."""
+        return _b64(hashlib.blake2b(self.message_id.encode(), digest_size=6).digest())
+
+    def marked_by_this_message(self, kept: Any) -> bool:
+        """Whether ``kept`` is this message's ``mark`` (or, in the earlier format, a mapping
+        naming this message's id)."""
+        if isinstance(kept, Mapping):
+            return kept.get("message_id") == self.message_id
+        return kept == self.mark
 
     def keep(self, kind: str, name: str, value: Any) -> None:
         """Keep a value for later messages (what was sent, what was confirmed). It is written
@@ -377,3 +416,80 @@ def _flat(value: Any, path: str = "") -> dict[str, Any]:
     for name, inner in items:
         flat |= _flat(inner, f"{path}.{name}" if path else str(name))
     return flat
+
+
+# -- what is kept of a creation: digests, not the content ------------------------------------------
+WHOLE = 11  # the whole content's digest: 64 bits, in base64 (decides "same or not")
+PART = 2  # each top-level part's: 12 bits (names which parts differ; a clash only hides a name)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What ``keep_sent`` kept: ``[message_id, digests, about?]``; or, in the earlier format, a
+    mapping with the whole content (``sends``), read until it expires."""
+
+    message_id: str
+    digest: str = ""
+    sends: Mapping[str, Any] | None = None
+    about: Any = None
+
+    @classmethod
+    def read(cls, kept: Any) -> Sent | None:
+        if isinstance(kept, list) and len(kept) >= 2 and isinstance(kept[0], str):
+            return cls(kept[0], str(kept[1]), about=kept[2] if len(kept) > 2 else None)
+        if isinstance(kept, Mapping) and "sends" in kept and "message_id" in kept:
+            about = {k: v for k, v in kept.items() if k not in ("sends", "message_id")}
+            return cls(str(kept["message_id"]), sends=kept["sends"], about=about)
+        return None
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def digest(sends: Any) -> str:
+    """The whole content's digest (``WHOLE`` characters)."""
+    return _b64(hashlib.blake2b(_canonical(sends), digest_size=8).digest())
+
+
+def _part_digest(name: str, value: Any) -> str:
+    raw = hashlib.blake2b(_canonical([name, value]), digest_size=3).digest()
+    return _b64(raw)[:PART]
+
+
+def digests(sends: Mapping[str, Any]) -> str:
+    """The whole content's digest, then one per top-level part (``PART`` characters each)."""
+    parts = sends.items() if isinstance(sends, Mapping) else ()
+    return digest(sends) + "".join(_part_digest(str(k), v) for k, v in sorted(parts))
+
+
+def digest_differences(kept: str, now: Mapping[str, Any], limit: int = 8) -> list[str]:
+    """What differs between content kept as ``digests`` and ``now``, as far as digests can
+    tell: each top-level part of ``now`` whose digest was not kept, with what this message
+    carries there (the value sent before is not kept)."""
+    before = {kept[i : i + PART] for i in range(WHOLE, len(kept), PART)}
+    parts = now.items() if isinstance(now, Mapping) else ()
+    changed = [
+        f"other {name} (this message: {_brief(value)})"
+        for name, value in sorted(parts)
+        if _part_digest(str(name), value) not in before
+    ]
+    if not changed:
+        return ["other content (the parts that differ cannot be told from what is kept)"]
+    if len(changed) > limit:
+        changed = [*changed[:limit], f"and {len(changed) - limit} more"]
+    return changed
+
+
+def _brief(value: Any, limit: int = 300) -> str:
+    flat = _flat(value)
+    text = (
+        ", ".join(f"{path} {leaf!r}" if path else repr(leaf) for path, leaf in flat.items())
+        if isinstance(value, Mapping | list | tuple)
+        else repr(value)
+    )
+    return text if len(text) <= limit else text[: limit - 3] + "..."

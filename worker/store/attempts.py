@@ -17,6 +17,7 @@ from typing import Any, Literal
 import redis
 
 from worker.basics import metrics
+from worker.store.kept import Kept
 from worker.store.record import Timing, fenced, list_in_state
 from worker.store.schema import (
     DEAD_MESSAGES,
@@ -36,7 +37,6 @@ from worker.store.schema import (
     done_channel,
     lease_key,
     member,
-    memory_key,
     parts_key,
     record_key,
     split_member,
@@ -65,6 +65,7 @@ class Attempts:
         self.redis = client
         self.timing = timing or Timing()
         self._lua = scripts(client)
+        self.kept = Kept(client, self.timing.memory_ttl_seconds)
 
     def begin(self, integration: str, message_id: str, lease_token: str) -> Begun:
         now = time.time()
@@ -161,10 +162,10 @@ class Attempts:
         key, lease = record_key(integration, message_id), lease_key(integration, message_id)
         who = member(integration, message_id)
         now = time.time()
-        watched: dict[str, Any] = {}
+        watched: list[str] = []
         if expect:
             at = self.redis.hget(key, F.STORE) or "default"
-            watched = {memory_key(integration, at, k, n): v for k, n, v in expect}
+            watched = self.kept.watched_keys(integration, at, expect)
 
         def commit(pipe: redis.client.Pipeline) -> Write:
             current, store, service, met = pipe.hmget(
@@ -172,13 +173,8 @@ class Attempts:
             )
             if refused := fenced(pipe, current, lease, lease_token):
                 return refused
-            if watched:
-                now_there = pipe.mget(list(watched))
-                if any(
-                    (json.loads(raw) if raw is not None else None) != value
-                    for raw, value in zip(now_there, watched.values(), strict=True)
-                ):
-                    return Write.CONFLICT
+            if expect and self._changed(pipe, integration, store or "default", expect):
+                return Write.CONFLICT
             pipe.multi()
             update = {
                 F.STATUS: status,
@@ -219,12 +215,7 @@ class Attempts:
                     mapping={k: json.dumps(v) for k, v in cursor.items()},
                 )
                 pipe.hset(POLLED, member(integration, store), repr(now))
-            for kind, name, value in keep or []:
-                pipe.set(
-                    memory_key(integration, store, kind, name),
-                    json.dumps(value),
-                    ex=self.timing.memory_ttl_seconds,
-                )
+            self.kept.write(pipe, integration, store, keep or [])
             if not push:
                 pipe.expire(key, self.timing.record_ttl_seconds)
                 pipe.expire(parts_key(integration, message_id), self.timing.record_ttl_seconds)
@@ -261,15 +252,22 @@ class Attempts:
             pipe.multi()
             if parts:
                 pipe.rpush(parts_key(integration, message_id), *parts)
-            for kind, name, value in keep:
-                pipe.set(
-                    memory_key(integration, store or "default", kind, name),
-                    json.dumps(value),
-                    ex=self.timing.memory_ttl_seconds,
-                )
+            self.kept.write(pipe, integration, store or "default", keep)
             return Write.WRITTEN
 
         return self.redis.transaction(commit, key, lease, value_from_callable=True)
+
+    def _changed(
+        self, pipe: redis.client.Pipeline, integration: str, store: str, expect: list[Keep]
+    ) -> bool:
+        """Whether any value a handler read with ``Job.watch`` is not what it read (read under
+        the transaction's WATCH, before its MULTI)."""
+        for kind in dict.fromkeys(k for k, _, _ in expect):
+            read = [(name, value) for k, name, value in expect if k == kind]
+            now_there = self.kept.read(integration, store, kind, [n for n, _ in read], pipe)
+            if any(v != value for v, (_, value) in zip(now_there, read, strict=True)):
+                return True
+        return False
 
     # -- the watch and due sets ------------------------------------------------------------
     def overdue(self, now: float, limit: int = 500) -> list[tuple[str, str]]:

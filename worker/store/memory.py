@@ -1,5 +1,5 @@
-"""What handlers keep for later messages (``memory_key``), the parts of an answer stored ahead
-of its end (``parts_key``), and each store's polling cursor (``cursor_key``, ``POLLED``).
+"""What handlers keep for later messages (``worker.store.kept``), the parts of an answer stored
+ahead of its end (``parts_key``), and each store's polling cursor (``cursor_key``, ``POLLED``).
 Handlers write them through ``Attempts.finish`` and ``Attempts.add_part``, fenced by their
 lease; this reads them."""
 
@@ -11,8 +11,9 @@ from typing import Any
 
 import redis
 
+from worker.store.kept import Kept
 from worker.store.record import Timing
-from worker.store.schema import POLLED, cursor_key, memory_key, parts_key, split_member
+from worker.store.schema import POLLED, cursor_key, parts_key, split_member
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Memory:
     def __init__(self, client: redis.Redis, timing: Timing | None = None) -> None:
         self.redis = client
         self.timing = timing or Timing()
+        self.kept = Kept(client, self.timing.memory_ttl_seconds)
 
     def parts(self, integration: str, message_id: str) -> list[Any]:
         """The messages of the parts stored ahead of the answer, in order (all of them: for a
@@ -37,10 +39,7 @@ class Memory:
         return [message for part in raw for message in json.loads(part)]
 
     def recall(self, integration: str, store: str, kind: str, names: list[str]) -> list[Any]:
-        if not names:
-            return []
-        raw = self.redis.mget([memory_key(integration, store, kind, n) for n in names])
-        return [json.loads(v) if v is not None else None for v in raw]
+        return self.kept.read(integration, store, kind, names)
 
     def cursor(self, integration: str, store: str) -> dict[str, Any]:
         raw = self.redis.hgetall(cursor_key(integration, store))

@@ -37,9 +37,11 @@ Keys (all under ``shiphub:``):
   listed too (``worker.store.backfill``): run once per Redis.
 * ``cursor:<integration>:<store>`` hash: parameters (polling cursors) returned by handlers;
   ``polled`` hash: when each store's cursor last moved.
-* ``memory:<integration>:<store>:<kind>:<name>``: one thing a handler kept (what was sent, what
-  was confirmed), each expiring on its own; ``parts:<integration>:<message_id>``: the parts of an
-  answer stored ahead of its end.
+* ``kept:<integration>:<store>:<kind>`` and under it: what handlers keep (what was sent, what was
+  confirmed), many names per hash, in buckets of time that expire whole
+  (``worker.store.memory``, ``lua/keep.lua``); ``memory:<integration>:<store>:<kind>:<name>``:
+  the earlier format, one key per name, still read until the last of them expires;
+  ``parts:<integration>:<message_id>``: the parts of an answer stored ahead of its end.
 * ``recent`` zset: the latest messages received; ``done:<integration>:<message_id>``: the
   channel a message's end is published on.
 * ``pace:bucket:<name>`` / ``pace:slots:<name>``: a provider's rate limit (``worker.store.pacing``).
@@ -146,7 +148,23 @@ def parts_key(integration: str, message_id: str) -> str:
 
 
 def memory_key(integration: str, store: str, kind: str, name: str) -> str:
+    """The earlier format of handler memory (one key per name): read, never written."""
     return f"{PREFIX}memory:{integration}:{store}:{kind}:{name}"
+
+
+def kept_key(integration: str, store: str, kind: str) -> str:
+    """Handler memory of one kind: this key lists its buckets; ``<it>:<bucket>`` is a bucket's
+    meta hash and ``<it>:<bucket>:<level>:<shard>`` its hashes of names (``lua/keep.lua``)."""
+    return f"{PREFIX}kept:{integration}:{store}:{kind}"
+
+
+# Handler memory's layout (``worker.store.memory``): a retention is covered by this many
+# buckets of time (an entry is kept for the retention and at most one bucket more); a hash holds
+# about this many names (within Redis's default ``hash-max-listpack-entries``, 128), each level of
+# a bucket this many times the shards of the one before.
+KEPT_BUCKETS = 6
+KEPT_PER_SHARD = 64
+KEPT_GROWTH = 4
 
 
 # What a handler keeps for later messages (``memory_key``): (kind, name, JSON-able value); also

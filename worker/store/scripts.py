@@ -52,6 +52,8 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "bucket": ("bucket",),
     "slot": ("slot",),
     "fill": ("fill",),
+    "keep": ("keep",),
+    "recall": ("recall",),
 }
 _PLACEHOLDER = re.compile(r"\{\{([A-Za-z_.]+)\}\}")
 
@@ -303,6 +305,38 @@ class Scripts:
         member: str,
     ) -> int:  # fmt: skip
         return self.run("redeliver", [record, outbox, dead, ready, parts], [repr(now), member])
+
+    # -- handler memory ------------------------------------------------------------------------
+    def keep(
+        self,
+        *,
+        now_ms: int,
+        bucket: int,
+        per_shard: int,
+        growth: int,
+        entries: Sequence[tuple[str, str, int, str]],
+        client: Any = None,
+    ) -> int:
+        """``keep.lua``: each entry (kind's base, name, name's hash, value). ``client``: a
+        pipeline to queue it on (a transaction's), else this client."""
+        self._load()
+        args = [now_ms, bucket, per_shard, growth, *(x for entry in entries for x in entry)]
+        return self._scripts["keep"](keys=[], args=args, client=client)
+
+    def recall(
+        self,
+        *,
+        now_ms: int,
+        base: str,
+        earlier: str,
+        per_shard: int,
+        growth: int,
+        names: Sequence[tuple[str, int]],
+        client: Any = None,
+    ) -> list[str | None]:
+        args = [now_ms, base, earlier, per_shard, growth, *(x for pair in names for x in pair)]
+        self._load()
+        return self._scripts["recall"](keys=[], args=args, client=client)
 
     # -- pacing --------------------------------------------------------------------------------
     def bucket(self, *, bucket: str, now: float, capacity: float, per_second: float) -> str:

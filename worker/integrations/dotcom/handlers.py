@@ -55,6 +55,7 @@ REFUSED = "Dotcom Distribution refused the shipment"
 ALREADY_SENT = "Shipment already sent to Dotcom Distribution"
 POLLED = "Polled Dotcom Distribution shipments"
 RECALL_BATCH = 1000  # releases read from memory, confirmed and sent ahead together
+CREATE = "create_order"  # the once of a send; its mark holds what was sent, while its record lives
 UNKNOWN_SHOWN = 50
 
 
@@ -134,7 +135,7 @@ def send_shipment(job: Job[ShipmentReady]) -> Answer:
     order = dotcom_order(job.payload, shipping_methods(job.param("shipping_lookup")), now.date())
     sends = order_content(order)
     number = order.order_number
-    how = job.sent_before("sent", number, sends, REFUSED)
+    how = job.sent_before("sent", number, sends, REFUSED, operation=CREATE)
     if how is not None:
         return already_sent(job, number, how)
 
@@ -158,15 +159,14 @@ def send_shipment(job: Job[ShipmentReady]) -> Answer:
         orders = client.held_orders(number)
         return held() if any(o.client_order_number == number for o in orders) else None
 
-    created = job.once("create_order", create, sends=sends, look=LookFirst(s.lands_within, find))
+    created = job.once(CREATE, create, sends=sends, look=LookFirst(s.lands_within, find))
     shipment = job.payload.shipment
+    # Kept for months: what a confirm puts back, and digests of what was sent (job.keep_sent).
     job.keep_sent(
         "sent",
         number,
         sends,
-        order_number=shipment.order_number,
-        shipping_method=shipment.shipping_method,
-        sent_at=now.isoformat(timespec="seconds"),
+        SentShipment(shipment.order_number, shipment.shipping_method).to_memory(),
     )
     was_there = created.get("was_there") or ""
     if was_there.startswith("already sent"):
@@ -288,24 +288,16 @@ def confirm_new(
     new = [release for key, release in releases.items() if key not in confirmed]
     sent = job.recall_found("sent", distinct(r.client_order_number for r in new))
     # Confirmed by an earlier attempt of this very poll: in its answer, sent ahead.
-    ours = sum(
-        1
-        for kept in confirmed.values()
-        if isinstance(kept, dict) and kept.get("message_id") == job.message_id
-    )
+    ours = sum(1 for kept in confirmed.values() if job.marked_by_this_message(kept))
     tally.new += ours
     tally.already += len(releases) - len(new) - ours
     for release in new:
-        record = SentShipment.from_memory(sent.get(release.client_order_number))
+        record = SentShipment.from_memory(job.sent_about(sent.get(release.client_order_number)))
         confirmed_shipment = shipment_confirmation(release, zone, record)
         if confirmed_shipment is None:  # not reached: only shipped releases are here
             continue
         answer.confirm(confirmed_shipment)
-        job.keep(
-            "confirmed",
-            release.key,
-            {"message_id": job.message_id, "tracking": confirmed_shipment.tracking},
-        )
+        job.keep("confirmed", release.key, job.mark)  # that it was, and by which poll
         tally.new += 1
         if record is None or record.order_number is None:
             tally.add_unknown(release.client_order_number)

@@ -677,8 +677,15 @@ class SentShipment:
     order_number: str | None
     shipping_method: str | None
 
+    def to_memory(self) -> list[str | None]:
+        """Kept for months per shipment: as short as it can be."""
+        return [self.order_number, self.shipping_method]
+
     @classmethod
     def from_memory(cls, value: Any) -> SentShipment | None:
+        """What ``to_memory`` kept (or the earlier format's mapping)."""
+        if isinstance(value, list) and len(value) == 2:
+            return cls(*value)
         if not isinstance(value, Mapping):
             return None
         return cls(value.get("order_number"), value.get("shipping_method"))

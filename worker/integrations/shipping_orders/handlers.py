@@ -239,7 +239,7 @@ def send_shipment(job: Job[ShipmentReady]) -> Answer:
     # create run again (job.once keeps the answer as it came).
     look = LookFirst(shipping_orders_settings().lands_within, find)
     raw = job.once("create_order", create, sends=body, look=look)
-    job.keep_sent(SENT_KIND, shipment.number, body, order_number=shipment.order_number)
+    job.keep_sent(SENT_KIND, shipment.number, body)
     read = answered_order(raw, shipment.number, RECEIVED)
     order = read.order or ApiOrder(orderExternalId=shipment.number, status=RECEIVED)
     answer = job.answer()
