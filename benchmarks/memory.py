@@ -5,8 +5,10 @@ runs it): accepted, published, begun, finished with a cursor and two handler-mem
 (what was sent, what was confirmed), as a Dotcom send and poll keep. Record and memory TTLs are
 shortened to a few seconds so that "months later" is a few seconds later. Redis ``used_memory``
 is measured after 10,000 messages and after 50,000, each time once everything written has aged
-past its TTL. With memory that expires entry by entry, the two are the same; with one TTL per
-hash renewed by every write (the old design), the second would hold five times the entries.
+past its TTL. Handler memory is kept many names to a hash, in buckets of time whose expiry is
+set when they open and never pushed back (``worker.store.kept``), so the two are the same; with
+one TTL per hash renewed by every write (a design before), the second would hold five times the
+entries. ``benchmarks.shipment_memory`` measures what one shipment costs.
 
     python -m benchmarks.memory [--first 10000] [--then 50000] [--ttl 5]
 """

@@ -308,14 +308,16 @@ class Settings(SecretsChecked):
             "de-duplication window; dead listings leave with their records"
         ),
     )
-    # What handlers keep (what was sent, what was confirmed): each entry expires this long after
-    # it was written.
+    # What handlers keep (what was sent, what was confirmed): each entry is kept this long after
+    # it was written, and at most a sixth more (worker.store.kept: buckets of time).
     handler_memory_ttl_seconds: int = Field(
         180 * 24 * 3600,
         gt=0,
         description=(
             "how long each thing a handler keeps (a shipment sent, a release confirmed) is kept, "
-            "counted from when it was written"
+            "counted from when it was written, and at most a sixth more (it is kept in buckets "
+            "of time, each expiring whole: 180 to 210 days); see [Redis settings and "
+            "memory](deployment.md#redis-settings-and-memory)"
         ),
     )
 
