@@ -18,7 +18,7 @@ from worker.store import provider_state
 from worker.store.bundle import Store
 from worker.store.pacing import Bucket, Slots
 from worker.store.provider_state import BatchQueue, Fence
-from worker.store.schema import EARLY_START_SECONDS, Keep, lease_key
+from worker.store.schema import EARLY_START_SECONDS, Keep, count_key, lease_key
 
 P = TypeVar("P", bound=BaseModel)
 TOO_MANY_REQUESTS = 429
@@ -330,7 +330,7 @@ class Job(Generic[P]):
         return provider_state.count_up(
             self.db.redis,
             self._fence(),
-            provider_state.count_key(self.integration, name, self.run_key),
+            count_key(self.integration, name, self.run_key),
             self.db.timing.record_ttl_seconds,
         )
 
@@ -340,7 +340,7 @@ class Job(Generic[P]):
         provider_state.clear_count(
             self.db.redis,
             self._fence(),
-            provider_state.count_key(self.integration, name, self.run_key),
+            count_key(self.integration, name, self.run_key),
         )
 
     def batch(self, name: str, *, ttl_seconds: int) -> BatchQueue:
