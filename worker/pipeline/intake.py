@@ -21,7 +21,6 @@ replays and the watchdog's republishing still go through Celery (``worker.tasks.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -148,7 +147,7 @@ def _arrival(
         "body": compact(body),
     }
     if parameters:  # credentials: stored sealed while the record lives (worker.basics.sealing)
-        fields["parameters"] = sealer.seal(json.dumps(parameters))
+        fields["parameters"] = sealed_parameters(sealer, parameters)
     now = time.time()
     envelope = enqueue(handler, message.message_id, now)
     return Arrival(
@@ -160,6 +159,12 @@ def _arrival(
         now,
         also=earlier_fingerprint(message),
     )
+
+
+def sealed_parameters(sealer: Sealer, parameters: list[Any]) -> str:
+    """The parameters a message carries, as its record keeps them: JSON text, sealed (once per
+    message: every hub message carries its account's parameters)."""
+    return sealer.seal(compact(parameters))
 
 
 class Together:
