@@ -25,6 +25,7 @@ from benchmarks.floors import (
     load_line,
     machine,
     require_wrk,
+    sealing_line,
     template_file,
     warm_and_measure,
     web,
@@ -126,6 +127,8 @@ def main() -> None:
         f"{median(r.b.cpu_us or 0 for r in rounds):.0f} us, (d) "
         f"{median(r.d.cpu_us or 0 for r in rounds):.0f} us"
     )
+    d_cpu = median(r.d.cpu_us or 0 for r in rounds)
+    print(sealing_line(Load(0, 1, 0, 0, {}, [], d_cpu)))
     if replica is not None:
         print(
             f"with WAIT for 1 replica: (w) {median(r.w.rate for r in rounds if r.w):.0f} req/s;  "
