@@ -5,12 +5,12 @@
     python -m benchmarks.flower [--messages 20000] [--unbounded]
 
 Flower keeps every task it hears of (about two per message: its handling and its push) up to
-``--max_tasks``; its resident memory is read from ``/proc`` before the messages and once every
-task event has reached it. With ``--unbounded``, a second Flower watches the same events with
-``--max_tasks=100000`` (Flower's own default, what the Procfile ran before it set a bound), to
-compare. The real pieces on loopback: redis-server, gunicorn, one Celery worker (threads, 16),
-the Dotcom simulator and a hub that takes the pushes. Also phase ``flower`` of
-``benchmarks.floors``.
+``--max_tasks``; its resident memory is read from ``/proc`` before the messages, then once every
+task event has reached it after half the messages and after all of them. With ``--unbounded``,
+a second Flower watches the same events with ``--max_tasks=100000`` (Flower's own default, what
+the Procfile ran before it set a bound), to compare. The real pieces on loopback: redis-server,
+gunicorn, one Celery worker (threads, 16), the Dotcom simulator and a hub that takes the
+pushes. Also phase ``flower`` of ``benchmarks.floors``.
 """
 
 from __future__ import annotations
@@ -46,15 +46,16 @@ class FlowerMemory:
     name: str
     max_tasks: int
     before_mib: float
+    half_mib: float  # after the first half of the messages
     after_mib: float
     peak_mib: float
     events: int  # task events Flower counted (its /metrics)
 
     def row(self, messages: int) -> str:
         return (
-            f"{self.name:<34} RSS {self.before_mib:5.0f} MiB before, {self.after_mib:5.0f} MiB "
-            f"after {messages} messages (peak {self.peak_mib:.0f}), --max_tasks={self.max_tasks}, "
-            f"{self.events} task events seen"
+            f"{self.name:<34} RSS {self.before_mib:4.0f} MiB before, {self.half_mib:4.0f} after "
+            f"{messages // 2}, {self.after_mib:4.0f} after {messages} messages (peak "
+            f"{self.peak_mib:.0f}); --max_tasks={self.max_tasks}, {self.events} task events seen"
         )
 
 
@@ -137,26 +138,29 @@ def measure(messages: int, unbounded: bool = False) -> list[str]:
         settled(flowers)
         before = [f.memory()[0] for f in flowers]
         started = time.monotonic()
-        refused = refusals_line(post_backlog(stack, messages))
         outbox = server.client()
-        wait_until(
-            lambda: unfinished(stack) == 0 and outbox.zcard(OUTBOX) == 0,
-            timeout=3600,
-            every=1,
-        )
-        took = time.monotonic() - started
-        events = settled(flowers)
-        rows = []
-        for flower, rss, seen in zip(flowers, before, events, strict=True):
-            after, peak = flower.memory()
-            rows.append(
-                FlowerMemory(flower.name, flower.max_tasks, rss, after, peak, seen).row(messages)
+        refused: list[str] = []
+        half: list[float] = []
+        for count in (messages // 2, messages - messages // 2):
+            refused += post_backlog(stack, count)
+            wait_until(
+                lambda: unfinished(stack) == 0 and outbox.zcard(OUTBOX) == 0,
+                timeout=3600,
+                every=1,
             )
+            events = settled(flowers)
+            half = half or [f.memory()[0] for f in flowers]
+        took = time.monotonic() - started
+        rows = []
+        for flower, rss, middle, seen in zip(flowers, before, half, events, strict=True):
+            after, peak = flower.memory()
+            figures = FlowerMemory(flower.name, flower.max_tasks, rss, middle, after, peak, seen)
+            rows.append(figures.row(messages))
         rows.append(
             f"  ({messages} messages handled and {len(hub.pushes)} answers pushed in {took:.0f} s)"
         )
-        if refused:
-            rows.append(refused)
+        if line := refusals_line(refused):
+            rows.append(line)
         return rows
     finally:
         stack.stop()
