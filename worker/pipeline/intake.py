@@ -96,16 +96,20 @@ def earlier_fingerprint(message: HubMessage) -> str:
     ).hexdigest()
 
 
+# Values ``by_value`` leaves as they are: most of a payload, so it makes no call for them.
+_AS_THEY_ARE = frozenset({str, int, bool, type(None)})
+
+
 def by_value(value: Any) -> Any:
     """``value`` with every whole number written as an integer (29.0 as 29), so that two
     spellings of one number give one text."""
     kind = type(value)
+    if kind is dict:
+        return {k: v if type(v) in _AS_THEY_ARE else by_value(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _AS_THEY_ARE else by_value(v) for v in value]
     if kind is float:
         return int(value) if value.is_integer() else value
-    if kind is dict:
-        return {k: by_value(v) for k, v in value.items()}
-    if kind is list:
-        return [by_value(v) for v in value]
     return value
 
 
