@@ -52,6 +52,7 @@ from worker.pipeline.intake import (
 )
 from worker.pipeline.replay import Replayed
 from worker.store.bundle import Store
+from worker.store.schema import DeliveryStatus
 from worker.tasks.dispatch import Dispatch
 
 log = logging.getLogger(__name__)
@@ -223,7 +224,7 @@ def create_app(
             replay.replay_delivery(outbox, send_push, integration, message_id)
         except replay.NotReplayable as exc:
             return replies.error(409, "Not replayable", str(exc), message_id=message_id)
-        return jsonify(message_id=message_id, delivery="pending")
+        return jsonify(message_id=message_id, delivery=DeliveryStatus.PENDING)
 
     @app.post("/<integration>/<service>")
     def receive(integration: str, service: str) -> Response:

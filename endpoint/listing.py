@@ -24,9 +24,9 @@ from worker.hub.messages import store_problem
 from worker.integrations import registry
 from worker.store.bundle import Store
 from worker.store.listings import InState, Position
-from worker.store.schema import LISTED_STATES
+from worker.store.schema import LISTED_STATES, MessageStatus
 
-DEFAULT_STATES = ("failed", "dead")
+DEFAULT_STATES: tuple[MessageStatus, ...] = (MessageStatus.FAILED, MessageStatus.DEAD)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_CURSOR_LENGTH = 2000

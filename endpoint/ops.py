@@ -60,7 +60,10 @@ from worker.store.schema import (
     LISTED_STATES,
     OPS_NOTICES,
     OUTBOX,
+    REPLAYABLE,
     USED_FORMS,
+    DeliveryStatus,
+    MessageStatus,
     record_key,
     split_member,
     state_key,
@@ -324,6 +327,7 @@ class ListedRow:
     @classmethod
     def of(cls, listed: InState) -> ListedRow:
         f = listed.record.fields
+        retrying = listed.status == MessageStatus.RETRYING
         return cls(
             status=listed.status,
             integration=listed.record.integration,
@@ -333,7 +337,7 @@ class ListedRow:
             since=when(listed.since),
             attempts=int(f.get("attempts") or 0),
             last_error=f.get("last_error", ""),
-            next_attempt=when(f.get("next_attempt_at")) if listed.status == "retrying" else "",
+            next_attempt=when(f.get("next_attempt_at")) if retrying else "",
         )
 
 
@@ -491,7 +495,14 @@ def _page(template: str, status: int = 200, **context: Any) -> Response:
     def token(kind: str, integration: str, message_id: str) -> str:
         return form_token(s, kind, integration, message_id)
 
-    html = render_template(template, token=token, notice=notice(), **context)
+    html = render_template(
+        template,
+        token=token,
+        notice=notice(),
+        REPLAYABLE=REPLAYABLE,
+        DeliveryStatus=DeliveryStatus,
+        **context,
+    )
     return Response(html, status=status, mimetype="text/html")
 
 

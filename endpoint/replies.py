@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from worker.hub.messages import Level
 from worker.store.record import Record
+from worker.store.schema import MessageStatus
 
 RETRY_AFTER_SECONDS = 5
 
@@ -120,7 +121,7 @@ def finished(record: Record, ahead: list[Any]) -> Response:
         "parameters": answer.get("parameters", []),
         "notifications": answer.get("notifications", []),
     }
-    return _reply(200 if record.status == "succeeded" else 500, body)
+    return _reply(200 if record.status == MessageStatus.SUCCEEDED else 500, body)
 
 
 def still_running(record: Record, *, pushed: bool, busy: bool = False) -> Response:

@@ -14,8 +14,8 @@ from pydantic import BaseModel
 
 from worker.integrations.job import Job
 from worker.store.bundle import Store
-from worker.store.provider_state import LeaseLost, batch_state_key
-from worker.store.schema import PREFIX, lease_key
+from worker.store.provider_state import LeaseLost
+from worker.store.schema import PREFIX, batch_state_key, lease_key
 
 PROVIDERS = ("dotcom", "duoplane", "ecomdash", "shipping_orders", "spectrum")
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +125,38 @@ def test_pacing_is_shared_by_every_message_of_the_integration_under_the_prefix(
             f"{PREFIX}pace:bucket:acme:acct",
             f"{PREFIX}pace:slots:acme:acct:op",
         }
+
+
+def test_what_providers_keep_is_stored_under_the_keys_and_values_it_always_was(
+    db: Store,
+) -> None:
+    """State left in Redis by the previous release is found by this one: the keys, the hash
+    fields and the stored values are pinned, byte for byte."""
+    running = job(db)
+    running.count_up("forbidden")
+    assert db.redis.get("shiphub:acme:forbidden:m1") == "1"
+
+    batch = running.batch("q", ttl_seconds=600)
+    entry = json.dumps({"message_id": "m1"})
+    batch.enqueue("m1", entry)
+    assert db.redis.get("shiphub:acme:state:m1") == '{"state":"queued"}'
+    assert db.redis.lrange("shiphub:acme:queue:q", 0, -1) == [entry]
+    assert batch.take_lead("leader-tok", 5000)
+    assert db.redis.get("shiphub:acme:leader:q") == "leader-tok"
+    assert batch.take("leader-tok", 5) == [entry]
+    sending = json.loads(db.redis.get("shiphub:acme:state:m1"))
+    assert sending == {"state": "sending", "leader": "leader-tok"}
+    batch.write({"m1": {"kind": "sent"}}, {"digest": "m1"})
+    done = '{"state": "done", "outcome": {"kind": "sent"}}'
+    assert db.redis.get("shiphub:acme:state:m1") == done
+    assert db.redis.get("shiphub:acme:delivered:digest") == "m1"
+    batch.put_back([("m1", entry)])
+    assert db.redis.get("shiphub:acme:state:m1") == '{"state":"queued"}'
+
+    pace = running.pace("acct", capacity=5, per_second=1)
+    pace.take("P")
+    pace.hold(5)
+    assert set(db.redis.hgetall("shiphub:pace:bucket:acme:acct")) == {"level", "at", "held"}
 
 
 def _attributes(path: Path) -> set[str]:

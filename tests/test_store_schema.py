@@ -12,10 +12,14 @@ from tests.support.records import accept
 from worker.store import scripts
 from worker.store.bundle import Store
 from worker.store.schema import (
+    BATCH_OUTCOME_RETRY,
     DELIVERY_FIELDS,
     FINISHED,
     OUTCOME_FIELDS,
+    BatchState,
+    BucketField,
     DeliveryStatus,
+    Enqueued,
     MessageStatus,
     RecordField,
     record_key,
@@ -42,6 +46,14 @@ def test_every_script_is_filled_and_says_its_keys_and_arguments(name: str) -> No
         assert "-- KEYS:" in own and ("-- ARGV" in own), f"{name}.lua names its KEYS and ARGV"
 
 
+def test_no_store_runs_lua_of_its_own() -> None:
+    """Every script is a file of ``lua/``, filled from the schema and run through ``Scripts``:
+    no store evaluates Lua text of its own."""
+    for path in sorted(scripts.LUA.parent.glob("*.py")):
+        text = path.read_text()
+        assert ".eval(" not in text and "redis.call(" not in text, f"{path.name} runs inline Lua"
+
+
 def test_a_name_the_schema_does_not_declare_stops_the_load() -> None:
     with pytest.raises(scripts.UnknownPlaceholder, match=r"field\.statuss"):
         scripts.fill("redis.call('HGET', KEYS[1], {{field.statuss}})", "typo.lua")
@@ -54,7 +66,8 @@ def test_the_finished_set_is_the_schemas() -> None:
 
 def test_no_script_spells_a_field_or_a_status_itself() -> None:
     named = {f.value for f in RecordField} | {s.value for s in MessageStatus}
-    named |= {d.value for d in DeliveryStatus}
+    named |= {d.value for d in DeliveryStatus} | {b.value for b in BucketField}
+    named |= {b.value for b in BatchState} | {e.value for e in Enqueued} | {BATCH_OUTCOME_RETRY}
     for path in sorted(scripts.LUA.glob("*.lua")):
         code = "\n".join(
             line.split("--")[0] for line in path.read_text().splitlines()

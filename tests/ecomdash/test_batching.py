@@ -27,8 +27,8 @@ from worker.integrations.ecomdash.batching import (
     unique,
 )
 from worker.integrations.ecomdash.mapping import SubmitAnswer
-from worker.store.provider_state import BatchQueue, Fence, batch_state_key
-from worker.store.schema import lease_key
+from worker.store.provider_state import BatchQueue, Fence
+from worker.store.schema import batch_state_key, lease_key
 
 Handler = Callable[[str], Batcher]  # a message_id's handler: its Batcher, under its lease
 

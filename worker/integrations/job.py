@@ -18,7 +18,7 @@ from worker.store import provider_state
 from worker.store.bundle import Store
 from worker.store.pacing import Bucket, Slots
 from worker.store.provider_state import BatchQueue, Fence
-from worker.store.schema import EARLY_START_SECONDS, Keep, lease_key
+from worker.store.schema import EARLY_START_SECONDS, Keep, OnceState, count_key, lease_key
 
 P = TypeVar("P", bound=BaseModel)
 TOO_MANY_REQUESTS = 429
@@ -159,9 +159,9 @@ class Job(Generic[P]):
         """
         state = self.db.once.state(self.integration, self.message_id, operation)
         ours = state is not None and state.get("run", 0) == self.run
-        if ours and state["state"] == "done":
+        if ours and state["state"] == OnceState.DONE:
             return state["result"]
-        earlier = state if state and (state["state"] == "inflight" or not ours) else None
+        earlier = state if state and (state["state"] == OnceState.INFLIGHT or not ours) else None
         self._earlier_sends = earlier.get("sends") if earlier else None
         if earlier is not None and look is not None:
             found = self._look_for(operation, earlier, look)
@@ -200,7 +200,7 @@ class Job(Generic[P]):
     def _look_for(operation: str, earlier: Mapping[str, Any], look: LookFirst[T]) -> T | None:
         """What an earlier attempt's call made, once it can no longer land (None: nothing). An
         earlier run's completed call has landed: it is looked for at once."""
-        if earlier.get("state") == "done":
+        if earlier.get("state") == OnceState.DONE:
             return look.find()
         sent_at = float(earlier.get("since") or 0.0)
         wait = _until_landed(sent_at, look)
@@ -330,7 +330,7 @@ class Job(Generic[P]):
         return provider_state.count_up(
             self.db.redis,
             self._fence(),
-            provider_state.count_key(self.integration, name, self.run_key),
+            count_key(self.integration, name, self.run_key),
             self.db.timing.record_ttl_seconds,
         )
 
@@ -340,7 +340,7 @@ class Job(Generic[P]):
         provider_state.clear_count(
             self.db.redis,
             self._fence(),
-            provider_state.count_key(self.integration, name, self.run_key),
+            count_key(self.integration, name, self.run_key),
         )
 
     def batch(self, name: str, *, ttl_seconds: int) -> BatchQueue:

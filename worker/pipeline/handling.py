@@ -53,7 +53,15 @@ from worker.store.attempts import Begun
 from worker.store.bundle import Store
 from worker.store.outbox import Outbox
 from worker.store.pacing import TooLong
-from worker.store.schema import WATCH, Keep, lease_key, member, service_lock_key
+from worker.store.schema import (
+    WATCH,
+    Keep,
+    Start,
+    Write,
+    lease_key,
+    member,
+    service_lock_key,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -156,7 +164,7 @@ class _Attempt:
 
     def run(self) -> Handled:
         begun = self.db.attempts.begin(self.integration.name, self.message_id, self.lease)
-        if begun.outcome != "started":
+        if begun.outcome != Start.STARTED:
             log.info("%s: %s, nothing to do", self.name, begun.outcome)
             return Handled(Outcome(begun.outcome))
         logs.bind(attempt=begun.attempt)
@@ -224,7 +232,7 @@ class _Attempt:
                 self.integration.name, self.message_id, parts, lease_token=self.lease, keep=kept
             )
         )
-        if written != "written":
+        if written != Write.WRITTEN:
             raise PartRefused(f"{self.name}: a part of its answer was refused ({written})")
 
     def _retry_or_die(self, begun: Begun, exc: Exception) -> Handled:
@@ -295,13 +303,13 @@ class _Attempt:
                 observed=self.observed,
             )
         )
-        if written == "stale":
+        if written == Write.STALE:
             log.warning("%s: lost its lease; its %s answer was refused", self.name, status)
             self._write_observed()
             return Handled(Outcome.STALE, error or "")
-        if written == "conflict":
+        if written == Write.CONFLICT:
             return self._run_again()
-        if written != "written":
+        if written != Write.WRITTEN:
             self._write_observed()
             return Handled(Outcome(written))
         # Pushed now once replicas have the answer; else by the scheduler, once they have it.

@@ -38,6 +38,7 @@ from worker.store import replication
 from worker.store.bundle import Store
 from worker.store.messages import Arrival, QueuedTask, Received
 from worker.store.record import Record
+from worker.store.schema import Arrived
 
 # Publish a recorded message's task through Celery, stamped with when it was queued
 # (``worker.tasks.app.publish``): for replays, due retries and the watchdog, not for the intake. Its
@@ -130,9 +131,9 @@ def submit(
         received = (together or Together(db)).receive(arrival)
     except redis.RedisError as exc:
         raise Unavailable(f"Redis is unavailable: {exc.__class__.__name__}") from exc
-    if received.outcome == "created":
+    if received.outcome == Arrived.CREATED:
         return Submission(Intake.QUEUED, None)
-    if received.outcome == "conflict":
+    if received.outcome == Arrived.CONFLICT:
         return Submission(Intake.CONFLICT, received.record)
     return Submission(Intake.DUPLICATE, received.record)
 

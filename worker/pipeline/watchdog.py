@@ -40,7 +40,7 @@ from worker.integrations import registry
 from worker.pipeline.intake import Publish
 from worker.store.bundle import Store
 from worker.store.record import Record
-from worker.store.schema import member
+from worker.store.schema import MessageStatus, member
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _still_moving(
     due = db.attempts.due_at(integration, message_id)
     if due is not None:
         return due + timing.queued_deadline_seconds
-    if record.status == "processing":
+    if record.status == MessageStatus.PROCESSING:
         if db.locks.lease_held(integration, message_id):
             return now + timing.lease_seconds + 1
         return None

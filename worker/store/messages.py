@@ -58,13 +58,13 @@ class QueuedTask(Protocol):
 
 @dataclass(frozen=True)
 class Arrival:
-    """A message to record, with its broker message (None: record it without queuing)."""
+    """A message to record, with its broker message."""
 
     integration: str
     message_id: str
     fingerprint: str
     fields: Mapping[str, str]
-    envelope: QueuedTask | None
+    envelope: QueuedTask
     now: float  # the stamp ``envelope`` carries (``shiphub_queued_at``)
     also: str = ""  # a fingerprint the record may have been written with before (or none)
 
@@ -110,7 +110,7 @@ class Messages:
         for a in arrivals:
             service = a.fields.get(F.SERVICE) or metrics.UNKNOWN
             key = record_key(a.integration, a.message_id)
-            keys += (key, a.envelope.queue_key if a.envelope else key)
+            keys += (key, a.envelope.queue_key)
             args += (
                 a.fingerprint,
                 repr(a.now),
@@ -118,7 +118,7 @@ class Messages:
                 member(a.integration, a.message_id),
                 metrics.MESSAGES.field(a.integration, service, "accepted"),
                 metrics.MESSAGES.field(a.integration, service, "duplicate") if duplicates else "",
-                a.envelope.message if a.envelope else "",
+                a.envelope.message,
                 a.also,
                 a.fields.get(F.PARAMETERS, ""),
                 2 * len(a.fields),

@@ -29,7 +29,7 @@ import redis
 
 from worker.basics import deadline
 from worker.basics.errors import TransientError
-from worker.store.schema import bucket_key, slots_key
+from worker.store.schema import BucketField, bucket_key, slots_key
 from worker.store.scripts import scripts
 
 STEP_SECONDS = 0.05
@@ -70,9 +70,9 @@ class Bucket:
     def hold(self, seconds: float) -> None:
         """The provider asked for a pause: no call from any worker for ``seconds``."""
         until = time.time() + max(0.0, seconds)
-        current = float(self.client.hget(self.key, "held") or 0)
+        current = float(self.client.hget(self.key, BucketField.HELD) or 0)
         if until > current:
-            self.client.hset(self.key, "held", repr(until))
+            self.client.hset(self.key, BucketField.HELD, repr(until))
             self.client.expire(self.key, int(seconds) + 120)
 
     def describe(self) -> str:

@@ -8,7 +8,7 @@ Two kinds of write, fenced differently:
 
 * **A run's own state** (a count of its refusals, its own entry on a batch queue) belongs to one
   run of one message, and is fenced by the message's lease like every other write a handler
-  makes after it begins (``worker.store.records``): the script checks the lease holds the
+  makes after it begins (``worker.store.attempts``): the script checks the lease holds the
   holder's token in the same atomic step, and a holder that has lost it writes nothing
   (``LeaseLost``, a TransientError: the attempt ends, its retry is refused as well, and the
   live holder goes on).
@@ -30,56 +30,27 @@ from typing import Any
 import redis
 
 from worker.basics.errors import TransientError
-from worker.store.schema import PREFIX
+from worker.store.schema import (
+    BATCH_QUEUED,
+    BatchState,
+    Enqueued,
+    batch_leader_key,
+    batch_queue_key,
+    batch_state_key,
+    batch_state_prefix,
+    delivered_key,
+)
+from worker.store.scripts import scripts
 
-# -- keys ----------------------------------------------------------------------------------------
-# A provider's state lives under ``shiphub:<integration>:<kind>:`` (an integration's name is
-# never one of the store's own first segments: msg, once, lease, pace, ...):
-#
-# * ``<integration>:<name>:<run>``: a count kept about one run of a message (``count_key``;
-#   ``<run>`` is ``Job.run_key``: the message_id, or ``<message_id> (replay n)``), expiring
-#   with the record (Spectrum: ``shiphub:spectrum:forbidden:<run>``).
-# * ``<integration>:queue:<queue>`` list of entries (JSON, each with its run's ``message_id``)
-#   and ``<integration>:leader:<queue>``, the leader's token (a lock with a TTL).
-# * ``<integration>:state:<run>``: where a run's entry is (queued, sending under a leader's
-#   token, done with its outcome), JSON, with the batch's TTL.
-# * ``<integration>:delivered:<name>``: which run delivered something (``<name>`` is the
-#   provider's digest of an account and a delivery, never a credential), with the batch's TTL.
-BATCH_KINDS = frozenset({"queue", "leader", "state", "delivered"})
-
-
-def count_key(integration: str, name: str, run: str) -> str:
-    if name in BATCH_KINDS:
-        raise ValueError(f"{name!r} names batch state; a count needs another name")
-    return f"{PREFIX}{integration}:{name}:{run}"
-
-
-def batch_queue_key(integration: str, queue: str) -> str:
-    return f"{PREFIX}{integration}:queue:{queue}"
-
-
-def batch_leader_key(integration: str, queue: str) -> str:
-    return f"{PREFIX}{integration}:leader:{queue}"
-
-
-def batch_state_prefix(integration: str) -> str:
-    return f"{PREFIX}{integration}:state:"
-
-
-def batch_state_key(integration: str, run: str) -> str:
-    return f"{batch_state_prefix(integration)}{run}"
-
-
-def delivered_key(integration: str, name: str) -> str:
-    return f"{PREFIX}{integration}:delivered:{name}"
-
+# The keys (``count_key``, ``batch_queue_key``, ...) are declared in ``worker.store.schema``,
+# the scripts in ``worker/store/lua`` (``count_up``, ``count_clear``, ``batch_*``).
 
 # -- the fence -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Fence:
-    """A message's lease (``records.lease_key``) and the token its current holder took it with."""
+    """A message's lease (``schema.lease_key``) and the token its current holder took it with."""
 
     lease_key: str
     token: str
@@ -98,24 +69,12 @@ class LeaseLost(TransientError):
 
 # -- counts of one run ---------------------------------------------------------------------------
 
-# KEYS: count, lease; ARGV: token, ttl. The new count; false (nothing written) without the lease.
-_COUNT_UP = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
-local count = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return count
-"""
-# KEYS: count, lease; ARGV: token. 1 when cleared; 0 without the lease.
-_CLEAR = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-return 1
-"""
-
 
 def count_up(client: redis.Redis, fence: Fence, key: str, ttl_seconds: int) -> int:
     """One more in the count at ``key``, under the fence's lease; LeaseLost without it."""
-    count = client.eval(_COUNT_UP, 2, key, fence.lease_key, fence.token, ttl_seconds)
+    count = scripts(client).count_up(
+        count=key, lease=fence.lease_key, token=fence.token, ttl=ttl_seconds
+    )
     if count is None:
         raise LeaseLost(f"a count ({key})")
     return int(count)
@@ -123,66 +82,10 @@ def count_up(client: redis.Redis, fence: Fence, key: str, ttl_seconds: int) -> i
 
 def clear_count(client: redis.Redis, fence: Fence, key: str) -> bool:
     """Forget the count at ``key``, under the fence's lease; False (nothing done) without it."""
-    return bool(client.eval(_CLEAR, 2, key, fence.lease_key, fence.token))
+    return bool(scripts(client).count_clear(count=key, lease=fence.lease_key, token=fence.token))
 
 
 # -- batch queues ----------------------------------------------------------------------------------
-
-# KEYS: state, queue, lease; ARGV: entry, ttl, token. Queue the entry unless it is queued,
-# being sent or answered (an answer to retry is queued again): "queued", "there", or "stale"
-# (nothing written) when the lease is not the token's.
-_ENQUEUE = """
-if redis.call('GET', KEYS[3]) ~= ARGV[3] then return 'stale' end
-local raw = redis.call('GET', KEYS[1])
-if raw then
-  local st = cjson.decode(raw)
-  if st.state ~= 'done' or st.outcome.kind ~= 'retry' then return 'there' end
-end
-redis.call('SET', KEYS[1], '{"state":"queued"}', 'EX', ARGV[2])
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return 'queued'
-"""
-# Take up to ARGV[1] records still queued; mark each "sending" under the leader's token.
-_POP = """
-local out = {}
-while #out < tonumber(ARGV[1]) do
-  local entry = redis.call('LPOP', KEYS[1])
-  if not entry then break end
-  local key = ARGV[4] .. cjson.decode(entry).message_id
-  local raw = redis.call('GET', key)
-  local st = raw and cjson.decode(raw) or nil
-  if st == nil or st.state == 'queued' then
-    redis.call('SET', key, cjson.encode({state = 'sending', leader = ARGV[2]}), 'EX', ARGV[3])
-    table.insert(out, entry)
-  end
-end
-return out
-"""
-# KEYS: state, queue, leader lock, lease; ARGV: entry, ttl, token. Put a record back when the
-# leader that took it no longer holds the lock (it died): 1; 0 when it need not; -1 (nothing
-# written) when the lease is not the token's.
-_REQUEUE_LOST = """
-if redis.call('GET', KEYS[4]) ~= ARGV[3] then return -1 end
-local raw = redis.call('GET', KEYS[1])
-if not raw then return 0 end
-local st = cjson.decode(raw)
-if st.state ~= 'sending' then return 0 end
-if redis.call('GET', KEYS[3]) == st.leader then return 0 end
-redis.call('SET', KEYS[1], '{"state":"queued"}', 'EX', ARGV[2])
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return 1
-"""
-_EXTEND = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-QUEUED = '{"state":"queued"}'
 
 
 @dataclass
@@ -214,34 +117,28 @@ class BatchQueue:
     def enqueue(self, run: str, entry: str) -> None:
         """Queue this run's ``entry`` unless it is queued, being sent or answered (an answer to
         retry is queued again); LeaseLost, nothing written, without the lease."""
-        done = self.client.eval(
-            _ENQUEUE,
-            3,
-            self._state_key(run),
-            self.queue_key,
-            self.fence.lease_key,
-            entry,
-            self.ttl_seconds,
-            self.fence.token,
+        done = scripts(self.client).batch_enqueue(
+            state=self._state_key(run),
+            queue=self.queue_key,
+            lease=self.fence.lease_key,
+            entry=entry,
+            ttl=self.ttl_seconds,
+            token=self.fence.token,
         )
-        if done == "stale":
+        if done == Enqueued.STALE:
             raise LeaseLost(f"its entry on the batch queue ({self.queue_key})")
 
     def requeue_if_lost(self, run: str, entry: str) -> bool:
         """Put this run's entry back on the queue if a leader took it and no longer holds its
         lock (it died during the call); LeaseLost, nothing written, without the lease."""
-        done = int(
-            self.client.eval(
-                _REQUEUE_LOST,
-                4,
-                self._state_key(run),
-                self.queue_key,
-                self.leader_key,
-                self.fence.lease_key,
-                entry,
-                self.ttl_seconds,
-                self.fence.token,
-            )
+        done = scripts(self.client).batch_requeue(
+            state=self._state_key(run),
+            queue=self.queue_key,
+            leader=self.leader_key,
+            lease=self.fence.lease_key,
+            entry=entry,
+            ttl=self.ttl_seconds,
+            token=self.fence.token,
         )
         if done < 0:
             raise LeaseLost(f"its entry on the batch queue ({self.queue_key})")
@@ -283,31 +180,37 @@ class BatchQueue:
 
     def keep_lead(self, token: str, ttl_ms: int) -> bool:
         """Extend the lock for ``ttl_ms`` from now, if ``token`` still holds it."""
-        return bool(self.client.eval(_EXTEND, 1, self.leader_key, token, ttl_ms))
+        return bool(
+            scripts(self.client).renew(
+                lease=self.leader_key,
+                watch=self.leader_key,
+                token=token,
+                lease_ms=ttl_ms,
+                watch_until="",
+                member="",
+            )
+        )
 
     def release_lead(self, token: str) -> None:
-        self.client.eval(_RELEASE, 1, self.leader_key, token)
+        scripts(self.client).release(lock=self.leader_key, token=token)
 
     def take(self, token: str, size: int) -> list[str]:
         """Up to ``size`` entries off the queue, each still queued one marked "sending" under
         the leader's ``token`` (an entry already sent or answered is dropped)."""
-        raw = self.client.eval(
-            _POP,
-            1,
-            self.queue_key,
-            size,
-            token,
-            self.ttl_seconds,
-            batch_state_prefix(self.integration),
+        return scripts(self.client).batch_take(
+            queue=self.queue_key,
+            size=size,
+            token=token,
+            ttl=self.ttl_seconds,
+            state_prefix=batch_state_prefix(self.integration),
         )
-        return list(raw or [])
 
     def write(self, outcomes: Mapping[str, Any], delivered: Mapping[str, str]) -> None:
         """Each run's outcome (JSON-able), and which run delivered each name, in one round trip:
         facts about the provider, written whoever holds the messages' leases."""
         pipe = self.client.pipeline(transaction=False)
         for run, outcome in outcomes.items():
-            state = {"state": "done", "outcome": outcome}
+            state = {"state": BatchState.DONE, "outcome": outcome}
             pipe.set(self._state_key(run), json.dumps(state), ex=self.ttl_seconds)
         for name, run in delivered.items():
             pipe.set(delivered_key(self.integration, name), run, ex=self.ttl_seconds)
@@ -317,6 +220,6 @@ class BatchQueue:
         """(run, entry) pairs back at the head of the queue, in their order, queued again."""
         pipe = self.client.pipeline(transaction=False)
         for run, entry in reversed(entries):
-            pipe.set(self._state_key(run), QUEUED, ex=self.ttl_seconds)
+            pipe.set(self._state_key(run), BATCH_QUEUED, ex=self.ttl_seconds)
             pipe.lpush(self.queue_key, entry)
         pipe.execute()

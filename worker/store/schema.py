@@ -42,7 +42,14 @@ Keys (all under ``shiphub:``):
   answer stored ahead of its end.
 * ``recent`` zset: the latest messages received; ``done:<integration>:<message_id>``: the
   channel a message's end is published on.
-* ``pace:bucket:<name>`` / ``pace:slots:<name>``: a provider's rate limit (``worker.store.pacing``).
+* ``pace:bucket:<name>`` hash (fields ``BucketField``) / ``pace:slots:<name>`` zset: a provider's
+  rate limit (``worker.store.pacing``).
+* ``<integration>:...``: what a provider keeps through ``Job`` (``worker.store.provider_state``;
+  an integration's name is never one of the first segments above):
+  ``<integration>:<name>:<run>``, a count kept about one run of a message (``count_key``);
+  ``<integration>:queue:<queue>`` list, a batch queue, with ``<integration>:leader:<queue>``, its
+  leader's lock; ``<integration>:state:<run>``, where a run's entry is (JSON, ``BatchState``);
+  ``<integration>:delivered:<name>``, which run delivered something.
 * ``replicated``: the mark a replica confirmation waits on (``worker.store.replication``).
 * ``lock:watchdog``: the scheduler's sweep lock; ``ops:form:<token>`` / ``ops:notice:<name>``:
   the operator page's used forms and notices.
@@ -56,6 +63,7 @@ stale holder's write is refused, never applied.
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -164,6 +172,78 @@ def bucket_key(name: str) -> str:
 
 def slots_key(name: str) -> str:
     return f"{PACE_PREFIX}slots:{name}"
+
+
+class BucketField(StrEnum):
+    """The fields of a pacing bucket's hash (``bucket_key``)."""
+
+    LEVEL = "level"  # calls in the bucket, as of ``at``
+    AT = "at"  # when the level was last computed (epoch seconds)
+    HELD = "held"  # no call before this (the provider asked for a pause)
+
+
+# -- what providers keep through ``Job`` (``worker.store.provider_state``) -----------------------
+# Under ``shiphub:<integration>:<kind>:``; ``<run>`` is ``Job.run_key`` (the message_id, or
+# ``<message_id> (replay n)``):
+#
+# * ``<integration>:<name>:<run>``: a count kept about one run of a message, expiring with the
+#   record (Spectrum: ``shiphub:spectrum:forbidden:<run>``).
+# * ``<integration>:queue:<queue>`` list of entries (JSON, each with its run's ``message_id``)
+#   and ``<integration>:leader:<queue>``, the leader's token (a lock with a TTL).
+# * ``<integration>:state:<run>``: where a run's entry is (JSON: ``{"state": <BatchState>}``,
+#   with the leader's token while sending, the outcome once done), with the batch's TTL.
+# * ``<integration>:delivered:<name>``: which run delivered something (``<name>`` is the
+#   provider's digest of an account and a delivery, never a credential), with the batch's TTL.
+BATCH_KINDS = frozenset({"queue", "leader", "state", "delivered"})
+
+
+def count_key(integration: str, name: str, run: str) -> str:
+    if name in BATCH_KINDS:
+        raise ValueError(f"{name!r} names batch state; a count needs another name")
+    return f"{PREFIX}{integration}:{name}:{run}"
+
+
+def batch_queue_key(integration: str, queue: str) -> str:
+    return f"{PREFIX}{integration}:queue:{queue}"
+
+
+def batch_leader_key(integration: str, queue: str) -> str:
+    return f"{PREFIX}{integration}:leader:{queue}"
+
+
+def batch_state_prefix(integration: str) -> str:
+    return f"{PREFIX}{integration}:state:"
+
+
+def batch_state_key(integration: str, run: str) -> str:
+    return f"{batch_state_prefix(integration)}{run}"
+
+
+def delivered_key(integration: str, name: str) -> str:
+    return f"{PREFIX}{integration}:delivered:{name}"
+
+
+class BatchState(StrEnum):
+    """Where a run's entry on a batch queue is (``batch_state_key``'s ``state``)."""
+
+    QUEUED = "queued"
+    SENDING = "sending"  # taken by a leader (its token under ``leader``)
+    DONE = "done"  # answered (its ``outcome``)
+
+
+# A queued entry's state, as stored (compact JSON, as it always was).
+BATCH_QUEUED = json.dumps({"state": BatchState.QUEUED}, separators=(",", ":"))
+# The kind of a done entry's outcome (``outcome.kind``) that queues it again when asked.
+BATCH_OUTCOME_RETRY = "retry"
+
+
+class Enqueued(StrEnum):
+    """What queueing a run's entry on a batch queue did: ``queued``; ``there`` (already queued,
+    being sent or answered); ``stale`` (the writer no longer holds its lease: nothing written)."""
+
+    QUEUED = "queued"
+    THERE = "there"
+    STALE = "stale"
 
 
 # -- the record's fields, by who writes them -----------------------------------------------------

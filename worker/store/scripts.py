@@ -4,10 +4,12 @@ ARGV (each file starts with a comment saying what they are, in order).
 
 Filling: a script names what the schema declares between double braces, replaced once at load
 time by a Lua literal: ``{{field.<name>}}`` a record field (``RecordField``), ``{{status.<name>}}``
-a message status, ``{{delivery.<name>}}`` a delivery status, ``{{FINISHED}}`` a set of statuses
-(a Lua table: ``{{FINISHED}}[st]`` is true for a finished status), ``{{STATE_PREFIX}}`` a key
-prefix. A name the schema does not declare stops the load (``UnknownPlaceholder``), so a script
-cannot drift from the schema unseen.
+a message status, ``{{delivery.<name>}}`` a delivery status, ``{{bucket.<name>}}`` a pacing
+bucket's field, ``{{batch.<name>}}`` a batch entry's state, ``{{enqueued.<name>}}`` what queueing
+a batch entry did, ``{{FINISHED}}`` a set of statuses (a Lua table: ``{{FINISHED}}[st]`` is true
+for a finished status), ``{{STATE_PREFIX}}`` a key prefix, ``{{BATCH_QUEUED}}`` a stored value.
+A name the schema does not declare stops the load (``UnknownPlaceholder``), so a script cannot
+drift from the schema unseen.
 
 All the scripts are loaded on first use, so EVALSHA never meets NOSCRIPT on the fakeredis TCP
 server (``bin/run``'s fallback), which answers NOSCRIPT by hanging up. After a real Redis restart,
@@ -52,6 +54,11 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "bucket": ("bucket",),
     "slot": ("slot",),
     "fill": ("fill",),
+    "count_up": ("count_up",),
+    "count_clear": ("count_clear",),
+    "batch_enqueue": ("batch_enqueue",),
+    "batch_take": ("batch_take",),
+    "batch_requeue": ("batch_requeue",),
 }
 _PLACEHOLDER = re.compile(r"\{\{([A-Za-z_.]+)\}\}")
 
@@ -75,6 +82,9 @@ def placeholders() -> dict[str, str]:
     filled = {f"field.{f.value}": _string(f) for f in schema.RecordField}
     filled |= {f"status.{s.value}": _string(s) for s in schema.MessageStatus}
     filled |= {f"delivery.{d.value}": _string(d) for d in schema.DeliveryStatus}
+    filled |= {f"bucket.{b.value}": _string(b) for b in schema.BucketField}
+    filled |= {f"batch.{b.value}": _string(b) for b in schema.BatchState}
+    filled |= {f"enqueued.{e.value}": _string(e) for e in schema.Enqueued}
     filled |= {
         "FINISHED": _set(schema.FINISHED),
         "REPLAYABLE": _set(schema.REPLAYABLE),
@@ -83,6 +93,8 @@ def placeholders() -> dict[str, str]:
         "RECORD_PREFIX": _string(schema.RECORD_PREFIX),
         "RECENT_KEPT": str(schema.RECENT_KEPT),
         "BACKFILL_DONE": _string(schema.BACKFILL_DONE),
+        "BATCH_QUEUED": _string(schema.BATCH_QUEUED),
+        "BATCH_OUTCOME_RETRY": _string(schema.BATCH_OUTCOME_RETRY),
     }
     return filled
 
@@ -310,6 +322,31 @@ class Scripts:
 
     def slot(self, *, slots: str, now: float, limit: int, token: str, expires_at: float) -> int:
         return self.run("slot", [slots], [now, limit, token, expires_at])
+
+    # -- what providers keep through Job (``worker.store.provider_state``) ---------------------
+    def count_up(self, *, count: str, lease: str, token: str, ttl: int) -> int | None:
+        return self.run("count_up", [count, lease], [token, ttl])
+
+    def count_clear(self, *, count: str, lease: str, token: str) -> int:
+        return self.run("count_clear", [count, lease], [token])
+
+    def batch_enqueue(
+        self, *, state: str, queue: str, lease: str, entry: str, ttl: int, token: str
+    ) -> schema.Enqueued:
+        return schema.Enqueued(
+            self.run("batch_enqueue", [state, queue, lease], [entry, ttl, token])
+        )
+
+    def batch_take(
+        self, *, queue: str, size: int, token: str, ttl: int, state_prefix: str
+    ) -> list[str]:
+        return list(self.run("batch_take", [queue], [size, token, ttl, state_prefix]) or [])
+
+    def batch_requeue(
+        self, *, state: str, queue: str, leader: str, lease: str, entry: str, ttl: int,
+        token: str,
+    ) -> int:  # fmt: skip
+        return int(self.run("batch_requeue", [state, queue, leader, lease], [entry, ttl, token]))
 
 
 _scripts: weakref.WeakKeyDictionary[redis.Redis, Scripts] = weakref.WeakKeyDictionary()

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from worker.basics.errors import HardError
-from worker.hub.messages import Answer, PollPayload
+from worker.hub.messages import Answer, Level, PollPayload
 from worker.integrations import registry
 from worker.integrations.duoplane.client import Account, DuoplaneClient, Pacing
 from worker.integrations.duoplane.mapping import (
@@ -140,7 +140,7 @@ def send_tracking(job: Job[ShipmentConfirm]) -> Answer:
     (kept,) = job.watch(DELIVERED, delivered_key(shipment))
     if isinstance(kept, dict):
         return job.answer().notify(
-            "info",
+            Level.INFO,
             ALREADY_SENT,
             f"Shipment {shipment.number} with tracking {listing(creating.tracking)} was "
             f"delivered by message {kept.get('message_id')} as Duoplane shipment "
@@ -257,7 +257,7 @@ def answered(answer: Answer, creating: Creating, result: dict[str, Any]) -> Answ
     where = f"purchase order {creating.purchase_order}"
     if result.get("was_there"):
         answer.notify(
-            "info",
+            Level.INFO,
             FOUND,
             f"Shipment {number}: Duoplane already has shipment {shipment_id} on {where} with "
             f"tracking {tracking} (entered at Duoplane, or created by an earlier attempt whose "
@@ -267,7 +267,7 @@ def answered(answer: Answer, creating: Creating, result: dict[str, Any]) -> Answ
         fields = creating.body["shipment"]
         carrier = fields.get("shipper_name") or f"shipper_id {fields.get('shipper_id')}"
         answer.notify(
-            "info",
+            Level.INFO,
             SENT,
             f"Shipment {number}: Duoplane shipment {shipment_id} created on {where} with "
             f"{len(fields['shipment_items_attributes'])} item(s), tracking {tracking}, "
@@ -275,7 +275,7 @@ def answered(answer: Answer, creating: Creating, result: dict[str, Any]) -> Answ
         )
     if others:
         answer.notify(
-            "warn",
+            Level.WARN,
             TWICE,
             f"Shipment {number}: Duoplane shipments {shipment_id} and "
             f"{listing([str(i) for i in others])} on {where} hold its tracking ({tracking}); "
@@ -338,7 +338,7 @@ def poll_shipments(job: Job[PollPayload]) -> Answer:
     summary = f"{tally.new} new shipment(s) {span}" if tally.new else f"No new shipments {span}"
     if tally.already:
         summary += f"; {tally.already} already confirmed"
-    answer.notify("info", POLLED, summary)
+    answer.notify(Level.INFO, POLLED, summary)
     return answer.add_parameter(CURSOR, query_time(now))
 
 

@@ -24,8 +24,9 @@ one ``submitTrackingInfo`` call, across every worker process, in Redis.
 
 Outcomes are per record: ``WasSuccessful: false`` fails only that record's message; an error of
 the whole call (401, 403: refused; 429, 5xx, a timeout: retry) is every record's outcome.
-The queue is the store's (``Job.batch``, ``worker.store.provider_state``: its keys, and which
-writes are fenced by the message's lease): ``shiphub:ecomdash:{queue,leader}:<digest>``,
+The queue is the store's (``Job.batch``, ``worker.store.provider_state``: which writes are
+fenced by the message's lease; its keys are declared in ``worker.store.schema``):
+``shiphub:ecomdash:{queue,leader}:<digest>``,
 ``shiphub:ecomdash:state:<message_id>`` (a replay's ``<message_id> (replay n)``: it starts from
 scratch, not from what the run it replays was answered),
 ``shiphub:ecomdash:delivered:<account digest>:<delivery digest>``; digests, never keys in clear.

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from worker.hub.messages import Answer
+from worker.hub.messages import Answer, Level
 from worker.integrations import registry
 from worker.integrations.ecomdash.batching import Batcher, Entry, Outcome, digest
 from worker.integrations.ecomdash.client import EcomdashClient, Keys
@@ -133,11 +133,11 @@ def send_tracking(job: Job[TrackingConfirmation]) -> Answer:
     mapped = tracking_record(shipment, carrier_ids(job.parameters.get("carrier_lookup")), s.zone)
     answer = job.answer()
     for warning in mapped.warnings:
-        answer.notify("warn", "Not everything could be sent to ecomdash", warning)
+        answer.notify(Level.WARN, "Not everything could be sent to ecomdash", warning)
     (kept,) = job.recall(DELIVERED, mapped.key)
     if isinstance(kept, dict) and kept.get("message_id") not in (None, job.message_id):
         return answer.notify(
-            "info",
+            Level.INFO,
             "Tracking already delivered to ecomdash",
             f"Shipment {shipment.number}: {describe(mapped.record)} was delivered by message "
             f"{kept['message_id']}; not sent again",
@@ -159,14 +159,14 @@ def answered(job: Job[Any], answer: Answer, mapped: Mapped, outcome: Outcome) ->
     job.keep(DELIVERED, mapped.key, {"message_id": deliverer, "record": mapped.record})
     if outcome.sent_by is not None:
         return answer.notify(
-            "info",
+            Level.INFO,
             "Tracking already delivered to ecomdash",
             f"Shipment {shipment_number}: {describe(mapped.record)} was delivered by message "
             f"{outcome.sent_by}; not sent again",
         )
     said = f"; ecomdash said: {' / '.join(outcome.messages)}" if outcome.messages else ""
     return answer.notify(
-        "info",
+        Level.INFO,
         "Tracking sent to ecomdash",
         f"Shipment {shipment_number}: {describe(mapped.record)} (one call for "
         f"{outcome.batch} record{'s' if outcome.batch != 1 else ''}){said}",

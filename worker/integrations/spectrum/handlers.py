@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from worker.basics.errors import HardError, MissingParameter, ProviderError, TransientError
-from worker.hub.messages import Answer
+from worker.hub.messages import Answer, Level
 from worker.integrations import registry
 from worker.integrations.job import Job, Pace
 from worker.integrations.kit import credential
@@ -89,7 +89,7 @@ def send_tracking(job: Job[ShipmentConfirmed]) -> Answer:
     (kept,) = job.watch(DELIVERED, shipment.number)
     if _same_notification(kept, body):
         return job.answer().notify(
-            "info",
+            Level.INFO,
             ALREADY_SENT,
             f"shipment {shipment.number} was sent to Spectrum by message {kept['message_id']} "
             "with the same tracking: not sent again",
@@ -112,7 +112,7 @@ def send_tracking(job: Job[ShipmentConfirmed]) -> Answer:
     forget_forbidden(job)
     job.keep(DELIVERED, shipment.number, {"message_id": job.message_id, "sends": body})
     return job.answer().notify(
-        "info", SENT, sent_summary(shipment.number, body, status.get("details"))
+        Level.INFO, SENT, sent_summary(shipment.number, body, status.get("details"))
     )
 
 

@@ -1,8 +1,8 @@
 -- accept: record messages arriving together, each recorded and queued in one step.
 -- KEYS: watch zset, the messages counter hash, the recent zset, then per message its record
---       and its queue list (its record again when it has no broker message).
+--       and its queue list.
 -- ARGV per message: fingerprint, now, deadline, member, accepted counter field, duplicate
---       counter field ('' for none), broker message ('' for none), the fingerprint also matched
+--       counter field ('' for none), broker message, the fingerprint also matched
 --       ('' for none), the sealed parameters ('' for none), the number of field names and values
 --       that follow, those.
 -- Returns per message {created} | {exists, field, value, ...} | {conflict, field, value, ...}.
@@ -30,7 +30,7 @@ for i = 1, (#KEYS - 3) / 2 do
   local record, queue, n = KEYS[2 + 2 * i], KEYS[3 + 2 * i], tonumber(ARGV[a + 9])
   local fp = redis.call('HGET', record, {{field.fingerprint}})
   if not fp then
-    if ARGV[a + 6] ~= '' then redis.call('LPUSH', queue, ARGV[a + 6]) end
+    redis.call('LPUSH', queue, ARGV[a + 6])
     local now = ARGV[a + 1]
     redis.call('HSET', record, {{field.fingerprint}}, ARGV[a], {{field.received_at}}, now,
                {{field.updated_at}}, now, {{field.queued_at}}, now,
