@@ -2,7 +2,8 @@
 
     python -m benchmarks.floors [--quick] [--seconds 10] [--connections 50]
                                 [--releases 100000] [--shipments 10000]
-                                [--skip receiver profile handling pushes memory poll]
+                                [--flower-messages 20000] [--flower-unbounded]
+                                [--skip receiver profile handling pushes memory poll flower]
 
 Everything runs on loopback with the real pieces (redis-server with AOF, gunicorn as the
 Procfile's ``web`` line runs it, Celery workers, the Dotcom simulator) and prints one table, every
@@ -21,7 +22,9 @@ ratio against floors measured in the same run:
 4. Redis memory per finished message, and what is left of it after ``RECORD_TTL_SECONDS``;
 5. big polls (``benchmarks.polls``): a Dotcom poll of ``--releases`` shipped releases (100,000)
    and a Duoplane poll of ``--shipments`` shipments (10,000): wall time, when the answer's last
-   part was pushed, the worker's peak RSS growth, Redis memory per confirmation.
+   part was pushed, the worker's peak RSS growth, Redis memory per confirmation;
+6. Flower (``benchmarks.flower``), as the Procfile's ``flower`` line runs it: its resident memory
+   before and after ``--flower-messages`` messages (20,000) through receiver and worker.
 
 The profiles need py-spy (``.venv/bin/pip install py-spy``; not a dependency of the service) and
 ptrace (root, or CAP_SYS_PTRACE); without it the rest runs. wrk: ``apt-get install -y wrk``.
@@ -38,7 +41,6 @@ import logging
 import os
 import platform
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -57,7 +59,18 @@ from pathlib import Path
 import redis
 import requests
 
-from benchmarks import polls
+from benchmarks import flower, polls
+from benchmarks.hub_messages import (
+    DOTCOM_ENV,
+    HUB_STORE,
+    HUB_TOKEN,
+    PATH,
+    hub_body,
+    post_backlog,
+    procfile_words,
+    refusals_line,
+    unfinished,
+)
 from benchmarks.polls import keep_alive
 from tests.support.records import accept, mark_published
 from tests.support.servers import HubServer
@@ -69,21 +82,7 @@ from worker.store.record import Timing
 from worker.store.schema import OUTBOX, RECORD_PREFIX
 
 WRK_SCRIPT = ROOT / "benchmarks" / "wrk" / "messages.lua"
-SAMPLE = json.loads((ROOT / "tests" / "fixtures" / "dotcom" / "shipment_ready.json").read_text())
-PATH = "/dotcom/send_shipment"
-HUB_TOKEN, HUB_STORE = "floors-hub-token", "floors-store"
-PHASES = ("receiver", "profile", "handling", "pushes", "memory", "poll")
-
-DOTCOM_ENV = {
-    "SHIPHUB_INTEGRATION_MODULES": "",
-    "DOTCOM_API_KEY": "demo-api-key",
-    "DOTCOM_PASSWORD": "demo-password",
-    "DOTCOM_SHIPPING_LOOKUP": '[{"Standard": "03"}]',
-    "TASK_TIME_LIMIT_SECONDS": "60",
-    "BROKER_VISIBILITY_TIMEOUT_SECONDS": "300",
-    "RETRY_MAX_SECONDS": "5",
-    "HUB_PUSH_RETRY_MAX_SECONDS": "5",
-}
+PHASES = ("receiver", "profile", "handling", "pushes", "memory", "poll", "flower")
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,14 +136,7 @@ def procfile_web_argv(app_spec: str, port: int, env: dict[str, str]) -> list[str
     """The Procfile's ``web`` command, its ``${NAME:-default}`` expanded from ``env``, bound to
     loopback, serving ``app_spec`` instead of ``endpoint.wsgi:app``: every row gets the same
     worker class, processes, connections and timeouts as production."""
-    line = next(
-        x.split(":", 1)[1] for x in (ROOT / "Procfile").read_text().splitlines() if x[:4] == "web:"
-    )
-    env = {**env, "WEB_ADDRESS": "127.0.0.1", "PORT": str(port)}
-    expanded = re.sub(
-        r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), line.strip()
-    )
-    argv = shlex.split(expanded)
+    argv = procfile_words("web", {**env, "WEB_ADDRESS": "127.0.0.1", "PORT": str(port)})
     assert argv[0] == "gunicorn" and argv[-1] == "endpoint.wsgi:app", argv
     return [sys.executable, "-m", "gunicorn", *argv[1:-1], app_spec]
 
@@ -196,8 +188,9 @@ class Load:
 
 
 def template_file() -> Path:
-    """The seed's shipment:ready sample with placeholders the Lua script fills per request."""
-    body = json.loads(json.dumps(SAMPLE))
+    """The hub's shipment:ready message (``hub_body``) with placeholders the Lua script fills
+    per request."""
+    body = hub_body()
     body["message_id"] = "@ID@"
     body["payload"]["shipment"]["number"] = "@NUMBER@"
     path = Path(tempfile.mkdtemp(prefix="shiphub-floors-")) / "shipment_ready.json"
@@ -259,6 +252,34 @@ def warm_and_measure(
     settle(client)
     return serving_cpu(
         service, lambda: wrk(url, template, run_tag(), args.seconds, args.connections)
+    )
+
+
+def sealing_cost(count: int = 20_000) -> float:
+    """Microseconds of CPU the intake spends sealing one hub message's parameters
+    (``worker.pipeline.intake.sealed_parameters``, the Stack's ``SHIPHUB_SECRET_KEY``), in
+    this process: what sealing adds to a message's cost, measured alone (in a wrk row it is
+    lost in the noise between runs)."""
+    from pydantic import SecretStr
+
+    from worker.basics.sealing import Sealer
+    from worker.pipeline.intake import sealed_parameters
+
+    sealer, parameters = Sealer(SecretStr(Stack.SECRET_KEY)), hub_body()["payload"]["parameters"]
+    sealed_parameters(sealer, parameters)
+    started = time.process_time()
+    for _ in range(count):
+        sealed_parameters(sealer, parameters)
+    return (time.process_time() - started) / count * 1e6
+
+
+def sealing_line(d: Load) -> str:
+    """What sealing the parameters costs per message, against (d)'s receiver CPU per request."""
+    cost = sealing_cost()
+    share = f", {cost / d.cpu_us:.1%} of (d)'s receiver CPU per request" if d.cpu_us else ""
+    return (
+        f"  sealing the hub's parameters (api_key, password, shipping_lookup): {cost:.1f} us of "
+        f"CPU per message{share} (measured alone, in-process)"
     )
 
 
@@ -690,6 +711,7 @@ def receiver_phase(args: argparse.Namespace, server: RedisServer, table: Table) 
         f"  receiver CPU per request: (b) {b.cpu_us:.0f} us, (c) {c.cpu_us:.0f} us, (d) "
         f"{d.cpu_us:.0f} us; (d) at 0.8 of (b)'s rate needs at most {b.cpu_us / 0.8:.0f} us"
     )
+    table.add(sealing_line(d))
     table.add(f"  Redis commands per message (MONITOR over {args.trips} sequential posts):")
     for line in trips:
         table.add(line)
@@ -699,50 +721,6 @@ def receiver_phase(args: argparse.Namespace, server: RedisServer, table: Table) 
 
 # --------------------------------------------------------------------------------------------
 # 2. Handling
-
-
-def message(number: str) -> str:
-    body = json.loads(json.dumps(SAMPLE))
-    body["message_id"] = uuid.uuid4().hex[:24]
-    body["payload"]["shipment"]["number"] = number
-    return json.dumps(body)
-
-
-def post_backlog(stack: Stack, count: int) -> list[str]:
-    """``count`` new messages through the receiver (8 clients); a 503 is retried after a second,
-    as the hub retries it, and what each 503 said is returned (the caller shows it)."""
-    session = requests.Session()
-    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=8))
-    run = uuid.uuid4().hex[:6].upper()
-    headers = {**stack.headers(), "Content-Type": "application/json"}
-    refused: list[str] = []
-
-    def post(i: int) -> None:
-        body = message(f"H{run}{i:06d}")
-        for _ in range(10):
-            response = session.post(f"{stack.url}{PATH}", data=body, headers=headers, timeout=30)
-            if response.status_code != 503:
-                break
-            refused.append(response.text)
-            time.sleep(1)
-        if not response.ok:
-            raise RuntimeError(f"the receiver answered {response.status_code}: {response.text}")
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(post, range(count)))
-    return refused
-
-
-def refusals_line(refused: list[str]) -> str | None:
-    if not refused:
-        return None
-    return f"  !!!!! the receiver answered 503 {len(refused)} time(s), retried; first: {refused[0]}"
-
-
-def unfinished(stack: Stack) -> int:
-    metrics = requests.get(f"{stack.url}/metrics", timeout=10).text
-    line = next(x for x in metrics.splitlines() if x.startswith("shiphub_unfinished_messages "))
-    return int(float(line.split()[1]))
 
 
 # Extra arguments for every worker the drains start (``--prefetch-multiplier``, to compare).
@@ -1132,6 +1110,19 @@ def poll_phase(args: argparse.Namespace, table: Table) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# 6. Flower's memory (``benchmarks.flower``)
+
+
+def flower_phase(args: argparse.Namespace, table: Table) -> None:
+    table.add(
+        f"\n6. Flower, as the Procfile's flower line runs it: {args.flower_messages} Dotcom "
+        "messages through receiver and worker (threads x16), their answers pushed to a hub"
+    )
+    for row in flower.measure(args.flower_messages, args.flower_unbounded):
+        table.add(row)
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def arguments() -> argparse.Namespace:
@@ -1156,6 +1147,14 @@ def arguments() -> argparse.Namespace:
         "--shipments", type=int, help="shipments in the Duoplane poll (10000; quick 500)"
     )
     parser.add_argument(
+        "--flower-messages", type=int, help="messages Flower watches (20000; quick 1000)"
+    )
+    parser.add_argument(
+        "--flower-unbounded",
+        action="store_true",
+        help="a second Flower with Flower's default --max_tasks (100000), to compare",
+    )
+    parser.add_argument(
         "--prefetch-multiplier",
         type=int,
         help="the drains' workers take this prefetch instead of celeryconfig's (1), to compare",
@@ -1172,6 +1171,7 @@ def arguments() -> argparse.Namespace:
         "record_ttl": (30, 10),
         "releases": (100_000, 1000),
         "shipments": (10_000, 500),
+        "flower_messages": (20_000, 1000),
     }
     for name, (full, small) in defaults.items():
         if getattr(args, name) is None:
@@ -1201,6 +1201,8 @@ def main() -> None:
         memory_phase(args, table)
     if "poll" not in args.skip:
         poll_phase(args, table)
+    if "flower" not in args.skip:
+        flower_phase(args, table)
     table.add(f"\n(run took {time.monotonic() - started:.0f} s)")
     table.show()
 

@@ -21,7 +21,6 @@ replays and the watchdog's republishing still go through Celery (``worker.tasks.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -98,16 +97,20 @@ def earlier_fingerprint(message: HubMessage) -> str:
     ).hexdigest()
 
 
+# Values ``by_value`` leaves as they are: most of a payload, so it makes no call for them.
+_AS_THEY_ARE = frozenset({str, int, bool, type(None)})
+
+
 def by_value(value: Any) -> Any:
     """``value`` with every whole number written as an integer (29.0 as 29), so that two
     spellings of one number give one text."""
     kind = type(value)
+    if kind is dict:
+        return {k: v if type(v) in _AS_THEY_ARE else by_value(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _AS_THEY_ARE else by_value(v) for v in value]
     if kind is float:
         return int(value) if value.is_integer() else value
-    if kind is dict:
-        return {k: by_value(v) for k, v in value.items()}
-    if kind is list:
-        return [by_value(v) for v in value]
     return value
 
 
@@ -149,7 +152,7 @@ def _arrival(
         "body": compact(body),
     }
     if parameters:  # credentials: stored sealed while the record lives (worker.basics.sealing)
-        fields["parameters"] = sealer.seal(json.dumps(parameters))
+        fields["parameters"] = sealed_parameters(sealer, parameters)
     now = time.time()
     envelope = enqueue(handler, message.message_id, now)
     return Arrival(
@@ -161,6 +164,12 @@ def _arrival(
         now,
         also=earlier_fingerprint(message),
     )
+
+
+def sealed_parameters(sealer: Sealer, parameters: list[Any]) -> str:
+    """The parameters a message carries, as its record keeps them: JSON text, sealed (once per
+    message: every hub message carries its account's parameters)."""
+    return sealer.seal(compact(parameters))
 
 
 class Together:
