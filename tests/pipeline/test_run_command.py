@@ -4,6 +4,7 @@ starts Redis, the simulators and every Procfile line as written, and accepts a m
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -223,8 +224,10 @@ def test_run_command_comes_up_with_no_configuration_and_accepts_a_message(
             )
             assert len(entries) == 1, (channel, listing)
         # The Shipping Order API demo: placed with a provider, moved along by the simulator's
-        # clock, its webhooks verified and taken (get_shipment answers where it is now).
-        assert "shipment:update: S" in demo and "status dispatched (ORDER_DISPATCHED)" in demo
+        # clock, its webhooks verified and taken (get_shipment answers where it is now). Its
+        # dispatch reaches the hub in the send's answer or, when the simulator's webhook is
+        # handled first, in a push the demo does not print: either is right.
+        assert re.search(r"shipment:update: S\d{11} status \w+ \([A-Z_]+\)", demo), demo
         assert "POST /shipping_orders/get_shipment" in demo
         after = demo.split("get_shipment")[-1]
         assert "status assigned" in after or "status picked_up" in after, demo
@@ -334,8 +337,11 @@ def test_a_provider_pointed_at_a_real_account_is_never_called_by_the_demo_or_pol
     assert "[demo] skipped dotcom" in output, output
     assert "the README's commands work now" not in output, output
     assert "[demo] done." not in output, output
-    # The Shipping Order API, on its simulator, went through the demo.
-    assert "status dispatched (ORDER_DISPATCHED)" in output, output
+    # The Shipping Order API, on its simulator, went through the demo: its get answered the
+    # shipment's status. Which one depends on the simulator's clock (a step every 5 s) and on
+    # the webhooks that told the earlier ones first, so any status will do.
+    assert "shipping_orders failed" not in output and "skipped shipping_orders" not in output
+    assert re.search(r"shipment:update: S\d{11} status \w+ \([A-Z_]+\)", output), output
     # Polled: the simulators' providers, not the real account.
     assert "poll shipping_orders.tracking" in beat and "poll dotcom.tracking" not in beat, beat
     assert "a-real-account" not in output
