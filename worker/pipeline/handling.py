@@ -209,17 +209,21 @@ class _Attempt:
                 until=self.deadline.ends + leases.WRITE_GRACE_SECONDS,
                 watch=(WATCH, member(self.integration.name, self.message_id)),
                 deadline=self.deadline,
-            ),
+            ) as held,
             self.deadline.running(),
         ):
             try:
                 answer, kept = self._timed_handler(begun)
-            except HardError as exc:
-                return self._finish(Outcome.FAILED, _error_answer(self.message_id, exc), str(exc))
             except WaitUntil as exc:
+                held.ending = True  # the outcome's write releases the lease: not a loss
                 return self._wait(exc)
+            except HardError as exc:
+                held.ending = True
+                return self._finish(Outcome.FAILED, _error_answer(self.message_id, exc), str(exc))
             except Exception as exc:  # transient, the deadline, Redis, or a bug
+                held.ending = True
                 return self._retry_or_die(begun, exc)
+            held.ending = True
             status = Outcome.FAILED if answer.failed else Outcome.SUCCEEDED
             return self._finish(status, answer, None, kept)
 
