@@ -7,9 +7,9 @@
 Runs the real pieces on loopback (redis-server, gunicorn, one Celery worker of ``--threads``
 threads, the ecomdash simulator), posts every confirmation concurrently without waiting for
 answers, waits until each message is answered, and reports the calls made, the records per
-call, the time taken and the most calls at once the simulator saw. A batch holds at most as
-many records as there are handlers waiting for it (worker threads across processes), so
-``--threads`` below ``--batch-size`` means smaller batches.
+call, the time taken and the most calls at once the simulator saw. A batch gathers in Redis,
+not in waiting threads, so ``--threads`` does not bound it (``python -m benchmarks.waiting``
+measures it with the default 16 threads).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from tests.conftest import settle
 from tests.support.records import accept, mark_published
-from worker.basics.errors import TransientError
+from worker.basics.errors import TransientError, WaitUntil
 from worker.basics.settings import Settings
 from worker.hub.messages import Answer
 from worker.integrations import registry
@@ -246,3 +246,63 @@ def test_a_watched_value_changed_under_the_handler_runs_it_again_on_the_new_valu
     assert (
         db.messages.get("unit", "w1").answer["notifications"] == []
     )  # reported once, by the other
+
+
+def test_a_handler_that_must_wait_ends_its_attempt_without_failing_and_comes_back_then(
+    db: Store, outbox: Outbox
+) -> None:
+    """``WaitUntil`` (a booked pace): the message is in the due set for then, queued, its
+    attempt given back and its lease released; a copy published early does nothing; once it is
+    due it runs, as its first attempt, and no once-mark of the call that did not go is left."""
+    recorded(db, "w1", "unit:work", integration="unit")
+    at = time.time() + 1.0  # past EARLY_START_SECONDS: a copy now is early
+    calls: list[str] = []
+
+    def must_wait(job: Job[Empty]) -> Answer:
+        def paced(_key: str) -> str:
+            if time.time() < at:
+                raise WaitUntil(at, "its pace")
+            calls.append(job.message_id)
+            return "sent"
+
+        job.once("create", paced)
+        return job.answer()
+
+    behaviour["work"] = must_wait
+
+    handled = run_unit(db, outbox, "w1")
+
+    assert (handled.outcome, handled.next_at) == ("waiting", at)
+    assert db.redis.zscore(DUE, "unit:w1") == pytest.approx(at)
+    record = db.messages.get("unit", "w1")
+    assert (record.status, record.fields["attempts"]) == ("queued", "0")
+    assert db.redis.get(lease_key("unit", "w1")) is None
+    assert db.once.state("unit", "w1", "create") is None  # not sent: nothing in flight
+    assert run_unit(db, outbox, "w1").outcome == "early"  # a stray copy before its time
+
+    time.sleep(max(0.0, at - time.time()))
+    assert run_unit(db, outbox, "w1").outcome == "succeeded"
+    assert calls == ["w1"]
+    assert db.messages.get("unit", "w1").fields["attempts"] == "1"
+
+
+def test_an_integration_at_its_concurrency_limit_defers_the_message_without_starting_it(
+    db: Store, outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(unit, "max_concurrency", 1)
+    recorded(db, "c1", "unit:work", integration="unit")
+    recorded(db, "c2", "unit:work", integration="unit")
+    inner: list[str] = []
+
+    def nested(job: Job[Empty]) -> Answer:
+        if job.message_id == "c1":  # while c1 runs, c2 finds no slot
+            inner.append(run_unit(db, outbox, "c2").outcome)
+        return job.answer()
+
+    behaviour["work"] = nested
+
+    assert run_unit(db, outbox, "c1").outcome == "succeeded"
+    assert inner == ["waiting"]
+    assert db.redis.zscore(DUE, "unit:c2") is not None
+    assert db.messages.get("unit", "c2").fields["attempts"] == "0"  # not started
+    assert run_unit(db, outbox, "c2").outcome == "succeeded"  # the slot is free again

@@ -3,9 +3,11 @@ deadline, and noticing a lease that was lost."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import fakeredis
+import pytest
 
 from worker.basics.deadline import Deadline, DeadlineExceeded
 from worker.store.leases import LeaseKeeper
@@ -53,3 +55,21 @@ def test_a_lease_taken_by_another_holder_is_lost_and_ends_the_attempt_at_its_nex
         assert "lease" in str(exc)
     else:
         raise AssertionError("the attempt should end once its lease is lost")
+
+
+def test_a_lease_its_holder_released_with_its_outcome_is_no_loss_to_report(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = fakeredis.FakeRedis(decode_responses=True)
+    keeper = LeaseKeeper(client, ttl_seconds=3)
+    client.set("lease", "me", px=3000)
+    deadline = Deadline(60)
+
+    with keeper.hold("lease", "me", until=time.monotonic() + 60, deadline=deadline) as held:
+        held.ending = True
+        client.delete("lease")  # its outcome's write released it
+        with caplog.at_level(logging.WARNING):
+            keeper.renew_all()
+
+    assert "was lost" not in caplog.text
+    deadline.check()  # not cancelled

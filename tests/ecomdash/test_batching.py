@@ -18,10 +18,11 @@ import fakeredis
 import pytest
 
 from worker.basics.deadline import Deadline
-from worker.basics.errors import HardError, TransientError
+from worker.basics.errors import HardError, TransientError, WaitUntil
 from worker.integrations.ecomdash.batching import (
     Batcher,
     Entry,
+    Outcome,
     failed_all,
     split,
     unique,
@@ -128,6 +129,16 @@ def batcher(
     return handler
 
 
+def until_answered(b: Batcher, e: Entry) -> Outcome:
+    """Submit ``e`` again each time its attempt ends to come back later (``WaitUntil``), at the
+    time it names, as the due set does."""
+    while True:
+        try:
+            return b.submit(e)
+        except WaitUntil as waiting:
+            time.sleep(max(0.0, waiting.at - time.time()))
+
+
 def submit_all(b: Handler, entries: list[Entry], seconds: float = 10.0) -> dict[str, Any]:
     """Every entry submitted by a thread of its own, all at once (a barrier), each stamped when
     it is submitted, as a handler stamps its own: the batch's window counts from the stamps, and
@@ -136,8 +147,9 @@ def submit_all(b: Handler, entries: list[Entry], seconds: float = 10.0) -> dict[
 
     def one(e: Entry) -> Any:
         start.wait(timeout=30)
+        stamped = replace(e, queued_at=time.time())
         with Deadline(seconds).running():
-            return b(e.message_id).submit(replace(e, queued_at=time.time()))
+            return until_answered(b(e.message_id), stamped)
 
     with ThreadPoolExecutor(len(entries)) as pool:
         return dict(zip([e.message_id for e in entries], pool.map(one, entries), strict=True))
@@ -192,10 +204,38 @@ def test_a_record_taken_by_a_leader_that_died_is_queued_again_by_its_handler() -
     assert len(ecomdash.calls) == 1
 
 
-def test_a_handler_whose_outcome_does_not_come_in_time_raises_transient() -> None:
+def test_a_handler_whose_batch_another_leads_ends_its_attempt_to_look_again_soon() -> None:
     redis = fakeredis.FakeRedis(decode_responses=True)
-    b = batcher(redis, Ecomdash())("m1")
+    b = batcher(redis, Ecomdash(), size=1)("m1")
     redis.set("shiphub:ecomdash:leader:q", "a-live-leader", px=60_000)  # another leads, slowly
-    with Deadline(1.0).running(), pytest.raises(TransientError):
+    started = time.time()
+    with pytest.raises(WaitUntil) as waiting:
         b.submit(entry("m1", 5))
-    assert redis.llen("shiphub:ecomdash:queue:q") == 1  # still queued for the leader
+    assert time.time() - started < 0.5  # no thread waits for the batch
+    assert started < waiting.value.at <= time.time() + 1.0
+    assert redis.lrange("shiphub:ecomdash:queue:q", 0, -1)  # its record waits in Redis
+
+
+def test_a_record_queued_alone_waits_in_redis_until_its_batch_is_due() -> None:
+    redis = fakeredis.FakeRedis(decode_responses=True)
+    ecomdash = Ecomdash()
+    b = batcher(redis, ecomdash, window=0.3, max_wait=2.0)("m1")
+    with pytest.raises(WaitUntil) as waiting:
+        b.submit(entry("m1", 5))
+    assert ecomdash.calls == []
+    assert waiting.value.at == pytest.approx(time.time() + 0.3, abs=0.1)  # the window
+    assert until_answered(b, entry("m1", 5)).kind == "sent"
+    assert len(ecomdash.calls) == 1
+
+
+def test_a_retry_outcome_is_answered_once_and_its_record_queued_again_by_the_next_attempt() -> None:
+    redis = fakeredis.FakeRedis(decode_responses=True)
+    failing = Ecomdash()
+    b = batcher(redis, failing, window=0.0)("m1")
+    redis.set(
+        batch_state_key("ecomdash", "m1"),
+        '{"state": "done", "outcome": {"kind": "retry", "subject": "500", "attempt": 1}}',
+    )
+    assert b.submit(replace(entry("m1", 5), attempt=1)).kind == "retry"  # its own attempt's
+    assert until_answered(b, replace(entry("m1", 5), attempt=2)).kind == "sent"  # sent again
+    assert len(failing.calls) == 1

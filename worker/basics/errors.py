@@ -56,6 +56,17 @@ class TransientError(ProviderError):
         self.not_before = not_before
 
 
+class WaitUntil(Exception):
+    """The handler may not go on before ``at`` (epoch seconds), by a limit we impose ourselves (a
+    provider's pace, a concurrency limit): its attempt ends and the message comes back then,
+    holding no thread meanwhile. It is not a failed attempt."""
+
+    def __init__(self, at: float, why: str) -> None:
+        super().__init__(why)
+        self.at = at
+        self.why = why
+
+
 class MissingParameter(HardError):
     def __init__(self, name: str) -> None:
         super().__init__(

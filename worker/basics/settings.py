@@ -286,6 +286,15 @@ class Settings(SecretsChecked):
             "no back-off is tied to it"
         ),
     )
+    pace_sleep_max_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=5,
+        description=(
+            "the longest wait for a provider's pace a handler sleeps through; a longer one ends "
+            "the attempt and the message is scheduled for when its call may go (no thread waits)"
+        ),
+    )
     worker_concurrency: int = Field(
         16,
         ge=1,

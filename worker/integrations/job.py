@@ -15,7 +15,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from worker.basics.errors import HardError, MissingParameter, TransientError
+from worker.basics.errors import HardError, MissingParameter, TransientError, WaitUntil
+from worker.basics.settings import settings
 from worker.hub.messages import Answer
 from worker.store import provider_state
 from worker.store.bundle import Store
@@ -180,6 +181,11 @@ class Job(Generic[P]):
         sent_at = time.time()
         try:
             result = call(f"{self.idempotency_key}:{operation}")
+        except WaitUntil:
+            # Not sent: the call waits for its pace (an earlier attempt's mark, if any, stays).
+            if earlier is None:
+                self._clear(operation)
+            raise
         except HardError:
             # The provider refused: nothing happened, nothing to guard. (After a transient error
             # the call may have landed, so the in-flight mark stays for the next attempt.)
@@ -354,10 +360,20 @@ class Job(Generic[P]):
     # are this run's: fenced by the message's lease (``worker.store.provider_state.LeaseLost``,
     # a TransientError, when it is gone: the write is refused and the attempt ends).
 
-    def pace(self, name: str, *, capacity: float, per_second: float) -> Pace:
+    def pace(self, name: str, *, capacity: float, per_second: float, booked: bool = True) -> Pace:
         """The leaky bucket ``name`` of this integration (an account's digest, never a
-        credential): ``capacity`` calls at once, draining ``per_second``."""
-        return Bucket(self.db.redis, f"{self.integration}:{name}", capacity, per_second)
+        credential): ``capacity`` calls at once, draining ``per_second``. ``booked``: a wait
+        longer than ``PACE_SLEEP_MAX_SECONDS`` is not slept: ``take`` books the moment this
+        run's call may go and raises ``WaitUntil`` (the attempt ends, the message comes back
+        then, not counted as a failed attempt); without it, ``take`` sleeps."""
+        return Bucket(
+            self.db.redis,
+            f"{self.integration}:{name}",
+            capacity,
+            per_second,
+            holder=self.run_key if booked else "",
+            sleep_max_seconds=settings().pace_sleep_max_seconds,
+        )
 
     def in_flight(self, name: str, limit: int) -> InFlight:
         """At most ``limit`` calls at once under ``name`` (of this integration)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -151,6 +152,13 @@ class Integration:
     check: SettingsCheck = nothing_to_check
     services: dict[str, Service] = field(default_factory=dict)
     inbound: Webhook | None = None  # the provider's webhook, if it has one
+    # At most this many of its messages handled at once across every worker process
+    # (``<NAME>_MAX_CONCURRENCY``, read by ``load``; None: no limit but the threads).
+    max_concurrency: int | None = None
+
+    @property
+    def max_concurrency_variable(self) -> str:
+        return f"{self.name.upper()}_MAX_CONCURRENCY"
 
     def service(
         self,
@@ -279,6 +287,7 @@ def _check(integration: Integration) -> None:
     (ConfigurationError); unset required ones are said once, as a warning."""
     try:
         missing = integration.check()
+        integration.max_concurrency = max_concurrency(integration.max_concurrency_variable)
     except ConfigurationError as exc:
         refuse_to_start(str(exc))
     if missing and integration.name not in _told_unconfigured:
@@ -288,6 +297,19 @@ def _check(integration: Integration) -> None:
             integration.name,
             ", ".join(missing),
         )
+
+
+def max_concurrency(variable: str, environ: Mapping[str, str] = os.environ) -> int | None:
+    """``<NAME>_MAX_CONCURRENCY``: a whole number of at least 1, or unset (or empty): no limit."""
+    raw = environ.get(variable, "").strip()
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+        raise ConfigurationError(
+            f"{variable} must be a whole number of at least 1 (messages of the integration "
+            f"handled at once across every worker), or unset for no limit; got {raw!r}"
+        )
+    return int(raw)
 
 
 def integrations() -> dict[str, Integration]:

@@ -8,7 +8,10 @@ Outcomes (``Handled.outcome``):
 * ``retrying``: a ``TransientError``, the deadline, or anything unexpected (a Redis error
   included): the next attempt is scheduled in Redis on the handler retry policy; ``dead`` once
   its time budget (or attempt limit) is spent: listed, replayable, one error notification pushed;
-* ``waiting``: a poll of the same store is running; the message is published again shortly;
+* ``waiting``: a poll of the same store is running, its integration runs as many messages as
+  its ``<NAME>_MAX_CONCURRENCY`` allows, or its handler must wait for a provider's pace
+  (``WaitUntil``): the message is published again when it may go, holding no thread meanwhile,
+  and that attempt does not count as a failed one;
 * ``busy``, ``finished``, ``missing``, ``early``, ``stale``: nothing for this copy to do (another
   worker holds it, it is done, gone, a stray copy of a retry not due yet, or this attempt lost
   its lease and its writes were refused).
@@ -38,7 +41,7 @@ from pydantic import ValidationError
 
 from worker.basics import logs, metrics
 from worker.basics.deadline import Deadline, DeadlineExceeded
-from worker.basics.errors import HardError, ProviderError, TransientError
+from worker.basics.errors import HardError, ProviderError, TransientError, WaitUntil
 from worker.basics.metrics import MessageOutcome, RetryReason
 from worker.basics.patience import patiently
 from worker.basics.sealing import sealer
@@ -52,7 +55,7 @@ from worker.store import leases, replication
 from worker.store.attempts import Begun
 from worker.store.bundle import Store
 from worker.store.outbox import Outbox
-from worker.store.pacing import TooLong
+from worker.store.pacing import Share, TooLong
 from worker.store.schema import (
     WATCH,
     Keep,
@@ -114,7 +117,38 @@ def handle(
     *,
     send_push: delivery.SendPush,
 ) -> Handled:
-    """Run one attempt at one message; its answer's push is sent with ``send_push``."""
+    """Run one attempt at one message; its answer's push is sent with ``send_push``. An
+    integration with a concurrency limit runs it only in a free slot: else it is deferred."""
+    if integration.max_concurrency is None:
+        return _handle(integration, handler, message_id, db, outbox, s, send_push)
+    share = Share(
+        db.redis,
+        integration.name,
+        integration.max_concurrency,
+        ttl_seconds=s.task_time_limit_seconds + db.timing.lease_seconds,
+    )
+    token = uuid.uuid4().hex
+    back_in = share.take(token, message_id)
+    if back_in is not None:
+        at = time.time() + back_in
+        db.attempts.defer(integration.name, message_id, at)
+        why = f"{integration.max_concurrency_variable}: its messages running now fill the limit"
+        return Handled(Outcome.WAITING, why, at)
+    try:
+        return _handle(integration, handler, message_id, db, outbox, s, send_push)
+    finally:
+        share.release(token)
+
+
+def _handle(
+    integration: Integration,
+    handler: Handler,
+    message_id: str,
+    db: Store,
+    outbox: Outbox,
+    s: Settings,
+    send_push: delivery.SendPush,
+) -> Handled:
     attempt = _Attempt(integration, handler, message_id, db, outbox, s, send_push)
     if not integration.services[handler.service].exclusive:
         return attempt.run()
@@ -175,15 +209,21 @@ class _Attempt:
                 until=self.deadline.ends + leases.WRITE_GRACE_SECONDS,
                 watch=(WATCH, member(self.integration.name, self.message_id)),
                 deadline=self.deadline,
-            ),
+            ) as held,
             self.deadline.running(),
         ):
             try:
                 answer, kept = self._timed_handler(begun)
+            except WaitUntil as exc:
+                held.ending = True  # the outcome's write releases the lease: not a loss
+                return self._wait(exc)
             except HardError as exc:
+                held.ending = True
                 return self._finish(Outcome.FAILED, _error_answer(self.message_id, exc), str(exc))
             except Exception as exc:  # transient, the deadline, Redis, or a bug
+                held.ending = True
                 return self._retry_or_die(begun, exc)
+            held.ending = True
             status = Outcome.FAILED if answer.failed else Outcome.SUCCEEDED
             return self._finish(status, answer, None, kept)
 
@@ -234,6 +274,21 @@ class _Attempt:
         )
         if written != Write.WRITTEN:
             raise PartRefused(f"{self.name}: a part of its answer was refused ({written})")
+
+    def _wait(self, wait: WaitUntil) -> Handled:
+        """The handler may not go on before ``wait.at``: the attempt ends, not counted as a
+        failed one, and the message comes back then."""
+        written = self._patiently(
+            lambda: self.db.attempts.wait_until(
+                self.integration.name, self.message_id, wait.at, self.lease
+            )
+        )
+        self._write_observed()
+        if not written:
+            log.warning("%s: lost its lease; its wait was refused (%s)", self.name, wait.why)
+            return Handled(Outcome.STALE, wait.why)
+        log.info("%s: waits %.1f s for %s", self.name, wait.at - time.time(), wait.why)
+        return Handled(Outcome.WAITING, wait.why, wait.at)
 
     def _retry_or_die(self, begun: Begun, exc: Exception) -> Handled:
         error = _describe(exc)

@@ -114,6 +114,24 @@ class Attempts:
             )
         )
 
+    def wait_until(self, integration: str, message_id: str, at: float, lease_token: str) -> bool:
+        """End the attempt to come back at ``at`` (a provider's pace): not a failed attempt,
+        queued again through the due set, the lease released; False, and nothing written, when
+        ``lease_token`` no longer holds the lease."""
+        return bool(
+            self._lua.waiting(
+                record=record_key(integration, message_id),
+                lease=lease_key(integration, message_id),
+                watch=WATCH,
+                due=DUE,
+                token=lease_token,
+                now=time.time(),
+                at=at,
+                member=member(integration, message_id),
+                watch_until=at + self.timing.queued_deadline_seconds,
+            )
+        )
+
     def defer(self, integration: str, message_id: str, at: float) -> None:
         """Publish the message again at ``at`` without starting it (a poll of its store runs)."""
         who = member(integration, message_id)

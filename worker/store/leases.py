@@ -45,6 +45,9 @@ class Held:
     watch: tuple[str, str] | None = None  # (watch zset, member) pushed along with the lease
     deadline: Deadline | None = None  # cancelled when the lease turns out to be lost
     lost: bool = False
+    # The holder is writing its outcome, which releases the lease: a renewal that finds it gone
+    # then is no loss to report.
+    ending: bool = False
 
 
 class LeaseKeeper:
@@ -105,6 +108,8 @@ class LeaseKeeper:
                 continue
             if not kept:
                 held.lost = True
+                if held.ending:
+                    continue
                 log.warning("lease %s was lost; this holder's writes will be refused", held.key)
                 if held.deadline is not None:
                     held.deadline.cancel(f"the loss of its lease {held.key}")

@@ -78,8 +78,9 @@ class Record:
             "received_at": _iso(f.get(F.RECEIVED_AT)),
             "started_at": _iso(f.get(F.STARTED_AT)),
             "finished_at": _iso(f.get(F.FINISHED_AT)),
+            # a retry's, or a queued message's waiting for its pace, batch or slot
             "next_attempt_at": _iso(f.get(F.NEXT_ATTEMPT_AT))
-            if self.status == MessageStatus.RETRYING
+            if self.status in (MessageStatus.RETRYING, MessageStatus.QUEUED)
             else None,
             "last_error": f.get(F.LAST_ERROR) or None,
             "earlier_error": f.get(F.EARLIER_ERROR) or None,

@@ -44,8 +44,10 @@ Keys (all under ``shiphub:``):
   ``parts:<integration>:<message_id>``: the parts of an answer stored ahead of its end.
 * ``recent`` zset: the latest messages received; ``done:<integration>:<message_id>``: the
   channel a message's end is published on.
-* ``pace:bucket:<name>`` hash (fields ``BucketField``) / ``pace:slots:<name>`` zset: a provider's
-  rate limit (``worker.store.pacing``).
+* ``pace:bucket:<name>`` hash (fields ``BucketField``), ``pace:booked:<name>`` hash (a run of a
+  message -> when its call may go) / ``pace:slots:<name>`` zset: a provider's rate limit
+  (``worker.store.pacing``); ``pace:running:<integration>`` / ``pace:waiting:<integration>``
+  zsets: an integration's concurrency limit (``<NAME>_MAX_CONCURRENCY``).
 * ``<integration>:...``: what a provider keeps through ``Job`` (``worker.store.provider_state``;
   an integration's name is never one of the first segments above):
   ``<integration>:<name>:<run>``, a count kept about one run of a message (``count_key``);
@@ -186,6 +188,23 @@ def done_channel(integration: str, message_id: str) -> str:
 
 def bucket_key(name: str) -> str:
     return f"{PACE_PREFIX}bucket:{name}"
+
+
+def bookings_key(name: str) -> str:
+    """The calls booked in bucket ``name``: run of a message -> when it may go."""
+    return f"{PACE_PREFIX}booked:{name}"
+
+
+def running_key(integration: str) -> str:
+    """The attempts of ``integration`` running now, under its concurrency limit (token ->
+    when the slot expires)."""
+    return f"{PACE_PREFIX}running:{integration}"
+
+
+def waiting_key(integration: str) -> str:
+    """The messages of ``integration`` that found no slot, by when they first asked (member ->
+    epoch seconds): who comes back first."""
+    return f"{PACE_PREFIX}waiting:{integration}"
 
 
 def slots_key(name: str) -> str:

@@ -40,6 +40,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "requeued": ("requeued",),
     "begin": ("listing", "begin"),
     "retrying": ("listing", "retrying"),
+    "waiting": ("waiting",),
     "claim_due": ("claim_due",),
     "release": ("release",),
     "prune": ("prune",),
@@ -52,6 +53,8 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "redeliver": ("redeliver",),
     "renew": ("renew",),
     "bucket": ("bucket",),
+    "book": ("book",),
+    "run_slot": ("run_slot",),
     "slot": ("slot",),
     "fill": ("fill",),
     "keep": ("keep",),
@@ -175,6 +178,18 @@ class Scripts:
             "begin",
             [record, lease, watch, due],
             [repr(now), token, lease_ms, watch_until, member, early],
+        )
+
+    def waiting(
+        self, *, record: str, lease: str, watch: str, due: str, token: str, now: float,
+        at: float, member: str, watch_until: float,
+    ) -> int:  # fmt: skip
+        return int(
+            self.run(
+                "waiting",
+                [record, lease, watch, due],
+                [token, repr(now), repr(at), member, repr(watch_until)],
+            )
         )
 
     def retrying(
@@ -353,6 +368,24 @@ class Scripts:
     # -- pacing --------------------------------------------------------------------------------
     def bucket(self, *, bucket: str, now: float, capacity: float, per_second: float) -> str:
         return self.run("bucket", [bucket], [now, capacity, per_second])
+
+    def book(
+        self, *, bucket: str, bookings: str, now: float, capacity: float, per_second: float,
+        holder: str, sleep_max: float,
+    ) -> str:  # fmt: skip
+        return self.run(
+            "book", [bucket, bookings], [repr(now), capacity, per_second, holder, sleep_max]
+        )
+
+    def run_slot(
+        self, *, running: str, waiting: str, now: float, limit: int, token: str,
+        expires_at: float, member: str,
+    ) -> int:  # fmt: skip
+        return int(
+            self.run(
+                "run_slot", [running, waiting], [repr(now), limit, token, repr(expires_at), member]
+            )
+        )
 
     def slot(self, *, slots: str, now: float, limit: int, token: str, expires_at: float) -> int:
         return self.run("slot", [slots], [now, limit, token, expires_at])

@@ -107,8 +107,12 @@ def client_for(job: Job[Any], s: DuoplaneSettings) -> DuoplaneClient:
         )
     password = credential(job, "password", "DUOPLANE_PASSWORD")
     account = Account(api_key, SecretStr(password))
+    # Slept, not booked: a poll takes room page after page within one attempt.
     bucket = job.pace(
-        account.digest(base_url), capacity=s.rate_capacity, per_second=s.rate_per_second
+        account.digest(base_url),
+        capacity=s.rate_capacity,
+        per_second=s.rate_per_second,
+        booked=False,
     )
     pacing = Pacing(bucket, s.retry_after_margin_seconds, s.rate_limited_retries)
     return DuoplaneClient(base_url, account, s.timeout, pacing)

@@ -2,19 +2,22 @@
 one ``submitTrackingInfo`` call, across every worker process, in Redis.
 
 * Each handler puts its record (with its message_id) on the account's queue, unless it is
-  already there or already answered (``enqueue``), then waits for its own outcome.
-* One waiting handler is the leader (a ``SET NX`` lock with a short TTL, kept while it works):
-  it gathers until no record has come for the window (records that arrive close together go
-  together: a burst fills its batches), the batch is full, or the oldest record has waited
-  ``max_wait_seconds``; then it takes up to the batch size off the queue (marking each record
-  "sending" under its lock), makes the call, and writes each record's outcome under its
-  message's key (with a TTL). It leads until its own outcome is written; then another waiting
-  handler takes over. A batch holds at most as many records as there are handlers waiting
-  (worker threads, across processes): keep ECOMDASH_BATCH_SIZE at or below that.
-* Every handler polls its outcome key in short steps, within its deadline; one whose outcome
-  does not come in time raises TransientError, and its retry reads the key first.
+  already there or already answered (``enqueue``), and ends its attempt (``WaitUntil``): the
+  message comes back when the batch is due, holding no thread meanwhile. A batch is due when it
+  is full, when no record has come for the window (records that arrive close together go
+  together: a burst fills its batches), or when its oldest record has waited
+  ``max_wait_seconds``. So a batch holds up to ECOMDASH_BATCH_SIZE records whatever the number
+  of worker threads.
+* The attempt that finds the batch due and nobody leading it leads (a ``SET NX`` lock with a
+  short TTL, kept while it works): room in the account's pace first (``room``; a long wait is
+  booked and ends its attempt, nothing taken), then it takes up to the batch size off the queue
+  (marking each record "sending" under its lock), makes the call, and writes each record's
+  outcome under its message's key (with a TTL), stamped with the attempt that queued it; then
+  the next batch if it is due too.
+* A waiting message, back, reads its outcome and answers; an outcome to retry (a 5xx, a 429)
+  fails that attempt, and the next attempt queues the record again.
 * A record marked "sending" by a leader that no longer holds its lock (the worker died during
-  the call) is put back on the queue by its waiting handler, or by its retry: the call may have
+  the call) is put back on the queue when its message comes back: the call may have
   landed, so that record may reach ecomdash twice. This is the one case where a record is sent
   again; a record whose outcome was written is never sent again, nor is one that only sat on
   the queue when a worker died.
@@ -46,14 +49,15 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from worker.basics import deadline
-from worker.basics.errors import HardError, TransientError
+from worker.basics.errors import HardError, TransientError, WaitUntil
 from worker.integrations.ecomdash.mapping import SubmitAnswer, results_for
 from worker.integrations.ecomdash.settings import PROVIDER
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.1
 LOCK_MARGIN_SECONDS = 5.0
+BACK_SOON_SECONDS = 0.3  # a message whose batch is being sent looks again after this
+LEAD_BATCHES = 10  # batches one leader sends before it lets another lead
 
 
 def digest(*parts: str) -> str:
@@ -71,6 +75,7 @@ class Outcome(BaseModel):
     sent_by: str | None = None  # another message's record carried this delivery
     messages: list[str] = Field(default_factory=list)  # ecomdash's top-level messages
     batch: int = 1  # records in the call
+    attempt: int = 0  # the attempt whose record it answers: a retry is that attempt's
 
     def raise_unless_sent(self) -> Outcome:
         if self.kind == "refused":
@@ -86,6 +91,7 @@ class Entry:
     record: dict[str, Any]
     key: str  # mapping.delivery_key
     queued_at: float
+    attempt: int = 0  # the message's attempt that queued it (``Job.attempt``)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -196,6 +202,10 @@ def _left() -> float:
     return running.left() if running is not None else float("inf")
 
 
+def _no_room_needed() -> None:
+    return None
+
+
 @dataclass
 class Batcher:
     queue: Queue  # one per set of credentials (named by a digest of the URL and both keys)
@@ -205,6 +215,9 @@ class Batcher:
     batch_size: int
     call_seconds: float  # how long one call may take (connect + read timeouts)
     send: Callable[[list[dict[str, Any]]], SubmitAnswer]
+    # Room for one call in the account's pace, taken before a batch leaves the queue: it may
+    # raise ``WaitUntil`` (the leader's message comes back when the call may go).
+    room: Callable[[], None] = _no_room_needed
 
     def delivered_name(self, key: str) -> str:
         """The name of the account's "delivered" mark for delivery ``key``."""
@@ -212,43 +225,62 @@ class Batcher:
 
     # -- every handler ------------------------------------------------------------------
     def submit(self, entry: Entry) -> Outcome:
-        """Queue ``entry`` (unless it is queued or answered) and wait for its outcome, leading
-        the batch when nobody does."""
-        self.queue.enqueue(entry.message_id, entry.to_json())
-        while True:
-            state, led, queued = self.queue.look(entry.message_id)
-            if state is None:  # expired: queue it again
-                self.queue.enqueue(entry.message_id, entry.to_json())
-            elif state["state"] == "done":
-                return Outcome.model_validate(state["outcome"])
-            elif (
-                state["state"] == "sending"
-                and not led
-                and self.queue.requeue_if_lost(entry.message_id, entry.to_json())
-            ):
-                log.warning(
-                    "ecomdash: %s was being sent by a leader that is gone; queued again "
-                    "(it may reach ecomdash twice)",
-                    entry.message_id,
-                )
-            if not led and queued and _left() > self._lead_budget():
-                token = uuid.uuid4().hex
-                if self._take_lock(token):
-                    self._lead(token, entry.message_id)
-                    continue
-            self._pause()
+        """One look, never a wait: this run's outcome if it has one (one written for an earlier
+        attempt to retry excepted: that record is queued again); else its record is queued
+        (unless it is), the batch sent if it is due and nobody leads it, and ``WaitUntil``
+        when the batch will be due (or its leader done)."""
+        run = entry.message_id
+        state = self.queue.state(run)
+        if state is None or _to_retry_before(state, entry.attempt):
+            self.queue.enqueue(run, entry.to_json())
+            state = self.queue.state(run)
+        if state is not None and state["state"] == "done":
+            return Outcome.model_validate(state["outcome"])
+        state, led, _queued = self.queue.look(run)
+        if (
+            state is not None
+            and state["state"] == "sending"
+            and not led
+            and self.queue.requeue_if_lost(run, entry.to_json())
+        ):
+            log.warning(
+                "ecomdash: %s was being sent by a leader that is gone; queued again "
+                "(it may reach ecomdash twice)",
+                run,
+            )
+        due = self._due_at()
+        if not led and due <= time.time() and _left() > self._lead_budget():
+            token = uuid.uuid4().hex
+            if self._take_lock(token):
+                self._lead(token)
+                own = self.queue.state(run)
+                if own is not None and own["state"] == "done":
+                    return Outcome.model_validate(own["outcome"])
+                due = self._due_at()
+        raise WaitUntil(self._back_at(due), f"its {PROVIDER} batch")
+
+    def _back_at(self, due: float) -> float:
+        """When a waiting message looks again: when its batch is due, or soon (the batch is
+        being sent, or due and led by another): at the latest after the longest wait."""
+        now = time.time()
+        soon = now + BACK_SOON_SECONDS
+        return min(max(due, soon), now + self.max_wait_seconds + BACK_SOON_SECONDS)
+
+    def _due_at(self) -> float:
+        """When the queued batch is due: now when it is full; else once no record has come for
+        the window, or its oldest has waited ``max_wait_seconds`` (inf: nothing queued)."""
+        first, last, queued = self.queue.ends()
+        if first is None or last is None:
+            return float("inf")
+        if queued >= self.batch_size:
+            return time.time()
+        return min(
+            Entry.from_json(last).queued_at + self.window_seconds,
+            Entry.from_json(first).queued_at + self.max_wait_seconds,
+        )
 
     def _lead_budget(self) -> float:
-        return self.max_wait_seconds + self.call_seconds + 1.0
-
-    def _pause(self) -> None:
-        if _left() < POLL_SECONDS + 0.5:
-            raise TransientError(
-                f"No answer yet from the {PROVIDER} batch this confirmation is in",
-                ["its outcome is read first thing on the next attempt"],
-                retry_after=1.0,
-            )
-        time.sleep(POLL_SECONDS)
+        return self.call_seconds + 1.0
 
     # -- the leader -----------------------------------------------------------------------
     def _take_lock(self, token: str) -> bool:
@@ -258,38 +290,21 @@ class Batcher:
     def _extend(self, token: str, seconds: float) -> bool:
         return self.queue.keep_lead(token, int(seconds * 1000))
 
-    def _lead(self, token: str, mine: str) -> None:
-        """Send batches until this handler's own outcome is written (or the queue is empty,
-        or its deadline leaves no room for another call)."""
+    def _lead(self, token: str) -> None:
+        """Send the batches that are due (at most ``LEAD_BATCHES``, within the deadline), each
+        after room for its call in the account's pace (``WaitUntil`` ends the lead: nothing is
+        taken off the queue without room to send it)."""
         try:
-            while self._gather(token):
-                entries = [Entry.from_json(e) for e in self.queue.take(token, self.batch_size)]
-                if entries:
-                    self._send(entries, token)
-                own = self.queue.state(mine)
-                if (own and own["state"] == "done") or _left() < self._lead_budget():
+            for _ in range(LEAD_BATCHES):
+                if self._due_at() > time.time() or _left() < self._lead_budget():
                     return
+                self.room()
+                entries = [Entry.from_json(e) for e in self.queue.take(token, self.batch_size)]
+                if not entries:
+                    return
+                self._send(entries, token)
         finally:
             self.queue.release_lead(token)
-
-    def _gather(self, token: str) -> bool:
-        """Wait until the queue holds a full batch, or no record has come for the window, or
-        the oldest has waited ``max_wait_seconds``; False when the queue is empty."""
-        while True:
-            first, last, queued = self.queue.ends()
-            if first is None or last is None:
-                return False
-            now = time.time()
-            quiet = now - Entry.from_json(last).queued_at
-            waited = now - Entry.from_json(first).queued_at
-            if (
-                queued >= self.batch_size
-                or quiet >= self.window_seconds
-                or waited >= self.max_wait_seconds
-            ):
-                return True
-            self._extend(token, self._lead_budget() + LOCK_MARGIN_SECONDS)
-            time.sleep(max(0.0, min(self.window_seconds - quiet, POLL_SECONDS)))
 
     def _send(self, entries: list[Entry], token: str) -> None:
         sending, carried = unique(entries)
@@ -306,12 +321,12 @@ class Batcher:
                 outcomes.update(failed_all(sending, exc))
             except BaseException as exc:
                 outcomes.update(failed_all(sending, exc))
-                self._write({**outcomes, **_carried(outcomes, carried)}, sending)
+                self._write(_stamped({**outcomes, **_carried(outcomes, carried)}, entries), sending)
                 raise
             else:
                 outcomes.update(split(sending, answer))
         outcomes.update(_carried(outcomes, carried))
-        self._write(outcomes, sending)
+        self._write(_stamped(outcomes, entries), sending)
         log.info(
             "ecomdash: one call for %d records (%d carried, %d already delivered)",
             len(sending),
@@ -346,6 +361,23 @@ class Batcher:
 
     def _put_back(self, entries: list[Entry]) -> None:
         self.queue.put_back([(e.message_id, e.to_json()) for e in entries])
+
+
+def _stamped(outcomes: dict[str, Outcome], entries: Sequence[Entry]) -> dict[str, Outcome]:
+    """Each outcome with the attempt that queued its record."""
+    attempts = {e.message_id: e.attempt for e in entries}
+    return {
+        run: outcome.model_copy(update={"attempt": attempts.get(run, 0)})
+        for run, outcome in outcomes.items()
+    }
+
+
+def _to_retry_before(state: Mapping[str, Any], attempt: int) -> bool:
+    """An outcome to retry written for an earlier attempt: this attempt queues the record again."""
+    if state.get("state") != "done":
+        return False
+    outcome = state.get("outcome") or {}
+    return outcome.get("kind") == "retry" and int(outcome.get("attempt", 0)) < attempt
 
 
 def _carried(outcomes: dict[str, Outcome], carried: dict[str, str]) -> dict[str, Outcome]:

@@ -95,8 +95,10 @@ def batcher_for(job: Job[Any], s: EcomdashSettings, base_url: str, keys: Keys) -
     bucket = job.pace(account, capacity=burst, per_second=max(s.calls_per_minute - burst, 1) / 60.0)
     slots = job.in_flight(f"{account}:{OPERATION}", s.concurrent_calls)
 
+    def room() -> None:
+        bucket.take(PROVIDER)  # a long wait ends the leader's attempt (WaitUntil), booked
+
     def send(records: list[dict[str, Any]]) -> SubmitAnswer:
-        bucket.take(PROVIDER)
         with slots.held(PROVIDER):
             try:
                 return client.submit_tracking(records)
@@ -114,6 +116,7 @@ def batcher_for(job: Job[Any], s: EcomdashSettings, base_url: str, keys: Keys) -
         batch_size=s.batch_size,
         call_seconds=sum(s.timeout),
         send=send,
+        room=room,
     )
 
 
@@ -144,7 +147,9 @@ def send_tracking(job: Job[TrackingConfirmation]) -> Answer:
         )
     batcher = batcher_for(job, s, base_url, keys)
     # Under this run's name: a replay is not answered with what ecomdash said to an earlier run.
-    entry = Entry(job.run_key, mapped.record, mapped.key, queued_at=time.time())
+    entry = Entry(
+        job.run_key, mapped.record, mapped.key, queued_at=time.time(), attempt=job.attempt
+    )
     result = job.once(
         OPERATION,
         lambda _key: batcher.submit(entry).raise_unless_sent().model_dump(mode="json"),

@@ -9,10 +9,9 @@ local st = redis.call('HGET', KEYS[1], {{field.status}})
 if not st then return {'missing'} end
 if {{FINISHED}}[st] then return {'finished'} end
 local now = tonumber(ARGV[1])
-if st == {{status.retrying}} then
-  local at = tonumber(redis.call('HGET', KEYS[1], {{field.next_attempt_at}}) or '0')
-  if at > now + tonumber(ARGV[6]) then return {'early'} end
-end
+-- a retry, or a message waiting for its pace (queued, with its next attempt's time)
+local at = tonumber(redis.call('HGET', KEYS[1], {{field.next_attempt_at}}) or '0')
+if at > now + tonumber(ARGV[6]) then return {'early'} end
 if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return {'busy'} end
 if st == {{status.retrying}} then listing('rem', {{status.retrying}}, KEYS[1], ARGV[5]) end
 local n = redis.call('HINCRBY', KEYS[1], {{field.attempts}}, 1)
