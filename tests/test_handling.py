@@ -20,7 +20,7 @@ from worker.integrations import registry
 from worker.integrations.job import Job
 from worker.pipeline.handling import handle
 from worker.store.bundle import Store
-from worker.store.outbox import Outbox
+from worker.store.outbox import Claimed, Outbox
 from worker.store.schema import DUE, lease_key, service_lock_key
 
 
@@ -48,7 +48,7 @@ def outbox(db: Store) -> Outbox:
     return Outbox(db.redis, db.timing)
 
 
-def no_push(integration: str, message_id: str, claim: str) -> None:
+def no_push(claimed: Claimed) -> None:
     """These attempts push nothing now: no HUB_PUSH_URL is set."""
 
 

@@ -28,7 +28,7 @@ from worker.integrations import registry
 from worker.integrations.job import Job
 from worker.pipeline.handling import handle, retry_reason
 from worker.store.bundle import Store
-from worker.store.outbox import Outbox
+from worker.store.outbox import Claimed, Outbox
 from worker.store.pacing import TooLong
 from worker.store.schema import OUTBOX, memory_key
 
@@ -95,7 +95,7 @@ def outbox(db: Store) -> Outbox:
     return Outbox(db.redis, db.timing)
 
 
-def no_push(integration: str, message_id: str, claim: str) -> None:
+def no_push(claimed: Claimed) -> None:
     """These attempts push nothing now: no HUB_PUSH_URL is set."""
 
 

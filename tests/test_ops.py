@@ -127,7 +127,12 @@ def ops_client(
     db: Store, publisher: Publisher, pushes: list[tuple[str, str, str]]
 ) -> Iterator[FlaskClient]:
     """The receiver with OPS_PASSWORD set."""
-    app = app_with(db, publisher, lambda *task: pushes.append(task), ops_password=OPS_PASSWORD)
+    app = app_with(
+        db,
+        publisher,
+        lambda c: pushes.append((c.integration, c.message_id, c.claim)),
+        ops_password=OPS_PASSWORD,
+    )
     with app.test_client() as client:
         yield client
 

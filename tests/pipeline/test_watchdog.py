@@ -49,3 +49,36 @@ def test_a_long_backlog_is_not_republished_but_a_lost_message_is(
     finally:
         stack.stop()
         redis_server.stop()
+
+
+def test_the_workers_own_sweeps_ask_the_broker_afresh_every_time(
+    provider: ProviderServer, hub: HubServer
+) -> None:
+    """The sweeps every worker runs (not the task): a backlog looked at again and again is left
+    alone, and a message the broker loses afterwards is found lost by a later sweep."""
+    redis_server = RedisServer().start()
+    settings = {"WATCHDOG_INTERVAL_SECONDS": "1", "QUEUED_DEADLINE_SECONDS": "1"}
+    stack = Stack(redis_server, {**stack_env(provider, hub), **settings})
+    try:
+        stack.start_web()
+        stack.start_worker("hub-only", queues="hub")  # nobody consumes the acme queue
+        redis = redis_server.client()
+        bodies = [order_message() for _ in range(3)]
+        for body in bodies:
+            assert stack.post("/acme/send_order", body).status_code == 200
+        posted = time.time()
+        members = [f"acme:{b['message_id']}" for b in bodies]
+        wait_until(  # looked at past the deadline, twice, and left alone
+            lambda: all((redis.zscore(WATCH, m) or 0) >= posted + 3 for m in members), timeout=30
+        )
+        assert redis.llen("acme") == 3
+        assert Store.on(redis).listings.stats()["messages_republished"] == 0
+
+        assert redis.rpop("acme") is not None  # the broker loses the oldest
+
+        wait_until(lambda: Store.on(redis).listings.stats()["messages_republished"] == 1, 30)
+        assert redis.llen("acme") == 3
+        assert bodies[0]["message_id"] in redis.lindex("acme", 0)
+    finally:
+        stack.stop()
+        redis_server.stop()

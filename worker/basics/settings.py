@@ -306,6 +306,16 @@ class Settings(SecretsChecked):
         gt=0,
         description="how often one of the workers sweeps for lost messages",
     )
+    # How long a published task may wait before someone asks the broker whether it still holds it.
+    queued_deadline_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "how long a published task (a message's, a retry's, a push's) may wait unstarted "
+            "before the broker is asked whether it still holds it: still queued, it is left "
+            "alone and asked about again as long later; gone, it is published again"
+        ),
+    )
 
     # Records (and with them the de-duplication window) are kept this long after they finish.
     record_ttl_seconds: int = Field(

@@ -42,20 +42,29 @@ import requests
 from worker.basics import logs
 from worker.basics.patience import patiently
 from worker.basics.settings import Settings
+from worker.integrations import registry
 from worker.integrations.http import excerpt, pooled_session, retry_after_seconds
 from worker.store import replication
-from worker.store.outbox import Outbox, TakenPush
+from worker.store.outbox import Claimed, Outbox, TakenPush
 
 log = logging.getLogger(__name__)
 DELIVER_TASK = "shiphub.deliver"
-# Sends a claimed delivery's push task: ``(integration, message_id, claim)``. The Celery app
+PUSH_QUEUE = registry.HUB_QUEUE  # where push tasks go (``worker.integrations.routing``)
+# Sends a claimed delivery's push task (its arguments: integration, message_id, claim), stamped
+# with the claim's time and known by ``push_task_name`` in the broker. The Celery app
 # (``worker.tasks.app.send_push``) gives it to what pushes (the scheduler, a handled message, a
 # replay).
-SendPush = Callable[[str, str, str], None]
+SendPush = Callable[[Claimed], None]
 MAX_TIMEOUT_GROWTH = 8  # a slow hub's timeout grows to at most this many times the setting
 # How long a push task waits for Redis to come back (a restart) before it gives the push up to
 # its claim's reclaim time, a minute later.
 PATIENCE_SECONDS = 20.0
+
+
+def push_task_name(claimed: Claimed) -> str:
+    """What a claim's push task is known by in the broker (its ``shiphub_message`` header): the
+    scheduler asks whether a worker reserved it (``worker.pipeline.watchdog.in_broker``)."""
+    return f"{claimed.integration}:{claimed.message_id}/push/{claimed.claim}"
 
 
 def signed_headers(
@@ -333,14 +342,14 @@ def push_soon(outbox: Outbox, integration: str, message_id: str, send_push: Send
     """Claim a due delivery and send its push task now, rather than at the next scheduler tick.
     Failing here is harmless: the scheduler claims due deliveries by itself."""
     try:
-        claim = outbox.claim(integration, message_id)
+        claimed = outbox.claim_one(integration, message_id)
     except Exception as exc:
         log.warning("could not claim the push of %s/%s now (%r)", integration, message_id, exc)
         return
-    if claim is None:
+    if claimed is None:
         return
     try:
-        send_push(integration, message_id, claim)
+        send_push(claimed)
     except Exception as exc:
         log.warning("could not send the push of %s/%s (%r)", integration, message_id, exc)
         with contextlib.suppress(Exception):  # else its claim comes back by itself, later

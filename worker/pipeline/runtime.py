@@ -73,6 +73,7 @@ def master_client(where: Sentinels, **options: object) -> redis.Redis:
 
 def timing(s: Settings) -> Timing:
     return Timing(
+        queued_deadline_seconds=s.queued_deadline_seconds,
         lease_seconds=s.lease_seconds,
         record_ttl_seconds=s.record_ttl_seconds,
         memory_ttl_seconds=s.handler_memory_ttl_seconds,

@@ -14,7 +14,9 @@ or the waiting message is redelivered beside itself). Instead:
 
 So back-off can last as long as the retry budget needs, and retries run as long as any worker
 runs, beat or no beat. A worker that dies between taking a due message and publishing it leaves
-it to the watchdog; a push claim whose task is lost is claimed again after its reclaim time.
+it to the watchdog. A push claim whose task was not taken by its reclaim time is looked for in
+the broker (``worker.pipeline.watchdog.in_broker``): still queued (a backlog), it is left to wait;
+lost, it is claimed afresh and its push task sent again. Each tick reads the broker afresh.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ import time
 from dataclasses import dataclass, field
 
 from worker.integrations import registry
-from worker.pipeline.delivery import SendPush
+from worker.pipeline.delivery import PUSH_QUEUE, SendPush, push_task_name
 from worker.pipeline.intake import Publish
-from worker.pipeline.watchdog import BrokerView, sweep
+from worker.pipeline.watchdog import BrokerView, LookAtBroker, in_broker, sweep
 from worker.store import replication
 from worker.store.backfill import StateBackfill
 from worker.store.bundle import Store
-from worker.store.outbox import Outbox
+from worker.store.outbox import Claimed, Outbox
 from worker.store.schema import SWEEP_LOCK
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ class Scheduler:
     publish: Publish
     send_push: SendPush
     watchdog_interval_seconds: float
-    broker: BrokerView  # the Celery adapter's view of its queues (worker.tasks.broker)
+    look: LookAtBroker  # a fresh view of the broker's queues (worker.tasks.broker), each tick
     backfill: StateBackfill = field(init=False)
 
     def __post_init__(self) -> None:
@@ -55,11 +57,12 @@ class Scheduler:
     def tick(self, now: float | None = None) -> dict[str, int]:
         """Publish due retries and start due pushes; sweep when it is this worker's turn."""
         now = time.time() if now is None else now
-        done = {"retries": self.publish_due(now), "pushes": self.push_due(now)}
+        broker = self.look()
+        done = {"retries": self.publish_due(now), "pushes": self.push_due(now, broker)}
         if self.db.redis.set(
             SWEEP_LOCK, "1", nx=True, px=int(self.watchdog_interval_seconds * 1000)
         ):
-            found = sweep(self.db, self.publish, self.broker, now)
+            found = sweep(self.db, self.publish, broker, now)
             done["republished"] = len(found.republished)
         self.backfill.step()  # last: a step that fails holds up nothing above
         return done
@@ -90,21 +93,39 @@ class Scheduler:
             published += 1
         return published
 
-    def push_due(self, now: float) -> int:
+    def push_due(self, now: float, broker: BrokerView) -> int:
         """Start a push of every due answer, once replicas have every answer written so far
-        (``REDIS_MIN_REPLICAS_ACKED``: one wait covers the whole tick)."""
+        (``REDIS_MIN_REPLICAS_ACKED``: one wait covers the whole tick); a claim whose push task
+        is still in the broker is left to it, one whose task is lost is sent again."""
         if not replication.replicated(self.outbox.redis, "answers due to be pushed"):
             return 0
-        started = 0
-        for claimed in self.outbox.claim_due(now):
-            try:
-                self.send_push(claimed.integration, claimed.message_id, claimed.claim)
-            except Exception as exc:
-                log.warning("could not start a push (%r); next tick", exc)
-                self.outbox.make_due(claimed.integration, claimed.message_id, now + 1)
+        claims = self.outbox.claim_due(now)
+        started = sum(self._send(claimed, now) for claimed in claims.fresh)
+        deadline = self.db.timing.queued_deadline_seconds
+        for sent in claims.sent:
+            name = push_task_name(sent)
+            if in_broker(broker, PUSH_QUEUE, name, sent.claimed_at, now, deadline):
+                self.outbox.still_queued(sent, now)
                 continue
-            started += 1
+            again = self.outbox.reclaim(sent, now)
+            if again is not None:
+                log.warning(
+                    "the push task of %s/%s is no longer in the broker; sent again",
+                    sent.integration,
+                    sent.message_id,
+                    extra={"message_id": sent.message_id, "integration": sent.integration},
+                )
+                started += self._send(again, now)
         return started
+
+    def _send(self, claimed: Claimed, now: float) -> bool:
+        try:
+            self.send_push(claimed)
+        except Exception as exc:
+            log.warning("could not start a push (%r); next tick", exc)
+            self.outbox.make_due(claimed.integration, claimed.message_id, now + 1)
+            return False
+        return True
 
     def run(self, stop: threading.Event) -> None:
         """Tick until ``stop`` is set; nothing a tick meets (Redis away, say) stops the loop. A

@@ -25,13 +25,18 @@ integration's queue, and republished to it by name (``registry.route_for``): nev
 
 A long backlog is therefore never republished as "lost" just because it waited. The sweep also
 takes expired records off the dead lists. Workers sweep every ``WATCHDOG_INTERVAL_SECONDS`` (one
-worker at a time; ``worker.pipeline.scheduler``), and ``shiphub.watchdog`` runs one sweep on demand.
+worker at a time; ``worker.pipeline.scheduler``), and ``shiphub.watchdog`` runs one sweep on demand;
+each sweep reads the broker afresh (a ``BrokerView`` holds what it read: one per sweep).
+
+The scheduler asks the same question (``in_broker``) of a push task not taken by its claim's
+reclaim time, before it sends another (``worker.store.outbox``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -47,11 +52,16 @@ log = logging.getLogger(__name__)
 
 class BrokerView(Protocol):
     """What the watchdog reads of the broker (``worker.tasks.broker.BrokerView`` is the Redis
-    transport's): given by the Celery adapter, so the pipeline never imports it."""
+    transport's): given by the Celery adapter, so the pipeline never imports it. A view reads
+    each thing once and keeps it: take a new one for each look (``LookAtBroker``)."""
 
     def oldest_waiting(self, queue: str) -> float | None: ...
 
     def reserved_since(self, who: str) -> float | None: ...
+
+
+# A fresh view of the broker (the Celery adapter's ``BrokerView`` on the process's Redis).
+LookAtBroker = Callable[[], BrokerView]
 
 
 @dataclass
@@ -118,10 +128,23 @@ def _still_moving(
         if db.locks.lease_held(integration, message_id):
             return now + timing.lease_seconds + 1
         return None
-    reserved = broker.reserved_since(member(integration, message_id))
-    if reserved is not None and now - reserved < timing.queued_deadline_seconds:
-        return now + timing.queued_deadline_seconds
-    oldest = broker.oldest_waiting(queue)
-    if oldest is not None and oldest <= record.queued_at:
+    known_as = member(integration, message_id)
+    if in_broker(broker, queue, known_as, record.queued_at, now, timing.queued_deadline_seconds):
         return now + timing.queued_deadline_seconds
     return None
+
+
+def in_broker(
+    broker: BrokerView, queue: str, known_as: str, queued_at: float, now: float, deadline: float
+) -> bool:
+    """Whether the broker still holds a task published to ``queue`` at ``queued_at`` (its
+    ``shiphub_queued_at`` stamp) and known as ``known_as`` (its ``shiphub_message``): reserved by a
+    worker less than ``deadline`` ago, or still waiting behind a message published no later (the
+    queue is first in, first out). A message's task and a push's alike. The queue is read first:
+    a worker takes a message off it before it records it reserved, so read the other way round a
+    message taken between the two reads would be in neither."""
+    oldest = broker.oldest_waiting(queue)
+    if oldest is not None and oldest <= queued_at:
+        return True
+    reserved = broker.reserved_since(known_as)
+    return reserved is not None and now - reserved < deadline

@@ -7,8 +7,13 @@ longer timeouts, not more copies).
 
 ``outbox`` is a zset of records whose answer is pending, scored by the time of the next push. A
 push is started by a *claim*: an atomic step that checks the delivery is still pending, gives
-it a fresh claim number and moves its score to a reclaim time (so a claim whose task is lost
-comes back by itself). A push task carries its claim; *taking* the push checks and consumes that
+it a fresh claim number stamped with the time (the stamp its push task carries to the broker)
+and moves its score to a reclaim time, so a claim whose task is lost comes back by itself. A
+claim that comes back while its task was never taken is not claimed again blindly: it comes back
+as *sent* (``Claims.sent``), and the caller asks the broker whether that task still waits in its
+queue; still queued, its reclaim time moves on (``still_queued``); lost, it is claimed afresh
+(``reclaim``). So a push task waiting behind a backlog is published once, and one the broker
+lost is published again. A push task carries its claim; *taking* the push checks and consumes that
 claim in one step, so a duplicate task (a redelivery, a stray kick) pushes nothing. Only the
 holder of the taken claim records the outcome and schedules the next push; a holder that was
 superseded (it stalled past its reclaim time) has its outcome refused. The script that records an
@@ -34,6 +39,7 @@ from worker.store.schema import (
     PUSH_CLAIMS,
     RECORD_PREFIX,
     PushFailed,
+    RecordField,
     member,
     parts_key,
     record_key,
@@ -41,12 +47,25 @@ from worker.store.schema import (
 )
 from worker.store.scripts import scripts
 
+F = RecordField
+
 
 @dataclass(frozen=True)
 class Claimed:
     integration: str
     message_id: str
     claim: str
+    claimed_at: float  # its push task carries it: the broker is asked about the task by it
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What ``claim_due`` found: deliveries claimed now, each needing its push task sent, and
+    claims whose push task was sent and not taken by their reclaim time: still in the broker's
+    queue, or lost (``still_queued``, ``reclaim``)."""
+
+    fresh: list[Claimed]
+    sent: list[Claimed]
 
 
 @dataclass(frozen=True)
@@ -68,19 +87,26 @@ class Outbox:
         self.timing = timing or Timing()
         self._lua = scripts(client)
 
-    def claim_due(self, now: float | None = None, limit: int = 200) -> list[Claimed]:
-        """Claim every due delivery (up to ``limit``); each needs a push task with its claim."""
+    def claim_due(self, now: float | None = None, limit: int = 200) -> Claims:
+        """Claim every due delivery (up to ``limit``); each fresh claim needs a push task."""
         return self._claim(now, limit, "")
 
-    def claim(self, integration: str, message_id: str, now: float | None = None) -> str | None:
+    def claim_one(
+        self, integration: str, message_id: str, now: float | None = None
+    ) -> Claimed | None:
         """Claim one delivery if it is due; None when it is not (scheduled later, claimed
         already, settled)."""
         found = self._claim(now, 1, member(integration, message_id))
-        return found[0].claim if found else None
+        return found.fresh[0] if found.fresh else None
 
-    def _claim(self, now: float | None, limit: int, one: str) -> list[Claimed]:
+    def claim(self, integration: str, message_id: str, now: float | None = None) -> str | None:
+        """``claim_one``'s claim number."""
+        found = self.claim_one(integration, message_id, now)
+        return found.claim if found else None
+
+    def _claim(self, now: float | None, limit: int, one: str) -> Claims:
         now = time.time() if now is None else now
-        flat = self._lua.claim(
+        claimed, sent = self._lua.claim(
             outbox=OUTBOX,
             sequence=PUSH_CLAIMS,
             now=now,
@@ -89,13 +115,50 @@ class Outbox:
             prefix=RECORD_PREFIX,
             one=one,
         )
-        return [
-            Claimed(*split_member(m), claim) for m, claim in zip(flat[::2], flat[1::2], strict=True)
-        ]
+        return Claims(
+            [
+                Claimed(*split_member(m), claim, now)
+                for m, claim in zip(claimed[::2], claimed[1::2], strict=True)
+            ],
+            [
+                Claimed(*split_member(m), claim, float(at))
+                for m, claim, at in zip(sent[::3], sent[1::3], sent[2::3], strict=True)
+            ],
+        )
+
+    def still_queued(self, claimed: Claimed, now: float | None = None) -> None:
+        """The broker still holds ``claimed``'s push task: look again a deadline later."""
+        self._recheck(claimed, now, lost=False)
+
+    def reclaim(self, claimed: Claimed, now: float | None = None) -> Claimed | None:
+        """The broker lost ``claimed``'s push task: a fresh claim, for a new push task; None when
+        the claim moved on meanwhile (its task was taken, or another worker reclaimed it)."""
+        return self._recheck(claimed, now, lost=True)
+
+    def _recheck(self, claimed: Claimed, now: float | None, *, lost: bool) -> Claimed | None:
+        now = time.time() if now is None else now
+        who = member(claimed.integration, claimed.message_id)
+        claim = self._lua.recheck(
+            record=record_key(claimed.integration, claimed.message_id),
+            outbox=OUTBOX,
+            sequence=PUSH_CLAIMS,
+            claim=claimed.claim,
+            now=now,
+            reclaim_at=now + self.timing.queued_deadline_seconds,
+            member=who,
+            lost=lost,
+        )
+        if not isinstance(claim, str):
+            return None
+        return Claimed(claimed.integration, claimed.message_id, claim, now)
 
     def make_due(self, integration: str, message_id: str, at: float) -> None:
-        """Put a claimed delivery whose push task could not be sent back in line."""
-        self.redis.zadd(OUTBOX, {member(integration, message_id): at}, xx=True)
+        """Put a claimed delivery whose push task could not be sent back in line: claimed
+        afresh when due (no task of its claim is in the broker to wait for)."""
+        with self.redis.pipeline() as pipe:
+            pipe.hdel(record_key(integration, message_id), F.PUSH_CLAIMED_AT)
+            pipe.zadd(OUTBOX, {member(integration, message_id): at}, xx=True)
+            pipe.execute()
 
     def take(
         self, integration: str, message_id: str, claim: str, push_seconds: float

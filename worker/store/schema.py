@@ -319,6 +319,7 @@ class RecordField(StrEnum):
     DELIVERED_AT = "delivered_at"
     NEXT_PUSH_AT = "next_push_at"
     PUSH_CLAIM = "push_claim"
+    PUSH_CLAIMED_AT = "push_claimed_at"  # set while the claim's push task is sent, not yet taken
     PUSH_HOLDER = "push_holder"
 
 
@@ -343,6 +344,7 @@ DELIVERY_FIELDS: tuple[RecordField, ...] = (
     F.DELIVERED_AT,
     F.NEXT_PUSH_AT,
     F.PUSH_CLAIM,
+    F.PUSH_CLAIMED_AT,
     F.PUSH_HOLDER,
 )
 

@@ -46,6 +46,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "prune": ("prune",),
     "prune_state": ("prune_state",),
     "claim": ("claim",),
+    "recheck": ("recheck",),
     "take": ("take",),
     "part_delivered": ("part_delivered",),
     "delivered": ("delivered",),
@@ -250,8 +251,26 @@ class Scripts:
         limit: int,
         prefix: str,
         one: str,
-    ) -> list[str]:
+    ) -> list[list[str]]:
         return self.run("claim", [outbox, sequence], [repr(now), reclaim_at, limit, prefix, one])
+
+    def recheck(
+        self,
+        *,
+        record: str,
+        outbox: str,
+        sequence: str,
+        claim: str,
+        now: float,
+        reclaim_at: float,
+        member: str,
+        lost: bool,
+    ) -> str | int | None:
+        return self.run(
+            "recheck",
+            [record, outbox, sequence],
+            [claim, repr(now), reclaim_at, member, "1" if lost else "0"],
+        )
 
     def take(
         self,

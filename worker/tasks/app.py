@@ -51,6 +51,7 @@ from worker.pipeline.intake import Unavailable, submit
 from worker.pipeline.polling import POLL_TASK, ScheduleError, configured_polls, poll_message
 from worker.pipeline.scheduler import Scheduler
 from worker.pipeline.watchdog import sweep
+from worker.store.outbox import Claimed
 from worker.tasks.broker import MESSAGE_HEADER, QUEUED_AT_HEADER, BrokerView
 from worker.tasks.dispatch import Dispatch
 from worker.tasks.enqueue import Envelopes
@@ -109,8 +110,17 @@ envelopes = Envelopes(app)
 enqueue = envelopes.build
 
 
-def send_push(integration: str, message_id: str, claim: str) -> None:
-    app.send_task(delivery.DELIVER_TASK, args=[integration, message_id, claim])
+def send_push(claimed: Claimed) -> None:
+    """Send a claim's push task, stamped with the claim's time and named for the broker's view:
+    the scheduler tells a task still queued from a lost one by them (``in_broker``)."""
+    app.send_task(
+        delivery.DELIVER_TASK,
+        args=[claimed.integration, claimed.message_id, claimed.claim],
+        headers={
+            QUEUED_AT_HEADER: claimed.claimed_at,
+            MESSAGE_HEADER: delivery.push_task_name(claimed),
+        },
+    )
 
 
 def ping_broker() -> None:
@@ -167,9 +177,10 @@ def deliver(integration: str, message_id: str, claim: str | None = None) -> str:
     sent before claims existed) it claims the delivery itself if it is due."""
     outbox = runtime.outbox()
     if claim is None:
-        claim = outbox.claim(integration, message_id)
-        if claim is None:
+        claimed = outbox.claim_one(integration, message_id)
+        if claimed is None:
             return "not due"
+        claim = claimed.claim
     pushed = delivery.deliver(outbox, integration, message_id, claim, settings())
     if pushed.outcome == PushOutcome.DEAD:
         raise PushFailed(pushed.error)
@@ -331,7 +342,7 @@ class SchedulerStep(bootsteps.StartStopStep):
             publish,
             send_push,
             settings().watchdog_interval_seconds,
-            BrokerView(runtime.db().redis),
+            lambda: BrokerView(runtime.db().redis),
         )
         self.thread = threading.Thread(
             target=scheduler.run, args=(self.stop_event,), name="shiphub-scheduler", daemon=True

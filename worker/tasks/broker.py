@@ -57,10 +57,13 @@ class BrokerView:
         if queue not in self._oldest:
             raw = self.redis.lindex(queue, -1)
             self._oldest[queue] = None if raw is None else _headers(raw).get(QUEUED_AT_HEADER, 0.0)
+            self._reserved = None  # read again after the queue: a message taken off it meanwhile
         return self._oldest[queue]
 
     def reserved_since(self, who: str) -> float | None:
-        """When a worker reserved a broker message for ``who`` (the latest such time), if any."""
+        """When a worker reserved a broker message for ``who`` (the latest such time), if any;
+        read after the queues looked at so far (a worker takes a message off its queue first,
+        then records it reserved)."""
         if self._reserved is None:
             since = dict(self.redis.zrange(UNACKED_INDEX, 0, -1, withscores=True))
             self._reserved = {}

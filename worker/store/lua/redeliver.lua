@@ -7,6 +7,7 @@
 if redis.call('HGET', KEYS[1], {{field.delivery}}) ~= {{delivery.dead}} then return 0 end
 redis.call('HSET', KEYS[1], {{field.delivery}}, {{delivery.pending}}, {{field.delivery_attempts}}, '0',
            {{field.delivery_since}}, ARGV[1], {{field.delivery_timeouts}}, '0')
+redis.call('HDEL', KEYS[1], {{field.push_claimed_at}})  -- claimed afresh
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[5])
 redis.call('ZREM', KEYS[3], ARGV[2])

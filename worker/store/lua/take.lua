@@ -6,6 +6,7 @@
 if redis.call('HGET', KEYS[1], {{field.push_claim}}) ~= ARGV[1] then return false end
 if redis.call('HGET', KEYS[1], {{field.delivery}}) ~= {{delivery.pending}} then return false end
 redis.call('HSET', KEYS[1], {{field.push_claim}}, '', {{field.push_holder}}, ARGV[1])
+redis.call('HDEL', KEYS[1], {{field.push_claimed_at}})
 redis.call('HSETNX', KEYS[1], {{field.delivery_since}}, ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 local found = redis.call('HMGET', KEYS[1], {{field.answer}}, {{field.delivery_attempts}},

@@ -1,0 +1,152 @@
+"""Tasks published per piece of work under a backlog: per push, per handler message, per retry.
+
+    python -m benchmarks.published_once [--messages 20000] [--failing 1000] [--clients 16]
+                                        [--provider-latency 0] [--deadline SECONDS]
+                                        [--pushes-after]
+
+Builds a backlog of Dotcom ``shipment:ready`` messages (posted to the receiver with no worker
+running), then starts one worker as the Procfile runs it (threads pool, 16) and lets it drain
+the backlog: every message handled, every answer pushed to a hub (``tests/support/servers.py``'s,
+answering at once). The first ``--failing`` calls to the Dotcom simulator answer 503, so that
+many messages are retried once (scheduled in Redis, published when due). Everything runs with
+the service's defaults: a task not started within ``QUEUED_DEADLINE_SECONDS`` (60 s; ``--deadline``
+to change it) is looked for in the broker, and the backlog takes longer than that to drain.
+With ``--pushes-after`` the worker takes the ``dotcom`` queue only (``-Q dotcom``) and a second
+one the ``hub`` queue once every message is handled, so that every push task waits in its queue
+for the whole drain (one worker taking both queues serves them in turn: push tasks wait little).
+
+What was published is counted as Redis sees it (``tests/support/published.py``): every push onto
+the ``dotcom`` queue (the intake's, a due retry's, a republish by the watchdog, a restore by
+kombu) and onto the ``hub`` queue (push tasks). The figures:
+
+* push tasks per push: pushes onto ``hub`` / answers delivered;
+* handler tasks per message: (messages + republished by the watchdog) / messages, where
+  republished is the watchdog's own count (``shiphub_messages{outcome="republished"}``); the
+  broker's count is checked against it: every push onto ``dotcom`` is an intake, a due retry or
+  a republish;
+* tasks per scheduled retry: (pushes onto ``dotcom`` - messages - republished) / retries
+  scheduled (``shiphub_messages{outcome="retrying"}``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+
+import requests
+
+from benchmarks.pipeline import message, post_all
+from tests.support.published import Published
+from tests.support.servers import HubServer
+from tests.support.stack import RedisServer, Stack, free_port, wait_until
+from worker.store.bundle import Store
+
+HUB_TOKEN = "benchmark-hub-token"
+HUB_STORE = "benchmark-store"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--failing", type=int, default=1_000, help="calls answered 503 first")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--provider-latency", type=float, default=0.0)
+    parser.add_argument("--deadline", type=float, default=None, help="QUEUED_DEADLINE_SECONDS")
+    parser.add_argument(
+        "--pushes-after", action="store_true", help="push tasks wait until the handlers are done"
+    )
+    args = parser.parse_args()
+
+    redis_server = RedisServer().start()
+    published = Published(redis_server.client(), "dotcom", "hub")
+    hub = HubServer(HUB_TOKEN, HUB_STORE)
+    sim_port = free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    stack = Stack(
+        redis_server,
+        {
+            "SHIPHUB_INTEGRATION_MODULES": "",
+            "DOTCOM_API_URL": f"{sim_url}/dcd_api_test/DCDAPIService.svc",
+            "DOTCOM_API_KEY": "demo-api-key",
+            "DOTCOM_PASSWORD": "demo-password",
+            "DOTCOM_SHIPPING_LOOKUP": '[{"Standard": "03"}]',
+            # a create answered 503 may have landed: its retry waits for that, a few seconds here
+            "DOTCOM_READ_TIMEOUT_SECONDS": "5",
+            "DOTCOM_LATE_LANDING_SECONDS": "1",
+            "HUB_PUSH_URL": f"{hub.url}/push",
+            "HUB_ACCESS_TOKEN": HUB_TOKEN,
+            "HUB_STORE": HUB_STORE,
+            "QUEUED_DEADLINE_SECONDS": None if args.deadline is None else str(args.deadline),
+            # the service's own defaults, not the test harness's short ones
+            "BROKER_VISIBILITY_TIMEOUT_SECONDS": None,
+            "TASK_TIME_LIMIT_SECONDS": None,
+            "RETRY_BASE_SECONDS": None,
+            "RETRY_MAX_SECONDS": None,
+            "HUB_PUSH_RETRY_MAX_SECONDS": None,
+            "TASK_MAX_ATTEMPTS": None,
+        },
+    )
+    try:
+        stack.start_simulator("dotcom-simulator", "simulators.dotcom", sim_port)
+        wait_until(lambda: requests.get(f"{sim_url}/_sim/health", timeout=1).ok)
+        faults = f"{sim_url}/_sim/faults"
+        if args.failing:
+            fault = {"kind": "http_503", "route": "order", "count": args.failing}
+            requests.post(faults, json=fault, timeout=5).raise_for_status()
+        if args.provider_latency:
+            slow = {"kind": "slow", "route": "order", "count": 10 * args.messages}
+            slow["delay_seconds"] = args.provider_latency
+            requests.post(faults, json=slow, timeout=5).raise_for_status()
+        stack.start_web()
+        run = uuid.uuid4().hex[:6].upper()
+        bodies = [message(f"P{run}{i:06d}") for i in range(args.messages)]
+        posted_in, _ = post_all(stack, bodies, args.clients)
+        print(f"backlog: {len(bodies)} messages posted in {posted_in:.0f} s, no worker running")
+
+        db = Store.on(redis_server.client())
+        started = time.monotonic()
+        if args.pushes_after:
+            stack.start_worker("handlers", "threads", 16, queues="dotcom")
+            wait_until(lambda: db.listings.sizes()["unfinished_messages"] == 0, 7200, 1.0)
+            print(f"handled in {time.monotonic() - started:.0f} s; the pushes' worker starts")
+            stack.start_worker("pushes", "threads", 16, queues="hub")
+        else:
+            stack.start_worker("worker", "threads", 16)  # the Procfile's pool and concurrency
+        wait_until(lambda: drained(db), timeout=7200, every=1.0)
+        drained_in = time.monotonic() - started
+        published.settled()
+        report(args.messages, drained_in, published, db.listings.stats())
+    finally:
+        published.stop()
+        stack.stop()
+        hub.close()
+        redis_server.stop()
+
+
+def drained(db: Store) -> bool:
+    sizes = db.listings.sizes()
+    return sizes["unfinished_messages"] == 0 and sizes["outbox_pending"] == 0
+
+
+def report(messages: int, drained_in: float, published: Published, stats: dict[str, int]) -> None:
+    delivered = stats["deliveries_delivered"]
+    retries, republished = stats["messages_retrying"], stats["messages_republished"]
+    handler_tasks, push_tasks = published.of("dotcom"), published.of("hub")
+    retry_tasks = handler_tasks - messages - republished
+    print(f"drained in {drained_in:.0f} s (threads, 16)")
+    print(f"{'':<28}{'work':>8}{'tasks':>8}{'per piece':>11}")
+    print(f"{'pushes':<28}{delivered:>8}{push_tasks:>8}{push_tasks / max(delivered, 1):>11.3f}")
+    first = messages + republished
+    print(f"{'handler messages':<28}{messages:>8}{first:>8}{first / messages:>11.3f}")
+    print(f"{'scheduled retries':<28}{retries:>8}{retry_tasks:>8}{per(retry_tasks, retries):>11}")
+    print(f"republished by the watchdog as lost: {republished}")
+    print(f"(tasks on the dotcom queue: {handler_tasks}, on the hub queue: {push_tasks})")
+
+
+def per(tasks: int, pieces: int) -> str:
+    return f"{tasks / pieces:.3f}" if pieces else "-"
+
+
+if __name__ == "__main__":
+    main()
