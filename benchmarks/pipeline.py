@@ -29,6 +29,7 @@ from typing import Any
 
 import requests
 
+from benchmarks.hub_messages import DOTCOM_ENV
 from tests.support.stack import ROOT, RedisServer, Stack, free_port, wait_until
 
 SAMPLE = json.loads((ROOT / "tests" / "fixtures" / "dotcom" / "shipment_ready.json").read_text())
@@ -117,17 +118,7 @@ def main() -> None:
     sim_url = f"http://127.0.0.1:{sim_port}"
     stack = Stack(
         redis_server,
-        {
-            "SHIPHUB_INTEGRATION_MODULES": "",
-            "DOTCOM_API_URL": f"{sim_url}/dcd_api_test/DCDAPIService.svc",
-            "DOTCOM_API_KEY": "demo-api-key",
-            "DOTCOM_PASSWORD": "demo-password",
-            "DOTCOM_SHIPPING_LOOKUP": '[{"Standard": "03"}]',
-            "TASK_TIME_LIMIT_SECONDS": "60",
-            "BROKER_VISIBILITY_TIMEOUT_SECONDS": "300",
-            "RETRY_MAX_SECONDS": "5",
-            "HUB_PUSH_RETRY_MAX_SECONDS": "5",
-        },
+        {**DOTCOM_ENV, "DOTCOM_API_URL": f"{sim_url}/dcd_api_test/DCDAPIService.svc"},
     )
     try:
         stack.start_simulator("dotcom-simulator", "simulators.dotcom", sim_port)

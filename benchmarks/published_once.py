@@ -36,6 +36,7 @@ import uuid
 
 import requests
 
+from benchmarks.hub_messages import DOTCOM_ENV
 from benchmarks.pipeline import message, post_all
 from tests.support.published import Published
 from tests.support.servers import HubServer
@@ -66,11 +67,8 @@ def main() -> None:
     stack = Stack(
         redis_server,
         {
-            "SHIPHUB_INTEGRATION_MODULES": "",
+            **DOTCOM_ENV,
             "DOTCOM_API_URL": f"{sim_url}/dcd_api_test/DCDAPIService.svc",
-            "DOTCOM_API_KEY": "demo-api-key",
-            "DOTCOM_PASSWORD": "demo-password",
-            "DOTCOM_SHIPPING_LOOKUP": '[{"Standard": "03"}]',
             # a create answered 503 may have landed: its retry waits for that, a few seconds here
             "DOTCOM_READ_TIMEOUT_SECONDS": "5",
             "DOTCOM_LATE_LANDING_SECONDS": "1",

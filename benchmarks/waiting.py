@@ -31,6 +31,7 @@ from typing import Any
 
 import requests
 
+from benchmarks.hub_messages import DOTCOM_ENV
 from benchmarks.pipeline import message as dotcom_message
 from tests.ecomdash.conftest import EcomdashSimulator, ecomdash_env
 from tests.ecomdash.conftest import confirm_message as ecomdash_confirmation
@@ -116,16 +117,9 @@ def environment(
     env: dict[str, str | None] = {
         **spectrum_env(spectrum, hub),
         **ecomdash_env(ecomdash, hub),
-        "SHIPHUB_INTEGRATION_MODULES": "",
+        **DOTCOM_ENV,
         "DOTCOM_API_URL": f"{dotcom_url}/dcd_api_test/DCDAPIService.svc",
-        "DOTCOM_API_KEY": "demo-api-key",
-        "DOTCOM_PASSWORD": "demo-password",
-        "DOTCOM_SHIPPING_LOOKUP": '[{"Standard": "03"}]',
-        "TASK_TIME_LIMIT_SECONDS": "60",
         "TASK_MAX_ATTEMPTS": "20",
-        "BROKER_VISIBILITY_TIMEOUT_SECONDS": "300",
-        "RETRY_MAX_SECONDS": "5",
-        "HUB_PUSH_RETRY_MAX_SECONDS": "5",
         "REDIS_MAX_CONNECTIONS": None,
     }
     for name in [n for n in env if n.startswith(("SPECTRUM_", "ECOMDASH_"))]:
