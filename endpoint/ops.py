@@ -47,7 +47,7 @@ from flask import redirect as flask_redirect
 from kombu.transport import redis as kombu_redis
 from werkzeug.exceptions import HTTPException
 
-from endpoint import listing
+from endpoint import browse, listing
 from endpoint.access import Wiring, wiring
 from worker.basics.settings import Settings
 from worker.integrations import registry
@@ -91,6 +91,8 @@ SECRET_NAME = re.compile(r"pass|secret|token|key|auth|credential|signature", re.
 HIDDEN = "(hidden)"
 
 KINDS = ("message", "delivery")
+# A bulk replay's form token is bound to this and its tab, integration and store.
+LIST_KIND = "list:"
 # A record's times, shown on its page like every other time here (UTC, to the second).
 TIMES = (
     "received_at",
@@ -456,7 +458,7 @@ def answer_text(answer: dict[str, Any] | None) -> str:
 @dataclass(frozen=True)
 class Notice:
     level: str
-    kind: str
+    kind: str  # "message", "delivery", or "list" (a bulk replay: ``words`` say it all)
     integration: str
     message_id: str
     words: str
@@ -466,8 +468,24 @@ def remember_notice(
     client: redis.Redis, kind: str, integration: str, message_id: str, outcome: str
 ) -> str:
     """Keep what a replay did for the page it redirects to; the name to find it by."""
-    name = secrets.token_urlsafe(18)
     said = {"kind": kind, "integration": integration, "message_id": message_id, "outcome": outcome}
+    return _remember(client, said)
+
+
+def remember_bulk(client: redis.Redis, done: browse.BulkReplay) -> str:
+    """Keep what a bulk replay did (its counts) for the page it redirects to."""
+    said = {
+        "kind": "list",
+        "tab": done.tab,
+        "replayed": done.replayed,
+        "skipped": done.skipped,
+        "more": done.more,
+    }
+    return _remember(client, said)
+
+
+def _remember(client: redis.Redis, said: dict[str, Any]) -> str:
+    name = secrets.token_urlsafe(18)
     client.set(OPS_NOTICES + name, json.dumps(said), ex=NOTICE_SECONDS)
     return name
 
@@ -482,6 +500,9 @@ def notice() -> Notice | None:
     if raw is None:
         return None
     kept = json.loads(raw)
+    if kept["kind"] == "list":
+        words = browse.bulk_words(kept["tab"], kept["replayed"], kept["skipped"], kept["more"])
+        return Notice("ok" if kept["replayed"] else "error", "list", "", "", words)
     said = NOTICES.get((kept["kind"], kept["outcome"]))
     if said is None:
         return None
@@ -495,9 +516,14 @@ def _page(template: str, status: int = 200, **context: Any) -> Response:
     def token(kind: str, integration: str, message_id: str) -> str:
         return form_token(s, kind, integration, message_id)
 
+    def list_token(tab: str, integration: str | None, store: str | None) -> str:
+        return form_token(s, LIST_KIND + tab, integration or "", store or "")
+
     html = render_template(
         template,
         token=token,
+        list_token=list_token,
+        when=when,
         notice=notice(),
         REPLAYABLE=REPLAYABLE,
         DeliveryStatus=DeliveryStatus,
@@ -555,6 +581,90 @@ def failed() -> Response:
         older=url_for("ops.failed", **filters, cursor=next_cursor) if next_cursor else None,
         newest=url_for("ops.failed", **filters) if query.after else None,
         now=when(time.time()),
+    )
+
+
+@blueprint.get("/messages")
+def messages() -> Response:
+    """The message tabs (``endpoint.browse``): one tab's messages under the filter, a page at a
+    time, or what a search finds."""
+    try:
+        query = browse.query_of(request.args)
+    except listing.BadQuery as exc:
+        return _error_page(exc.status, exc.subject, str(exc))
+    db = wiring().db
+    db.listings.prune_dead()
+    counts = browse.counts(db, query.integration, query.store)
+    following = None
+    if query.search:
+        rows = browse.search(db, query)
+    else:
+        rows, following = browse.page(db, query)
+    filters = query.filters()
+    return _page(
+        "ops/messages.html",
+        query=query,
+        tabs=browse.TABS,
+        counts=counts,
+        rows=rows,
+        integrations=list(registry.integrations()),
+        stores=browse.known_stores(db, rows, query.store),
+        tab_url=lambda tab: url_for(
+            "ops.messages", **{k: v for k, v in filters.items() if k not in ("q", "tab")}, tab=tab
+        ),
+        older=url_for("ops.messages", **filters, cursor=listing.encode_cursor(following))
+        if following is not None
+        else None,
+        newest=url_for("ops.messages", **filters) if query.after else None,
+        bulk_most=browse.BULK_MOST,
+        now=when(time.time()),
+    )
+
+
+@blueprint.post("/replay-list")
+def replay_list() -> Response:
+    """A list's Replay all button: checked as a Replay button is (same site, a fresh token of
+    this very form: its tab and filter), then the list as it was when the page was made is
+    replayed, at most ``browse.BULK_MOST`` at a time; back to the tab, saying what happened."""
+    form = request.form
+    tab = browse.BY_NAME.get(form.get("tab", ""))
+    integration, store = form.get("integration", ""), form.get("store", "")
+    if tab is None or tab.replays is None:
+        return _error_page(
+            400, "Bad request", "A list replay names a tab whose messages can be replayed."
+        )
+    if problem := cross_site_problem():
+        return _error_page(403, "Forbidden", f"{problem}: nothing was replayed.")
+    w = wiring()
+    token = form.get("token", "")
+    if not form_token_ok(w.settings, token, LIST_KIND + tab.name, integration, store):
+        return _error_page(
+            403, "Forbidden", "This form is stale or not ours: reload the page and try again."
+        )
+    if integration and integration not in registry.integrations():
+        abort(404, f"No integration {integration!r}")
+    if not use_form(w.db.redis, token):
+        return _error_page(
+            403,
+            "Forbidden",
+            "This Replay all form was already used (each works once): nothing was replayed. "
+            "Reload the page for a fresh one.",
+        )
+    # What the list held as of the second its page was made (the token's): not what came after.
+    issued = int(token.partition(".")[0]) + 1
+    done = browse.replay_listed(w, tab, integration or None, store or None, issued)
+    log.info(
+        "ops: replay of the %s list (integration %r, store %r): %d replayed, skipped %s",
+        tab.name,
+        integration,
+        store,
+        done.replayed,
+        done.skipped,
+    )
+    said = remember_bulk(w.db.redis, done)
+    filters = {"tab": tab.name, "integration": integration, "store": store}
+    return flask_redirect(
+        url_for("ops.messages", **{k: v for k, v in filters.items() if v}, notice=said), 303
     )
 
 

@@ -77,7 +77,7 @@ class Page(HTMLParser):
             self.forms[-1][found.get("name") or ""] = found.get("value") or ""
         elif tag == "a":
             self.links.append(found.get("href") or "")
-        if found.get("id") and tag in ("p", "dd", "pre"):
+        if found.get("id") and tag in ("p", "dd", "pre", "nav"):
             self._element = (tag, found["id"] or "", [])
 
     def handle_endtag(self, tag: str) -> None:
@@ -722,3 +722,262 @@ def test_the_failed_view_names_a_bad_filter(
 
     assert response.status_code == status
     assert says in page(response).text
+
+
+# -- the message tabs (/ops/messages) --------------------------------------------------------
+def post_in(client: FlaskClient, message_id: str, store: str, number: str = "N-1") -> None:
+    body = {
+        "message_id": message_id,
+        "message": "order:ready",
+        "payload": {"order": {"number": number}},
+    }
+    response = client.post(
+        "/acme/send_order", json=body, headers={"X-Hub-Token": ENDPOINT_KEY, "X-Hub-Store": store}
+    )
+    assert response.status_code == 200, response.json
+
+
+def tab(client: FlaskClient, query: str) -> Page:
+    response = client.get(f"/ops/messages?{query}", headers=OPS)
+    assert response.status_code == 200, response.get_data(as_text=True)[-2000:]
+    return page(response)
+
+
+def listed_ids(shown: Page) -> list[str]:
+    return [row[0] for row in shown.table("tab-message")]
+
+
+def test_each_tab_lists_its_messages_with_a_count(
+    ops_client: FlaskClient, db: Store, pushes: list[tuple[str, str, str]]
+) -> None:
+    for name in ("waiting", "working", "trying", "refused", "gone", "pushing", "unpushed"):
+        post_in(ops_client, name, "shop-a")
+    db.attempts.begin("acme", "working", "lease-working")
+    db.attempts.begin("acme", "trying", "lease-trying")
+    next_attempt = time.time() + 600
+    assert db.attempts.mark_retrying("acme", "trying", "HTTP 503", next_attempt, "lease-trying")
+    settle(db, "refused", "failed", error="unknown SKU")
+    settle(db, "gone", "dead", error="HTTP 500")
+    settle(db, "pushing", "succeeded", push=True)
+    settle(db, "unpushed", "succeeded", push=True)
+    outbox = Outbox(db.redis, db.timing)
+    claim = outbox.claim("acme", "unpushed")
+    assert claim is not None and outbox.take("acme", "unpushed", claim, 10) is not None
+    assert outbox.failed("acme", "unpushed", claim, "hub answered HTTP 503", None) == "dead"
+
+    shown = {
+        name: tab(ops_client, f"tab={name}")
+        for name in ("queued", "processing", "retrying", "failed", "dead", "pushes", "dead-pushes")
+    }
+
+    assert {name: listed_ids(p) for name, p in shown.items()} == {
+        "queued": ["waiting"],
+        "processing": ["working"],
+        "retrying": ["trying"],
+        "failed": ["refused"],
+        "dead": ["gone"],
+        "pushes": ["pushing"],
+        "dead-pushes": ["unpushed"],
+    }
+    assert shown["failed"].by_id["tabs"] == (
+        "Queued 1 Processing 1 Retrying 1 Failed 1 Dead 1 Pending pushes 1 Dead pushes 1"
+    )
+    (retrying,) = shown["retrying"].table("tab-message")
+    assert retrying[:5] == ["trying", "acme", "shop-a", "order:ready", "retrying"]
+    assert retrying[6] == ops.when(next_attempt) and retrying[8] == "HTTP 503"
+    (dead_push,) = shown["dead-pushes"].table("tab-message")
+    assert dead_push[4] == "dead" and dead_push[8] == "hub answered HTTP 503"
+    assert shown["failed"].form_for("message", "refused")
+    assert shown["dead-pushes"].form_for("delivery", "unpushed")
+    assert "/ops/messages/acme/refused" in shown["failed"].links
+
+
+def test_tabs_filter_by_integration_and_store(ops_client: FlaskClient, db: Store) -> None:
+    for name, store in (("a-1", "shop-a"), ("b-1", "shop-b"), ("a-2", "shop-a")):
+        post_in(ops_client, name, store)
+        settle(db, name, "failed", error="refused")
+    post_in(ops_client, "a-queued", "shop-a")
+    post_in(ops_client, "b-queued", "shop-b")
+
+    failed_a = tab(ops_client, "tab=failed&integration=acme&store=shop-a")
+    queued_b = tab(ops_client, "tab=queued&store=shop-b")
+
+    assert listed_ids(failed_a) == ["a-2", "a-1"]
+    assert listed_ids(queued_b) == ["b-queued"]
+    assert failed_a.by_id["tabs"].startswith("Queued 1 Processing 0 Retrying 0 Failed 2 ")
+    stores = [f for f in failed_a.forms if f.get("tab") == "failed" and "q" in f]
+    assert stores, failed_a.forms  # the filter form keeps the tab
+
+
+def test_search_finds_a_message_by_id_or_by_shipment_number(
+    ops_client: FlaskClient, db: Store
+) -> None:
+    post_in(ops_client, "first", "shop-a", number="R100")
+    post_in(ops_client, "second", "shop-b", number="R100")
+    post_in(ops_client, "other", "shop-a", number="R200")
+    settle(db, "second", "dead", error="HTTP 500")
+
+    by_number = tab(ops_client, "q=R100")
+    by_id = tab(ops_client, "q=other")
+    in_store = tab(ops_client, "q=R100&store=shop-a")
+    nothing = tab(ops_client, "q=R999")
+
+    assert listed_ids(by_number) == ["second", "first"]  # newest first
+    assert [row[4] for row in by_number.table("tab-message")] == ["dead", "queued"]
+    assert by_number.form_for("message", "second")  # a dead one found is replayable from here
+    assert listed_ids(by_id) == ["other"]
+    assert listed_ids(in_store) == ["first"]
+    assert listed_ids(nothing) == [] and "None." in nothing.text
+
+
+def test_a_number_is_indexed_bounded_and_expiring(ops_client: FlaskClient, db: Store) -> None:
+    post_in(ops_client, "numbered", "shop-a", number="R300")
+
+    key = "shiphub:number:R300"
+    assert db.redis.zrange(key, 0, -1) == ["acme:numbered"]
+    assert 0 < db.redis.ttl(key) <= db.timing.record_ttl_seconds + 24 * 3600
+
+
+def test_pages_are_newest_first_and_follow_each_other_without_gaps(
+    ops_client: FlaskClient, db: Store
+) -> None:
+    for n in range(5):
+        post_in(ops_client, f"p-{n}", "shop-a")
+        settle(db, f"p-{n}", "failed", error="refused")
+    for n in range(5):
+        post_in(ops_client, f"q-{n}", "shop-a")
+
+    seen: dict[str, list[list[str]]] = {"failed": [], "queued": []}
+    for name in seen:
+        url: str | None = f"/ops/messages?tab={name}&limit=2"
+        while url:
+            shown = page(ops_client.get(url, headers=OPS))
+            seen[name].append(listed_ids(shown))
+            url = next((link for link in shown.links if "cursor=" in link), None)
+
+    assert seen["failed"] == [["p-4", "p-3"], ["p-2", "p-1"], ["p-0"]]
+    assert [i for ids in seen["queued"] for i in ids] == [f"q-{n}" for n in (4, 3, 2, 1, 0)]
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("tab=lost", "tab 'lost' is not one of queued, processing"),
+        ("integration=nope", "integration 'nope' is not one of"),
+        ("store=a:b", "store has a ':'"),
+        ("limit=0", "limit must be"),
+        ("limit=x", "limit must be"),
+        ("cursor=nope", "cursor is not"),
+        ("q=" + "x" * 201, "q is longer than 200 characters"),
+    ],
+)
+def test_a_bad_tab_query_is_a_400_page_naming_it(
+    ops_client: FlaskClient, query: str, says: str
+) -> None:
+    response = ops_client.get(f"/ops/messages?{query}", headers=OPS)
+
+    assert response.status_code == 400
+    assert says in page(response).text
+
+
+def bulk_form(client: FlaskClient, query: str) -> dict[str, str]:
+    shown = tab(client, query)
+    return next(f for f in shown.forms if f["action"] == "/ops/replay-list")
+
+
+def test_bulk_replay_replays_the_filtered_list_once(
+    ops_client: FlaskClient, db: Store, publisher: Publisher
+) -> None:
+    for name, store in (("d-1", "shop-a"), ("d-2", "shop-a"), ("d-3", "shop-b")):
+        post_in(ops_client, name, store)
+        settle(db, name, "dead", error="HTTP 500")
+    form = bulk_form(ops_client, "tab=dead&store=shop-a")
+    publisher.published.clear()
+
+    response = submit(ops_client, form)
+
+    assert response.status_code == 303
+    target = urlsplit(response.headers["Location"])
+    assert target.path == "/ops/messages"
+    assert parse_qs(target.query)["store"] == ["shop-a"]
+    assert sorted(m for _, m in publisher.published) == ["d-1", "d-2"]
+    shown = page(ops_client.get(response.headers["Location"], headers=OPS))
+    assert shown.notice == (
+        "Replay of the dead list: 2 messages replayed (queued for a worker), 0 skipped."
+    )
+    assert listed_ids(shown) == []
+    assert db.messages.get("acme", "d-3").status == "dead"  # type: ignore[union-attr]
+    again = submit(ops_client, form)
+    assert again.status_code == 403 and "already used" in page(again).text
+
+
+def test_bulk_replay_leaves_what_came_after_the_page_and_says_what_it_skipped(
+    ops_client: FlaskClient, db: Store, publisher: Publisher
+) -> None:
+    post_in(ops_client, "before", "shop-a")
+    settle(db, "before", "failed", error="refused")
+    settings = unit_settings(ops_password=OPS_PASSWORD)
+    form = {
+        "action": "/ops/replay-list",
+        "tab": "failed",
+        "integration": "",
+        "store": "",
+        "token": ops.form_token(settings, "list:failed", "", "", issued=int(time.time()) - 5),
+    }
+    publisher.published.clear()
+
+    response = submit(ops_client, form)  # a page made before "before" failed
+
+    shown = page(ops_client.get(response.headers["Location"], headers=OPS))
+    assert publisher.published == []
+    assert shown.notice == (
+        "Replay of the failed list: 0 messages replayed (queued for a worker), 0 skipped."
+    )
+
+
+def test_bulk_replay_of_dead_pushes_pushes_them_again(
+    ops_client: FlaskClient, db: Store, pushes: list[tuple[str, str, str]]
+) -> None:
+    dead_delivery(ops_client, db, "unpushed", "hub answered HTTP 503")
+    form = bulk_form(ops_client, "tab=dead-pushes")
+
+    response = submit(ops_client, form)
+
+    shown = page(ops_client.get(response.headers["Location"], headers=OPS))
+    assert shown.notice == (
+        "Replay of the dead pushes list: 1 deliveries replayed (pushed to the hub shortly), "
+        "0 skipped."
+    )
+    assert [task[:2] for task in pushes] == [("acme", "unpushed")]
+
+
+@pytest.mark.parametrize(
+    ("change", "headers", "says"),
+    [
+        ({}, {"Origin": "https://evil.example"}, "another site"),
+        ({}, {"Referer": "https://evil.example/page"}, "another site"),
+        ({"store": "shop-b"}, {}, "stale or not ours"),  # another filter than the token's
+        ({"tab": "failed"}, {}, "stale or not ours"),
+        ({"token": "1.2.3"}, {}, "stale or not ours"),
+        ({"tab": "queued"}, {}, "can be replayed"),
+    ],
+)
+def test_bulk_replay_is_refused_from_another_site_or_with_another_filter(
+    ops_client: FlaskClient,
+    db: Store,
+    publisher: Publisher,
+    change: dict[str, str],
+    headers: dict[str, str],
+    says: str,
+) -> None:
+    post_in(ops_client, "kept", "shop-a")
+    settle(db, "kept", "dead", error="HTTP 500")
+    form = {**bulk_form(ops_client, "tab=dead&store=shop-a"), **change}
+    publisher.published.clear()
+
+    response = submit(ops_client, form, headers)
+
+    assert response.status_code in (400, 403)
+    assert says in page(response).text
+    assert publisher.published == []
+    assert db.messages.get("acme", "kept").status == "dead"  # type: ignore[union-attr]

@@ -38,7 +38,7 @@ from worker.store import replication
 from worker.store.bundle import Store
 from worker.store.messages import Arrival, QueuedTask, Received
 from worker.store.record import Record
-from worker.store.schema import Arrived
+from worker.store.schema import Arrived, searched_number
 
 # Publish a recorded message's task through Celery, stamped with when it was queued
 # (``worker.tasks.app.publish``): for replays, due retries and the watchdog, not for the intake. Its
@@ -163,6 +163,7 @@ def _arrival(
         envelope,
         now,
         also=earlier_fingerprint(message),
+        number=searched_number(message.payload),
     )
 
 

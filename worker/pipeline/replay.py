@@ -27,8 +27,20 @@ class Replayed(StrEnum):
     REFUSED = "refused"
 
 
+class Refusal(StrEnum):
+    """Why a replay was refused: the message (or delivery) is not failed or dead (any more:
+    replayed or changed meanwhile), or its integration takes no such message any more."""
+
+    STATE = "state"
+    UNHANDLED = "unhandled"
+
+
 class NotReplayable(Exception):
     """Only a failed or dead message of a known integration, or a dead delivery, is replayed."""
+
+    def __init__(self, description: str, reason: Refusal = Refusal.STATE) -> None:
+        super().__init__(description)
+        self.reason = reason
 
 
 def replay_message(db: Store, publish: Publish, integration: str, message_id: str) -> Replayed:
@@ -47,7 +59,8 @@ def replay_message(db: Store, publish: Publish, integration: str, message_id: st
     handler = registry.handler_for(integration, message)
     if handler is None:
         raise NotReplayable(
-            f"{integration} takes no {message!r} messages any more: this message cannot run"
+            f"{integration} takes no {message!r} messages any more: this message cannot run",
+            Refusal.UNHANDLED,
         )
     record = db.messages.requeue(integration, message_id)
     if record is None:  # it changed meanwhile (another replay took it)

@@ -5,7 +5,7 @@ those lists to records that still exist."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +23,7 @@ from worker.store.schema import (
     RECORD_PREFIX,
     WATCH,
     RecordField,
+    number_key,
     record_key,
     split_member,
     split_state_member,
@@ -55,6 +56,35 @@ class InState:
     store: str
     status: str
     since: float
+
+
+@dataclass(frozen=True)
+class InSet:
+    """A message found in one of the sets listed by a window (``Listings.in_set``): its record
+    (the fields ``SHOWN_FIELDS``, without its body) and its score in the set."""
+
+    record: Record
+    store: str
+    at: float
+
+
+# The fields a listed message is shown with (never its body, its answer or its parameters).
+SHOWN_FIELDS: tuple[RecordField, ...] = (
+    RecordField.STATUS,
+    RecordField.STORE,
+    RecordField.MESSAGE,
+    RecordField.ATTEMPTS,
+    RecordField.RECEIVED_AT,
+    RecordField.STARTED_AT,
+    RecordField.UPDATED_AT,
+    RecordField.FINISHED_AT,
+    RecordField.NEXT_ATTEMPT_AT,
+    RecordField.LAST_ERROR,
+    RecordField.DELIVERY,
+    RecordField.DELIVERY_ATTEMPTS,
+    RecordField.DELIVERY_ERROR,
+    RecordField.NEXT_PUSH_AT,
+)
 
 
 class Listings:
@@ -138,6 +168,59 @@ class Listings:
                 )
         more = len(found) > limit
         return listed, Position(page[-1][0], page[-1][1]) if more else None
+
+    def in_set(
+        self,
+        key: str,
+        wanted: Callable[[dict[str, str]], bool],
+        *,
+        integration: str | None = None,
+        store: str | None = None,
+        limit: int = 50,
+        window: int = 500,
+        after: Position | None = None,
+    ) -> tuple[list[InSet], Position | None]:
+        """The messages of a set of members ``<integration>:<message_id>`` (``WATCH``,
+        ``OUTBOX``, ``DEAD_DELIVERIES``) whose record is ``wanted`` (by its ``SHOWN_FIELDS``), of
+        one integration and one store when given, highest score first: at most ``limit``, found
+        among the next ``window`` entries after ``after``, and where the next page starts (None:
+        the set holds no more). A page reads at most ``window`` records in three round trips
+        however large the set: one that finds fewer than ``limit`` looked at ``window`` entries,
+        and the next page goes on from there."""
+        tied = 0
+        if after is not None:  # entries scored the same as the last one, on either side of it
+            tied = self.redis.zcount(key, after.at, after.at)
+        top = after.at if after is not None else "+inf"
+        found = self.redis.zrevrangebyscore(key, top, "-inf", 0, window + tied, withscores=True)
+        rows = [
+            Position(score, entry)
+            for entry, score in found
+            if after is None or (score, entry) < (after.at, after.entry)
+        ][:window]
+        looked = [
+            (n, row)
+            for n, row in enumerate(rows)
+            if not integration or split_member(row.entry)[0] == integration
+        ]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for _, row in looked:
+                pipe.hmget(record_key(*split_member(row.entry)), *SHOWN_FIELDS)
+            values = pipe.execute()
+        listed: list[InSet] = []
+        for (n, row), read in zip(looked, values, strict=True):
+            fields = {f.value: v for f, v in zip(SHOWN_FIELDS, read, strict=True) if v is not None}
+            shop = fields.get(RecordField.STORE, "default")
+            if fields and (not store or shop == store) and wanted(fields):
+                listed.append(InSet(Record(*split_member(row.entry), fields), shop, row.at))
+                if len(listed) == limit:
+                    more = n < len(rows) - 1 or len(rows) == window
+                    return listed, row if more else None
+        return listed, rows[-1] if len(rows) == window else None
+
+    def numbered(self, number: str, limit: int) -> list[tuple[str, str]]:
+        """The messages received naming this shipment or order number, newest first
+        (``number_key``): (integration, message id)."""
+        return [split_member(m) for m in self.redis.zrevrange(number_key(number), 0, limit - 1)]
 
     def recent(self, limit: int = 50) -> list[Record]:
         """The latest messages received, newest first (those whose records expired left out)."""

@@ -17,6 +17,7 @@ from worker.store.schema import (
     DEAD_MESSAGES,
     DELIVERY_FIELDS,
     DUE,
+    NUMBER_TTL_MARGIN_SECONDS,
     OUTBOX,
     OUTCOME_FIELDS,
     RECENT,
@@ -27,6 +28,7 @@ from worker.store.schema import (
     MessageStatus,
     RecordField,
     member,
+    number_key,
     parts_key,
     record_key,
 )
@@ -67,6 +69,7 @@ class Arrival:
     envelope: QueuedTask
     now: float  # the stamp ``envelope`` carries (``shiphub_queued_at``)
     also: str = ""  # a fingerprint the record may have been written with before (or none)
+    number: str = ""  # the shipment or order number it is searched by (``searched_number``)
 
 
 def _received(arrival: Arrival, found: list[str]) -> Received:
@@ -110,7 +113,7 @@ class Messages:
         for a in arrivals:
             service = a.fields.get(F.SERVICE) or metrics.UNKNOWN
             key = record_key(a.integration, a.message_id)
-            keys += (key, a.envelope.queue_key)
+            keys += (key, a.envelope.queue_key, number_key(a.number))
             args += (
                 a.fingerprint,
                 repr(a.now),
@@ -125,6 +128,7 @@ class Messages:
             )
             for pair in a.fields.items():
                 args += pair
+        args.append(self.timing.record_ttl_seconds + NUMBER_TTL_MARGIN_SECONDS)
         found = self._lua.accept(keys, args)
         return [_received(a, f) for a, f in zip(arrivals, found, strict=True)]
 

@@ -44,6 +44,11 @@ Keys (all under ``shiphub:``):
   ``parts:<integration>:<message_id>``: the parts of an answer stored ahead of its end.
 * ``recent`` zset: the latest messages received; ``done:<integration>:<message_id>``: the
   channel a message's end is published on.
+* ``number:<number>`` zset: the messages that named this shipment (or order) number when they
+  were received (member ``<integration>:<message_id>``, scored by when), for the operations
+  page's search (``number_key``, ``searched_number``): written by the accept script with the
+  record, at most ``NUMBER_KEPT`` newest, expiring ``NUMBER_TTL_MARGIN_SECONDS`` after the
+  record TTL from its last write.
 * ``pace:bucket:<name>`` hash (fields ``BucketField``), ``pace:booked:<name>`` hash (a run of a
   message -> when its call may go) / ``pace:slots:<name>`` zset: a provider's rate limit
   (``worker.store.pacing``); ``pace:running:<integration>`` / ``pace:waiting:<integration>``
@@ -88,6 +93,13 @@ STATES_BACKFILLED = PREFIX + "backfill:states"
 # The latest messages received (member -> received_at), for operators; capped at RECENT_KEPT.
 RECENT = PREFIX + "recent"
 RECENT_KEPT = 1000
+# The messages that named a shipment or order number (``number_key``): the newest kept, and how
+# much longer than a record the index lives after its last write.
+NUMBER_PREFIX = PREFIX + "number:"
+NUMBER_KEPT = 100
+NUMBER_TTL_MARGIN_SECONDS = 24 * 3600
+# Numbers longer than this are not indexed (nor searched for).
+NUMBER_LONGEST = 100
 # When each store's cursor last moved ("<integration>:<store>" -> epoch seconds).
 POLLED = PREFIX + "polled"
 PACE_PREFIX = PREFIX + "pace:"
@@ -111,6 +123,24 @@ def member(integration: str, message_id: str) -> str:
 def split_member(value: str) -> tuple[str, str]:
     integration, _, message_id = value.partition(":")
     return integration, message_id
+
+
+def number_key(number: str) -> str:
+    """The messages received naming this shipment or order number ("": none, not written)."""
+    return f"{NUMBER_PREFIX}{number}"
+
+
+def searched_number(payload: dict[str, Any]) -> str:
+    """The number a message is searched by: its shipment's number, else its order's; "" when it
+    names neither (a poll), or one too long to be a number."""
+    for name in ("shipment", "order"):
+        found = payload.get(name)
+        if isinstance(found, dict):
+            number = found.get("number")
+            if isinstance(number, str | int) and not isinstance(number, bool):
+                text = str(number).strip()
+                return text if 0 < len(text) <= NUMBER_LONGEST else ""
+    return ""
 
 
 def state_key(status: str, integration: str = "", store: str = "") -> str:

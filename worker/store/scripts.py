@@ -98,6 +98,8 @@ def placeholders() -> dict[str, str]:
         "STATE_PREFIX": _string(schema.STATE_PREFIX),
         "RECORD_PREFIX": _string(schema.RECORD_PREFIX),
         "RECENT_KEPT": str(schema.RECENT_KEPT),
+        "NUMBER_PREFIX": _string(schema.NUMBER_PREFIX),
+        "NUMBER_KEPT": str(schema.NUMBER_KEPT),
         "BACKFILL_DONE": _string(schema.BACKFILL_DONE),
         "BATCH_QUEUED": _string(schema.BATCH_QUEUED),
         "BATCH_OUTCOME_RETRY": _string(schema.BATCH_OUTCOME_RETRY),

@@ -1,10 +1,10 @@
 -- accept: record messages arriving together, each recorded and queued in one step.
--- KEYS: watch zset, the messages counter hash, the recent zset, then per message its record
---       and its queue list.
+-- KEYS: watch zset, the messages counter hash, the recent zset, then per message its record,
+--       its queue list and the index of the number it names (the bare prefix: none).
 -- ARGV per message: fingerprint, now, deadline, member, accepted counter field, duplicate
 --       counter field ('' for none), broker message, the fingerprint also matched
 --       ('' for none), the sealed parameters ('' for none), the number of field names and values
---       that follow, those.
+--       that follow, those; after every message's: how long a number's index lives (seconds).
 -- Returns per message {created} | {exists, field, value, ...} | {conflict, field, value, ...}.
 --
 -- For each message: create its record unless it exists, and in the same step queue its task:
@@ -26,8 +26,9 @@
 -- replay); none carried, none kept; a message that succeeded is never run again and keeps none.
 -- Another message under the same id is a conflict, and changes nothing.
 local replies, counts, created, a = {}, {}, 0, 1
-for i = 1, (#KEYS - 3) / 2 do
-  local record, queue, n = KEYS[2 + 2 * i], KEYS[3 + 2 * i], tonumber(ARGV[a + 9])
+for i = 1, (#KEYS - 3) / 3 do
+  local record, queue, n = KEYS[1 + 3 * i], KEYS[2 + 3 * i], tonumber(ARGV[a + 9])
+  local numbered = KEYS[3 + 3 * i]
   local fp = redis.call('HGET', record, {{field.fingerprint}})
   if not fp then
     redis.call('LPUSH', queue, ARGV[a + 6])
@@ -38,6 +39,11 @@ for i = 1, (#KEYS - 3) / 2 do
                unpack(ARGV, a + 10, a + 9 + n))
     redis.call('ZADD', KEYS[1], ARGV[a + 2], ARGV[a + 3])
     redis.call('ZADD', KEYS[3], now, ARGV[a + 3])
+    if numbered ~= {{NUMBER_PREFIX}} then  -- searched by its number, for a while (bounded)
+      redis.call('ZADD', numbered, now, ARGV[a + 3])
+      redis.call('ZREMRANGEBYRANK', numbered, 0, -{{NUMBER_KEPT}} - 1)
+      redis.call('EXPIRE', numbered, ARGV[#ARGV])
+    end
     counts[ARGV[a + 4]] = (counts[ARGV[a + 4]] or 0) + 1
     created = created + 1
     replies[i] = {'created'}
