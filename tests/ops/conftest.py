@@ -5,8 +5,10 @@ driven by Selenium."""
 from __future__ import annotations
 
 import base64
+import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,12 @@ from tests.support.stack import RedisServer, Stack, serving
 __all__ = ["hub", "redis_server", "sim", "simulator_process", "store"]
 
 OPS_PASSWORD = "ops-browser-password"
+# Where browser tests save their screenshots for review: $SHIPHUB_SCREENSHOTS, else this folder
+# (ignored by git; kept after the run).
+SCREENSHOTS = Path(
+    os.environ.get("SHIPHUB_SCREENSHOTS")
+    or Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+)
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 # The machine has no internet: without the background-networking flags Chromium stalls.
@@ -99,3 +107,19 @@ def bare_browser() -> Iterator[WebDriver]:
             yield driver
         finally:
             driver.quit()
+
+
+@pytest.fixture
+def screenshot(request: pytest.FixtureRequest, browser: WebDriver) -> Callable[[str], Path]:
+    """Save what the browser shows now as ``<test>-<view>.png`` in ``SCREENSHOTS`` (the whole
+    page's width, 1280 pixels); the file's path."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.set_window_size(1280, 1000)
+    test = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)
+
+    def save(view: str) -> Path:
+        path = SCREENSHOTS / f"{test}-{view}.png"
+        assert browser.save_screenshot(str(path)), f"no screenshot saved at {path}"
+        return path
+
+    return save
