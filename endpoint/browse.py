@@ -416,8 +416,10 @@ def bulk_words(tab_name: str, replayed: int, skipped: dict[str, int], more: bool
     """What a bulk replay did, in our fixed words (counts are the only thing filled in)."""
     tab = BY_NAME[tab_name]
     reasons = DELIVERY_REASONS if tab.replays == "delivery" else REASONS
-    what = "deliveries" if tab.replays == "delivery" else "messages"
-    words = f"Replay of the {tab.title.lower()} list: {replayed} {what} replayed"
+    what = "delivery" if tab.replays == "delivery" else "message"
+    plural = "deliveries" if what == "delivery" else "messages"
+    words = f"Replay of the {tab.title.lower()} list: {replayed} "
+    words += f"{what if replayed == 1 else plural} replayed"
     if tab.replays == "message":
         words += " (queued for a worker)"
     else:

@@ -20,6 +20,7 @@ from werkzeug.test import TestResponse
 from endpoint import ops
 from endpoint.app import create_app
 from tests.conftest import ENDPOINT_KEY, Publisher, settle, unit_settings
+from tests.support.records import accept
 from worker.pipeline.delivery import SendPush
 from worker.store.bundle import Store
 from worker.store.outbox import Outbox
@@ -935,6 +936,28 @@ def test_bulk_replay_leaves_what_came_after_the_page_and_says_what_it_skipped(
     )
 
 
+def test_bulk_replay_says_what_it_skipped_and_why(
+    ops_client: FlaskClient, db: Store, publisher: Publisher
+) -> None:
+    post_in(ops_client, "runs", "shop-a")
+    settle(db, "runs", "dead", error="HTTP 500")
+    fields = {"message": "order:withdrawn", "store": "shop-a"}  # a type acme no longer takes
+    assert accept(db, "acme", "withdrawn", "fp", fields) == "created"
+    settle(db, "withdrawn", "dead", error="HTTP 500")
+    form = bulk_form(ops_client, "tab=dead")
+    publisher.published.clear()
+
+    response = submit(ops_client, form)
+
+    shown = page(ops_client.get(response.headers["Location"], headers=OPS))
+    assert shown.notice == (
+        "Replay of the dead list: 1 message replayed (queued for a worker), 1 skipped: "
+        "1 their integration takes no such message any more."
+    )
+    assert publisher.published == [("acme.order_ready", "runs")]
+    assert db.messages.get("acme", "withdrawn").status == "dead"  # type: ignore[union-attr]
+
+
 def test_bulk_replay_of_dead_pushes_pushes_them_again(
     ops_client: FlaskClient, db: Store, pushes: list[tuple[str, str, str]]
 ) -> None:
@@ -945,7 +968,7 @@ def test_bulk_replay_of_dead_pushes_pushes_them_again(
 
     shown = page(ops_client.get(response.headers["Location"], headers=OPS))
     assert shown.notice == (
-        "Replay of the dead pushes list: 1 deliveries replayed (pushed to the hub shortly), "
+        "Replay of the dead pushes list: 1 delivery replayed (pushed to the hub shortly), "
         "0 skipped."
     )
     assert [task[:2] for task in pushes] == [("acme", "unpushed")]
