@@ -32,8 +32,8 @@ DEFAULT_HOURS, MAX_HOURS = 3, 24
 STALE_PER_PAGE = 50
 MAX_PAGE = 10_000
 # The chart's drawing, in SVG user units.
-WIDTH, HEIGHT = 760, 210
-LEFT, RIGHT, TOP, BOTTOM = 56, 14, 14, 46
+WIDTH, HEIGHT = 760, 226
+LEFT, RIGHT, TOP, BOTTOM = 56, 14, 30, 46
 HANDLED, FAILED = ("handled", "#1f5fa8"), ("failed", "#c0392b")
 ALL = "all integrations"
 
