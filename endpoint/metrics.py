@@ -78,14 +78,13 @@ def read(
     now = time.time() if now is None else now
     ready = metrics.oldest_ready(db.redis, OUTBOX)
     served = registry.integrations()
-    db.moving.prune(served, now)
     return Snapshot(
         stored=metrics.read(db.redis),
         sizes=db.listings.sizes(),
         oldest_ready_seconds=max(0.0, now - ready) if ready is not None else 0.0,
         polls=[_poll_state(c, served, now) for c in db.memory.cursors()],
         known=known_series(served),
-        stale=db.moving.counts(served, now - stale_after_seconds),
+        stale=db.moving.counts(served, now - stale_after_seconds, now),
     )
 
 

@@ -257,7 +257,7 @@ def stale() -> Response:
     now = time.time()
     days = w.settings.stale_shipment_days
     before = now - w.settings.stale_shipment_seconds
-    w.db.moving.prune(integrations, now)
+    counts = w.db.moving.counts(integrations, before, now)  # pruned first
     found, total = w.db.moving.stale(
         before, integration, (page - 1) * STALE_PER_PAGE, STALE_PER_PAGE
     )
@@ -266,7 +266,7 @@ def stale() -> Response:
     return _page(
         "ops/stale.html",
         rows=[StaleRow.of(s, now) for s in found],
-        counts=w.db.moving.counts(integrations, before),
+        counts=counts,
         total=total,
         days=f"{days:g}",
         integration=integration,

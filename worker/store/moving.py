@@ -158,21 +158,22 @@ class Moving:
 
     def prune(self, integrations: Iterable[str], now: float | None = None) -> None:
         """Drop index entries whose news is older than ``MOVING_KEPT_SECONDS`` (their hashes
-        have expired)."""
-        before = (time.time() if now is None else now) - MOVING_KEPT_SECONDS
+        have expired): one round trip."""
         with self.redis.pipeline(transaction=False) as pipe:
-            for integration in ("", *integrations):
-                pipe.zremrangebyscore(moving_key(integration), "-inf", f"({before}")
+            _prune(pipe, integrations, now)
             pipe.execute()
 
-    def counts(self, integrations: Iterable[str], before: float) -> dict[str, int]:
-        """How many shipments of each integration have had no news since ``before``: one
-        pipelined ZCOUNT each."""
+    def counts(
+        self, integrations: Iterable[str], before: float, now: float | None = None
+    ) -> dict[str, int]:
+        """How many shipments of each integration have had no news since ``before``, pruned
+        first (``prune``): one round trip, a ZCOUNT each."""
         names = list(integrations)
         with self.redis.pipeline(transaction=False) as pipe:
+            _prune(pipe, names, now)
             for integration in names:
                 pipe.zcount(moving_key(integration), "-inf", f"({before}")
-            found = pipe.execute()
+            found = pipe.execute()[len(names) + 1 :]
         return dict(zip(names, (int(n) for n in found), strict=True))
 
     def stale(
@@ -190,6 +191,12 @@ class Moving:
                 pipe.hgetall(shipment_key(*split_state_member(who)))
             found = pipe.execute()
         return [_listed(who, at, f) for (who, at), f in zip(rows, found, strict=True)], int(total)
+
+
+def _prune(pipe: redis.client.Pipeline, integrations: Iterable[str], now: float | None) -> None:
+    before = (time.time() if now is None else now) - MOVING_KEPT_SECONDS
+    for integration in ("", *integrations):
+        pipe.zremrangebyscore(moving_key(integration), "-inf", f"({before}")
 
 
 def _listed(who: str, at: float, kept: Mapping[str, str]) -> MovingShipment:
