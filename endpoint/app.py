@@ -21,7 +21,7 @@ from flask import Flask, Response, g, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from endpoint import listing, openapi, ops, replies
+from endpoint import listing, openapi, ops, ops_trends, replies  # noqa: F401 (ops_trends: /ops views)
 from endpoint.access import EXTENSION, Wiring, token_ok
 from endpoint.body import (
     BadBody,
@@ -152,7 +152,7 @@ def create_app(
     @app.get("/metrics")
     def metrics() -> Response:
         try:
-            text = metrics_text(db)
+            text = metrics_text(db, s.stale_shipment_seconds)
         except redis.RedisError:
             return replies.unavailable("Redis is unavailable")
         return Response(text, mimetype="text/plain; version=0.0.4")

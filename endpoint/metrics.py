@@ -57,17 +57,24 @@ class Snapshot:
     oldest_ready_seconds: float
     polls: list[PollState]
     known: Mapping[metrics.Family, list[Labels]]
+    stale: Mapping[str, int]  # shipments that stopped moving, by integration
 
 
-def render(db: Store) -> str:
+# STALE_SHIPMENT_DAYS' default, for a caller that does not say.
+STALE_AFTER_SECONDS = 7 * 86400.0
+
+
+def render(db: Store, stale_after_seconds: float = STALE_AFTER_SECONDS) -> str:
     """The page: read first (a Redis error is raised here), then rendered on a registry of its
-    own."""
+    own. A shipment is stale after ``stale_after_seconds`` without news (STALE_SHIPMENT_DAYS)."""
     collectors = CollectorRegistry(auto_describe=False)
-    collectors.register(ShiphubCollector(read(db)))
+    collectors.register(ShiphubCollector(read(db, stale_after_seconds=stale_after_seconds)))
     return generate_latest(collectors).decode()
 
 
-def read(db: Store, now: float | None = None) -> Snapshot:
+def read(
+    db: Store, now: float | None = None, stale_after_seconds: float = STALE_AFTER_SECONDS
+) -> Snapshot:
     now = time.time() if now is None else now
     ready = metrics.oldest_ready(db.redis, OUTBOX)
     served = registry.integrations()
@@ -77,6 +84,7 @@ def read(db: Store, now: float | None = None) -> Snapshot:
         oldest_ready_seconds=max(0.0, now - ready) if ready is not None else 0.0,
         polls=[_poll_state(c, served, now) for c in db.memory.cursors()],
         known=known_series(served),
+        stale=db.moving.counts(served, now - stale_after_seconds, now),
     )
 
 
@@ -134,6 +142,7 @@ class ShiphubCollector(Collector):
             yield self._histogram(family, histograms)
         yield from self._gauges()
         yield from self._polls()
+        yield self._stale()
 
     def _labels(self, family: metrics.Family, stored: Iterable[Labels]) -> list[Labels]:
         return sorted({*self.snapshot.known.get(family, []), *stored})
@@ -208,3 +217,14 @@ class ShiphubCollector(Collector):
             moved.add_metric([poll.integration, poll.store], poll.moved_seconds_ago)
         yield lag
         yield moved
+
+    def _stale(self) -> Metric:
+        stale = GaugeMetricFamily(
+            "shiphub_stale_shipments",
+            "Shipments in transit or out for delivery with no news for STALE_SHIPMENT_DAYS "
+            "(/ops/stale), by integration",
+            labels=("integration",),
+        )
+        for integration, count in sorted(self.snapshot.stale.items()):
+            stale.add_metric([integration], count)
+        return stale

@@ -386,6 +386,19 @@ class Settings(SecretsChecked):
             "`ENDPOINT_KEY` is the password; with neither (insecure development) the page is open"
         ),
     )
+    # Shipments that stopped moving (/ops/stale, shiphub_stale_shipments): in transit or out for
+    # delivery, with no news for this long. At most 60 days: after 90 without news a shipment
+    # is forgotten (worker.store.moving).
+    stale_shipment_days: float = Field(
+        7.0,
+        gt=0,
+        le=60,
+        description=(
+            "a shipment whose last status is `in_transit` or `out_for_delivery` and that has had "
+            "no news for this many days (fractions allowed) stopped moving: listed on "
+            "`/ops/stale` and counted by the `shiphub_stale_shipments` gauge"
+        ),
+    )
 
     @field_validator("shiphub_secret_key")
     @classmethod
@@ -429,6 +442,10 @@ class Settings(SecretsChecked):
         if self.hub_push_url and self.hub_access_token is None:
             raise ValueError("HUB_PUSH_URL is set but HUB_ACCESS_TOKEN is not: pushes are signed")
         return self
+
+    @property
+    def stale_shipment_seconds(self) -> float:
+        return self.stale_shipment_days * 86400
 
     @property
     def handler_retries(self) -> RetryPolicy:

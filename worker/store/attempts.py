@@ -17,6 +17,7 @@ from typing import Any, Literal
 import redis
 
 from worker.basics import metrics
+from worker.store import moving, per_minute
 from worker.store.kept import Kept
 from worker.store.record import Timing, fenced, list_in_state
 from worker.store.schema import (
@@ -176,10 +177,13 @@ class Attempts:
         ``expect`` is handler memory read with ``Job.watch``: if any of it changed since (another
         message reported the same shipment first), nothing is written ("conflict") and the
         handler runs again on what is there now. The outcome is counted in the same
-        transaction, with what the attempt ``observed`` (``worker.basics.metrics``)."""
+        transaction, with what the attempt ``observed`` (``worker.basics.metrics``), in its
+        minute (``worker.store.per_minute``); the shipment updates the answer carries are noted
+        there too (``worker.store.moving``)."""
         key, lease = record_key(integration, message_id), lease_key(integration, message_id)
         who = member(integration, message_id)
         now = time.time()
+        news = moving.news_in(answer.get("messages") or [], now)
         watched: list[str] = []
         if expect:
             at = self.redis.hget(key, F.STORE) or "default"
@@ -242,6 +246,8 @@ class Attempts:
             )
             if observed:
                 observed.write(pipe)
+            per_minute.count(pipe, integration, status, now)
+            moving.note(pipe, integration, store, news, message_id)
             pipe.publish(done_channel(integration, message_id), status)
             return Write.WRITTEN
 
@@ -262,6 +268,7 @@ class Attempts:
         died) finds these already kept, so it neither loses nor repeats them. They are pushed
         before the rest of the answer, whatever status it ends with."""
         key, lease = record_key(integration, message_id), lease_key(integration, message_id)
+        news = moving.news_in_parts(parts, time.time())
 
         def commit(pipe: redis.client.Pipeline) -> Write:
             current, store = pipe.hmget(key, F.STATUS, F.STORE)
@@ -271,6 +278,7 @@ class Attempts:
             if parts:
                 pipe.rpush(parts_key(integration, message_id), *parts)
             self.kept.write(pipe, integration, store or "default", keep)
+            moving.note(pipe, integration, store or "default", news, message_id)
             return Write.WRITTEN
 
         return self.redis.transaction(commit, key, lease, value_from_callable=True)

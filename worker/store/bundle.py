@@ -14,8 +14,10 @@ from worker.store.leases import Locks
 from worker.store.listings import Listings
 from worker.store.memory import Memory
 from worker.store.messages import Messages
+from worker.store.moving import Moving
 from worker.store.once import Once
 from worker.store.outbox import Outbox
+from worker.store.per_minute import PerMinute
 from worker.store.record import Timing
 
 
@@ -30,6 +32,8 @@ class Store:
     listings: Listings  # states, recent, dead lists, totals, sizes, pruning
     locks: Locks  # store locks, leases held
     outbox: Outbox  # answers waiting to be pushed
+    per_minute: PerMinute  # messages finished per minute (the operations page's chart)
+    moving: Moving  # shipments in transit or out for delivery, by their last news
 
     @classmethod
     def on(cls, client: redis.Redis, timing: Timing | None = None) -> Store:
@@ -44,4 +48,6 @@ class Store:
             listings=Listings(client, t),
             locks=Locks(client, t),
             outbox=Outbox(client, t),
+            per_minute=PerMinute(client),
+            moving=Moving(client),
         )

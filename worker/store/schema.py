@@ -62,6 +62,17 @@ Keys (all under ``shiphub:``):
 * ``replicated``: the mark a replica confirmation waits on (``worker.store.replication``).
 * ``lock:watchdog``: the scheduler's sweep lock; ``ops:form:<token>`` / ``ops:notice:<name>``:
   the operator page's used forms and notices.
+* ``minute:<epoch minute>`` hash: messages finished in that minute, field
+  ``<integration>:<outcome>`` (succeeded, failed, dead) -> count, counted in the transaction
+  that stores the outcome; each hash expires ``MINUTES_KEPT`` minutes after its minute
+  (``worker.store.per_minute``: the operations page's chart).
+* ``moving:<integration>`` zsets (``moving:``: every integration): the shipments whose last
+  canonical status is one of ``MOVING_STATUSES`` (in transit, out for delivery), member
+  ``<integration>:<store>:<number>``, scored by the time of their last news; with
+  ``shipment:<integration>:<store>:<number>`` hashes (``ShipmentField``): that last news. Written
+  with the answer that carries a ``shipment:update``; any other status takes the shipment out.
+  A hash expires, and an entry is pruned, ``MOVING_KEPT_SECONDS`` after its news
+  (``worker.store.moving``: shipments that stopped moving).
 * ``metrics:<name>`` hashes: declared with the metrics (``worker.basics.metrics``, below the
   store): ``METRICS_PREFIX``.
 
@@ -77,6 +88,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from worker.basics import metrics
+from worker.hub.status import ShipmentStatus
 
 PREFIX = "shiphub:"
 
@@ -110,6 +122,50 @@ OPS_NOTICES = PREFIX + "ops:notice:"
 DONE_PATTERN = PREFIX + "done:*"
 METRICS_PREFIX = metrics.KEY_PREFIX
 OUTBOX_READY = metrics.OUTBOX_READY
+
+
+# The operations page's chart: one hash per minute of finished messages, kept a day (its
+# longest window) and a minute more.
+MINUTE_PREFIX = PREFIX + "minute:"
+MINUTES_KEPT = 24 * 60
+# Shipments on the move (``worker.store.moving``).
+MOVING_PREFIX = PREFIX + "moving:"
+SHIPMENT_PREFIX = PREFIX + "shipment:"
+MOVING_STATUSES = frozenset({ShipmentStatus.IN_TRANSIT, ShipmentStatus.OUT_FOR_DELIVERY})
+MOVING_KEPT_SECONDS = 90 * 24 * 3600  # a shipment with no news for 90 days is forgotten
+
+
+def minute_key(minute: int) -> str:
+    """Messages finished in ``minute`` (epoch seconds // 60), by integration and outcome."""
+    return f"{MINUTE_PREFIX}{minute}"
+
+
+def minute_field(integration: str, outcome: str) -> str:
+    return f"{integration}:{outcome}"
+
+
+def moving_key(integration: str = "") -> str:
+    """The shipments on the move of ``integration`` ("": of every integration)."""
+    return f"{MOVING_PREFIX}{integration}"
+
+
+def shipment_key(integration: str, store: str, number: str) -> str:
+    """A shipment's last news (``ShipmentField``), while it is on the move."""
+    return f"{SHIPMENT_PREFIX}{integration}:{store}:{number}"
+
+
+class ShipmentField(StrEnum):
+    """A shipment's last news (``shipment_key``), from the ``shipment:update`` that told it."""
+
+    INTEGRATION = "integration"
+    STORE = "store"
+    NUMBER = "number"
+    STATUS = "status"  # canonical (``worker.hub.status``)
+    PROVIDER_STATUS = "provider_status"
+    CARRIER = "carrier"
+    TRACKING = "tracking"
+    NEWS_AT = "news_at"  # epoch seconds: the provider's time of the status, else when told
+    MESSAGE_ID = "message_id"  # the message whose answer told it
 
 
 def record_key(integration: str, message_id: str) -> str:
