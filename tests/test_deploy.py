@@ -28,16 +28,27 @@ import pytest
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
+from tests.support.deploy_files import (
+    DEPLOY,
+    ENV_FILE,
+    NGINX,
+    SHELL_DEFAULT,
+    SYSTEMD_VARIABLE,
+    UNITS,
+    VENV_BIN,
+    env_file,
+    exec_start,
+    group_files,
+    one,
+    procfile,
+    systemd_command,
+    unit,
+    unit_files,
+)
 from tests.support.stack import ROOT
 from worker.basics.secret_settings import is_secret_name
 from worker.integrations.registry import BUILTIN_MODULES, HUB_QUEUE
 
-DEPLOY = ROOT / "deploy"
-UNITS = DEPLOY / "systemd"
-ENV_FILE = DEPLOY / "shiphub.env"
-NGINX = DEPLOY / "nginx" / "shiphub.conf"
-
-VENV_BIN = "/opt/shiphub/.venv/bin/"
 CHECK = f"{VENV_BIN}shiphub check"
 # Each unit and the Procfile line it runs.
 PROCESSES = {
@@ -47,88 +58,13 @@ PROCESSES = {
     "shiphub-flower.service": "flower",
 }
 WORKER_EXTRA = ["--queues", "${WORKER_QUEUES}", "--hostname", "%i@%H"]
+# Set per queue group (deploy/worker-<group>.env), not in the shared env file.
+GROUP_VARIABLES = {"WORKER_QUEUES"}
 # Where the env file departs from the Procfile's default, on purpose: the receiver listens on
 # loopback, behind the proxy on the same host.
 DEPLOYMENT_CHOICES = {"WEB_ADDRESS": "127.0.0.1"}
 # After its deadline an attempt takes up to this long to write its outcome (docs/operations.md).
 OUTCOME_WRITE_SECONDS = 5
-SHELL_DEFAULT = re.compile(r"\$\{(\w+):-([^}]*)\}")
-SYSTEMD_VARIABLE = re.compile(r"\$\{(\w+)\}")
-
-
-# --------------------------------------------------------------------------------------------
-# Reading the files
-
-
-def procfile() -> dict[str, str]:
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    return {
-        name.strip(): command.strip()
-        for name, command in (line.split(":", 1) for line in lines if line.strip())
-    }
-
-
-def unit(path: Path) -> dict[str, dict[str, list[str]]]:
-    """A unit file's sections, each key with its values in order (a key may repeat)."""
-    sections: dict[str, dict[str, list[str]]] = {}
-    section: dict[str, list[str]] | None = None
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        assert not line.endswith("\\"), f"{path.name}: no continued lines: {line}"
-        if heading := re.fullmatch(r"\[(\w+)\]", line):
-            section = sections.setdefault(heading.group(1), {})
-            continue
-        assert section is not None, f"{path.name}: {line} before any section"
-        key, _, value = line.partition("=")
-        section.setdefault(key.strip(), []).append(value.strip())
-    return sections
-
-
-def one(sections: dict[str, dict[str, list[str]]], section: str, key: str) -> str:
-    values = sections.get(section, {}).get(key, [])
-    assert len(values) == 1, f"[{section}] {key}: expected one value, found {values}"
-    return values[0]
-
-
-def env_file(path: Path) -> dict[str, str]:
-    """``NAME=value`` lines as systemd's EnvironmentFile= reads them (a value in quotes
-    unquoted); each name once."""
-    found: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        assert re.fullmatch(r"[A-Z][A-Z0-9_]*=.*", line), f"{path.name}: not NAME=value: {line}"
-        name, _, value = line.partition("=")
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        assert name not in found, f"{path.name}: {name} is set twice"
-        found[name] = value
-    return found
-
-
-def systemd_command(procfile_line: str) -> list[str]:
-    """The words a unit runs for a Procfile line (the rule in this module's docstring)."""
-    program, *arguments = shlex.split(procfile_line)
-    return [VENV_BIN + program] + [SHELL_DEFAULT.sub(r"${\1}", word) for word in arguments]
-
-
-def exec_start(path: Path) -> list[str]:
-    line = one(unit(path), "Service", "ExecStart")
-    # No quoting, so that a shell's split and systemd's are the same.
-    assert not set(line) & set("'\"\\"), f"{path.name}: ExecStart without quotes: {line}"
-    return line.split()
-
-
-def unit_files() -> list[Path]:
-    return sorted(UNITS.glob("*.service"))
-
-
-def group_files() -> dict[str, Path]:
-    """The queue groups' env files: ``deploy/worker-<group>.env``."""
-    return {p.stem.removeprefix("worker-"): p for p in sorted(DEPLOY.glob("worker-*.env"))}
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,7 +105,7 @@ def test_every_variable_a_unit_uses_is_set_to_the_procfiles_default(name: str) -
     env = env_file(ENV_FILE)
     defaults = dict(SHELL_DEFAULT.findall(procfile()[PROCESSES[name]]))
     used = set(SYSTEMD_VARIABLE.findall(" ".join(exec_start(UNITS / name))))
-    for variable in used - {"WORKER_QUEUES"}:
+    for variable in used - GROUP_VARIABLES:
         assert env.get(variable), f"{name} uses ${{{variable}}}: set it in {ENV_FILE.name}"
         assert env[variable] == DEPLOYMENT_CHOICES.get(variable, defaults[variable]), variable
     if "WORKER_QUEUES" in used:
@@ -227,7 +163,7 @@ def test_the_queue_groups_consume_every_queue() -> None:
     }
     assert set(groups["main"]) == queues, "the main group consumes every queue"
     for group, path in group_files().items():
-        assert set(env_file(path)) <= {"WORKER_QUEUES", "WORKER_CONCURRENCY"}, group
+        assert set(env_file(path)) <= GROUP_VARIABLES | {"WORKER_CONCURRENCY"}, group
         assert set(groups[group]) <= queues, f"group {group}: unknown queues"
 
 
@@ -270,8 +206,11 @@ def documented_process_variables() -> set[str]:
 
 
 def known_variables() -> set[str]:
+    """What the shared env file sets: every model's variables, each integration's
+    ``<NAME>_MAX_CONCURRENCY`` and the documented process variables but the groups' own."""
     concurrency = {f"{m.rsplit('.', 1)[-1].upper()}_MAX_CONCURRENCY" for m in BUILTIN_MODULES}
-    return set(model_variables()) | concurrency | documented_process_variables()
+    processes = documented_process_variables() - GROUP_VARIABLES
+    return set(model_variables()) | concurrency | processes
 
 
 def is_secret(variable: str) -> bool:
