@@ -24,7 +24,7 @@ FENCES = {RUN_FENCE, "```console", "```text", "```json", "```yaml", "```mermaid"
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 # A path of this repository named in backticks: `worker/store/records.py`, `bin/run`.
 PATH = re.compile(
-    r"`((?:worker|endpoint|shiphub_cli|devstack|simulators|tests|benchmarks|bin|docs)/[\w./-]*)`"
+    r"`((?:worker|endpoint|shiphub_cli|devstack|simulators|tests|benchmarks|bin|docs|deploy)/[\w./@-]*)`"
 )
 
 
