@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -14,10 +15,11 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.conftest import settle
 from tests.support.records import accept
+from tests.support.stack import ROOT
 from worker.basics.settings import Settings
 from worker.pipeline.delivery import deliver, signed_headers
 from worker.store.bundle import Store
@@ -223,3 +225,19 @@ def test_an_unfit_push_secret_is_refused_naming_the_setting_never_the_value(
     assert "HUB_PUSH_SECRET" in error["msg"] or said == "blank"
     for secret in value.split():
         assert secret not in error["msg"] and secret.removeprefix("whsec_") not in error["msg"]
+
+
+def test_the_manuals_verification_of_a_push_verifies_ours_and_refuses_a_changed_one(
+    outbox: Outbox, hub: Hub
+) -> None:
+    """The Python block of docs/http.md, run as a hub would run it on a push of ours."""
+    (code,) = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "http.md").read_text(), re.S)
+    push_once(outbox, settings(hub, hub_push_secret=f"{NEW_SECRET} {OLD_SECRET}"))
+    (body, headers), secret = hub.received[0], OLD_SECRET
+
+    verified: dict[str, Any] = {"secret": secret, "body": body, "headers": headers}
+    exec(code, verified)
+    assert verified["answer"] == json.loads(body)
+    changed = {**verified, "body": body.replace(b'"m"', b'"n"'), "answer": None}
+    with pytest.raises(WebhookVerificationError):
+        exec(code, changed)

@@ -141,6 +141,12 @@ def test_a_gone_hub_ends_the_delivery_at_once_saying_so(stack: Stack, hub: HubSe
     assert "HTTP 410" in delivery["last_error"]
     dead = requests.get(f"{stack.url}/dead", headers=stack.headers(), timeout=10).json()
     assert body["message_id"] in {row["message_id"] for row in dead["deliveries"]}
+    page = requests.get(
+        f"{stack.url}/ops/messages/acme/{body['message_id']}",
+        auth=("ops", Stack.ENDPOINT_KEY),
+        timeout=10,
+    )
+    assert "the hub said gone" in page.text
     wait_until(lambda: "the hub said gone" in stack.services["worker"].output(), timeout=10)
     assert len(hub.seen_of(body["message_id"])) == 1  # dead: out of the outbox, never pushed again
 
