@@ -218,7 +218,7 @@ class HubServer(_Server):
             return "a webhook-signature with no secret" if "webhook-signature" in given else None
         for number, secret in enumerate(self.push_secrets, start=1):
             try:
-                Webhook(secret).verify(body, given)
+                Webhook(secret).verify(body, given, json_parse=False)
             except WebhookVerificationError as exc:
                 return f"webhook-signature does not verify with secret {number}: {exc}"
         return None
