@@ -150,6 +150,17 @@ def test_a_gone_hub_ends_the_delivery_at_once_saying_so(stack: Stack, hub: HubSe
     wait_until(lambda: "the hub said gone" in stack.services["worker"].output(), timeout=10)
     assert len(hub.seen_of(body["message_id"])) == 1  # dead: out of the outbox, never pushed again
 
+    # Once the hub takes answers again, the dead delivery is replayed under the same webhook-id.
+    replayed = requests.post(
+        f"{stack.url}/deliveries/acme/{body['message_id']}/replay",
+        headers=stack.headers(),
+        timeout=10,
+    )
+    assert replayed.status_code == 200, replayed.text
+    delivered(stack, body["message_id"])
+    gone, taken = hub.seen_of(body["message_id"])
+    assert taken["webhook_id"] == gone["webhook_id"]
+
 
 @pytest.mark.parametrize("status", [429, 502, 503, 504])
 def test_a_busy_hubs_retry_after_in_seconds_is_honoured(
