@@ -136,6 +136,17 @@ def _access(settings: Settings) -> Iterator[Check]:
             Level.NOTE,
             "not set: answers are not pushed; waiting requests and GET /messages/... return them",
         )
+    if keys := settings.push_signing_keys:
+        count = f"{len(keys)} secret" + ("s: a rotation" if len(keys) > 1 else "")
+        said = f"set: pushes carry a Standard Webhooks webhook-signature ({count})"
+        yield Check("HUB_PUSH_SECRET", Level.OK, said)
+    elif settings.hub_push_url:
+        yield Check(
+            "HUB_PUSH_SECRET",
+            Level.NOTE,
+            "not set: pushes carry webhook-id and webhook-timestamp but no webhook-signature "
+            "(hubs verify X-Hub-Signature)",
+        )
 
 
 def _integrations(extra_modules: str, hub_store: str) -> Iterator[Check]:

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from endpoint.app import create_app
 from tests.support.kinds import forbid_processes, kind_of, processes_forbidden
+from tests.support.servers import HubServer
 from worker.basics.settings import Settings
 from worker.integrations.registry import Handler, Route
 from worker.store.bundle import Store
@@ -93,6 +94,20 @@ def settle(
         push=push,
         lease_token=lease,
     )
+
+
+@pytest.fixture(autouse=True)
+def every_push_verified() -> Iterator[None]:
+    """Fail the test in whose time a hub stub (``HubServer``) received a push whose signatures
+    did not verify (the classic one, or Standard Webhooks' with the reference library): the
+    push was refused 401, which a test waiting for its answer might otherwise only time out on.
+    """
+    before = {id(hub): len(hub.bad_signatures) for hub in HubServer.running}
+    yield
+    for hub in list(HubServer.running):
+        with hub.lock:
+            bad = hub.bad_signatures[before.get(id(hub), 0) :]
+        assert not bad, f"pushes to the hub stub failed verification: {bad}"
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -20,7 +20,8 @@ from tests.support.walkthrough import (
 )
 
 # ```sh is run by the walk-through; every other block says what it is (docs/testing.md).
-FENCES = {RUN_FENCE, "```console", "```text", "```json", "```yaml", "```mermaid"}
+# ```python: a hub's code, run by the test that covers it (tests/test_delivery.py).
+FENCES = {RUN_FENCE, "```console", "```text", "```json", "```yaml", "```mermaid", "```python"}
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 # A path of this repository named in backticks: `worker/store/records.py`, `bin/run`.
 PATH = re.compile(

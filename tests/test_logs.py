@@ -213,6 +213,7 @@ def test_known_secrets_are_every_secret_setting() -> None:
         "FLOWER_BASIC_AUTH": "admin:flower-password",
         "REDIS_URL": "redis://:redis-password@redis.internal:6379/0",
         "HUB_STORE": "default-store",
+        "HUB_PUSH_SECRET": "whsec_cHVzaC1zZWNyZXQtb25l whsec_cHVzaC1zZWNyZXQtdHdv",
     }
 
     found = logs.known_secrets(environ)
@@ -229,6 +230,8 @@ def test_known_secrets_are_every_secret_setting() -> None:
         "zed-credentials",
         "flower-password",
         "redis-password",
+        "whsec_cHVzaC1zZWNyZXQtb25l",  # each secret of a rotation, with and without its prefix
+        "cHVzaC1zZWNyZXQtdHdv",
     ):
         assert expected in found
     assert "zed-account-name" not in found and "default-store" not in found

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -114,6 +116,26 @@ def test_retry_after_in_seconds_or_as_a_date_and_a_provider_header() -> None:
         retry_after_headers=("Retry-After", "Duoplane-Retry-After-Seconds"),
     )
     assert odd.retry_after == 3
+
+
+@pytest.fixture
+def far_from_gmt(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process in a local time zone hours from GMT."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_retry_after_date_is_gmt_in_each_of_https_three_forms(far_from_gmt: None) -> None:
+    """IMF-fixdate, RFC 850 and asctime's form (which writes no zone: HTTP dates are GMT)."""
+    for date in (
+        "Wed, 21 Oct 2015 07:28:00 GMT",
+        "Wednesday, 21-Oct-15 07:28:00 GMT",
+        "Wed Oct 21 07:28:00 2015",
+    ):
+        assert retry_after_seconds(date, now=1445412470) == 10, date
 
 
 def test_push_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:

@@ -38,7 +38,7 @@ SHIPHUB = Path(sys.executable).parent / "shiphub"
 FIXTURES = ROOT / "tests" / "fixtures" / "dotcom"
 # bin/run's lookup: the seed's sample ships "Standard".
 SHIPPING_LOOKUP = [{"Standard": "03"}, {"UPS Ground (USD)": "03"}]
-SECRETS = (Stack.ENDPOINT_KEY, Stack.SECRET_KEY, HUB_TOKEN, API_KEY, PASSWORD)
+SECRETS = (Stack.ENDPOINT_KEY, Stack.SECRET_KEY, Stack.PUSH_SECRET, HUB_TOKEN, API_KEY, PASSWORD)
 # What the tests' own environment may hold that would change what the script does.
 SCRUBBED = ("ENDPOINT_KEY", "SHIPHUB_URL", "SHIPHUB_INSECURE_DEV", "HUB_PUSH_URL")
 

@@ -13,6 +13,7 @@ from tests.support.stack import ROOT, Stack, free_port
 # Values that must never be printed, whatever check says about them.
 BROKEN_SECRET_KEY = "not-a-fernet-key-but-still-a-secret"
 PUSH_PASSWORD = "push-url-password"
+BROKEN_PUSH_SECRET = "whsec_not-base64-but-still-a-secret"
 
 
 def check_env(stack: Stack, sim: DotcomSimulator, hub: HubServer, **changes: str | None) -> Any:
@@ -24,6 +25,7 @@ def check_env(stack: Stack, sim: DotcomSimulator, hub: HubServer, **changes: str
         "REDIS_URL": stack.redis.url,
         "ENDPOINT_KEY": Stack.ENDPOINT_KEY,
         "SHIPHUB_SECRET_KEY": Stack.SECRET_KEY,
+        "HUB_PUSH_SECRET": Stack.PUSH_SECRET,
         "SHIPHUB_INTEGRATION_MODULES": "tests.support.acme",
         "POLLS": "off",
         "SHIPHUB_URL": stack.url,
@@ -55,6 +57,10 @@ def test_the_stacks_own_configuration_is_all_good(
         "ok",
         f"{hub.url}/push (HUB_ACCESS_TOKEN set), store 'test-store'",
     )
+    assert found["HUB_PUSH_SECRET"] == (
+        "ok",
+        "set: pushes carry a Standard Webhooks webhook-signature (1 secret)",
+    )
     assert found["dotcom"] == (
         "ok",
         "configured; from the environment: api_key set, password set, shipping_lookup set",
@@ -77,6 +83,7 @@ def test_a_receiver_out_of_reach_is_only_a_note_and_polls_are_listed(
         SHIPHUB_URL=f"http://127.0.0.1:{free_port()}",
         POLLS="dotcom.tracking=600",
         HUB_PUSH_URL=f"http://hub:{PUSH_PASSWORD}@127.0.0.1:9/push?token={PUSH_PASSWORD}",
+        HUB_PUSH_SECRET=None,
     )
 
     run = run_shiphub("check", "--json", env=env)
@@ -90,6 +97,12 @@ def test_a_receiver_out_of_reach_is_only_a_note_and_polls_are_listed(
     assert by_subject["POLLS"]["detail"] == "'dotcom.tracking=600': dotcom.tracking every 600 s"
     assert "token" not in by_subject
     assert by_subject["HUB_PUSH_URL"]["detail"].startswith("http://127.0.0.1:9/push (")
+    assert by_subject["HUB_PUSH_SECRET"] == {
+        "subject": "HUB_PUSH_SECRET",
+        "level": "note",
+        "detail": "not set: pushes carry webhook-id and webhook-timestamp but no "
+        "webhook-signature (hubs verify X-Hub-Signature)",
+    }
     assert PUSH_PASSWORD not in run.out
 
 
@@ -139,6 +152,7 @@ def test_invalid_settings_are_named_without_their_values(
         hub,
         SHIPHUB_SECRET_KEY=BROKEN_SECRET_KEY,
         TASK_MAX_ATTEMPTS="0",
+        HUB_PUSH_SECRET=BROKEN_PUSH_SECRET,
     )
 
     run = run_shiphub("check", env=env)
@@ -148,7 +162,13 @@ def test_invalid_settings_are_named_without_their_values(
     assert found["SHIPHUB_SECRET_KEY"][0] == "problem"
     assert found["SHIPHUB_SECRET_KEY"][1].startswith("SHIPHUB_SECRET_KEY must be Fernet keys")
     assert found["TASK_MAX_ATTEMPTS"] == ("problem", "Input should be greater than or equal to 1")
+    assert found["HUB_PUSH_SECRET"] == (
+        "problem",
+        "HUB_PUSH_SECRET: the secret is not 'whsec_' followed by valid base64 (A-Z a-z 0-9 + /, "
+        "'=' padding)",
+    )
     assert BROKEN_SECRET_KEY not in run.out + run.err
+    assert BROKEN_PUSH_SECRET.removeprefix("whsec_") not in run.out + run.err
 
 
 def test_without_endpoint_key_nothing_starts_unless_insecure_development_is_explicit(

@@ -6,6 +6,7 @@ line would copy it. Then every process is stopped and its whole output read."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -71,6 +72,7 @@ def the_secrets(api_key: str, password: str) -> dict[str, str]:
     return {
         "ENDPOINT_KEY": f"endpoint-{secrets.token_hex(8)}",
         "HUB_ACCESS_TOKEN": f"hub-token-{secrets.token_hex(8)}",
+        "HUB_PUSH_SECRET": f"whsec_{base64.b64encode(secrets.token_bytes(32)).decode()}",
         "SHIPHUB_SECRET_KEY": Fernet.generate_key().decode(),
         "OPS_PASSWORD": f"ops-{secrets.token_hex(8)}",
         "DOTCOM_API_KEY": api_key,
@@ -171,7 +173,7 @@ def run(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> 
             "DOTCOM_SIM_VISIBLE_AFTER": "0",
         }
     )
-    hub = HubServer(given["HUB_ACCESS_TOKEN"], HUB_STORE)
+    hub = HubServer(given["HUB_ACCESS_TOKEN"], HUB_STORE, (given["HUB_PUSH_SECRET"],))
     recorded = Run(
         secrets=given,
         sentinels=[f"query-{secrets.token_hex(6)}", f"header-{secrets.token_hex(6)}"],

@@ -128,6 +128,8 @@ def test_an_answer_bigger_than_a_push_goes_out_in_parts_in_order(
     assert parts[-1]["parameters"] == [{"name": "acme.since", "value": 12_999}]
     assert all(p["parameters"] == [] for p in parts[:-1])
     assert len({p["delivery_id"] for p in pushes}) == len(parts)
+    # Each part its own Standard Webhooks id (its delivery id), each verified by the hub stub.
+    assert [p["webhook_id"] for p in pushes] == [p["delivery_id"] for p in pushes]
 
 
 def test_a_push_that_raises_is_a_failed_attempt_with_its_reason_and_goes_dead_after_the_budget(

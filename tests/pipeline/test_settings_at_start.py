@@ -82,6 +82,7 @@ def test_web_worker_and_beat_stop_at_start_naming_an_invalid_setting(
         ("HUB_ACCESS_TOKEN", f"{SECRET} "),
         ("OPS_PASSWORD", f"\t{SECRET}"),
         ("REDIS_URL", f"redis://:{SECRET}@127.0.0.1:port/0"),
+        ("HUB_PUSH_SECRET", f"whsec_{SECRET}"),  # not base64: '-' is not in its alphabet
     ],
 )
 def test_a_secret_that_is_unfit_stops_every_process_without_its_value_being_said(

@@ -10,8 +10,12 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
+
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from tests.support.stack import Stack
 
 
 class _Server:
@@ -138,23 +142,50 @@ class _ProviderHandler(_Handler):
 
 
 class HubServer(_Server):
-    """The hub, receiving pushed answers. Every push's signature is checked; a bad one is a 401
-    and is recorded in ``bad_signatures``. ``pushes`` keeps what each accepted push said of
-    itself (store, delivery id, part, size); ``delay`` makes the hub answer slowly (after it has
-    taken the push, as a slow hub does), ``redirect_to`` makes it answer 302."""
+    """The hub, receiving pushed answers. Every push's signatures are checked, the classic
+    ``X-Hub-Signature`` and (with ``push_secrets``, the stack's ``HUB_PUSH_SECRET`` by default)
+    Standard Webhooks' with the reference library, once per secret the hub knows; a bad one is a
+    401 and is recorded in ``bad_signatures``, which fails the test (``tests/conftest.py``).
+    ``seen`` keeps the headers of every push, refused ones included; ``pushes`` what each
+    accepted push said of itself (store, delivery id, part, size, webhook headers). ``delay``
+    makes the hub answer slowly (after it has taken the push, as a slow hub does),
+    ``redirect_to`` makes it answer 302, ``script`` gives the next answers to one message's
+    pushes (410, 429 with a Retry-After...)."""
 
-    def __init__(self, token: str, store: str) -> None:
+    running: ClassVar[list[HubServer]] = []  # whose bad signatures fail the test
+
+    def __init__(
+        self, token: str, store: str, push_secrets: tuple[str, ...] = (Stack.PUSH_SECRET,)
+    ) -> None:
         self.token = token
         self.store = store  # HUB_STORE: what a message without its own store is pushed with
+        self.push_secrets = push_secrets  # none: pushes must carry no webhook-signature
         self.answers: list[dict[str, Any]] = []
         self.pushes: list[dict[str, Any]] = []
+        self.seen: list[dict[str, Any]] = []
         self.bad_signatures: list[str] = []
         self.attempts = 0
         self.attempts_by_id: Counter[str] = Counter()
+        self.scripts: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self.down = False
         self.delay = 0.0
         self.redirect_to: str | None = None
         super().__init__(_HubHandler)
+        HubServer.running.append(self)
+
+    def close(self) -> None:
+        super().close()
+        HubServer.running.remove(self)
+
+    def script(self, message_id: str, *answers: tuple[int, dict[str, str]]) -> None:
+        """Answer the next pushes of ``message_id`` with these (status, headers), in order."""
+        with self.lock:
+            self.scripts[message_id] = list(answers)
+
+    def seen_of(self, message_id: str) -> list[dict[str, Any]]:
+        """Every push of ``message_id`` that reached the hub, taken or not, in order."""
+        with self.lock:
+            return [p for p in self.seen if p["message_id"] == message_id]
 
     def received(self, message_id: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -173,6 +204,26 @@ class HubServer(_Server):
         raise AssertionError(f"no answer for {message_id} reached the hub in {timeout}s")
 
     def check(self, body: bytes, headers: Any) -> str | None:
+        return self._check_classic(body, headers) or self._check_standard(body, headers)
+
+    def _check_standard(self, body: bytes, headers: Any) -> str | None:
+        """Standard Webhooks, verified by the reference library with each secret the hub
+        knows; without one, the push must carry the id and timestamp and no signature."""
+        given = {name.lower(): value for name, value in headers.items()}
+        if not given.get("webhook-id") or not given.get("webhook-timestamp"):
+            return "no webhook-id or webhook-timestamp"
+        if given.get("webhook-timestamp") != given.get("x-hub-timestamp"):
+            return "webhook-timestamp is not X-Hub-Timestamp"
+        if not self.push_secrets:
+            return "a webhook-signature with no secret" if "webhook-signature" in given else None
+        for number, secret in enumerate(self.push_secrets, start=1):
+            try:
+                Webhook(secret).verify(body, given, json_parse=False)
+            except WebhookVerificationError as exc:
+                return f"webhook-signature does not verify with secret {number}: {exc}"
+        return None
+
+    def _check_classic(self, body: bytes, headers: Any) -> str | None:
         ts = headers.get("X-Hub-Timestamp", "")
         expected = (
             "sha256="
@@ -191,29 +242,38 @@ class _HubHandler(_Handler):
     def do_POST(self) -> None:
         owner: HubServer = self.owner
         body = self.body()
+        message_id = _message_id(body)
+        problem = owner.check(body, self.headers)  # every push, whatever the hub answers
+        said = {
+            "message_id": message_id,
+            "store": self.headers.get("X-Hub-Store"),
+            "delivery_id": self.headers.get("X-Hub-Delivery-Id"),
+            "part": self.headers.get("X-Hub-Delivery-Part"),
+            "size": len(body),
+            "webhook_id": self.headers.get("webhook-id"),
+            "webhook_timestamp": self.headers.get("webhook-timestamp"),
+            "webhook_signature": self.headers.get("webhook-signature"),
+            "at": time.time(),
+        }
         with owner.lock:
             owner.attempts += 1
-            owner.attempts_by_id[_message_id(body)] += 1
+            owner.attempts_by_id[message_id] += 1
+            owner.seen.append(said)
+            if problem:
+                owner.bad_signatures.append(problem)
+                return self.reply(401, {"error": problem})
+            scripted = owner.scripts.get(message_id)
+            if scripted:
+                status, headers = scripted.pop(0)
+                return self.reply(status, {"error": f"scripted {status}"}, headers)
             if owner.down:
                 return self.reply(503, {"error": "hub is down"})
             if owner.redirect_to:
                 return self.reply(302, {"moved": True}, {"Location": owner.redirect_to})
-        if problem := owner.check(body, self.headers):
-            with owner.lock:
-                owner.bad_signatures.append(problem)
-            return self.reply(401, {"error": problem})
         answer = json.loads(body)
         with owner.lock:
             owner.answers.append(answer)
-            owner.pushes.append(
-                {
-                    "message_id": answer.get("message_id"),
-                    "store": self.headers.get("X-Hub-Store"),
-                    "delivery_id": self.headers.get("X-Hub-Delivery-Id"),
-                    "part": self.headers.get("X-Hub-Delivery-Part"),
-                    "size": len(body),
-                }
-            )
+            owner.pushes.append({**said, "message_id": answer.get("message_id")})
             delay = owner.delay
         time.sleep(delay)
         return self.reply(200, {"ok": True})

@@ -146,6 +146,9 @@ class Stack:
 
     ENDPOINT_KEY = "test-endpoint-key"
     SECRET_KEY = "4xK0gvQb0Z1m2Ab3yQ9cJ7dXo8hS5kLr6tW1uE2iV3c="  # a Fernet key for the tests
+    # HUB_PUSH_SECRET: every push is signed as Standard Webhooks, and the hub stub
+    # (tests.support.servers.HubServer) verifies each with the reference library.
+    PUSH_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw/eJ+6TeLjzc="
 
     def __init__(self, redis_server: RedisServer, extra_env: dict[str, str | None]) -> None:
         self.redis = redis_server
@@ -157,6 +160,7 @@ class Stack:
             "REDIS_URL": redis_server.url,
             "ENDPOINT_KEY": self.ENDPOINT_KEY,
             "SHIPHUB_SECRET_KEY": self.SECRET_KEY,
+            "HUB_PUSH_SECRET": self.PUSH_SECRET,
             "SHIPHUB_INTEGRATION_MODULES": "tests.support.acme",
             "BROKER_VISIBILITY_TIMEOUT_SECONDS": "6",
             "TASK_TIME_LIMIT_SECONDS": "4",

@@ -137,8 +137,9 @@ class Redactor:
 def known_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     """The value of every secret setting this process can know: variables named like a secret
     (``SECRET_SUFFIXES``), the secret fields of every settings class loaded (``SecretStr``, or a
-    text field named like one), each key of ``SHIPHUB_SECRET_KEY``, Flower's basic auth and the
-    password in ``REDIS_URL``."""
+    text field named like one), each key of ``SHIPHUB_SECRET_KEY``, each secret of
+    ``HUB_PUSH_SECRET`` (with and without its ``whsec_``), Flower's basic auth and the password in
+    ``REDIS_URL``."""
     env = {name.upper(): value for name, value in (environ or os.environ).items()}
     found = [value for name, value in env.items() if name.endswith(SECRET_SUFFIXES)]
     for name, value in env.items():
@@ -150,6 +151,8 @@ def known_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
             if _is_secret(name, field.annotation):
                 found.append(env.get(f"{prefix}{name.upper()}", ""))
     found += env.get("SHIPHUB_SECRET_KEY", "").split(",")
+    for push_secret in env.get("HUB_PUSH_SECRET", "").split():  # whsec_<key>, several in a rotation
+        found += [push_secret, push_secret.removeprefix("whsec_")]
     for login in env.get("FLOWER_BASIC_AUTH", "").split(","):
         found += [login, login.partition(":")[2]]
     found += [_url_password(part) for part in env.get("REDIS_URL", "").split(";")]

@@ -21,6 +21,7 @@ from worker.basics.errors import refuse_to_start
 from worker.basics.sealing import key_problem
 from worker.basics.secret_settings import SecretsChecked
 from worker.hub.messages import store_problem
+from worker.hub.standard_webhooks import secrets_problem, signing_keys
 
 
 class Settings(SecretsChecked):
@@ -189,6 +190,19 @@ class Settings(SecretsChecked):
         description=(
             "send `X-Hub-Access-Token` as the classic hub's HMAC-SHA1 of body + timestamp instead "
             "of the token itself"
+        ),
+    )
+    # Standard Webhooks (worker/hub/standard_webhooks.py): each push also carries webhook-id,
+    # webhook-timestamp and, with this set, webhook-signature (one v1 entry per secret).
+    hub_push_secret: SecretStr | None = Field(
+        None,
+        description=(
+            "the Standard Webhooks secret(s) pushes are signed with: `whsec_<base64 of a key of "
+            "24 bytes or more>`; several, space separated, during a rotation (each signs: the "
+            "hub verifies with either). Unset: pushes carry `webhook-id` and `webhook-timestamp` "
+            "but no `webhook-signature` (the `X-Hub-*` signature stays either way). Make one with "
+            '`.venv/bin/python -c "import base64, os; '
+            "print('whsec_' + base64.b64encode(os.urandom(32)).decode())\"`"
         ),
     )
     hub_push_timeout_seconds: float = Field(
@@ -429,6 +443,20 @@ class Settings(SecretsChecked):
         if value is not None and (problem := http_url_problem(value)):
             raise ValueError(problem)  # the URL is not repeated: it may hold a password
         return value
+
+    @field_validator("hub_push_secret")
+    @classmethod
+    def _push_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (problem := secrets_problem(value.get_secret_value())):
+            raise ValueError(f"HUB_PUSH_SECRET: {problem}")
+        return value
+
+    @property
+    def push_signing_keys(self) -> tuple[bytes, ...]:
+        """The Standard Webhooks keys pushes are signed with (none: no ``webhook-signature``)."""
+        if self.hub_push_secret is None:
+            return ()
+        return signing_keys(self.hub_push_secret.get_secret_value())
 
     @field_validator("hub_store")
     @classmethod

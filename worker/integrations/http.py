@@ -16,6 +16,7 @@ import socket
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC
 from typing import Any, TypeVar
 
 import requests
@@ -85,6 +86,8 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # asctime's form writes no zone: an HTTP date is GMT
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 

@@ -8,18 +8,22 @@ Each push is signed the way the hub checks it, and says which delivery it is:
 * ``X-Hub-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" keyed by the token>``;
 * ``X-Hub-Delivery-Id``: the same on every push of one answer (part), different for every other,
   so a hub can drop the repeats that at-least-once delivery makes unavoidable;
-  ``X-Hub-Delivery-Part: <n>/<parts>``.
+  ``X-Hub-Delivery-Part: <n>/<parts>``;
+* Standard Webhooks' (``worker.hub.standard_webhooks``): ``webhook-id`` (the delivery id),
+  ``webhook-timestamp`` (the same seconds) and, with ``HUB_PUSH_SECRET``, ``webhook-signature``.
 
 An answer bigger than ``HUB_PUSH_MAX_BYTES`` goes out as several pushes, in order, each a valid
 answer with the same ``message_id`` and its own ``part`` of ``parts`` (the messages spread over the
 parts; parameters and notifications in the last, so the cursor arrives with the last shipment).
 
 A push task carries the claim it was sent for (``worker.store.outbox``); anything but a 2xx (a
-redirect included: it is never followed) is retried on the push policy (jittered back-off, the hub's
-Retry-After honoured up to the cap) for ``HUB_PUSH_RETRY_FOR_SECONDS``, the next push scheduled in
-Redis; then the delivery is dead (listed, replayable). A push that timed out may have reached a
-slow hub: the next one waits at least as long and gets twice the time, so a hub slower than
-``HUB_PUSH_TIMEOUT_SECONDS`` sees a few copies, not a copy per second.
+redirect included: it is never followed) is retried on the push policy (jittered back-off; after a
+429, 502, 503 or 504 the hub's Retry-After honoured up to the cap) for
+``HUB_PUSH_RETRY_FOR_SECONDS``, the next push scheduled in Redis; then the delivery is dead
+(listed, replayable). A ``410 Gone`` makes it dead at once ("the hub said gone"). A push that
+timed out may have reached a slow hub: the next one waits at least as long and gets twice the
+time, so a hub slower than ``HUB_PUSH_TIMEOUT_SECONDS`` sees a few copies, not a copy per
+second.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import requests
 from worker.basics import logs
 from worker.basics.patience import patiently
 from worker.basics.settings import Settings
+from worker.hub import standard_webhooks
 from worker.integrations import registry
 from worker.integrations.http import excerpt, pooled_session, retry_after_seconds
 from worker.store import replication
@@ -67,9 +72,23 @@ def push_task_name(claimed: Claimed) -> str:
     return f"{claimed.integration}:{claimed.message_id}/push/{claimed.claim}"
 
 
+def delivery_id(taken: TakenPush, part: int) -> str:
+    """What one answer part is known by, ``X-Hub-Delivery-Id`` and ``webhook-id``:
+    ``<the answer's delivery id>-<part>``, the same on every push of that part (retries, a
+    replay of the dead delivery), different for every other part and every other answer."""
+    return f"{taken.delivery_id}-{part}"
+
+
 def signed_headers(
-    body: bytes, s: Settings, timestamp: int | None = None, store: str | None = None
+    body: bytes,
+    s: Settings,
+    timestamp: int | None = None,
+    store: str | None = None,
+    webhook_id: str | None = None,
 ) -> dict[str, str]:
+    """The headers that sign one push: the classic hub's ``X-Hub-*``, and with ``webhook_id``
+    Standard Webhooks' (a ``webhook-signature`` only with ``HUB_PUSH_SECRET``), all of one
+    timestamp."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     token = s.hub_access_token.get_secret_value().encode() if s.hub_access_token else b""
     headers = {
@@ -79,6 +98,10 @@ def signed_headers(
         "X-Hub-Signature": "sha256="
         + hmac.new(token, ts.encode() + b"." + body, hashlib.sha256).hexdigest(),
     }
+    if webhook_id is not None:
+        headers |= {"webhook-id": webhook_id, "webhook-timestamp": ts}
+        if keys := s.push_signing_keys:
+            headers["webhook-signature"] = standard_webhooks.signature(keys, webhook_id, ts, body)
     if s.hub_sign_access_token:
         headers["X-Hub-Access-Token"] = hmac.new(
             token, body + ts.encode(), hashlib.sha1
@@ -192,11 +215,20 @@ class Pushed:
     next_at: float | None = None
 
 
+# The hub's answers that mean "busy: come back later", whose Retry-After (seconds or an HTTP
+# date) the next push waits for, up to the back-off's cap; on any other failure it means
+# nothing and the back-off alone applies.
+BUSY_STATUSES = frozenset({429, 502, 503, 504})
+GONE_STATUS = 410  # the hub will never take this answer: the delivery is dead at once
+GONE = "the hub said gone"
+
+
 @dataclass(frozen=True)
 class _Failure:
     error: str
     retry_after: float | None = None
     timed_out: bool = False
+    gone: bool = False  # no retry: dead now
 
 
 def deliver(outbox: Outbox, integration: str, message_id: str, claim: str, s: Settings) -> Pushed:
@@ -269,7 +301,8 @@ def _failed(
     now = time.time()
     # A push that timed out may have reached the hub: wait at least as long as it waited.
     at_least = timeout if failure.timed_out else failure.retry_after
-    next_at = s.push_retries.next_attempt_at(attempt, taken.since, now, at_least)
+    policy = s.push_retries
+    next_at = None if failure.gone else policy.next_attempt_at(attempt, taken.since, now, at_least)
     recorded = patiently(
         lambda: outbox.failed(
             integration, message_id, claim, failure.error, next_at, timed_out=failure.timed_out
@@ -306,9 +339,10 @@ def _push(
 ) -> _Failure | None:
     """POST one body; None on a 2xx, else what went wrong (never the token)."""
     assert s.hub_push_url
+    webhook_id = delivery_id(taken, part[0])
     headers = {
-        **signed_headers(body, s, store=taken.store or None),
-        "X-Hub-Delivery-Id": f"{taken.delivery_id}-{part[0]}",
+        **signed_headers(body, s, store=taken.store or None, webhook_id=webhook_id),
+        "X-Hub-Delivery-Id": webhook_id,
         "X-Hub-Delivery-Part": f"{part[0]}/{part[1]}",
     }
     try:
@@ -323,12 +357,15 @@ def _push(
         return _Failure(f"the hub did not answer within {timeout:g} s", timed_out=True)
     except requests.RequestException as exc:
         return _Failure(f"{exc.__class__.__name__}: could not reach the hub")
-    if 200 <= response.status_code < 300:
+    status = response.status_code
+    if 200 <= status < 300:
         return None
-    return _Failure(
-        f"hub answered HTTP {response.status_code}: {excerpt(response.text)}",
-        retry_after_seconds(response.headers.get("Retry-After")),
-    )
+    said = f"hub answered HTTP {status}: {excerpt(response.text)}"
+    if status == GONE_STATUS:
+        return _Failure(f"{GONE} ({said})", gone=True)
+    if status in BUSY_STATUSES:
+        return _Failure(said, retry_after_seconds(response.headers.get("Retry-After")))
+    return _Failure(said)
 
 
 def _unexpected(exc: Exception) -> str:
