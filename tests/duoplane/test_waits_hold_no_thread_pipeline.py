@@ -1,9 +1,11 @@
-"""A Duoplane poll waiting for its pace holds no worker thread (real redis-server, a Celery worker
-of one thread, Duoplane's simulator and the test provider over HTTP): when the next page must
+"""Duoplane's handlers waiting for its pace hold no worker thread (real redis-server, a Celery
+worker of one thread, Duoplane's simulator and the test provider over HTTP): when the next page must
 wait longer than ``PACE_SLEEP_MAX_SECONDS``, the poll's attempt ends and the message comes back
 when that page may go, resuming from the page it stopped at. Meanwhile the worker's one thread
 handles another integration's message at once, and the poll still reads every page once and
-confirms every shipment once.
+confirms every shipment once. The same for ``send_tracking``, whose look, create and look
+again each take room: its look after creating comes back when it may go, and the confirmation
+is answered as sent, once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.duoplane.conftest import PAGE_SIZE, DuoplaneSimulator, duoplane_env, poll_message
+from tests.duoplane.conftest import (
+    PAGE_SIZE,
+    PURCHASE_ORDER,
+    DuoplaneSimulator,
+    confirm_message,
+    duoplane_env,
+    poll_message,
+)
 from tests.duoplane.test_tracking_pipeline import confirmed, list_requests
 from tests.pipeline.conftest import provider, stack_env
 from tests.support.servers import HubServer, ProviderServer
@@ -89,6 +98,45 @@ def test_a_poll_waiting_for_its_pace_frees_the_thread_and_confirms_every_shipmen
     assert [e["status"] for e in lists] == [200] * PAGES  # every page read once
     # the pages that waited went at our pace: one every 2 s after the first two
     assert lists[-1]["at"] - lists[1]["at"] >= (PAGES - 2) * 2 * 0.9
+
+
+def test_a_confirmation_waiting_for_its_pace_frees_the_thread_and_is_sent_once(
+    simulator_process: DuoplaneSimulator, provider: ProviderServer, hub: HubServer
+) -> None:
+    """Our bucket of 2 requests draining one every 4 s: the look and the create go at once, the
+    look after creating waits 4 s, scheduled rather than slept."""
+    sim = simulator_process
+    sim.reset()
+    env = {
+        **duoplane_env(sim, hub),
+        **stack_env(provider, hub),
+        "DUOPLANE_RATE_CAPACITY": "2",
+        "DUOPLANE_RATE_PER_SECOND": "0.25",
+    }
+    body = confirm_message()
+    since = datetime.now(UTC).timestamp()
+    with one_thread(env) as stack, ThreadPoolExecutor(1) as waiting:
+        answered = waiting.submit(stack.post, "/duoplane/send_tracking", body, wait=55)
+        wait_until(lambda: any(e["route"] == "create" for e in sim.requests(since)["log"]), 20)
+
+        order = order_message()
+        started = time.monotonic()
+        assert stack.post("/acme/send_order", order).status_code == 200
+        status = stack.wait_status("acme", order["message_id"], "succeeded", "failed", timeout=30)
+        took = time.monotonic() - started
+
+        assert status["status"] == "succeeded"
+        assert took < PROMPT_SECONDS, f"the Acme order waited {took:.1f} s behind the pace"
+        response = answered.result(timeout=60)
+        assert response.status_code == 200, response.text
+        (note,) = response.json()["notifications"]
+        assert note["subject"] == "Tracking sent to Duoplane", note  # not "found": it made it
+        record = stack.record("duoplane", body["message_id"])
+        assert record["status"] == "succeeded"
+        assert int(record["attempts"]) == 1  # waiting for the pace is not a failed attempt
+    (created,) = sim.shipments(PURCHASE_ORDER)  # one shipment
+    tracking = body["payload"]["shipment"]["tracking_numbers"]
+    assert [t["tracking"] for t in created["shipment_trackings_attributes"]] == tracking
 
 
 def _ago(**delta: float) -> str:

@@ -200,6 +200,14 @@ class Job(Generic[P]):
         self._mark_done(operation, result, sends)
         return result
 
+    def done(self, operation: str) -> Any:
+        """The result ``once(operation)`` already has in this run (an earlier attempt completed
+        it, then ended: a wait for the pace after the call), None if it has none."""
+        state = self.db.once.state(self.integration, self.message_id, operation)
+        if state is None or state.get("run", 0) != self.run or state["state"] != OnceState.DONE:
+            return None
+        return state["result"]
+
     def _mark_done(self, operation: str, result: Any, sends: Mapping[str, Any] | None) -> None:
         self.db.once.done(
             self.integration, self.message_id, operation, result, run=self.run, sends=sends

@@ -95,10 +95,10 @@ PASSWORD = Requirement("password", "Your Duoplane API password")
 LAST_POLLING = Requirement(CURSOR, "Shipments updated since this time are polled", cursor=True)
 
 
-def client_for(job: Job[Any], s: DuoplaneSettings, *, booked: bool = False) -> DuoplaneClient:
+def client_for(job: Job[Any], s: DuoplaneSettings) -> DuoplaneClient:
     """The client for this message's API user, paced by its bucket; an unconfigured Duoplane
-    says so before anything else. ``booked``: a wait for the pace longer than
-    ``PACE_SLEEP_MAX_SECONDS`` ends the attempt (``WaitUntil``) instead of being slept."""
+    says so before anything else. A wait for the pace longer than ``PACE_SLEEP_MAX_SECONDS``
+    ends the attempt (``WaitUntil``) instead of being slept."""
     base_url = s.base_url
     api_key = credential(job, "api_key", "DUOPLANE_API_KEY").strip()
     if ":" in api_key:
@@ -107,13 +107,12 @@ def client_for(job: Job[Any], s: DuoplaneSettings, *, booked: bool = False) -> D
         )
     password = credential(job, "password", "DUOPLANE_PASSWORD")
     account = Account(api_key, SecretStr(password))
-    # send_tracking's waits are slept (its look, create and look again go in one attempt); a
-    # poll's are booked, and it resumes at the page it stopped at (``poll_shipments``).
+    # A long wait is booked: send_tracking comes back to the step it stopped at (its create's
+    # guards), a poll to the page it stopped at (``poll_shipments``).
     bucket = job.pace(
         account.digest(base_url),
         capacity=s.rate_capacity,
         per_second=s.rate_per_second,
-        booked=booked,
     )
     pacing = Pacing(bucket, s.retry_after_margin_seconds, s.rate_limited_retries)
     return DuoplaneClient(base_url, account, s.timeout, pacing)
@@ -141,7 +140,8 @@ def send_tracking(job: Job[ShipmentConfirm]) -> Answer:
     """Create the shipment on its purchase order, once."""
     s = duoplane_settings()
     shipment = job.payload.shipment
-    creating = Creating(client_for(job, s), shipment, create_body(shipment), s.page_size)
+    client = client_for(job, s)
+    creating = Creating(client, shipment, create_body(shipment), s.page_size)
     (kept,) = job.watch(DELIVERED, delivered_key(shipment))
     if isinstance(kept, dict):
         return job.answer().notify(
@@ -157,16 +157,20 @@ def send_tracking(job: Job[ShipmentConfirm]) -> Answer:
         # create may have landed. The POST has a guard of its own, marked right before it is
         # sent (the rate limit's wait comes first): an unknown earlier POST is waited out
         # until it can no longer land, then looked up, and only if it is not there is it sent.
-        found = creating.look()
-        if found is not None:
-            return found
-        creating.client.make_room()
-        made = job.once(
-            "post_shipment",
-            creating.post,
-            sends=creating.body,
-            look=LookFirst(s.lands_within, creating.look),
-        )
+        # A wait for the pace ends the attempt (WaitUntil) before the POST, or after it: then
+        # the next attempt finds the POST done and only looks again.
+        made = job.done("post_shipment")
+        if made is None:
+            found = creating.look()
+            if found is not None:
+                return found
+            creating.client.make_room()
+            made = job.once(
+                "post_shipment",
+                creating.post,
+                sends=creating.body,
+                look=LookFirst(s.lands_within, creating.look),
+            )
         return creating.looked_again(made)
 
     result = job.once("create_shipment", create, sends=creating.body)
@@ -328,7 +332,7 @@ def poll_shipments(job: Job[PollPayload]) -> Answer:
     and the attempt ends (``WaitUntil``); the message comes back when that page may go and reads
     on from it, in the same window."""
     s = duoplane_settings()
-    client = client_for(job, s, booked=True)
+    client = client_for(job, s)
     poll = PollProgress.resumed(job.progress(PROGRESS)) or PollProgress.starting(job, s)
     answer = job.answer()
     pages = client.shipment_pages({"updated_at_min": poll.since}, s.page_size, poll.page)
