@@ -96,6 +96,14 @@ def test_a_progress_is_kept_for_this_runs_next_attempt_under_its_lease(db: Store
     assert json.loads(db.redis.get(key))["page"] == 3
 
 
+def test_done_is_the_result_this_runs_once_already_has(db: Store) -> None:
+    first = job(db)
+    assert first.done("post") is None
+    first.once("post", lambda _key: {"id": 7})
+    assert job(db, token="tok-2").done("post") == {"id": 7}  # the next attempt of this run
+    assert job(db, run=1, token="tok-3").done("post") is None  # a replay starts from scratch
+
+
 def test_a_batch_entry_queued_after_the_lease_is_lost_is_not_queued(db: Store) -> None:
     running = job(db)
     batch = running.batch("q", ttl_seconds=600)
