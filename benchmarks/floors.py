@@ -69,6 +69,7 @@ from benchmarks.hub_messages import (
     post_backlog,
     procfile_words,
     refusals_line,
+    timed,
     unfinished,
 )
 from benchmarks.polls import keep_alive
@@ -866,8 +867,36 @@ def floor_drain(
         client.delete(counter)
 
 
-def handling_phase(args: argparse.Namespace, server: RedisServer, table: Table) -> None:
+@dataclass(frozen=True)
+class Handling:
+    """One row of the handling phase: shiphub's drain, Celery's floor, and the workers' own
+    timings meanwhile (``/metrics``)."""
+
+    processes: int
+    bound: float  # concurrency / latency
+    floor: Drain
+    drained: Drain
+    handler_ms: float  # one attempt's handler on average
+    provider_ms: float  # one provider call on average
+    threads_busy: float  # share of the pool threads' time spent in handlers
+
+    @property
+    def ratio(self) -> float:
+        return self.drained.rate / self.bound
+
+    def timings_line(self) -> str:
+        return (
+            f"  the worker's own timings: a handler ran {self.handler_ms:.0f} ms on average "
+            f"(its provider call {self.provider_ms:.0f} ms); the pool's threads spent "
+            f"{self.threads_busy:.0%} of the drain in handlers, the rest taking tasks, "
+            "acknowledging and pushing"
+        )
+
+
+def handling_phase(args: argparse.Namespace, server: RedisServer, table: Table) -> list[Handling]:
+    """Phase 2's rows, added to ``table``; returned for ``benchmarks.cost``."""
     latency = 0.1
+    found: list[Handling] = []
     sim = SimulatorProcess("simulators.dotcom", {})
     api_url = f"{sim.url}/dcd_api_test/DCDAPIService.svc"
     stack = Stack(server, {**DOTCOM_ENV, "DOTCOM_API_URL": api_url})
@@ -902,6 +931,7 @@ def handling_phase(args: argparse.Namespace, server: RedisServer, table: Table) 
                 f"{floor.rate:8.1f} tasks/s bound {bound:.0f}/s   "
                 f"ratio {floor.rate / bound:.2f}   {floor.describe('task')}"
             )
+            handlers, providers = timed(stack, HANDLER_TIMES), timed(stack, PROVIDER_TIMES)
             drained = drain(
                 stack, processes, f"h{processes}", lambda: unfinished(stack), None, others
             )
@@ -910,6 +940,23 @@ def handling_phase(args: argparse.Namespace, server: RedisServer, table: Table) 
                 f"{drained.rate:8.1f} msg/s   bound {bound:.0f}/s   "
                 f"ratio {drained.rate / bound:.2f}   {drained.describe('message')}"
             )
+            (h_sum, h_count), (p_sum, p_count) = (
+                _delta(timed(stack, HANDLER_TIMES), handlers),
+                _delta(timed(stack, PROVIDER_TIMES), providers),
+            )
+            seconds = count / drained.rate
+            found.append(
+                Handling(
+                    processes,
+                    bound,
+                    floor,
+                    drained,
+                    h_sum / max(1, h_count) * 1000,
+                    p_sum / max(1, p_count) * 1000,
+                    h_sum / (processes * 16 * seconds),
+                )
+            )
+            table.add(found[-1].timings_line())
             if refused:
                 table.add(refused)
             if processes == 1 and "profile" not in args.skip and py_spy():
@@ -922,6 +969,15 @@ def handling_phase(args: argparse.Namespace, server: RedisServer, table: Table) 
         stack.stop()
         sim.stop()
         server.client().flushall()
+    return found
+
+
+HANDLER_TIMES = "shiphub_handler_duration_seconds"
+PROVIDER_TIMES = "shiphub_provider_call_duration_seconds"
+
+
+def _delta(after: tuple[float, int], before: tuple[float, int]) -> tuple[float, int]:
+    return after[0] - before[0], after[1] - before[1]
 
 
 # --------------------------------------------------------------------------------------------

@@ -114,6 +114,15 @@ def settled(flowers: list[Flower], timeout: float = 300) -> list[int]:
 
 def measure(messages: int, unbounded: bool = False) -> list[str]:
     """Rows: each Flower's memory before and after ``messages`` messages."""
+    flowers, notes = observe(messages, unbounded)
+    return [f.row(messages) for f in flowers] + notes
+
+
+def observe(
+    messages: int, unbounded: bool = False, max_tasks: int | None = None
+) -> tuple[list[FlowerMemory], list[str]]:
+    """Each Flower's memory before and after ``messages`` messages, and notes on the run. The
+    Procfile's Flower keeps ``max_tasks`` (``FLOWER_MAX_TASKS``; None: the Procfile's default)."""
     server = RedisServer().start()
     sim = SimulatorProcess("simulators.dotcom", {})
     hub = keep_alive(HubServer(HUB_TOKEN, HUB_STORE))
@@ -129,7 +138,7 @@ def measure(messages: int, unbounded: bool = False) -> list[str]:
     )
     try:
         stack.start_web()
-        flowers = [Flower(stack, "flower (the Procfile's line)", None)]
+        flowers = [Flower(stack, "flower (the Procfile's line)", max_tasks)]
         if unbounded:
             flowers.append(
                 Flower(stack, "flower, Flower's default bound", FLOWER_DEFAULT_MAX_TASKS)
@@ -151,17 +160,18 @@ def measure(messages: int, unbounded: bool = False) -> list[str]:
             events = settled(flowers)
             half = half or [f.memory()[0] for f in flowers]
         took = time.monotonic() - started
-        rows = []
+        found = []
         for flower, rss, middle, seen in zip(flowers, before, half, events, strict=True):
             after, peak = flower.memory()
-            figures = FlowerMemory(flower.name, flower.max_tasks, rss, middle, after, peak, seen)
-            rows.append(figures.row(messages))
-        rows.append(
+            found.append(
+                FlowerMemory(flower.name, flower.max_tasks, rss, middle, after, peak, seen)
+            )
+        notes = [
             f"  ({messages} messages handled and {len(hub.pushes)} answers pushed in {took:.0f} s)"
-        )
+        ]
         if line := refusals_line(refused):
-            rows.append(line)
-        return rows
+            notes.append(line)
+        return found, notes
     finally:
         stack.stop()
         sim.stop()

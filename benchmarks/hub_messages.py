@@ -113,3 +113,17 @@ def procfile_words(name: str, env: dict[str, str]) -> list[str]:
         r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), line.strip()
     )
     return shlex.split(expanded)
+
+
+def timed(stack: Stack, family: str) -> tuple[float, int]:
+    """A duration histogram's (sum, count) across its labels, from the receiver's ``/metrics``
+    (the workers' own timings, kept in Redis): e.g. ``shiphub_handler_duration_seconds``."""
+    metrics = requests.get(f"{stack.url}/metrics", timeout=10).text
+    total, count = 0.0, 0
+    for line in metrics.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith(f"{family}_sum"):
+            total += float(value)
+        elif name.startswith(f"{family}_count"):
+            count += int(float(value))
+    return total, count

@@ -76,6 +76,49 @@ def measured(stack: Stack, server: RedisServer, args: argparse.Namespace, row: R
     return load
 
 
+def measure(
+    rounds: int = 5,
+    seconds: float = 10,
+    warmup: float = 3,
+    connections: int = 50,
+    replica: bool = False,
+) -> list[Round]:
+    """``rounds`` rounds of (b), (c) and (d) (and (w) with ``replica``), each line printed as
+    it comes."""
+    require_wrk()
+    args = argparse.Namespace(seconds=seconds, warmup=warmup, connections=connections)
+    server = RedisServer().start()
+    node = RedisNode("--replicaof", "127.0.0.1", str(server.port)).start() if replica else None
+    env = {**DOTCOM_ENV, "DOTCOM_API_URL": "http://127.0.0.1:9/unused"}
+    stack = Stack(server, env)
+    waiting = Stack(server, {**env, "REDIS_MIN_REPLICAS_ACKED": "1"}) if node else None
+    found: list[Round] = []
+    try:
+        if node is not None:
+            wait_until(lambda: node.client().info("replication")["master_link_status"] == "up")
+        print(machine(server) + (", one replica" if node else ""), flush=True)
+        for number in range(1, rounds + 1):
+            found.append(one_round(stack, waiting, server, args))
+            print(found[-1].line(number), flush=True)
+            server.client().flushall()  # each round starts from an empty Redis
+    finally:
+        for running in (stack, waiting, node, server):
+            if running is not None:
+                running.stop()
+    return found
+
+
+def ratio(rounds: list[Round]) -> float:
+    """The median of (d)/(b) over the rounds: new messages as a fraction of one round trip."""
+    return statistics.median(r.d.rate / r.b.rate for r in rounds)
+
+
+def cpu_ratio(rounds: list[Round]) -> float:
+    """The median of (b)/(d)'s receiver CPU per request: the ratio a receiver bound by its own
+    CPU reaches."""
+    return statistics.median((r.b.cpu_us or 0) / (r.d.cpu_us or 1) for r in rounds)
+
+
 def one_round(
     stack: Stack, waiting: Stack | None, server: RedisServer, args: argparse.Namespace
 ) -> Round:
@@ -98,27 +141,8 @@ def main() -> None:
         "REDIS_MIN_REPLICAS_ACKED=1 (a 200 only once the replica has the record)",
     )
     args = parser.parse_args()
-    require_wrk()
-    server = RedisServer().start()
-    replica = (
-        RedisNode("--replicaof", "127.0.0.1", str(server.port)).start() if args.replica else None
-    )
-    env = {**DOTCOM_ENV, "DOTCOM_API_URL": "http://127.0.0.1:9/unused"}
-    stack = Stack(server, env)
-    waiting = Stack(server, {**env, "REDIS_MIN_REPLICAS_ACKED": "1"}) if replica else None
-    rounds: list[Round] = []
-    try:
-        if replica is not None:
-            wait_until(lambda: replica.client().info("replication")["master_link_status"] == "up")
-        print(machine(server) + (", one replica" if replica else ""), flush=True)
-        for number in range(1, args.rounds + 1):
-            rounds.append(one_round(stack, waiting, server, args))
-            print(rounds[-1].line(number), flush=True)
-            server.client().flushall()  # each round starts from an empty Redis
-    finally:
-        for running in (stack, waiting, replica, server):
-            if running is not None:
-                running.stop()
+    rounds = measure(args.rounds, args.seconds, args.warmup, args.connections, args.replica)
+    replica = args.replica
     median = statistics.median
     print("\n" + "=" * 100)
     for number, found in enumerate(rounds, start=1):
@@ -144,7 +168,7 @@ def main() -> None:
     )
     d_cpu = median(r.d.cpu_us or 0 for r in rounds)
     print(sealing_line(Load(0, 1, 0, 0, {}, [], d_cpu)))
-    if replica is not None:
+    if replica:
         print(
             f"with WAIT for 1 replica: (w) {median(r.w.rate for r in rounds if r.w):.0f} req/s;  "
             f"(w)/(d) {median(r.w.rate / r.d.rate for r in rounds if r.w):.2f};  p99 (w) "

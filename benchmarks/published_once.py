@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import time
 import uuid
+from dataclasses import dataclass
 
 import requests
 
@@ -47,6 +48,54 @@ HUB_TOKEN = "benchmark-hub-token"
 HUB_STORE = "benchmark-store"
 
 
+@dataclass(frozen=True)
+class PublishedOnce:
+    """What one run counted (``measure``)."""
+
+    messages: int
+    drained_in: float
+    delivered: int  # answers pushed to the hub
+    push_tasks: int  # pushes onto the hub queue
+    handler_tasks: int  # pushes onto the dotcom queue
+    retries: int  # retries scheduled
+    republished: int  # republished by the watchdog as lost
+
+    @property
+    def per_push(self) -> float:
+        return self.push_tasks / max(self.delivered, 1)
+
+    @property
+    def per_message(self) -> float:
+        return (self.messages + self.republished) / self.messages
+
+    @property
+    def retry_tasks(self) -> int:
+        return self.handler_tasks - self.messages - self.republished
+
+    @property
+    def per_retry(self) -> float | None:
+        return self.retry_tasks / self.retries if self.retries else None
+
+    def lines(self) -> list[str]:
+        rows = [
+            f"drained in {self.drained_in:.0f} s (threads, 16)",
+            f"{'':<28}{'work':>8}{'tasks':>8}{'per piece':>11}",
+            f"{'pushes':<28}{self.delivered:>8}{self.push_tasks:>8}{self.per_push:>11.3f}",
+        ]
+        first = self.messages + self.republished
+        per_message = f"{self.per_message:.3f}"
+        rows.append(f"{'handler messages':<28}{self.messages:>8}{first:>8}{per_message:>11}")
+        per_retry = "-" if self.per_retry is None else f"{self.per_retry:.3f}"
+        retried = f"{self.retries:>8}{self.retry_tasks:>8}{per_retry:>11}"
+        rows.append(f"{'scheduled retries':<28}{retried}")
+        rows.append(f"republished by the watchdog as lost: {self.republished}")
+        rows.append(
+            f"(tasks on the dotcom queue: {self.handler_tasks}, "
+            f"on the hub queue: {self.push_tasks})"
+        )
+        return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000)
@@ -58,7 +107,27 @@ def main() -> None:
         "--pushes-after", action="store_true", help="push tasks wait until the handlers are done"
     )
     args = parser.parse_args()
+    found = measure(
+        args.messages,
+        args.failing,
+        args.clients,
+        args.provider_latency,
+        args.deadline,
+        args.pushes_after,
+    )
+    for line in found.lines():
+        print(line)
 
+
+def measure(
+    messages: int = 20_000,
+    failing: int = 1_000,
+    clients: int = 16,
+    provider_latency: float = 0.0,
+    deadline: float | None = None,
+    pushes_after: bool = False,
+) -> PublishedOnce:
+    """The backlog of the module's docstring, drained; what was published per piece of work."""
     redis_server = RedisServer().start()
     published = Published(redis_server.client(), "dotcom", "hub")
     hub = HubServer(HUB_TOKEN, HUB_STORE)
@@ -75,7 +144,7 @@ def main() -> None:
             "HUB_PUSH_URL": f"{hub.url}/push",
             "HUB_ACCESS_TOKEN": HUB_TOKEN,
             "HUB_STORE": HUB_STORE,
-            "QUEUED_DEADLINE_SECONDS": None if args.deadline is None else str(args.deadline),
+            "QUEUED_DEADLINE_SECONDS": None if deadline is None else str(deadline),
             # the service's own defaults, not the test harness's short ones
             "BROKER_VISIBILITY_TIMEOUT_SECONDS": None,
             "TASK_TIME_LIMIT_SECONDS": None,
@@ -89,22 +158,22 @@ def main() -> None:
         stack.start_simulator("dotcom-simulator", "simulators.dotcom", sim_port)
         wait_until(lambda: requests.get(f"{sim_url}/_sim/health", timeout=1).ok)
         faults = f"{sim_url}/_sim/faults"
-        if args.failing:
-            fault = {"kind": "http_503", "route": "order", "count": args.failing}
+        if failing:
+            fault = {"kind": "http_503", "route": "order", "count": failing}
             requests.post(faults, json=fault, timeout=5).raise_for_status()
-        if args.provider_latency:
-            slow = {"kind": "slow", "route": "order", "count": 10 * args.messages}
-            slow["delay_seconds"] = args.provider_latency
+        if provider_latency:
+            slow = {"kind": "slow", "route": "order", "count": 10 * messages}
+            slow["delay_seconds"] = provider_latency
             requests.post(faults, json=slow, timeout=5).raise_for_status()
         stack.start_web()
         run = uuid.uuid4().hex[:6].upper()
-        bodies = [message(f"P{run}{i:06d}") for i in range(args.messages)]
-        posted_in, _ = post_all(stack, bodies, args.clients)
+        bodies = [message(f"P{run}{i:06d}") for i in range(messages)]
+        posted_in, _ = post_all(stack, bodies, clients)
         print(f"backlog: {len(bodies)} messages posted in {posted_in:.0f} s, no worker running")
 
         db = Store.on(redis_server.client())
         started = time.monotonic()
-        if args.pushes_after:
+        if pushes_after:
             stack.start_worker("handlers", "threads", 16, queues="dotcom")
             wait_until(lambda: db.listings.sizes()["unfinished_messages"] == 0, 7200, 1.0)
             print(f"handled in {time.monotonic() - started:.0f} s; the pushes' worker starts")
@@ -114,7 +183,16 @@ def main() -> None:
         wait_until(lambda: drained(db), timeout=7200, every=1.0)
         drained_in = time.monotonic() - started
         published.settled()
-        report(args.messages, drained_in, published, db.listings.stats())
+        stats = db.listings.stats()
+        return PublishedOnce(
+            messages=messages,
+            drained_in=drained_in,
+            delivered=stats["deliveries_delivered"],
+            push_tasks=published.of("hub"),
+            handler_tasks=published.of("dotcom"),
+            retries=stats["messages_retrying"],
+            republished=stats["messages_republished"],
+        )
     finally:
         published.stop()
         stack.stop()
@@ -125,25 +203,6 @@ def main() -> None:
 def drained(db: Store) -> bool:
     sizes = db.listings.sizes()
     return sizes["unfinished_messages"] == 0 and sizes["outbox_pending"] == 0
-
-
-def report(messages: int, drained_in: float, published: Published, stats: dict[str, int]) -> None:
-    delivered = stats["deliveries_delivered"]
-    retries, republished = stats["messages_retrying"], stats["messages_republished"]
-    handler_tasks, push_tasks = published.of("dotcom"), published.of("hub")
-    retry_tasks = handler_tasks - messages - republished
-    print(f"drained in {drained_in:.0f} s (threads, 16)")
-    print(f"{'':<28}{'work':>8}{'tasks':>8}{'per piece':>11}")
-    print(f"{'pushes':<28}{delivered:>8}{push_tasks:>8}{push_tasks / max(delivered, 1):>11.3f}")
-    first = messages + republished
-    print(f"{'handler messages':<28}{messages:>8}{first:>8}{first / messages:>11.3f}")
-    print(f"{'scheduled retries':<28}{retries:>8}{retry_tasks:>8}{per(retry_tasks, retries):>11}")
-    print(f"republished by the watchdog as lost: {republished}")
-    print(f"(tasks on the dotcom queue: {handler_tasks}, on the hub queue: {push_tasks})")
-
-
-def per(tasks: int, pieces: int) -> str:
-    return f"{tasks / pieces:.3f}" if pieces else "-"
 
 
 if __name__ == "__main__":

@@ -185,6 +185,42 @@ def table(after: float, live_extra: float) -> list[str]:
     return rows
 
 
+def per_shipment(got: dict[str, Any]) -> tuple[float, float]:
+    """Bytes a shipment costs (``MEMORY USAGE``) while its records live, and once they expired."""
+    n = got["count"]
+    return sum(got["live"].values()) / n, sum(got["aged"].values()) / n
+
+
+def lines(got: dict[str, Any], record_ttl: int, listpack_value: int) -> list[str]:
+    """What ``run`` measured, as ``main`` prints it."""
+    n = got["count"]
+    live, aged = got["live"], got["aged"]
+    whole, after = per_shipment(got)
+    rows = [
+        f"{n} Dotcom shipments sent and confirmed ({got['polls']} polls) in {got['handled']:.0f} s;"
+        f" hash-max-listpack-value {listpack_value}",
+        "while the records live (MEMORY USAGE per shipment, by key family):",
+    ]
+    rows += [f"  {family:<28} {size / n:8.0f} B" for family, size in live.most_common() if size > 0]
+    rows.append(
+        f"  {'all':<28} {whole:8.0f} B   (used_memory_dataset {got['live_used'] / n:.0f} B)"
+    )
+    rows.append(f"once the records expired (RECORD_TTL_SECONDS={record_ttl}):")
+    rows += [f"  {family:<28} {size / n:8.0f} B" for family, size in aged.most_common() if size > 0]
+    rows.append(
+        f"  {'all':<28} {after:8.0f} B   (used_memory_dataset {got['aged_used'] / n:.0f} B)"
+    )
+    rows.append(f"  handler memory's hashes by encoding: {dict(got['encodings'])}")
+    if got["took_longer"]:
+        rows.append("  !!!!! handling took longer than the record TTL: raise --record-ttl")
+    live_extra = whole - after
+    rows.append(
+        f"\nsteady state at the default retention: handler memory {after:.0f} B a shipment for "
+        f"{KEPT_DAYS:.0f} days on average, records {live_extra:.0f} B for {RECORD_DAYS} days"
+    )
+    return rows + table(after, live_extra)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shipments", type=int, default=2000)
@@ -192,33 +228,7 @@ def main() -> None:
     parser.add_argument("--listpack-value", type=int, default=256)
     args = parser.parse_args()
     got = run(args.shipments, args.record_ttl, args.listpack_value)
-    n = got["count"]
-    live, aged = got["live"], got["aged"]
-    print(
-        f"{n} Dotcom shipments sent and confirmed ({got['polls']} polls) in {got['handled']:.0f} s;"
-        f" hash-max-listpack-value {args.listpack_value}"
-    )
-    print("while the records live (MEMORY USAGE per shipment, by key family):")
-    for family, size in live.most_common():
-        if size > 0:
-            print(f"  {family:<28} {size / n:8.0f} B")
-    whole = sum(live.values()) / n
-    print(f"  {'all':<28} {whole:8.0f} B   (used_memory_dataset {got['live_used'] / n:.0f} B)")
-    print(f"once the records expired (RECORD_TTL_SECONDS={args.record_ttl}):")
-    for family, size in aged.most_common():
-        if size > 0:
-            print(f"  {family:<28} {size / n:8.0f} B")
-    after = sum(aged.values()) / n
-    print(f"  {'all':<28} {after:8.0f} B   (used_memory_dataset {got['aged_used'] / n:.0f} B)")
-    print(f"  handler memory's hashes by encoding: {dict(got['encodings'])}")
-    if got["took_longer"]:
-        print("  !!!!! handling took longer than the record TTL: raise --record-ttl")
-    live_extra = sum(live.values()) / n - after
-    print(
-        f"\nsteady state at the default retention: handler memory {after:.0f} B a shipment for "
-        f"{KEPT_DAYS:.0f} days on average, records {live_extra:.0f} B for {RECORD_DAYS} days"
-    )
-    for row in table(after, live_extra):
+    for row in lines(got, args.record_ttl, args.listpack_value):
         print(row)
 
 

@@ -27,10 +27,12 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 
+from benchmarks.floors import cpu_seconds, machine_ticks
 from benchmarks.hub_messages import DOTCOM_ENV
 from benchmarks.pipeline import message as dotcom_message
 from tests.ecomdash.conftest import EcomdashSimulator, ecomdash_env
@@ -101,11 +103,15 @@ def ecomdash_batch(sim: EcomdashSimulator, first: int, count: int) -> list[dict[
     return [ecomdash_confirmation(first + i) for i in range(count)]
 
 
+def throttled(stats: dict[str, Any]) -> int:
+    """ecomdash calls the simulator answered 429."""
+    return sum(n for code, n in stats["answered"].items() if code == "429")
+
+
 def ecomdash_calls(sim: EcomdashSimulator) -> str:
     stats = sim.stats()
-    throttled = sum(n for code, n in stats["answered"].items() if code == "429")
     return (
-        f"{stats['calls']} calls for {stats['records']} records, {throttled} answered 429, "
+        f"{stats['calls']} calls for {stats['records']} records, {throttled(stats)} answered 429, "
         f"at most {stats['max_concurrency']} at once"
     )
 
@@ -129,6 +135,124 @@ def environment(
     return env
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """What one run measured (``measure``)."""
+
+    threads: int
+    burst: int
+    burst_seconds: float
+    burst_calls: int
+    burst_throttled: int  # ecomdash calls answered 429
+    burst_most_at_once: int
+    dotcom: int
+    alone_seconds: float
+    mixed_seconds: float  # the same Dotcom shipments while Spectrum and ecomdash wait
+    spectrum: int
+    ecomdash: int
+    ecomdash_seconds: float
+    ecomdash_line: str
+    spectrum_seconds: float
+    spectrum_throttled: int
+    worker_cores: float  # CPU the worker process took per second of the mixed drain
+    machine_busy: float  # share of the machine's cores busy during the mixed drain
+
+    @property
+    def ratio(self) -> float:
+        return self.alone_seconds / self.mixed_seconds
+
+    def lines(self) -> list[str]:
+        return [
+            f"one worker, {self.threads} threads; every integration at its default settings",
+            f"ecomdash alone: {self.burst} confirmations in {self.burst_seconds:.1f} s: "
+            f"{self.burst_calls} calls, {self.burst_throttled} answered 429, at most "
+            f"{self.burst_most_at_once} at once",
+            f"Dotcom alone: {self.dotcom} shipments in {self.alone_seconds:.1f} s",
+            f"Dotcom while {self.spectrum} Spectrum and {self.ecomdash} ecomdash confirmations "
+            f"wait: {self.dotcom} shipments in {self.mixed_seconds:.1f} s, {self.ratio:.0%} of "
+            f"the speed alone (the worker took {self.worker_cores:.2f} cores, the machine was "
+            f"{self.machine_busy:.0%} busy)",
+            f"  ecomdash: {self.ecomdash} in {self.ecomdash_seconds:.1f} s: {self.ecomdash_line}",
+            f"  Spectrum: {self.spectrum} in {self.spectrum_seconds:.1f} s (paced at 90 a minute, "
+            f"a burst of 10), {self.spectrum_throttled} throttled",
+        ]
+
+
+def measure(
+    dotcom: int = 600,
+    spectrum: int = 150,
+    ecomdash: int = 1000,
+    burst: int = 500,
+    threads: int = 16,
+) -> Waiting:
+    """The three runs of the module's docstring, on one worker of ``threads`` threads."""
+    hub = HubServer(HUB_TOKEN, HUB_STORE)
+    spectrum_sim, ecomdash_sim = SpectrumSimulator(), EcomdashSimulator()
+    spectrum_sim.configure(rate_limit=100, rate_window_seconds=60)
+    redis_server = RedisServer().start()
+    dotcom_port = free_port()
+    dotcom_url = f"http://127.0.0.1:{dotcom_port}"
+    stack = Stack(redis_server, environment(dotcom_url, spectrum_sim, ecomdash_sim, hub))
+    try:
+        stack.start_simulator("dotcom-simulator", "simulators.dotcom", dotcom_port)
+        wait_until(lambda: requests.get(f"{dotcom_url}/_sim/health", timeout=1).ok)
+        stack.start_web()
+        worker = stack.start_worker(concurrency=threads)
+
+        ecomdash_sim.reset()
+        burst_bodies = ecomdash_batch(ecomdash_sim, 700000, burst)
+        started = time.monotonic()
+        post_all(stack, ECOMDASH, burst_bodies)
+        burst_seconds = drained(stack, ECOMDASH, burst_bodies, started)
+        burst_stats = ecomdash_sim.stats()
+
+        alone_bodies = dotcom_batch(dotcom)
+        started = time.monotonic()
+        post_all(stack, DOTCOM, alone_bodies)
+        alone = drained(stack, DOTCOM, alone_bodies, started)
+
+        ecomdash_sim.reset()
+        paced = spectrum_batch(spectrum_sim, spectrum)
+        gathering = ecomdash_batch(ecomdash_sim, 800000, ecomdash)
+        behind = dotcom_batch(dotcom)
+        started = time.monotonic()
+        post_all(stack, SPECTRUM, paced)
+        post_all(stack, ECOMDASH, gathering)
+        dotcom_started = time.monotonic()
+        cpu_before, ticks_before = cpu_seconds(worker.process.pid), machine_ticks()
+        post_all(stack, DOTCOM, behind)
+        mixed = drained(stack, DOTCOM, behind, dotcom_started)
+        worker_cpu = cpu_seconds(worker.process.pid) - cpu_before
+        (idle_before, all_before), (idle_after, all_after) = ticks_before, machine_ticks()
+        ecomdash_took = drained(stack, ECOMDASH, gathering, started)
+        spectrum_took = drained(stack, SPECTRUM, paced, started)
+        return Waiting(
+            threads=threads,
+            burst=burst,
+            burst_seconds=burst_seconds,
+            burst_calls=burst_stats["calls"],
+            burst_throttled=throttled(burst_stats),
+            burst_most_at_once=burst_stats["max_concurrency"],
+            dotcom=dotcom,
+            alone_seconds=alone,
+            mixed_seconds=mixed,
+            spectrum=spectrum,
+            ecomdash=ecomdash,
+            ecomdash_seconds=ecomdash_took,
+            ecomdash_line=ecomdash_calls(ecomdash_sim),
+            spectrum_seconds=spectrum_took,
+            spectrum_throttled=spectrum_sim.requests().get("throttled", 0),
+            worker_cores=worker_cpu / mixed,
+            machine_busy=1 - (idle_after - idle_before) / max(1, all_after - all_before),
+        )
+    finally:
+        stack.stop()
+        redis_server.stop()
+        spectrum_sim.stop()
+        ecomdash_sim.stop()
+        hub.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dotcom", type=int, default=600)
@@ -137,64 +261,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--threads", type=int, default=16)
     args = parser.parse_args()
-
-    hub = HubServer(HUB_TOKEN, HUB_STORE)
-    spectrum, ecomdash = SpectrumSimulator(), EcomdashSimulator()
-    spectrum.configure(rate_limit=100, rate_window_seconds=60)
-    redis_server = RedisServer().start()
-    dotcom_port = free_port()
-    dotcom_url = f"http://127.0.0.1:{dotcom_port}"
-    stack = Stack(redis_server, environment(dotcom_url, spectrum, ecomdash, hub))
-    try:
-        stack.start_simulator("dotcom-simulator", "simulators.dotcom", dotcom_port)
-        wait_until(lambda: requests.get(f"{dotcom_url}/_sim/health", timeout=1).ok)
-        stack.start_web()
-        stack.start_worker(concurrency=args.threads)
-        print(f"one worker, {args.threads} threads; every integration at its default settings")
-
-        ecomdash.reset()
-        burst = ecomdash_batch(ecomdash, 700000, args.burst)
-        started = time.monotonic()
-        post_all(stack, ECOMDASH, burst)
-        took = drained(stack, ECOMDASH, burst, started)
-        calls = ecomdash_calls(ecomdash)
-        print(f"ecomdash alone: {args.burst} confirmations in {took:.1f} s: {calls}")
-
-        alone_bodies = dotcom_batch(args.dotcom)
-        started = time.monotonic()
-        post_all(stack, DOTCOM, alone_bodies)
-        alone = drained(stack, DOTCOM, alone_bodies, started)
-        print(f"Dotcom alone: {args.dotcom} shipments in {alone:.1f} s")
-
-        ecomdash.reset()
-        paced = spectrum_batch(spectrum, args.spectrum)
-        gathering = ecomdash_batch(ecomdash, 800000, args.ecomdash)
-        behind = dotcom_batch(args.dotcom)
-        started = time.monotonic()
-        post_all(stack, SPECTRUM, paced)
-        post_all(stack, ECOMDASH, gathering)
-        dotcom_started = time.monotonic()
-        post_all(stack, DOTCOM, behind)
-        mixed = drained(stack, DOTCOM, behind, dotcom_started)
-        print(
-            f"Dotcom while {args.spectrum} Spectrum and {args.ecomdash} ecomdash confirmations "
-            f"wait: {args.dotcom} shipments in {mixed:.1f} s, {alone / mixed:.0%} of the speed "
-            "alone"
-        )
-        ecomdash_took = drained(stack, ECOMDASH, gathering, started)
-        print(f"  ecomdash: {args.ecomdash} in {ecomdash_took:.1f} s: {ecomdash_calls(ecomdash)}")
-        spectrum_took = drained(stack, SPECTRUM, paced, started)
-        throttled = spectrum.requests().get("throttled", 0)
-        print(
-            f"  Spectrum: {args.spectrum} in {spectrum_took:.1f} s (paced at 90 a minute, "
-            f"a burst of 10), {throttled} throttled"
-        )
-    finally:
-        stack.stop()
-        redis_server.stop()
-        spectrum.stop()
-        ecomdash.stop()
-        hub.close()
+    found = measure(args.dotcom, args.spectrum, args.ecomdash, args.burst, args.threads)
+    for line in found.lines():
+        print(line)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,33 @@ def test_a_count_is_cleared_under_the_lease_and_a_replay_counts_afresh(db: Store
     assert len(keys(db)) == 1  # the first run's count is its own
 
 
+def test_a_progress_is_kept_for_this_runs_next_attempt_under_its_lease(db: Store) -> None:
+    running = job(db)
+    assert running.progress("poll-progress") is None
+    running.keep_progress("poll-progress", {"page": 3, "since": "2026-12-05T05:00:00+00:00"})
+    next_attempt = job(db, token="tok-2")
+    assert next_attempt.progress("poll-progress") == {
+        "page": 3,
+        "since": "2026-12-05T05:00:00+00:00",
+    }
+    (key,) = keys(db)
+    assert 0 < db.redis.ttl(key) <= db.timing.record_ttl_seconds
+    assert job(db, run=1, token="tok-3").progress("poll-progress") is None  # a replay's own
+
+    lose_lease(db)
+    with pytest.raises(LeaseLost):
+        next_attempt.keep_progress("poll-progress", {"page": 9})
+    assert json.loads(db.redis.get(key))["page"] == 3
+
+
+def test_done_is_the_result_this_runs_once_already_has(db: Store) -> None:
+    first = job(db)
+    assert first.done("post") is None
+    first.once("post", lambda _key: {"id": 7})
+    assert job(db, token="tok-2").done("post") == {"id": 7}  # the next attempt of this run
+    assert job(db, run=1, token="tok-3").done("post") is None  # a replay starts from scratch
+
+
 def test_a_batch_entry_queued_after_the_lease_is_lost_is_not_queued(db: Store) -> None:
     running = job(db)
     batch = running.batch("q", ttl_seconds=600)

@@ -200,6 +200,14 @@ class Job(Generic[P]):
         self._mark_done(operation, result, sends)
         return result
 
+    def done(self, operation: str) -> Any:
+        """The result ``once(operation)`` already has in this run (an earlier attempt completed
+        it, then ended: a wait for the pace after the call), None if it has none."""
+        state = self.db.once.state(self.integration, self.message_id, operation)
+        if state is None or state.get("run", 0) != self.run or state["state"] != OnceState.DONE:
+            return None
+        return state["result"]
+
     def _mark_done(self, operation: str, result: Any, sends: Mapping[str, Any] | None) -> None:
         self.db.once.done(
             self.integration, self.message_id, operation, result, run=self.run, sends=sends
@@ -356,8 +364,8 @@ class Job(Generic[P]):
         return values
 
     # -- the port: what a handler keeps beyond its provider --------------------------------------
-    # Pacing is the account's, shared by every message: not fenced. A count and a batch entry
-    # are this run's: fenced by the message's lease (``worker.store.provider_state.LeaseLost``,
+    # Pacing is the account's, shared by every message: not fenced. A count, a progress and a
+    # batch entry are this run's: fenced by the message's lease (``provider_state.LeaseLost``,
     # a TransientError, when it is gone: the write is refused and the attempt ends).
 
     def pace(self, name: str, *, capacity: float, per_second: float, booked: bool = True) -> Pace:
@@ -396,6 +404,25 @@ class Job(Generic[P]):
             self.db.redis,
             self._fence(),
             count_key(self.integration, name, self.run_key),
+        )
+
+    def progress(self, name: str) -> Any:
+        """What this run kept with ``keep_progress`` (an earlier attempt's, e.g. the page a
+        poll that waited for its pace stopped at), None if nothing."""
+        return provider_state.read_value(
+            self.db.redis, count_key(self.integration, name, self.run_key)
+        )
+
+    def keep_progress(self, name: str, value: Any) -> None:
+        """Keep ``value`` (JSON) for this run's next attempt (a replay starts afresh); it expires
+        with the record. Fenced by the lease. For a handler whose attempt ends before its work
+        does (``WaitUntil``) and that resumes where it stopped."""
+        provider_state.keep_value(
+            self.db.redis,
+            self._fence(),
+            count_key(self.integration, name, self.run_key),
+            value,
+            self.db.timing.record_ttl_seconds,
         )
 
     def batch(self, name: str, *, ttl_seconds: int) -> BatchQueue:

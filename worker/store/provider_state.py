@@ -6,7 +6,8 @@ processes into one call). Handlers never reach Redis themselves: ``Job`` hands t
 
 Two kinds of write, fenced differently:
 
-* **A run's own state** (a count of its refusals, its own entry on a batch queue) belongs to one
+* **A run's own state** (a count of its refusals, how far its poll got, its own entry on a
+  batch queue) belongs to one
   run of one message, and is fenced by the message's lease like every other write a handler
   makes after it begins (``worker.store.attempts``): the script checks the lease holds the
   holder's token in the same atomic step, and a holder that has lost it writes nothing
@@ -83,6 +84,26 @@ def count_up(client: redis.Redis, fence: Fence, key: str, ttl_seconds: int) -> i
 def clear_count(client: redis.Redis, fence: Fence, key: str) -> bool:
     """Forget the count at ``key``, under the fence's lease; False (nothing done) without it."""
     return bool(scripts(client).count_clear(count=key, lease=fence.lease_key, token=fence.token))
+
+
+# -- values kept about one run -------------------------------------------------------------------
+
+
+def keep_value(client: redis.Redis, fence: Fence, key: str, value: Any, ttl_seconds: int) -> None:
+    """Keep ``value`` (JSON) at ``key`` under the fence's lease, for ``ttl_seconds``; LeaseLost
+    (nothing written) without it."""
+    data = json.dumps(value, separators=(",", ":"))
+    kept = scripts(client).run_value(
+        value=key, lease=fence.lease_key, token=fence.token, data=data, ttl=ttl_seconds
+    )
+    if not kept:
+        raise LeaseLost(f"a value ({key})")
+
+
+def read_value(client: redis.Redis, key: str) -> Any:
+    """The value kept at ``key`` (``keep_value``), None if none."""
+    raw = client.get(key)
+    return None if raw is None else json.loads(raw)
 
 
 # -- batch queues ----------------------------------------------------------------------------------

@@ -55,7 +55,8 @@ Keys (all under ``shiphub:``):
   zsets: an integration's concurrency limit (``<NAME>_MAX_CONCURRENCY``).
 * ``<integration>:...``: what a provider keeps through ``Job`` (``worker.store.provider_state``;
   an integration's name is never one of the first segments above):
-  ``<integration>:<name>:<run>``, a count kept about one run of a message (``count_key``);
+  ``<integration>:<name>:<run>``, a count or a value (JSON: how far a poll got) kept about one
+  run of a message (``count_key``);
   ``<integration>:queue:<queue>`` list, a batch queue, with ``<integration>:leader:<queue>``, its
   leader's lock; ``<integration>:state:<run>``, where a run's entry is (JSON, ``BatchState``);
   ``<integration>:delivered:<name>``, which run delivered something.
@@ -309,8 +310,9 @@ class BucketField(StrEnum):
 # Under ``shiphub:<integration>:<kind>:``; ``<run>`` is ``Job.run_key`` (the message_id, or
 # ``<message_id> (replay n)``):
 #
-# * ``<integration>:<name>:<run>``: a count kept about one run of a message, expiring with the
-#   record (Spectrum: ``shiphub:spectrum:forbidden:<run>``).
+# * ``<integration>:<name>:<run>``: a count or a value kept about one run of a message, expiring
+#   with the record (Spectrum: ``shiphub:spectrum:forbidden:<run>``; Duoplane's poll's progress:
+#   ``shiphub:duoplane:poll-progress:<run>``).
 # * ``<integration>:queue:<queue>`` list of entries (JSON, each with its run's ``message_id``)
 #   and ``<integration>:leader:<queue>``, the leader's token (a lock with a TTL).
 # * ``<integration>:state:<run>``: where a run's entry is (JSON: ``{"state": <BatchState>}``,

@@ -62,6 +62,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "recall": ("recall",),
     "count_up": ("count_up",),
     "count_clear": ("count_clear",),
+    "run_value": ("run_value",),
     "batch_enqueue": ("batch_enqueue",),
     "batch_take": ("batch_take",),
     "batch_requeue": ("batch_requeue",),
@@ -417,6 +418,9 @@ class Scripts:
 
     def count_clear(self, *, count: str, lease: str, token: str) -> int:
         return self.run("count_clear", [count, lease], [token])
+
+    def run_value(self, *, value: str, lease: str, token: str, data: str, ttl: int) -> int:
+        return int(self.run("run_value", [value, lease], [token, data, ttl]))
 
     def batch_enqueue(
         self, *, state: str, queue: str, lease: str, entry: str, ttl: int, token: str

@@ -66,12 +66,12 @@ class DuoplaneClient:
         self.session = session
 
     def shipment_pages(
-        self, search: Mapping[str, str], per_page: int
+        self, search: Mapping[str, str], per_page: int, first: int = 1
     ) -> Iterator[list[dict[str, Any]]]:
-        """``GET /shipments.json`` page after page (``page=1,2,...``) until a short page: the
-        answer is a bare JSON array."""
+        """``GET /shipments.json`` page after page (``page=first,first+1,...``) until a short
+        page: the answer is a bare JSON array."""
         params = {f"search[{name}]": value for name, value in search.items()}
-        for page in range(1, MAX_PAGES + 1):
+        for page in range(first, MAX_PAGES + 1):
             answer = self._json(
                 "GET", "/shipments.json", params={**params, "per_page": per_page, "page": page}
             )

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
-from worker.basics.errors import HardError
+from worker.basics.errors import HardError, WaitUntil
 from worker.hub.messages import Answer, Level, PollPayload
 from worker.integrations import registry
 from worker.integrations.duoplane.client import Account, DuoplaneClient, Pacing
@@ -50,7 +50,6 @@ from worker.integrations.duoplane.settings import (
 from worker.integrations.job import Job, LookFirst
 from worker.integrations.kit import (
     CURSOR_RANGE,
-    batched,
     credential,
     invalid_credential,
     listing,
@@ -98,7 +97,8 @@ LAST_POLLING = Requirement(CURSOR, "Shipments updated since this time are polled
 
 def client_for(job: Job[Any], s: DuoplaneSettings) -> DuoplaneClient:
     """The client for this message's API user, paced by its bucket; an unconfigured Duoplane
-    says so before anything else."""
+    says so before anything else. A wait for the pace longer than ``PACE_SLEEP_MAX_SECONDS``
+    ends the attempt (``WaitUntil``) instead of being slept."""
     base_url = s.base_url
     api_key = credential(job, "api_key", "DUOPLANE_API_KEY").strip()
     if ":" in api_key:
@@ -107,12 +107,12 @@ def client_for(job: Job[Any], s: DuoplaneSettings) -> DuoplaneClient:
         )
     password = credential(job, "password", "DUOPLANE_PASSWORD")
     account = Account(api_key, SecretStr(password))
-    # Slept, not booked: a poll takes room page after page within one attempt.
+    # A long wait is booked: send_tracking comes back to the step it stopped at (its create's
+    # guards), a poll to the page it stopped at (``poll_shipments``).
     bucket = job.pace(
         account.digest(base_url),
         capacity=s.rate_capacity,
         per_second=s.rate_per_second,
-        booked=False,
     )
     pacing = Pacing(bucket, s.retry_after_margin_seconds, s.rate_limited_retries)
     return DuoplaneClient(base_url, account, s.timeout, pacing)
@@ -140,7 +140,8 @@ def send_tracking(job: Job[ShipmentConfirm]) -> Answer:
     """Create the shipment on its purchase order, once."""
     s = duoplane_settings()
     shipment = job.payload.shipment
-    creating = Creating(client_for(job, s), shipment, create_body(shipment), s.page_size)
+    client = client_for(job, s)
+    creating = Creating(client, shipment, create_body(shipment), s.page_size)
     (kept,) = job.watch(DELIVERED, delivered_key(shipment))
     if isinstance(kept, dict):
         return job.answer().notify(
@@ -156,16 +157,20 @@ def send_tracking(job: Job[ShipmentConfirm]) -> Answer:
         # create may have landed. The POST has a guard of its own, marked right before it is
         # sent (the rate limit's wait comes first): an unknown earlier POST is waited out
         # until it can no longer land, then looked up, and only if it is not there is it sent.
-        found = creating.look()
-        if found is not None:
-            return found
-        creating.client.make_room()
-        made = job.once(
-            "post_shipment",
-            creating.post,
-            sends=creating.body,
-            look=LookFirst(s.lands_within, creating.look),
-        )
+        # A wait for the pace ends the attempt (WaitUntil) before the POST, or after it: then
+        # the next attempt finds the POST done and only looks again.
+        made = job.done("post_shipment")
+        if made is None:
+            found = creating.look()
+            if found is not None:
+                return found
+            creating.client.make_room()
+            made = job.once(
+                "post_shipment",
+                creating.post,
+                sends=creating.body,
+                look=LookFirst(s.lands_within, creating.look),
+            )
         return creating.looked_again(made)
 
     result = job.once("create_shipment", create, sends=creating.body)
@@ -320,30 +325,83 @@ def read_cursor(raw: str) -> datetime:
 )
 def poll_shipments(job: Job[PollPayload]) -> Answer:
     """Read every page of the shipments updated since the cursor (less an overlap); confirm
-    each shipment the hub has not been told of; the new cursor is when the poll started."""
+    each shipment the hub has not been told of; the new cursor is when the poll started.
+
+    A page that must wait for the pace longer than ``PACE_SLEEP_MAX_SECONDS`` holds no thread:
+    what was read is confirmed and sent ahead, where the poll got is kept (``Job.keep_progress``)
+    and the attempt ends (``WaitUntil``); the message comes back when that page may go and reads
+    on from it, in the same window."""
     s = duoplane_settings()
     client = client_for(job, s)
-    now = datetime.now(UTC)
-    start = window_start(
-        cursor_of(job),
-        now,
-        timedelta(seconds=s.poll_overlap_seconds),
-        timedelta(hours=s.first_poll_lookback_hours),
-    )
+    poll = PollProgress.resumed(job.progress(PROGRESS)) or PollProgress.starting(job, s)
     answer = job.answer()
-    tally = PollTally()
-    pages = client.shipment_pages({"updated_at_min": query_time(start)}, s.page_size)
-    for batch in batched(tally.shipments(pages), BATCH):
-        # The batch before this one leaves memory, stored with what it kept (so a shipment seen
-        # again on a later page is already confirmed); one batch answers in one piece.
+    pages = client.shipment_pages({"updated_at_min": poll.since}, s.page_size, poll.page)
+    read: list[Sequence[dict[str, Any]]] = []
+    try:
+        for page in pages:
+            read.append(page)
+            if sum(len(p) for p in read) >= BATCH:
+                poll.confirm(job, answer, read)
+        poll.confirm(job, answer, read)
+    except WaitUntil:
+        poll.confirm(job, answer, read)  # what was read is not read again
         job.send_ahead(answer)
-        confirm_new(job, answer, batch, tally)
-    span = f"updated since {query_time(start)} ({tally.pages} page(s))"
-    summary = f"{tally.new} new shipment(s) {span}" if tally.new else f"No new shipments {span}"
-    if tally.already:
-        summary += f"; {tally.already} already confirmed"
+        job.keep_progress(PROGRESS, poll.model_dump())
+        raise
+    span = f"updated since {poll.since} ({poll.pages} page(s))"
+    summary = f"{poll.new} new shipment(s) {span}" if poll.new else f"No new shipments {span}"
+    if poll.already:
+        summary += f"; {poll.already} already confirmed"
     answer.notify(Level.INFO, POLLED, summary)
-    return answer.add_parameter(CURSOR, query_time(now))
+    return answer.add_parameter(CURSOR, poll.until)
+
+
+PROGRESS = "poll-progress"  # how far a poll that waited for its pace got (Job.keep_progress)
+
+
+class PollProgress(BaseModel):
+    """A poll's window and how far it got: the next page to read, and what the pages before it
+    held. Kept between the attempts of a poll that waits for its pace."""
+
+    since: str  # updated_at_min (the cursor less the overlap)
+    until: str  # when the poll started: the new cursor
+    page: int = 1
+    pages: int = 0
+    new: int = 0
+    already: int = 0
+
+    @classmethod
+    def starting(cls, job: Job[Any], s: DuoplaneSettings) -> PollProgress:
+        now = datetime.now(UTC)
+        start = window_start(
+            cursor_of(job),
+            now,
+            timedelta(seconds=s.poll_overlap_seconds),
+            timedelta(hours=s.first_poll_lookback_hours),
+        )
+        return cls(since=query_time(start), until=query_time(now))
+
+    @classmethod
+    def resumed(cls, kept: Any) -> PollProgress | None:
+        try:
+            return cls.model_validate(kept) if kept is not None else None
+        except ValidationError:  # kept by another version: start again (confirmed once anyway)
+            return None
+
+    def confirm(self, job: Job[Any], answer: Answer, read: list[Sequence[dict[str, Any]]]) -> None:
+        """Confirm the shipments of the pages ``read`` (then forgotten), after sending ahead
+        the batch before them: stored with what it kept, so that a shipment seen again on a
+        later page is already confirmed; one batch answers in one piece."""
+        if not read:
+            return
+        job.send_ahead(answer)
+        tally = PollTally()
+        confirm_new(job, answer, list(tally.shipments(read)), tally)
+        self.page += tally.pages
+        self.pages += tally.pages
+        self.new += tally.new
+        self.already += tally.already
+        read.clear()
 
 
 @dataclass
