@@ -43,8 +43,10 @@ from tests.spectrum.conftest import (
     spectrum_env,
 )
 from tests.spectrum.conftest import confirm_message as spectrum_confirmation
+from tests.support.published import Published
 from tests.support.servers import HubServer
 from tests.support.stack import RedisServer, Stack, free_port, wait_until
+from worker.integrations.registry import HUB_QUEUE
 
 FINAL = {"succeeded", "failed", "dead"}
 DOTCOM, SPECTRUM, ECOMDASH = "dotcom", "spectrum", "ecomdash"
@@ -170,16 +172,25 @@ def main() -> None:
         paced = spectrum_batch(spectrum, args.spectrum)
         gathering = ecomdash_batch(ecomdash, 800000, args.ecomdash)
         behind = dotcom_batch(args.dotcom)
+        queues = (DOTCOM, ECOMDASH, SPECTRUM, HUB_QUEUE)
+        published = Published(stack.redis.client(), *queues)
         started = time.monotonic()
         post_all(stack, SPECTRUM, paced)
         post_all(stack, ECOMDASH, gathering)
         dotcom_started = time.monotonic()
         post_all(stack, DOTCOM, behind)
         mixed = drained(stack, DOTCOM, behind, dotcom_started)
+        published.settled()
+        counts = {queue: published.of(queue) for queue in queues}
+        published.stop()
         print(
             f"Dotcom while {args.spectrum} Spectrum and {args.ecomdash} ecomdash confirmations "
             f"wait: {args.dotcom} shipments in {mixed:.1f} s, {alone / mixed:.0%} of the speed "
             "alone"
+        )
+        print(
+            "  tasks published onto each queue until then (the worker takes its queues in turn): "
+            + ", ".join(f"{queue} {n}" for queue, n in counts.items())
         )
         ecomdash_took = drained(stack, ECOMDASH, gathering, started)
         print(f"  ecomdash: {args.ecomdash} in {ecomdash_took:.1f} s: {ecomdash_calls(ecomdash)}")
