@@ -45,8 +45,10 @@ from tests.spectrum.conftest import (
     spectrum_env,
 )
 from tests.spectrum.conftest import confirm_message as spectrum_confirmation
+from tests.support.published import Published
 from tests.support.servers import HubServer
 from tests.support.stack import RedisServer, Stack, free_port, wait_until
+from worker.integrations.registry import HUB_QUEUE
 
 FINAL = {"succeeded", "failed", "dead"}
 DOTCOM, SPECTRUM, ECOMDASH = "dotcom", "spectrum", "ecomdash"
@@ -156,6 +158,7 @@ class Waiting:
     spectrum_throttled: int
     worker_cores: float  # CPU the worker process took per second of the mixed drain
     machine_busy: float  # share of the machine's cores busy during the mixed drain
+    published: dict[str, int]  # tasks published onto each queue during the mixed drain
 
     @property
     def ratio(self) -> float:
@@ -172,6 +175,8 @@ class Waiting:
             f"wait: {self.dotcom} shipments in {self.mixed_seconds:.1f} s, {self.ratio:.0%} of "
             f"the speed alone (the worker took {self.worker_cores:.2f} cores, the machine was "
             f"{self.machine_busy:.0%} busy)",
+            "  tasks published onto each queue until then (the worker takes its queues in turn): "
+            + ", ".join(f"{queue} {n}" for queue, n in self.published.items()),
             f"  ecomdash: {self.ecomdash} in {self.ecomdash_seconds:.1f} s: {self.ecomdash_line}",
             f"  Spectrum: {self.spectrum} in {self.spectrum_seconds:.1f} s (paced at 90 a minute, "
             f"a burst of 10), {self.spectrum_throttled} throttled",
@@ -215,6 +220,8 @@ def measure(
         paced = spectrum_batch(spectrum_sim, spectrum)
         gathering = ecomdash_batch(ecomdash_sim, 800000, ecomdash)
         behind = dotcom_batch(dotcom)
+        queues = (DOTCOM, ECOMDASH, SPECTRUM, HUB_QUEUE)
+        published = Published(stack.redis.client(), *queues)
         started = time.monotonic()
         post_all(stack, SPECTRUM, paced)
         post_all(stack, ECOMDASH, gathering)
@@ -223,6 +230,9 @@ def measure(
         post_all(stack, DOTCOM, behind)
         mixed = drained(stack, DOTCOM, behind, dotcom_started)
         worker_cpu = cpu_seconds(worker.process.pid) - cpu_before
+        published.settled()
+        counts = {queue: published.of(queue) for queue in queues}
+        published.stop()
         (idle_before, all_before), (idle_after, all_after) = ticks_before, machine_ticks()
         ecomdash_took = drained(stack, ECOMDASH, gathering, started)
         spectrum_took = drained(stack, SPECTRUM, paced, started)
@@ -244,6 +254,7 @@ def measure(
             spectrum_throttled=spectrum_sim.requests().get("throttled", 0),
             worker_cores=worker_cpu / mixed,
             machine_busy=1 - (idle_after - idle_before) / max(1, all_after - all_before),
+            published=counts,
         )
     finally:
         stack.stop()

@@ -20,13 +20,16 @@ A bad control request (unknown fault kind, malformed setting, body not a JSON ob
 from __future__ import annotations
 
 import argparse
+import io
+import itertools
 import threading
+import traceback
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.serving import run_simple
+from werkzeug.serving import WSGIRequestHandler, run_simple
 
 # Keys of a fault request every simulator understands; anything else is an "extra" field.
 _FAULT_KEYS = frozenset({"kind", "route", "count", "delay_seconds"})
@@ -216,9 +219,91 @@ def run_cli(
     make_app: Callable[[], Flask],
     argv: Sequence[str] | None = None,
 ) -> None:
-    """``--host``/``--port`` from ``argv``, then serve ``make_app()`` (threaded) until killed."""
+    """``--host``/``--port`` from ``argv``, then serve ``make_app()`` (threaded, connections kept
+    alive as the real services keep them) until killed."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=default_port)
     args = parser.parse_args(argv)
-    run_simple(args.host, args.port, make_app(), threaded=True)
+    run_simple(
+        args.host,
+        args.port,
+        make_app(),
+        threaded=True,
+        request_handler=KeepAliveHandler,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Keep-alive: werkzeug's server closes every connection (after a response it reads whatever the
+# client sent next, to discard an unread body). A simulator reads each request's body whole
+# before its app runs and writes each answer framed (its length, or chunked), so the next
+# request on the connection starts where this one ended, as with the real services.
+
+
+class KeepAliveHandler(WSGIRequestHandler):
+    """Werkzeug's handler, keeping HTTP/1.1 connections alive (a chunked request, rare from a
+    client, is left to werkzeug, which closes its connection)."""
+
+    def run_wsgi(self) -> None:
+        if (
+            self.request_version != "HTTP/1.1"
+            or "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        ):
+            self.close_connection = True
+            super().run_wsgi()
+            return
+        if self.headers.get("Expect", "").lower().strip() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        environ = self.make_environ()
+        length = int(self.headers.get("Content-Length") or 0)
+        environ["wsgi.input"] = io.BytesIO(self.rfile.read(length) if length > 0 else b"")
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], *_: Any) -> Any:
+            started[:] = [status, headers]
+            return self.wfile.write
+
+        self.headers_sent = False
+        try:
+            body = self.server.app(environ, start_response)  # type: ignore[attr-defined]
+            try:
+                self._answer(environ, started, body)
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception:
+            self.close_connection = True
+            if self.headers_sent:
+                raise
+            self.send_error(500)
+            self.server.log("error", "Error on request:\n%s", traceback.format_exc())  # type: ignore[attr-defined]
+        self.wfile.flush()
+
+    def _answer(self, environ: dict[str, Any], started: list[Any], body: Any) -> None:
+        """Status and headers once the app gave its first chunk, then each chunk: as they are
+        when the app said their length, else chunked."""
+        chunks = iter(body)
+        first = next(chunks, b"")  # the app has called start_response by now
+        status, headers = started
+        code, _, reason = status.partition(" ")
+        framed = any(key.lower() == "content-length" for key, _ in headers)
+        framed = framed or int(code) in (204, 304) or environ["REQUEST_METHOD"] == "HEAD"
+        self.send_response(int(code), reason)
+        for key, value in headers:
+            self.send_header(key, value)
+        if not framed:
+            self.send_header("Transfer-Encoding", "chunked")
+        if self.close_connection:  # the client asked to close
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.headers_sent = True
+        for chunk in itertools.chain((first,), chunks):
+            if chunk and framed:
+                self.wfile.write(chunk)
+            elif chunk:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        if not framed:
+            self.wfile.write(b"0\r\n\r\n")

@@ -33,6 +33,8 @@ import redis
 from worker.basics.errors import TransientError
 from worker.store.schema import (
     BATCH_QUEUED,
+    DUE,
+    RECORD_PREFIX,
     BatchState,
     Enqueued,
     batch_leader_key,
@@ -40,6 +42,7 @@ from worker.store.schema import (
     batch_state_key,
     batch_state_prefix,
     delivered_key,
+    member,
 )
 from worker.store.scripts import scripts
 
@@ -236,6 +239,17 @@ class BatchQueue:
         for name, run in delivered.items():
             pipe.set(delivered_key(self.integration, name), run, ex=self.ttl_seconds)
         pipe.execute()
+
+    def wake(self, messages: Sequence[str], at: float) -> None:
+        """The waiting messages (this integration's message ids) come back at ``at`` if that is
+        sooner than they said (``Attempts.wait_until``): one round trip for them all."""
+        if messages:
+            scripts(self.client).wake(
+                due=DUE,
+                at=at,
+                prefix=RECORD_PREFIX,
+                members=[member(self.integration, m) for m in messages],
+            )
 
     def put_back(self, entries: Sequence[tuple[str, str]]) -> None:
         """(run, entry) pairs back at the head of the queue, in their order, queued again."""

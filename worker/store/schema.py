@@ -391,6 +391,7 @@ class RecordField(StrEnum):
     STARTED_AT = "started_at"
     RETRY_SINCE = "retry_since"
     NEXT_ATTEMPT_AT = "next_attempt_at"
+    WOKEN_AT = "woken_at"  # woken while running (``wake``): its wait, if it waits, ends then
     LAST_ERROR = "last_error"
     EARLIER_ERROR = "earlier_error"
     ANSWER = "answer"

@@ -42,6 +42,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "retrying": ("listing", "retrying"),
     "waiting": ("waiting",),
     "claim_due": ("claim_due",),
+    "wake": ("wake",),
     "release": ("release",),
     "prune": ("prune",),
     "prune_state": ("prune_state",),
@@ -220,6 +221,9 @@ class Scripts:
         self, *, due: str, watch: str, now: float, limit: int, watch_until: float, prefix: str
     ) -> list[str]:
         return self.run("claim_due", [due, watch], [repr(now), limit, watch_until, prefix])
+
+    def wake(self, *, due: str, at: float, prefix: str, members: Sequence[str]) -> int:
+        return int(self.run("wake", [due], [repr(at), prefix, *members]))
 
     # -- locks and leases ----------------------------------------------------------------------
     def release(self, *, lock: str, token: str) -> int:

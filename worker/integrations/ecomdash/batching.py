@@ -92,6 +92,7 @@ class Entry:
     key: str  # mapping.delivery_key
     queued_at: float
     attempt: int = 0  # the message's attempt that queued it (``Job.attempt``)
+    message: str = ""  # the message to wake once its outcome is written ("": none to wake)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -195,6 +196,7 @@ class Queue(Protocol):
     def take(self, token: str, size: int) -> list[str]: ...
     def write(self, outcomes: Mapping[str, Any], delivered: Mapping[str, str]) -> None: ...
     def put_back(self, entries: Sequence[tuple[str, str]]) -> None: ...
+    def wake(self, messages: Sequence[str], at: float) -> None: ...
 
 
 def _left() -> float:
@@ -257,14 +259,29 @@ class Batcher:
                 if own is not None and own["state"] == "done":
                     return Outcome.model_validate(own["outcome"])
                 due = self._due_at()
-        raise WaitUntil(self._back_at(due), f"its {PROVIDER} batch")
+        raise WaitUntil(self._back_at(due, led, self._first(run)), f"its {PROVIDER} batch")
 
-    def _back_at(self, due: float) -> float:
-        """When a waiting message looks again: when its batch is due, or soon (the batch is
-        being sent, or due and led by another): at the latest after the longest wait."""
+    def _back_at(self, due: float, led: bool, first: bool) -> float:
+        """When a waiting message looks again unless it is woken sooner: the batch's leader
+        wakes each message of the batch once their outcomes are written, and the message first
+        on the queue when its batch is due (``_lead``). So the first message looks again when
+        its batch is due (at the latest after the longest wait), every message soon when its
+        batch is due and nobody leads it, and the others only once a leader's lock would have
+        run out after that (by then a leader woke them, or died: their records are queued
+        again when they look)."""
         now = time.time()
         soon = now + BACK_SOON_SECONDS
-        return min(max(due, soon), now + self.max_wait_seconds + BACK_SOON_SECONDS)
+        when_due = min(max(due, soon), now + self.max_wait_seconds + BACK_SOON_SECONDS)
+        if not led and due <= now:
+            return soon
+        if not led and first:
+            return when_due
+        return when_due + self._lead_budget() + LOCK_MARGIN_SECONDS
+
+    def _first(self, run: str) -> bool:
+        """Whether ``run``'s record is first on the queue."""
+        first, _last, _queued = self.queue.ends()
+        return first is not None and Entry.from_json(first).message_id == run
 
     def _due_at(self) -> float:
         """When the queued batch is due: now when it is full; else once no record has come for
@@ -293,18 +310,34 @@ class Batcher:
     def _lead(self, token: str) -> None:
         """Send the batches that are due (at most ``LEAD_BATCHES``, within the deadline), each
         after room for its call in the account's pace (``WaitUntil`` ends the lead: nothing is
-        taken off the queue without room to send it)."""
+        taken off the queue without room to send it). Then the message first on what is left of
+        the queue is woken for when its batch is due: it leads the next batch, its records'
+        messages waiting to be woken by their leader."""
+        not_before = 0.0
         try:
             for _ in range(LEAD_BATCHES):
                 if self._due_at() > time.time() or _left() < self._lead_budget():
                     return
-                self.room()
+                try:
+                    self.room()
+                except WaitUntil as booked:
+                    not_before = booked.at
+                    raise
                 entries = [Entry.from_json(e) for e in self.queue.take(token, self.batch_size)]
                 if not entries:
                     return
                 self._send(entries, token)
         finally:
             self.queue.release_lead(token)
+            self._wake_next(not_before)
+
+    def _wake_next(self, not_before: float) -> None:
+        first, _last, _queued = self.queue.ends()
+        if first is None:
+            return
+        head = Entry.from_json(first)
+        if head.message:
+            self.queue.wake([head.message], max(self._due_at(), not_before, time.time()))
 
     def _send(self, entries: list[Entry], token: str) -> None:
         sending, carried = unique(entries)
@@ -327,6 +360,7 @@ class Batcher:
                 outcomes.update(split(sending, answer))
         outcomes.update(_carried(outcomes, carried))
         self._write(_stamped(outcomes, entries), sending)
+        self.queue.wake([e.message for e in entries if e.message], time.time())
         log.info(
             "ecomdash: one call for %d records (%d carried, %d already delivered)",
             len(sending),

@@ -148,7 +148,12 @@ def send_tracking(job: Job[TrackingConfirmation]) -> Answer:
     batcher = batcher_for(job, s, base_url, keys)
     # Under this run's name: a replay is not answered with what ecomdash said to an earlier run.
     entry = Entry(
-        job.run_key, mapped.record, mapped.key, queued_at=time.time(), attempt=job.attempt
+        job.run_key,
+        mapped.record,
+        mapped.key,
+        queued_at=time.time(),
+        attempt=job.attempt,
+        message=job.message_id,
     )
     result = job.once(
         OPERATION,
