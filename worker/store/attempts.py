@@ -190,8 +190,8 @@ class Attempts:
             watched = self.kept.watched_keys(integration, at, expect)
 
         def commit(pipe: redis.client.Pipeline) -> Write:
-            current, store, service, met = pipe.hmget(
-                key, F.STATUS, F.STORE, F.SERVICE, F.LAST_ERROR
+            current, store, service, met, numbered = pipe.hmget(
+                key, F.STATUS, F.STORE, F.SERVICE, F.LAST_ERROR, F.NUMBERED
             )
             if refused := fenced(pipe, current, lease, lease_token):
                 return refused
@@ -241,6 +241,8 @@ class Attempts:
             if not push:
                 pipe.expire(key, self.timing.record_ttl_seconds)
                 pipe.expire(parts_key(integration, message_id), self.timing.record_ttl_seconds)
+                if numbered:  # its number index (``number_key``) goes with the record
+                    pipe.expire(numbered, self.timing.record_ttl_seconds)
             metrics.increment(
                 pipe, metrics.MESSAGES, integration, service or metrics.UNKNOWN, status
             )

@@ -48,7 +48,10 @@ Keys (all under ``shiphub:``):
   were received (member ``<integration>:<message_id>``, scored by when), for the operations
   page's search (``number_key``, ``searched_number``): written by the accept script with the
   record, at most ``NUMBER_KEPT`` newest, expiring ``NUMBER_TTL_MARGIN_SECONDS`` after the
-  record TTL from its last write.
+  record TTL from its last write (a message may stay unfinished that long), then with the
+  record: the record names it (``RecordField.NUMBERED``) and whatever sets the record's expiry
+  once it has finished (its answer stored without a push, its delivery done or dead) sets the
+  index's too, so nothing of it outlives the messages it lists.
 * ``pace:bucket:<name>`` hash (fields ``BucketField``), ``pace:booked:<name>`` hash (a run of a
   message -> when its call may go) / ``pace:slots:<name>`` zset: a provider's rate limit
   (``worker.store.pacing``); ``pace:running:<integration>`` / ``pace:waiting:<integration>``
@@ -382,6 +385,7 @@ class RecordField(StrEnum):
     BODY = "body"
     PARAMETERS = "parameters"  # sealed; dropped once the message succeeded
     FINGERPRINT = "fingerprint"
+    NUMBERED = "numbered"  # the number index it is listed in (``number_key``), if any
     RECEIVED_AT = "received_at"
     QUEUED_AT = "queued_at"  # stamped on every (re)publish
     UPDATED_AT = "updated_at"

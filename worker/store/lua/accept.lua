@@ -43,6 +43,7 @@ for i = 1, (#KEYS - 3) / 3 do
       redis.call('ZADD', numbered, now, ARGV[a + 3])
       redis.call('ZREMRANGEBYRANK', numbered, 0, -{{NUMBER_KEPT}} - 1)
       redis.call('EXPIRE', numbered, ARGV[#ARGV])
+      redis.call('HSET', record, {{field.numbered}}, numbered)  -- expired with the record
     end
     counts[ARGV[a + 4]] = (counts[ARGV[a + 4]] or 0) + 1
     created = created + 1

@@ -1,7 +1,7 @@
 -- failed: a failed push: schedule the next one, or make the delivery dead. A push that timed
 -- out is counted in a row; any other failure starts the count over. Counted in the deliveries
 -- counter as retrying or dead; a dead one leaves the outbox's ready times and its parts stored
--- ahead expire with the record.
+-- ahead and the number index it named expire with the record.
 -- KEYS: the record, the outbox zset, the dead deliveries zset, the deliveries counter hash, the
 --       outbox ready times zset, the record's parts stored ahead.
 -- ARGV: the holder's claim, now, the member, the error, when to push next ('': dead), the
@@ -24,6 +24,8 @@ if ARGV[5] == '' then
   redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
   redis.call('EXPIRE', KEYS[1], ARGV[6])
   redis.call('EXPIRE', KEYS[6], ARGV[6])
+  local numbered = redis.call('HGET', KEYS[1], {{field.numbered}})
+  if numbered then redis.call('EXPIRE', numbered, ARGV[6]) end  -- its number index with it
   redis.call('ZREM', KEYS[5], ARGV[3])
   redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
   return 2
