@@ -142,7 +142,10 @@ def test_a_poll_of_many_pages_is_paced_by_the_bucket_and_meets_no_429(
 
     assert len(confirmed(answer)) == len(ids)
     lists = list_requests(sim, since)
-    assert len(lists) == 10_000 // PAGE_SIZE + 1  # the last page is empty: 10,000 is a multiple
+    pages = 10_000 // PAGE_SIZE + 1  # the last page is empty: 10,000 is a multiple
+    # An attempt cut off by its deadline (a loaded machine) asks its page again, no other.
+    attempts = int(duoplane_stack.record("duoplane", answer["message_id"])["attempts"])
+    assert pages <= len(lists) <= pages + attempts - 1, (len(lists), attempts)
     assert sim.requests(since)["statuses"].get("429", 0) == 0
     assert [e["status"] for e in lists] == [200] * len(lists)
     took = lists[-1]["at"] - lists[0]["at"]

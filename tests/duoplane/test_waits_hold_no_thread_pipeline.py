@@ -141,3 +141,37 @@ def test_a_confirmation_waiting_for_its_pace_frees_the_thread_and_is_sent_once(
 
 def _ago(**delta: float) -> str:
     return (datetime.now(UTC) - timedelta(**delta)).isoformat()
+
+
+def test_a_poll_longer_than_its_attempt_reads_on_where_the_attempt_ended(
+    simulator_process: DuoplaneSimulator, provider: ProviderServer, hub: HubServer
+) -> None:
+    """Each list answer takes 1.5 s and an attempt has 4 s: the 5 pages cannot be read in one
+    attempt. An attempt cut off (its deadline, a read timeout: a transient failure) confirms and
+    sends ahead what it read and keeps where it got; the next reads on from the page it was on,
+    so the poll ends, every shipment confirmed once, and no page before it read again."""
+    sim = simulator_process
+    sim.reset()
+    ids = sim.inject(count=(PAGES - 1) * PAGE_SIZE + 10, updated_at=_ago(minutes=5))
+    sim.fault("list", "slow", count=1000, delay_seconds=1.5)
+    env = {
+        **duoplane_env(sim, hub),
+        **stack_env(provider, hub),
+        "TASK_TIME_LIMIT_SECONDS": "4",
+        "RETRY_MAX_SECONDS": "1",
+        "TASK_MAX_ATTEMPTS": "10",
+    }
+    since = datetime.now(UTC).timestamp()
+    poll = poll_message(last_polling_datetime=_ago(minutes=10))
+    with one_thread(env) as stack:
+        response = stack.post("/duoplane/tracking", poll, wait=90, store="s1")
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert sorted(confirmed(answer)) == ids  # every shipment, none twice
+        record = stack.record("duoplane", poll["message_id"])
+        assert record["status"] == "succeeded"
+        assert int(record["attempts"]) > 1  # it did take more than one attempt
+    read = [e for e in list_requests(sim, since) if e["status"] == 200]
+    pages = [e.get("page") for e in read]
+    # A page cut off by the deadline is asked again; one answered whole is not.
+    assert len(read) <= PAGES + int(record["attempts"]) - 1, pages

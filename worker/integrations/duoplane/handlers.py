@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from worker.basics.errors import HardError, WaitUntil
+from worker.basics.errors import HardError, TransientError, WaitUntil
 from worker.hub.messages import Answer, Level, PollPayload
 from worker.integrations import registry
 from worker.integrations.duoplane.client import Account, DuoplaneClient, Pacing
@@ -330,7 +330,9 @@ def poll_shipments(job: Job[PollPayload]) -> Answer:
     A page that must wait for the pace longer than ``PACE_SLEEP_MAX_SECONDS`` holds no thread:
     what was read is confirmed and sent ahead, where the poll got is kept (``Job.keep_progress``)
     and the attempt ends (``WaitUntil``); the message comes back when that page may go and reads
-    on from it, in the same window."""
+    on from it, in the same window. An attempt cut off on its way (its deadline, a timeout, any
+    transient failure) keeps where it got the same way: its retry reads on from that page, so a
+    poll longer than one attempt still ends."""
     s = duoplane_settings()
     client = client_for(job, s)
     poll = PollProgress.resumed(job.progress(PROGRESS)) or PollProgress.starting(job, s)
@@ -343,7 +345,7 @@ def poll_shipments(job: Job[PollPayload]) -> Answer:
             if sum(len(p) for p in read) >= BATCH:
                 poll.confirm(job, answer, read)
         poll.confirm(job, answer, read)
-    except WaitUntil:
+    except (WaitUntil, TransientError):  # its pace, or the attempt cut off (deadline, timeout)
         poll.confirm(job, answer, read)  # what was read is not read again
         job.send_ahead(answer)
         job.keep_progress(PROGRESS, poll.model_dump())
