@@ -122,13 +122,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
             report.sections.append((f"logs of {name}", value.logs()))
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    # Once the tests are collected, before the first runs (under pytest-xdist, bin/test's -n: in
-    # each test process, after it started; the controller runs no test and starts them).
-    controller = bool(getattr(session.config.option, "numprocesses", None)) and not hasattr(
-        session.config, "workerinput"
-    )
-    if processes_forbidden() and not controller:
+def pytest_configure(config: pytest.Config) -> None:
+    if processes_forbidden():
         forbid_processes()
 
 
